@@ -1,0 +1,44 @@
+# Two entry points: `make demo` (set up + run the whole chain on the embedded corpus) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORPUS ?= data/bach_midi
+DATASET ?= datasets/bach
+SOUNDFONT_PKGS ?= fluidsynth timgm6mb-soundfont
+
+.PHONY: demo test setup system-deps lint bench clean
+
+$(BIN)/musesynth: pyproject.toml
+	$(PY) -m venv $(VENV)
+	# torch first, pinned: the CPU build; the project's range then installs nothing more of it.
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0 numpy
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+setup: $(BIN)/musesynth system-deps
+
+# FluidSynth + a General MIDI soundfont for WAV output (Debian). Skipped quietly where apt is absent
+# or not root: musesynth then writes MIDI and PNG and says why there is no WAV.
+system-deps:
+	@if ! command -v fluidsynth >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SOUNDFONT_PKGS)) >/dev/null \
+		|| echo "note: could not install fluidsynth; WAV rendering will be skipped"; \
+	fi
+
+$(CORPUS): | $(BIN)/musesynth
+	$(BIN)/musesynth corpus --name bach -o $(CORPUS)
+
+demo: setup $(CORPUS)
+	$(BIN)/musesynth demo --midi-dir $(CORPUS)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/musesynth
+	$(BIN)/ruff check musesynth tests benchmarks scripts
+
+bench: $(BIN)/musesynth $(CORPUS)
+	$(BIN)/python benchmarks/tokenize.py -d $(CORPUS)
+
+clean:
+	rm -rf $(VENV) datasets generated training_checkpoints

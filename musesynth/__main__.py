@@ -1,0 +1,3 @@
+from musesynth.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""Encodings: MIDI <-> token ids, selectable by name, rebuilt from a saved vocabulary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from musesynth.errors import MusesynthError
+from musesynth.tokenize.base import Encoding
+from musesynth.tokenize.chord import ChordEncoding
+from musesynth.tokenize.performance import PerformanceEncoding
+from musesynth.tokenize.vocab import Vocabulary
+
+ENCODINGS: dict[str, type[Encoding]] = {"chord": ChordEncoding, "performance": PerformanceEncoding}
+
+
+def get_encoding(name: str = "chord", **params: Any) -> Encoding:
+    if name not in ENCODINGS:
+        raise MusesynthError(f"unknown encoding '{name}' (choose from: {', '.join(ENCODINGS)})")
+    return ENCODINGS[name](**params)
+
+
+def encoding_from_vocab(vocab: Vocabulary | dict[str, Any]) -> Encoding:
+    """Rebuild the exact encoding a dataset or checkpoint was made with, and check it matches."""
+    if isinstance(vocab, dict):
+        vocab = Vocabulary.from_dict(vocab)
+    enc = get_encoding(vocab.encoding, **vocab.params)
+    if enc.vocab.tokens != vocab.tokens:
+        raise MusesynthError(
+            f"saved vocabulary ({vocab.encoding}, {len(vocab)} tokens) does not match what this version "
+            f"of musesynth builds from its parameters ({len(enc.vocab)} tokens)"
+        )
+    return enc
+
+
+__all__ = ["Encoding", "Vocabulary", "get_encoding", "encoding_from_vocab", "ENCODINGS"]

@@ -1,0 +1,71 @@
+"""The interface every encoding implements, plus the grammar mask used for safe sampling."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import symusic
+
+from musesynth.tokenize.midi_io import load_score
+from musesynth.tokenize.vocab import Vocabulary
+
+
+class Encoding(ABC):
+    """MIDI <-> integer ids. Sequences produced by ``encode`` start with BOS and end with EOS."""
+
+    name: str
+    vocab: Vocabulary
+
+    @property
+    def pad_id(self) -> int:
+        return self.vocab.id(self.special["PAD"])
+
+    @property
+    def bos_id(self) -> int:
+        return self.vocab.id(self.special["BOS"])
+
+    @property
+    def eos_id(self) -> int:
+        return self.vocab.id(self.special["EOS"])
+
+    special: dict[str, str]
+
+    @abstractmethod
+    def encode(self, score: symusic.Score) -> np.ndarray:
+        """Token ids (int64) of a tick-timed score, BOS ... EOS."""
+
+    @abstractmethod
+    def decode(self, ids: np.ndarray | list[int]) -> symusic.Score:
+        """A playable score; invalid or special tokens are skipped, decoding stops at EOS."""
+
+    @abstractmethod
+    def grammar(self) -> np.ndarray:
+        """Bool matrix ``allowed[prev, next]`` (V x V): which token may follow which."""
+
+    @abstractmethod
+    def transpose_table(self, semitones: int) -> np.ndarray:
+        """Id -> id map that transposes every pitch token; -1 where the result leaves the range."""
+
+    @abstractmethod
+    def tempo_table(self, steps: int) -> np.ndarray:
+        """Id -> id map that moves every tempo token by ``steps`` bins (clipped to the range)."""
+
+    def encode_file(self, path: str | Path) -> np.ndarray:
+        return self.encode(load_score(path))
+
+    def params(self) -> dict[str, Any]:
+        return self.vocab.params
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+
+def transition_matrix(token_type: np.ndarray, allowed_types: dict[int, list[int]], n_types: int) -> np.ndarray:
+    """Expand a type->types table to a token x token bool matrix."""
+    type_ok = np.zeros((n_types, n_types), bool)
+    for prev, nxt in allowed_types.items():
+        type_ok[prev, nxt] = True
+    return type_ok[token_type][:, token_type]

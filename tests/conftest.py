@@ -1,0 +1,85 @@
+"""Shared fixtures: tiny MIDI files made here, and a small slice of the embedded music21 corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+
+
+def make_score(
+    notes: list[tuple[int, int, int]] | np.ndarray,
+    tpq: int = 480,
+    tempos: list[tuple[int, float]] | None = None,
+    program: int = 0,
+    drum: bool = False,
+) -> symusic.Score:
+    """A one-track score from (onset_tick, duration_tick, pitch) triples."""
+    arr = np.asarray(notes, dtype=np.int64).reshape(-1, 3)
+    score = symusic.Score(tpq)
+    track = symusic.Track(name="t", program=program, is_drum=drum)
+    track.notes = symusic.Note.from_numpy(
+        time=arr[:, 0].astype(np.int32), duration=arr[:, 1].astype(np.int32),
+        pitch=arr[:, 2].astype(np.int8), velocity=np.full(len(arr), 90, np.int8),
+    )
+    score.tracks.append(track)
+    for t, bpm in tempos or [(0, 120.0)]:
+        score.tempos.append(symusic.Tempo(t, bpm))
+    return score
+
+
+def scale_melody(seed: int, n: int = 64) -> list[tuple[int, int, int]]:
+    """A random diatonic line with chords, on a 1/4-beat grid (480 tpq)."""
+    rng = np.random.default_rng(seed)
+    scale = np.array([0, 2, 4, 5, 7, 9, 11])
+    out, t = [], 0
+    for _ in range(n):
+        base = 48 + 12 * int(rng.integers(0, 3)) + int(scale[rng.integers(0, 7)])
+        dur = int(rng.choice([120, 240, 480]))
+        out.append((t, dur, base))
+        if rng.random() < 0.4:
+            out.append((t, dur, base + 4))
+        t += dur
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_midi_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 small synthetic pieces in nested folders (mixed-case suffixes)."""
+    root = tmp_path_factory.mktemp("tiny_midi")
+    for i in range(12):
+        sub = root / ("a" if i % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        suffix = ".MID" if i == 3 else ".midi" if i == 5 else ".mid"
+        make_score(scale_melody(i, n=80)).dump_midi(str(sub / f"piece{i:02d}{suffix}"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def bach_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A slice of the embedded corpus: 16 real Bach chorales exported from music21."""
+    from musesynth.data.corpus import export_corpus
+
+    root = tmp_path_factory.mktemp("bach")
+    export_corpus("bach", root, limit=16, workers=2, quiet=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def bach_dataset(bach_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from musesynth.data.build import build_dataset
+
+    out = tmp_path_factory.mktemp("ds") / "bach"
+    build_dataset(bach_dir, out, workers=1, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tiny_midi_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from musesynth.data.build import build_dataset
+
+    out = tmp_path_factory.mktemp("ds") / "tiny"
+    build_dataset(tiny_midi_dir, out, workers=1, quiet=True)
+    return out

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import make_score, scale_melody
+
+from musesynth.cli import main
+from musesynth.data.augment import Augmenter, WindowAugmenter
+from musesynth.data.build import build_dataset, find_midi_files, load_manifest, load_pieces, load_split
+from musesynth.data.loader import WindowDataset
+from musesynth.data.split import assign_splits, split_of
+from musesynth.errors import MusesynthError
+from musesynth.tokenize import get_encoding
+
+
+def test_finds_midi_recursively_any_case(tiny_midi_dir):
+    names = [p.name for p in find_midi_files(tiny_midi_dir)]
+    assert len(names) == 12 and "piece03.MID" in names and "piece05.midi" in names
+
+
+def test_bad_files_are_skipped_and_reported(tiny_midi_dir, tmp_path, capsys):
+    src = tmp_path / "midi"
+    shutil.copytree(tiny_midi_dir, src)
+    good = (src / "a" / "piece01.mid").read_bytes()
+    (src / "truncated.mid").write_bytes(good[: len(good) // 2])
+    (src / "notes.mid").write_text("this is a text file, not MIDI\n")
+    (src / "empty.mid").write_bytes(b"")
+    make_score([(0, 120, 36)], drum=True).dump_midi(str(src / "drums_only.mid"))
+
+    rc = main(["data", "-d", str(src), "-o", str(tmp_path / "ds"), "--workers", "2"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "files found 16, used 12, skipped 4" in out
+    m = load_manifest(tmp_path / "ds")
+    reasons = {s["file"]: s["reason"] for s in m["skipped"]}
+    assert reasons["empty.mid"] == "empty file (0 bytes)"
+    assert reasons["notes.mid"] == "not a MIDI file (no MThd header)"
+    assert reasons["truncated.mid"].startswith("corrupt MIDI")
+    assert reasons["drums_only.mid"] == "no pitched notes"
+    assert sum(s["files"] for s in m["splits"].values()) == 12
+
+
+def test_empty_folder_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["data", "-d", str(tmp_path / "empty"), "-o", str(tmp_path / "ds")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "no .mid/.midi files found" in err
+    assert not (tmp_path / "ds").exists()
+
+
+def test_folder_with_no_usable_file_is_an_error(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "bad.mid").write_text("nope")
+    assert main(["data", "-d", str(tmp_path / "m"), "-o", str(tmp_path / "ds")]) == 2
+    assert "no usable MIDI file" in capsys.readouterr().err
+
+
+def test_missing_folder_is_an_error(tmp_path, capsys):
+    assert main(["data", "-d", str(tmp_path / "nope"), "-o", str(tmp_path / "ds")]) == 2
+    assert "MIDI folder not found" in capsys.readouterr().err
+
+
+def test_split_is_by_file_deterministic_and_stable():
+    names = [f"dir/piece{i}.mid" for i in range(2000)]
+    first = {n: split_of(n) for n in names}
+    counts = {s: list(first.values()).count(s) for s in ("train", "val", "test")}
+    assert 1500 < counts["train"] < 1700 and 150 < counts["val"] < 250 and 150 < counts["test"] < 250
+    more = names + [f"new/extra{i}.mid" for i in range(500)]
+    again = assign_splits(more)
+    assert all(again[n] == first[n] for n in names)  # adding files never moves existing ones
+
+
+def test_tiny_corpus_still_gets_val_and_test():
+    s = assign_splits(["a.mid", "b.mid", "c.mid"])
+    assert set(s.values()) == {"train", "val", "test"}
+
+
+def test_dataset_layout(tiny_dataset):
+    m = load_manifest(tiny_dataset)
+    assert m["vocab_size"] == 312 and m["encoding"] == "chord"
+    vocab = json.loads((tiny_dataset / "vocab.json").read_text())
+    assert len(vocab["tokens"]) == 312
+    train = load_split(tiny_dataset, "train")
+    assert train.dtype == np.uint16 and isinstance(train, np.memmap)
+    pieces = load_pieces(tiny_dataset, "train")
+    assert len(pieces) == m["splits"]["train"]["files"]
+    enc = get_encoding("chord")
+    assert all(p[0] == enc.bos_id and p[-1] == enc.eos_id for p in pieces)
+    assert sum(p.size for p in pieces) == train.size
+
+
+def test_same_files_same_dataset(tiny_midi_dir, tmp_path):
+    a = build_dataset(tiny_midi_dir, tmp_path / "a", workers=2, quiet=True)
+    b = build_dataset(tiny_midi_dir, tmp_path / "b", workers=1, quiet=True)
+    assert a["files"] == b["files"]
+    for s in ("train", "val", "test"):
+        np.testing.assert_array_equal(load_split(tmp_path / "a", s), load_split(tmp_path / "b", s))
+
+
+def test_performance_dataset(tiny_midi_dir, tmp_path):
+    m = build_dataset(tiny_midi_dir, tmp_path / "p", encoding="performance", workers=1, quiet=True)
+    assert m["encoding"] == "performance" and m["files_used"] == 12
+
+
+def test_eval_windows_cover_every_token_once():
+    tokens = np.arange(1, 1001, dtype=np.uint16)
+    ds = WindowDataset(tokens, seq_len=64, train=False, pad_id=0)
+    targets = np.concatenate([ds[i][1].numpy() for i in range(len(ds))])
+    real = targets[targets != 0]
+    np.testing.assert_array_equal(real, np.arange(2, 1001))
+
+
+def test_train_windows_have_random_offsets_per_epoch():
+    tokens = np.arange(1, 5001, dtype=np.uint16)
+    ds = WindowDataset(tokens, seq_len=100, train=True, seed=1)
+    x, y = ds[3]
+    assert x.shape == (100,) and torch_equal(y[:-1], x[1:])
+    s0 = ds.starts.copy()
+    ds.set_epoch(1)
+    assert not np.array_equal(s0, ds.starts)
+    ds.set_epoch(0)
+    np.testing.assert_array_equal(s0, ds.starts)  # deterministic given (seed, epoch)
+    assert ds.starts.max() + 101 <= tokens.size
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
+
+
+def test_seq_len_larger_than_data_is_a_clear_error():
+    with pytest.raises(MusesynthError, match="seq_len 100 is larger than the training data"):
+        WindowDataset(np.arange(50, dtype=np.uint16), seq_len=100, train=True)
+
+
+def test_augmentation_transposes_and_shifts_tempo():
+    enc = get_encoding("chord")
+    ids = enc.encode(make_score(scale_melody(0, 20)))
+    aug = WindowAugmenter(enc, Augmenter(transpose=3, tempo=2))
+    seen = set()
+    for seed in range(20):
+        out = aug(ids, np.random.default_rng(seed))
+        q0, q1 = enc.decode_quantized(ids), enc.decode_quantized(out)
+        shift = set((q1["pitch"] - q0["pitch"]).tolist())
+        assert len(shift) == 1 and abs(next(iter(shift))) <= 3
+        np.testing.assert_array_equal(q0["onset"], q1["onset"])
+        seen |= shift
+    assert len(seen) > 2
