@@ -72,6 +72,7 @@ def _lazy(module: str, adder: str) -> Callable[[argparse._SubParsersAction], Non
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_corpus,
     _add_data,
+    _lazy("musesynth.train", "add_parser"),
 ]
 
 

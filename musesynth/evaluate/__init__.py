@@ -1,0 +1,1 @@
+"""Evaluation: test-set likelihood, n-gram baselines and musical statistics."""

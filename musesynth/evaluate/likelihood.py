@@ -1,0 +1,65 @@
+"""Exact per-token likelihood of a model over a whole split, with fixed non-overlapping windows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from musesynth.data.loader import WindowDataset
+
+
+@dataclass
+class LossStats:
+    nll_sum: float = 0.0
+    tokens: int = 0
+    correct: int = 0
+
+    @property
+    def nll(self) -> float:
+        return self.nll_sum / max(1, self.tokens)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.nll)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(1, self.tokens)
+
+
+@torch.no_grad()
+def split_loss(
+    model: nn.Module, tokens: np.ndarray, seq_len: int, batch_size: int, device: torch.device,
+    pad_id: int, rank: int = 0, world: int = 1, autocast_dtype: torch.dtype | None = None,
+) -> LossStats:
+    """Sum of NLL (nats), count and correct top-1 predictions over every token of ``tokens``.
+
+    Windows start every ``seq_len`` tokens and the model starts each from an empty state, so a
+    token's context is the tokens before it in its window (0..seq_len-1 tokens). Under DDP each rank
+    takes every ``world``-th window; sum the fields across ranks for the total.
+    """
+    was_training = model.training
+    model.eval()
+    ds = WindowDataset(tokens, seq_len, train=False, pad_id=pad_id)
+    idx = list(range(rank, len(ds), world))
+    loader = DataLoader(torch.utils.data.Subset(ds, idx), batch_size=batch_size, shuffle=False)
+    stats = LossStats()
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits, _ = model(x)
+        logits = logits.float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=pad_id,
+                               reduction="sum")
+        mask = y != pad_id
+        stats.nll_sum += float(loss)
+        stats.tokens += int(mask.sum())
+        stats.correct += int(((logits.argmax(-1) == y) & mask).sum())
+    model.train(was_training)
+    return stats

@@ -1,0 +1,1 @@
+"""Training: config, the loop, checkpoints that resume exactly, and DDP across GPUs and nodes."""

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from musesynth.cli import main
+from musesynth.errors import MusesynthError
+from musesynth.training.checkpoint import load_model, load_raw
+from musesynth.training.config import TrainConfig
+from musesynth.training.loop import train
+
+TINY = dict(seq_len=32, embed_dim=32, hidden_dim=64, num_layers=2, num_heads=4, batch_size=16, lr=3e-3,
+            warmup_steps=5, dropout=0.1, tensorboard=False, quiet=True, patience=0)
+
+
+def tiny_cfg(dataset, tmp_path, model="gru", **kw) -> TrainConfig:
+    return TrainConfig(dataset=str(dataset), model=model, out_dir=str(tmp_path), **{**TINY, "epochs": 2, **kw})
+
+
+def train_losses(run_dir) -> list[float]:
+    with open(run_dir / "metrics.csv") as fh:
+        return [float(r["loss"]) for r in csv.DictReader(fh) if r["kind"] == "train"]
+
+
+@pytest.mark.parametrize("family", ["gru", "lstm", "transformer"])
+def test_loss_goes_down_for_each_family(family, bach_dataset, tmp_path):
+    s = train(tiny_cfg(bach_dataset, tmp_path, family, epochs=3, log_every=5))
+    losses = train_losses(tmp_path / family)
+    assert losses[-1] < losses[0] - 0.5, losses
+    vals = [v for _, _, v in s["val_history"]]
+    assert vals[-1] < vals[0] and s["best_val_loss"] == min(vals)
+    assert (tmp_path / family / "best.pt").is_file() and (tmp_path / family / "last.pt").is_file()
+    assert (tmp_path / family / "config.json").is_file()
+
+
+@pytest.mark.parametrize("family", ["gru", "transformer"])
+def test_interrupted_and_resumed_run_matches_uninterrupted(family, bach_dataset, tmp_path):
+    torch.use_deterministic_algorithms(True)
+    try:
+        full = train(tiny_cfg(bach_dataset, tmp_path, family, run_name="full", augment_transpose=2))
+        steps_per_epoch = full["steps"] // 2
+        halt = steps_per_epoch + 3  # in the middle of the second epoch
+        part = tiny_cfg(bach_dataset, tmp_path, family, run_name="part", augment_transpose=2,
+                        halt_after_steps=halt)
+        s1 = train(part)
+        assert s1["stop_reason"] == "halted" and s1["steps"] == halt
+        part.halt_after_steps, part.resume = 0, True
+        s2 = train(part)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert s2["steps"] == full["steps"]
+    a, b = load_raw(tmp_path / "full" / "last.pt"), load_raw(tmp_path / "part" / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert a["meta"]["progress"]["best_val"] == b["meta"]["progress"]["best_val"]
+
+
+def test_checkpoint_is_self_describing_and_safe(bach_dataset, tmp_path):
+    train(tiny_cfg(bach_dataset, tmp_path, "lstm", epochs=1))
+    model, enc, meta = load_model(tmp_path / "lstm")
+    assert meta["model_config"]["family"] == "lstm" and len(enc.vocab) == 312
+    assert meta["path"].endswith("best.pt")
+    # weights_only loading: an arbitrary pickle is refused, not executed
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "musesynth-checkpoint-v1", "x": _Evil()}, evil)
+    with pytest.raises(MusesynthError, match="cannot read checkpoint"):
+        load_raw(evil)
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(MusesynthError, match="cannot read checkpoint"):
+        load_raw(tmp_path / "junk.pt")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_resume_with_other_family_is_a_clear_error(bach_dataset, tmp_path, capsys):
+    train(tiny_cfg(bach_dataset, tmp_path, "gru", epochs=1, run_name="r"))
+    rc = main(["train", "-d", str(bach_dataset), "-m", "lstm", "-o", str(tmp_path), "--run-name", "r", "--resume"])
+    assert rc == 2 and "checkpoint is a gru model, but -m lstm was asked" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-m", "rnn"], "unknown model 'rnn'"),
+        (["-m", "gru", "--seq-len", "100000"], "seq_len 100000 is larger than the training data"),
+        (["-m", "gru", "--resume", "--run-name", "none"], "no checkpoint to resume from"),
+        (["-m", "gru", "--device", "cuda:3"], None),
+    ],
+)
+def test_bad_training_arguments(argv, message, bach_dataset, tmp_path, capsys):
+    rc = main(["train", "-d", str(bach_dataset), "-o", str(tmp_path), *argv])
+    err = capsys.readouterr().err
+    if message is None:  # CUDA asked: an error here, a run on a GPU machine
+        if torch.cuda.is_available():
+            return
+        message = "CUDA is not available"
+    assert rc == 2 and message in err and err.count("\n") == 1
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "-d", str(tmp_path / "nope"), "-m", "gru"]) == 2
+    assert "dataset not found" in capsys.readouterr().err
+
+
+def test_config_file_and_cli_override(bach_dataset, tmp_path):
+    from musesynth.train import add_train_options, config_from_args
+
+    (tmp_path / "c.toml").write_text('[train]\nmodel = "lstm"\nseq-len = 64\nlr = 0.001\n')
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_train_options(p)
+    cfg = config_from_args(p.parse_args(["--config", str(tmp_path / "c.toml"), "--lr", "0.002"]))
+    assert (cfg.model, cfg.seq_len, cfg.lr, cfg.batch_size, cfg.epochs) == ("lstm", 64, 0.002, 256, 40)
+    (tmp_path / "bad.toml").write_text("colour = 3\n")
+    with pytest.raises(MusesynthError, match="unknown training option"):
+        config_from_args(p.parse_args(["--config", str(tmp_path / "bad.toml")]))
+
+
+def test_train_accepts_a_raw_midi_folder(tiny_midi_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSESYNTH_CACHE", str(tmp_path / "cache"))
+    s = train(tiny_cfg(tiny_midi_dir, tmp_path, "gru", epochs=1, seq_len=16))
+    assert "cache" in s["dataset_dir"] and s["steps"] > 0
+
+
+def test_ddp_two_processes_gloo_on_cpu(bach_dataset, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "musesynth.train", "-d", str(bach_dataset), "-m", "gru", "--device", "cpu", "-o", str(tmp_path),
+           "--epochs", "2", "--seq-len", "32", "--embed-dim", "32", "--hidden-dim", "64", "--batch-size", "16",
+           "--lr", "0.003", "--no-tensorboard", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    state = load_raw(tmp_path / "gru" / "last.pt")
+    assert state["meta"]["world_size"] == 2
+    vals = [v for _, _, v in state["meta"]["progress"]["val_history"]]
+    assert len(vals) == 2 and vals[1] < vals[0]
