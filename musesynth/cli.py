@@ -73,6 +73,10 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_corpus,
     _add_data,
     _lazy("musesynth.train", "add_parser"),
+    _lazy("musesynth.predict", "add_parser"),
+    _lazy("musesynth.evaluate.run", "add_parser"),
+    _lazy("musesynth.ablate", "add_parser"),
+    _lazy("musesynth.demo", "add_parser"),
 ]
 
 

@@ -53,6 +53,12 @@ class Encoding(ABC):
     def tempo_table(self, steps: int) -> np.ndarray:
         """Id -> id map that moves every tempo token by ``steps`` bins (clipped to the range)."""
 
+    def end_beats(self, ids: np.ndarray | list[int]) -> float:
+        """Where (in beats) a token prefix ends; used to mark the primer on the piano roll."""
+        score = self.decode(ids)
+        ends = [t.notes.numpy()["time"].max() for t in score.tracks if len(t.notes)]
+        return float(max(ends)) / score.ticks_per_quarter if ends else 0.0
+
     def encode_file(self, path: str | Path) -> np.ndarray:
         return self.encode(load_score(path))
 

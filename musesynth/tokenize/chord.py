@@ -187,6 +187,11 @@ class ChordEncoding(Encoding):
         score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
         return score
 
+    def end_beats(self, ids: np.ndarray | list[int]) -> float:
+        ids = np.asarray(ids, np.int64)
+        ids = ids[(ids >= 0) & (ids < len(self.vocab))]
+        return float(self.shift_of[ids].sum()) / self.resolution
+
     # ------------------------------------------------------------------ grammar / augmentation
     def grammar(self) -> np.ndarray:
         allowed = {

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from musesynth.cli import main
+from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
+from musesynth.evaluate.music_stats import Piece, compare, features, kl, overlap_distance
+from musesynth.training.config import TrainConfig
+from musesynth.training.loop import train
+
+
+def piece(onsets, pitches, durs=None) -> Piece:
+    on = np.asarray(onsets, float)
+    return Piece(on, np.asarray(durs if durs is not None else [1.0] * len(on), float), np.asarray(pitches))
+
+
+def test_identical_sets_have_zero_distance():
+    rng = np.random.default_rng(0)
+    pieces = [piece(np.sort(rng.integers(0, 64, 50)) / 4, rng.integers(40, 80, 50)) for _ in range(5)]
+    for v in compare(pieces, pieces).values():
+        assert v["distance"] == pytest.approx(0.0, abs=1e-12) and v["kl"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_disjoint_pitch_classes_have_distance_one():
+    c_major = [piece(range(8), [60, 62, 64, 65, 67, 69, 71, 72])]
+    black_keys = [piece(range(8), [61, 63, 66, 68, 70, 73, 75, 78])]
+    r = compare(c_major, black_keys)
+    assert r["pitch_class"]["distance"] == pytest.approx(1.0)
+    assert r["pitch_class"]["kl"] > 3
+
+
+def test_features_on_a_known_piece():
+    # a C major triad on beat 0, then single notes every half beat, then a repeat of the whole pattern
+    pattern_on = [0, 0, 0, 1, 1.5, 2, 2.5]
+    pattern_p = [60, 64, 67, 62, 64, 65, 67]
+    p = piece(pattern_on + [x + 3 for x in pattern_on], pattern_p * 2, [0.5] * 14)
+    f = features(p)
+    assert f["pitch_range"][0] == 7
+    np.testing.assert_array_equal(f["polyphony"], [3, 1, 1, 1, 1, 3, 1, 1, 1, 1])
+    np.testing.assert_allclose(f["ioi"], [1, 0.5, 0.5, 0.5, 0.5, 1, 0.5, 0.5, 0.5])
+    assert f["note_density"][0] == pytest.approx(14 / 6.0)
+    assert f["repetition"][0] == pytest.approx(2 / 7)  # 7 four-onset windows; the last two repeat the first two
+
+
+def test_distance_and_kl_basics():
+    p, q = np.array([0.5, 0.5, 0.0]), np.array([0.0, 0.5, 0.5])
+    assert overlap_distance(p, q) == pytest.approx(0.5)
+    assert kl(p, p) == pytest.approx(0.0) and kl(p, q) > 0
+
+
+def test_baselines_on_a_known_sequence():
+    train = np.array([1, 2, 1, 2, 1, 2, 1, 2])
+    test = np.array([1, 2, 1, 2])
+    uni = unigram(train, 4, alpha=0.0)
+    np.testing.assert_allclose(uni, [0, 0.5, 0.5, 0])
+    assert score_unigram(uni, test).nll == pytest.approx(np.log(2))
+    bi = bigram(train, 4, beta=1e-9)
+    s = score_bigram(bi, test)
+    assert s.nll == pytest.approx(0.0, abs=1e-6) and s.accuracy == 1.0
+
+
+@pytest.fixture(scope="module")
+def trained(bach_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ev")
+    train(TrainConfig(dataset=str(bach_dataset), model="gru", out_dir=str(root), seq_len=32, embed_dim=64,
+                      hidden_dim=128, num_layers=1, batch_size=16, lr=5e-3, epochs=6, warmup_steps=5,
+                      tensorboard=False, quiet=True, patience=0))
+    return root / "gru"
+
+
+def test_evaluate_command_reports_model_and_baselines(trained, bach_dataset, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "-c", str(trained), "--samples", "4", "--length", "64", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "unigram" in text and "bigram" in text and "pitch_class" in text
+    r = json.loads(out.read_text())
+    m, b = r["model_metrics"], r["baselines"]
+    assert m["tokens"] == b["unigram"]["tokens"]  # same targets for model and baselines
+    assert m["perplexity"] == pytest.approx(np.exp(m["nll"]))
+    assert m["nll"] < b["unigram"]["nll"] - 0.2  # a trained model beats the unigram baseline
+    assert 0 <= r["music_stats_mean_distance"] <= 1
+
+
+def test_evaluate_missing_checkpoint(tmp_path, capsys):
+    assert main(["evaluate", "-c", str(tmp_path / "none.pt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_ablate_end_to_end_on_a_tiny_corpus(bach_dataset, tmp_path, capsys):
+    report = tmp_path / "report"
+    rc = main(["ablate", "-d", str(bach_dataset), "--budget-tokens", "20000", "--seq-len", "32", "--embed-dim", "32",
+               "--hidden-dim", "48", "--num-layers", "1", "--batch-size", "16", "--lr", "3e-3", "--samples", "2",
+               "--sample-length", "48", "--report", str(report), "--no-tensorboard", "-q"])
+    assert rc == 0
+    md = (report / "report.md").read_text()
+    for fam in ("gru", "lstm", "transformer"):
+        assert f"| {fam} |" in md and (report / "samples" / f"{fam}.png").exists() is False
+        assert list((report / "samples").glob(f"*_{fam}_seed0_0.mid"))
+    assert "| unigram baseline |" in md and "| bigram baseline |" in md
+    assert (report / "learning_curves.png").stat().st_size > 1000
+    res = json.loads((report / "results.json").read_text())
+    tokens = {r["summary"]["tokens"] for r in res["rows"]}
+    assert len(tokens) == 1 and tokens.pop() >= 20000  # one equal budget for every family
+
+
+def test_ablate_unknown_model(bach_dataset, tmp_path, capsys):
+    assert main(["ablate", "-d", str(bach_dataset), "--budget-tokens", "100", "--models", "gru", "mamba",
+                 "--report", str(tmp_path)]) == 2
+    assert "unknown model 'mamba'" in capsys.readouterr().err

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from musesynth.cli import main
+from musesynth.generate.render import wav_stats
+from musesynth.generate.sampling import Sampling, filter_logits, generate
+from musesynth.models import ModelConfig, build_model
+from musesynth.tokenize import get_encoding
+from musesynth.training.config import TrainConfig
+from musesynth.training.loop import train
+
+TINY = dict(seq_len=32, embed_dim=32, hidden_dim=64, num_layers=2, batch_size=16, lr=3e-3, warmup_steps=5,
+            tensorboard=False, quiet=True, patience=0, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def runs(bach_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for fam in ("gru", "lstm", "transformer"):
+        train(TrainConfig(dataset=str(bach_dataset), model=fam, out_dir=str(root), **TINY))
+    return root
+
+
+@pytest.fixture(scope="module")
+def primer(bach_dir):
+    return sorted(bach_dir.rglob("*.mid"))[0]
+
+
+@pytest.mark.parametrize("family", ["gru", "lstm", "transformer"])
+def test_cache_and_no_cache_give_the_same_logits(family):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(family, 312, embed_dim=32, hidden_dim=64, num_layers=2, context=64)).eval()
+    x = torch.randint(0, 312, (3, 40))
+    full, _ = model(x)
+    logits, state = model(x[:, :10])
+    steps = [logits]
+    for i in range(10, 40):
+        out, state = model(x[:, i : i + 1], state)
+        steps.append(out)
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["gru", "transformer"])
+def test_cached_and_naive_generation_agree(family):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(family, 312, embed_dim=32, hidden_dim=64, num_layers=2, context=200)).eval()
+    enc = get_encoding("chord")
+    kw = dict(num_tokens=60, num_samples=2, grammar=enc.grammar(), eos_id=enc.eos_id, seed=3, context=200)
+    a = generate(model, [enc.bos_id], use_cache=True, **kw)
+    b = generate(model, [enc.bos_id], use_cache=False, **kw)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_transformer_generates_past_its_context_with_a_sliding_window():
+    model = build_model(ModelConfig("transformer", 312, embed_dim=32, hidden_dim=64, num_layers=1, context=16))
+    enc = get_encoding("chord")
+    out = generate(model.eval(), [enc.bos_id], 100, grammar=enc.grammar(), seed=0)[0]
+    assert out.size == 101
+    _, state = model(torch.as_tensor(out[None]))
+    assert state["kv"][0][0].shape[2] == 16
+
+
+def test_filters():
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    assert torch.isinf(filter_logits(logits, Sampling(top_k=2))[0, 2:]).all()
+    p = filter_logits(logits, Sampling(top_p=0.7)).softmax(-1)[0]
+    assert p[0] > 0 and p[1] > 0 and p[2] == 0  # 0.665 < 0.7, so the second token stays too
+    allowed = torch.tensor([[False, True, True, True]])
+    assert torch.isinf(filter_logits(logits, Sampling(), allowed)[0, 0])
+
+
+def test_every_sampled_sequence_decodes_and_obeys_the_grammar():
+    torch.manual_seed(1)
+    model = build_model(ModelConfig("lstm", 312, embed_dim=16, hidden_dim=32, num_layers=1)).eval()
+    enc = get_encoding("chord")
+    g = enc.grammar()
+    seqs = generate(model, [enc.bos_id], 300, num_samples=8, grammar=g, eos_id=enc.eos_id, seed=0,
+                    sampling=Sampling(temperature=1.5))
+    for s in seqs:
+        assert g[s[:-1], s[1:]].all()
+        score = enc.decode(s)
+        assert score.note_num() > 0
+        score.dumps_midi()
+
+
+def test_fixed_seed_same_piece(runs, primer, tmp_path):
+    args = ["generate", "-c", str(runs / "gru"), "--primer", str(primer), "-n", "80", "-k", "20", "-s", "7",
+            "--no-wav", "-q"]
+    assert main([*args, "-o", str(tmp_path / "a")]) == 0
+    assert main([*args, "-o", str(tmp_path / "b")]) == 0
+    a = (tmp_path / "a" / f"{primer.stem}_gru_seed7_0.mid").read_bytes()
+    assert a == (tmp_path / "b" / f"{primer.stem}_gru_seed7_0.mid").read_bytes()
+    assert main([*args[:-4], "-s", "8", "--no-wav", "-q", "-o", str(tmp_path / "c")]) == 0
+    assert a != (tmp_path / "c" / f"{primer.stem}_gru_seed8_0.mid").read_bytes()
+
+
+@pytest.mark.parametrize("family", ["gru", "lstm", "transformer"])
+def test_a_checkpoint_of_each_family_generates_all_outputs(family, runs, primer, tmp_path, capsys):
+    rc = main(["generate", "-c", str(runs / family), "--primer", str(primer), "--primer-tokens", "20",
+               "-n", "120", "--num-samples", "2", "-o", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    base = tmp_path / f"{primer.stem}_{family}_seed0_1"
+    side = json.loads((tmp_path / (base.name + ".json")).read_text())
+    assert side["primer_tokens"] == 20 and side["sampling"]["seed"] == 0 and side["model"] == family
+    assert (tmp_path / (base.name + ".mid")).is_file() and (tmp_path / (base.name + ".png")).is_file()
+    if side["wav"]:
+        stats = wav_stats(tmp_path / (base.name + ".wav"))
+        assert stats["seconds"] > 1 and stats["rms"] > 1e-3
+    else:
+        assert "fluidsynth" in side["wav_skipped"] or "soundfont" in side["wav_skipped"]
+    assert str(tmp_path / (base.name + ".mid")) in out
+
+
+def test_unconditioned_and_primer_folder(runs, bach_dir, tmp_path):
+    assert main(["generate", "-c", str(runs / "lstm"), "-n", "50", "--no-wav", "--no-png", "-q",
+                 "-o", str(tmp_path / "u")]) == 0
+    assert (tmp_path / "u" / "unconditioned_lstm_seed0_0.mid").is_file()
+    folder = tmp_path / "primers"
+    folder.mkdir()
+    for f in sorted(bach_dir.rglob("*.mid"))[:2]:
+        (folder / f.name).write_bytes(f.read_bytes())
+    assert main(["generate", "-c", str(runs / "lstm"), "--primer", str(folder), "--primer-seconds", "1",
+                 "-n", "30", "--no-wav", "--no-png", "-q", "-o", str(tmp_path / "f")]) == 0
+    assert len(list((tmp_path / "f").glob("*.mid"))) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--primer-tokens", "500"], "longer than the model context of 32 tokens"),
+        (["--primer", "MISSING"], "primer not found"),
+        (["-t", "0"], "--temperature must be positive"),
+    ],
+)
+def test_generation_errors(extra, message, runs, primer, tmp_path, capsys):
+    argv = ["generate", "-c", str(runs / "gru"), "--primer", str(primer), "-o", str(tmp_path), *extra]
+    if "MISSING" in extra:
+        argv = ["generate", "-c", str(runs / "gru"), "--primer", str(tmp_path / "nope.mid"), "-o", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["generate", "-c", str(tmp_path / "nothing"), "-o", str(tmp_path)]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
