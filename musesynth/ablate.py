@@ -75,8 +75,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"=== {fam}")
         t0 = time.perf_counter()
         summary = train(cfg)
-        ev = evaluate_checkpoint(str(Path(cfg.out_dir) / fam), cfg.dataset, "test", device=cfg.device,
-                                 samples=args.samples, length=args.sample_length, seed=cfg.seed, sampling=sampling)
+        ev = evaluate_checkpoint(
+            str(Path(cfg.out_dir) / fam),
+            cfg.dataset,
+            "test",
+            device=cfg.device,
+            samples=args.samples,
+            length=args.sample_length,
+            seed=cfg.seed,
+            sampling=sampling,
+        )
         rows.append({"model": fam, "summary": summary, "eval": ev, "wall_s": time.perf_counter() - t0})
         if not base.quiet:
             m = ev["model_metrics"]
@@ -84,10 +92,18 @@ def run(args: argparse.Namespace) -> int:
     samples = write_samples(rows, base, report, args, sampling)
     plot_curves(rows, report / "learning_curves.png")
     plot_music_stats(rows, report / "music_stats.png")
-    command = "musesynth " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(
-        ("musesynth", "__main__.py")) else " ".join(shlex.quote(a) for a in sys.argv)
-    results = {"command": command, "budget": {"tokens": args.budget_tokens, "seconds": args.budget_seconds},
-               "train_config": base.to_dict(), "rows": rows, "samples": samples}
+    command = (
+        "musesynth " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if sys.argv[0].endswith(("musesynth", "__main__.py"))
+        else " ".join(shlex.quote(a) for a in sys.argv)
+    )
+    results = {
+        "command": command,
+        "budget": {"tokens": args.budget_tokens, "seconds": args.budget_seconds},
+        "train_config": base.to_dict(),
+        "rows": rows,
+        "samples": samples,
+    }
     atomic_write_json(report / "results.json", results)
     atomic_write_text(report / "report.md", markdown(results))
     if not base.quiet:
@@ -95,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_samples(rows: list[dict[str, Any]], base: Any, report: Path, args: argparse.Namespace,
-                  sampling: Sampling) -> dict[str, dict[str, Any]]:
+def write_samples(
+    rows: list[dict[str, Any]], base: Any, report: Path, args: argparse.Namespace, sampling: Sampling
+) -> dict[str, dict[str, Any]]:
     """One piece per family, primed with the opening of the first test-split piece."""
     out: dict[str, dict[str, Any]] = {}
     pieces = load_pieces(base.dataset, "test")
@@ -110,10 +127,18 @@ def write_samples(rows: list[dict[str, Any]], base: Any, report: Path, args: arg
     for row in rows:
         fam = row["model"]
         ctx = row["eval"]["window"]
-        opt = GenerateOptions(checkpoint=str(Path(base.out_dir) / fam), primer=str(primer_path) if primer_path else None,
-                              primer_tokens=min(ctx // 2, 48) if primer_path else None, length=args.sample_length,
-                              temperature=sampling.temperature, top_k=sampling.top_k, seed=base.seed,
-                              out_dir=str(report / "samples"), device=base.device, quiet=True)
+        opt = GenerateOptions(
+            checkpoint=str(Path(base.out_dir) / fam),
+            primer=str(primer_path) if primer_path else None,
+            primer_tokens=min(ctx // 2, 48) if primer_path else None,
+            length=args.sample_length,
+            temperature=sampling.temperature,
+            top_k=sampling.top_k,
+            seed=base.seed,
+            out_dir=str(report / "samples"),
+            device=base.device,
+            quiet=True,
+        )
         out[fam] = run_generate(opt)[0]
     return out
 
@@ -156,8 +181,12 @@ def plot_music_stats(rows: list[dict[str, Any]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
     w = 0.8 / len(rows)
     for i, row in enumerate(rows):
-        ax.bar(np.arange(len(feats)) + i * w, [row["eval"]["music_stats"][f]["distance"] for f in feats], w,
-               label=row["model"])
+        ax.bar(
+            np.arange(len(feats)) + i * w,
+            [row["eval"]["music_stats"][f]["distance"] for f in feats],
+            w,
+            label=row["model"],
+        )
     ax.set_xticks(np.arange(len(feats)) + w * (len(rows) - 1) / 2, feats)
     ax.set_ylabel("1 - overlapping area (0 = same as held-out)")
     ax.set_title("Musical statistics: generated vs held-out test pieces")
@@ -172,22 +201,27 @@ def markdown(res: dict[str, Any]) -> str:
     cfg = res["train_config"]
     vocab = load_vocab(cfg["dataset"])
     b = rows[0]["eval"]["baselines"] if rows else {}
-    budget = (f"{res['budget']['tokens']:,} training tokens" if res["budget"]["tokens"]
-              else f"{res['budget']['seconds']:.0f} s of training")
+    budget = (
+        f"{res['budget']['tokens']:,} training tokens"
+        if res["budget"]["tokens"]
+        else f"{res['budget']['seconds']:.0f} s of training"
+    )
     lines = [
         "# Ablation: GRU vs LSTM vs Transformer",
         "",
         f"Command: `{res['command']}`",
         "",
-        f"Budget per family: {budget}; same data ({cfg['dataset']}, {vocab.encoding} encoding, {len(vocab)} tokens), "
-        f"seed {cfg['seed']}, sequence length {cfg['seq_len']}, embedding {cfg['embed_dim']}, batch {cfg['batch_size']}, "
-        f"learning rate {cfg['lr']} (warm-up {cfg['warmup_steps']} steps, cosine decay), dropout {cfg['dropout']}.",
+        f"Budget per family: {budget}; same data ({cfg['dataset']}, {vocab.encoding} encoding, "
+        f"{len(vocab)} tokens), seed {cfg['seed']}, sequence length {cfg['seq_len']}, embedding {cfg['embed_dim']}, "
+        f"batch {cfg['batch_size']}, learning rate {cfg['lr']} (warm-up {cfg['warmup_steps']} steps, cosine decay), "
+        f"dropout {cfg['dropout']}.",
         "Test metrics: mean negative log-likelihood per token (nats) over every token of the test split, in fixed "
         "non-overlapping windows of the training length; perplexity = exp(NLL); accuracy = top-1 next token.",
         "Musical statistics: 1 - overlapping area between feature histograms of generated pieces (unconditioned, "
         "same token length) and held-out test pieces; 0 means identical distributions.",
         "",
-        "| model | params | train time (s) | tokens/s | tokens seen | test NLL | perplexity | accuracy | music dist. (mean) |",
+        "| model | params | train time (s) | tokens/s | tokens seen | test NLL | perplexity | accuracy "
+        "| music dist. (mean) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -195,27 +229,44 @@ def markdown(res: dict[str, Any]) -> str:
         md = r["eval"].get("music_stats_mean_distance")
         md_cell = f"{md:.3f}" if md is not None else "-"
         lines.append(
-            f"| {r['model']} | {s['num_params']:,} | {s['elapsed_s']:.0f} | {s['tokens_per_s']:,.0f} | {s['tokens']:,} | "
-            f"{m['nll']:.4f} | {m['perplexity']:.2f} | {100 * m['accuracy']:.1f}% | {md_cell} |"
+            f"| {r['model']} | {s['num_params']:,} | {s['elapsed_s']:.0f} | {s['tokens_per_s']:,.0f} "
+            f"| {s['tokens']:,} | {m['nll']:.4f} | {m['perplexity']:.2f} | {100 * m['accuracy']:.1f}% | {md_cell} |"
         )
     for name in ("unigram", "bigram"):
         if name in b:
-            lines.append(f"| {name} baseline | - | - | - | - | {b[name]['nll']:.4f} | {b[name]['perplexity']:.2f} | "
-                         f"{100 * b[name]['accuracy']:.1f}% | - |")
+            lines.append(
+                f"| {name} baseline | - | - | - | - | {b[name]['nll']:.4f} | {b[name]['perplexity']:.2f} | "
+                f"{100 * b[name]['accuracy']:.1f}% | - |"
+            )
     if rows and "music_stats" in rows[0]["eval"]:
         feats = list(rows[0]["eval"]["music_stats"])
-        lines += ["", "## Musical statistics (1 - overlapping area; KL in brackets)", "",
-                  "| model | " + " | ".join(feats) + " |", "|---|" + "---:|" * len(feats)]
+        lines += [
+            "",
+            "## Musical statistics (1 - overlapping area; KL in brackets)",
+            "",
+            "| model | " + " | ".join(feats) + " |",
+            "|---|" + "---:|" * len(feats),
+        ]
         for r in rows:
             ms = r["eval"]["music_stats"]
-            lines.append(f"| {r['model']} | " + " | ".join(f"{ms[f]['distance']:.3f} ({ms[f]['kl']:.2f})"
-                                                          for f in feats) + " |")
+            lines.append(
+                f"| {r['model']} | " + " | ".join(f"{ms[f]['distance']:.3f} ({ms[f]['kl']:.2f})" for f in feats) + " |"
+            )
     best = min(rows, key=lambda r: r["eval"]["model_metrics"]["nll"]) if rows else None
     if best:
-        lines += ["", f"**Lowest test NLL: {best['model']}** "
-                  f"({best['eval']['model_metrics']['nll']:.4f} nats/token).", ""]
-    lines += ["![learning curves](learning_curves.png)", "", "![musical statistics](music_stats.png)", "",
-              "## Samples", ""]
+        lines += [
+            "",
+            f"**Lowest test NLL: {best['model']}** ({best['eval']['model_metrics']['nll']:.4f} nats/token).",
+            "",
+        ]
+    lines += [
+        "![learning curves](learning_curves.png)",
+        "",
+        "![musical statistics](music_stats.png)",
+        "",
+        "## Samples",
+        "",
+    ]
     for fam, s in res["samples"].items():
         png = Path(s["png"]).name if s.get("png") else None
         lines.append(f"- {fam}: `samples/{Path(s['midi']).name}` ({s['notes']} notes, {s['seconds']} s)")

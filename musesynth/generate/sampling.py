@@ -7,6 +7,9 @@ generator (same seed, same piece). Samples are generated as one batch.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +42,86 @@ def filter_logits(logits: torch.Tensor, s: Sampling, allowed: torch.Tensor | Non
     return logits
 
 
-@torch.no_grad()
+@contextlib.contextmanager
+def _one_token_backend(device: torch.device) -> Iterator[None]:
+    """On CPU, oneDNN's LSTM kernel spends longer setting up a one-token step than computing it
+    (measured 6.1 -> 1.9 ms per step without it), while it is the faster one for whole sequences; so
+    it is switched off around cached single-token steps only."""
+    if device.type != "cpu":
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a TF32 notice irrelevant on CPU
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
+
+
+class Decoder:
+    """Decoding state for a batch of samples: ``step()`` draws one token for each and advances.
+
+    ``use_cache=False`` is the naive reference: every step re-runs the model over the whole prefix
+    (the last ``context`` tokens for a Transformer), as a model without a cache would.
+    """
+
+    def __init__(self, model: nn.Module, primer: list[int] | np.ndarray, num_samples: int = 1,
+                 sampling: Sampling | None = None, grammar: np.ndarray | None = None, eos_id: int | None = None,
+                 seed: int = 0, use_cache: bool = True, context: int | None = None) -> None:
+        self.model = model.eval()
+        self.sampling = sampling or Sampling()
+        self.device = next(model.parameters()).device
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.grammar = torch.as_tensor(grammar, device=self.device) if grammar is not None else None
+        self.eos_id, self.use_cache, self.context = eos_id, use_cache, context
+        self.is_transformer = hasattr(model, "blocks")
+        seq = torch.as_tensor(np.asarray(primer, np.int64), device=self.device).unsqueeze(0).repeat(num_samples, 1)
+        self.primer_len = seq.shape[1]
+        self.tokens = [seq]
+        self.finished = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
+        with torch.no_grad():
+            logits, self.state = model(seq)
+        self.last, self.prev = logits[:, -1], seq[:, -1]
+
+    @torch.no_grad()
+    def step(self) -> torch.Tensor:
+        allowed = self.grammar[self.prev] if self.grammar is not None else None
+        probs = filter_logits(self.last, self.sampling, allowed).softmax(-1)
+        tok = torch.multinomial(probs, 1, generator=self.gen).squeeze(1)
+        if self.eos_id is not None:
+            tok = torch.where(self.finished, torch.full_like(tok, self.eos_id), tok)
+            self.finished |= tok == self.eos_id
+        self.tokens.append(tok[:, None])
+        self.prev = tok
+        if self.use_cache:
+            logits, self.state = self.model(tok[:, None], self.state)
+        else:
+            full = torch.cat(self.tokens, 1)
+            if self.is_transformer and self.context:
+                full = full[:, -self.context :]
+            logits, _ = self.model(full)
+        self.last = logits[:, -1]
+        return tok
+
+    @property
+    def done(self) -> bool:
+        return bool(self.finished.all())
+
+    def step_context(self) -> contextlib.AbstractContextManager:
+        """The loop makes one-token model calls only when caching: pick the kernel that suits them."""
+        return _one_token_backend(self.device) if self.use_cache else contextlib.nullcontext()
+
+    def sequences(self) -> list[np.ndarray]:
+        """Each sample's tokens, primer included, cut after its first generated EOS."""
+        result = torch.cat(self.tokens, 1).cpu().numpy()
+        seqs = []
+        for row in result:
+            if self.eos_id is not None:
+                stop = np.flatnonzero(row[self.primer_len :] == self.eos_id)
+                if stop.size:
+                    row = row[: self.primer_len + stop[0] + 1]
+            seqs.append(row)
+        return seqs
+
+
 def generate(
     model: nn.Module,
     primer: list[int] | np.ndarray,
@@ -52,48 +134,11 @@ def generate(
     use_cache: bool = True,
     context: int | None = None,
 ) -> list[np.ndarray]:
-    """Continue ``primer`` by up to ``num_tokens`` tokens per sample (stopping a sample at EOS).
-
-    ``use_cache=False`` is the naive reference: every step re-runs the model over the whole prefix
-    (the last ``context`` tokens for a Transformer), as a model without a cache would.
-    """
-    sampling = sampling or Sampling()
-    device = next(model.parameters()).device
-    model.eval()
-    gen = torch.Generator(device=device).manual_seed(seed)
-    g = torch.as_tensor(grammar, device=device) if grammar is not None else None
-    seq = torch.as_tensor(np.asarray(primer, np.int64), device=device).unsqueeze(0).repeat(num_samples, 1)
-    finished = torch.zeros(num_samples, dtype=torch.bool, device=device)
-    is_transformer = hasattr(model, "blocks")
-    out = [seq]
-    logits, state = model(seq)
-    last = logits[:, -1]
-    prev = seq[:, -1]
-    for _ in range(num_tokens):
-        allowed = g[prev] if g is not None else None
-        probs = filter_logits(last, sampling, allowed).softmax(-1)
-        tok = torch.multinomial(probs, 1, generator=gen).squeeze(1)
-        if eos_id is not None:
-            tok = torch.where(finished, torch.full_like(tok, eos_id), tok)
-            finished |= tok == eos_id
-        out.append(tok[:, None])
-        prev = tok
-        if bool(finished.all()):
-            break
-        if use_cache:
-            logits, state = model(tok[:, None], state)
-        else:
-            full = torch.cat(out, 1)
-            if is_transformer and context:
-                full = full[:, -context:]
-            logits, _ = model(full)
-        last = logits[:, -1]
-    result = torch.cat(out, 1).cpu().numpy()
-    seqs = []
-    for row in result:
-        if eos_id is not None:
-            stop = np.flatnonzero(row[len(primer):] == eos_id)
-            if stop.size:
-                row = row[: len(primer) + stop[0] + 1]
-        seqs.append(row)
-    return seqs
+    """Continue ``primer`` by up to ``num_tokens`` tokens per sample (a sample stops at EOS)."""
+    dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, context)
+    with dec.step_context():
+        for _ in range(num_tokens):
+            dec.step()
+            if dec.done:
+                break
+    return dec.sequences()
