@@ -39,6 +39,8 @@ lint: $(BIN)/musesynth
 
 bench: $(BIN)/musesynth $(CORPUS)
 	$(BIN)/python benchmarks/tokenize.py -d $(CORPUS)
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/generate.py
 
 clean:
 	rm -rf $(VENV) datasets generated training_checkpoints

@@ -12,7 +12,8 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--primer", help="MIDI file, or a folder whose every file primes one piece (default: "
                    "no primer, start from BOS)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--primer-tokens", type=int, help="use the first N tokens of the primer")
+    g.add_argument("--primer-tokens", type=int,
+                   help="use the first N tokens of the primer (default: half the model context)")
     g.add_argument("--primer-seconds", type=float, help="use the first S seconds of the primer")
     p.add_argument("-n", "--length", type=int, default=512, help="new tokens per piece (default 512)")
     p.add_argument("-t", "--temperature", type=float, default=1.0)

@@ -260,8 +260,9 @@ def _train(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, m
             train_ds.set_epoch(epoch)
             sampler.set_epoch(epoch)
             skip = prog["batch_in_epoch"]
-            bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       disable=quiet, unit="step", leave=False)
+            budgeted = cfg.max_steps or cfg.max_tokens or cfg.max_time
+            desc = f"epoch {epoch + 1}" + (f" (step {prog['step']}/{total_steps})" if budgeted else f"/{cfg.epochs}")
+            bar = tqdm(total=steps_per_epoch, initial=skip, desc=desc, disable=quiet, unit="step", leave=False)
             t_log, tok_log, loss_acc, n_acc = time.perf_counter(), 0, 0.0, 0
             for b, (x, y) in enumerate(loader):
                 if b < skip:
