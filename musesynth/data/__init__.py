@@ -1,0 +1,1 @@
+"""Data: the embedded corpus, the cached token dataset and the window loader."""

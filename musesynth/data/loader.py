@@ -1,0 +1,70 @@
+"""(input, target) windows of ``seq_len`` tokens over a split.
+
+Training: one window per ``seq_len`` tokens, each started at a random offset redrawn every epoch
+(``set_epoch``), so every epoch sees new cuts of the music; windows may cross piece boundaries (pieces
+are delimited by BOS/EOS, as in nanoGPT-style training).
+Evaluation: fixed, non-overlapping windows that cover every token of the split exactly once; the last
+window is padded and padded targets are ignored (target = PAD), so a loss over them is the exact
+per-token loss of the whole split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from musesynth.data.augment import WindowAugmenter
+from musesynth.errors import MusesynthError
+
+
+class WindowDataset(Dataset):
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        seq_len: int,
+        train: bool,
+        pad_id: int = 0,
+        seed: int = 0,
+        augment: WindowAugmenter | None = None,
+    ) -> None:
+        self.tokens = tokens
+        self.seq_len = seq_len
+        self.train = train
+        self.pad_id = pad_id
+        self.seed = seed
+        self.augment = augment if train else None
+        n = len(tokens)
+        if train:
+            if n < seq_len + 1:
+                raise MusesynthError(
+                    f"seq_len {seq_len} is larger than the training data ({n} tokens); use a smaller --seq-len"
+                )
+            self.n_windows = (n - 1) // seq_len
+        else:
+            self.n_windows = max(0, -(-(n - 1) // seq_len))
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self.train:
+            rng = np.random.default_rng([self.seed, epoch])
+            jitter = rng.integers(0, self.seq_len, self.n_windows)
+            last = len(self.tokens) - self.seq_len - 1
+            self.starts = np.minimum(np.arange(self.n_windows) * self.seq_len + jitter, last)
+        else:
+            self.starts = np.arange(self.n_windows) * self.seq_len
+
+    def __len__(self) -> int:
+        return self.n_windows
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a = int(self.starts[i])
+        chunk = np.asarray(self.tokens[a : a + self.seq_len + 1], dtype=np.int64)
+        if chunk.size < self.seq_len + 1:
+            chunk = np.concatenate([chunk, np.full(self.seq_len + 1 - chunk.size, self.pad_id, np.int64)])
+        if self.augment is not None:
+            chunk = self.augment(chunk, np.random.default_rng([self.seed, self.epoch, i]))
+        x = torch.from_numpy(chunk[:-1].copy())
+        y = torch.from_numpy(chunk[1:].copy())
+        return x, y
