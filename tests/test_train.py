@@ -137,7 +137,11 @@ def test_ddp_two_processes_gloo_on_cpu(bach_dataset, tmp_path):
            "--epochs", "2", "--seq-len", "32", "--embed-dim", "32", "--hidden-dim", "64", "--batch-size", "16",
            "--lr", "0.003", "--no-tensorboard", "-q"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    # halted mid-epoch (every rank must stop the same way, or one waits forever), then resumed
+    r = subprocess.run([*cmd, "--halt-after-steps", "3"], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert load_raw(tmp_path / "gru" / "last.pt")["meta"]["progress"]["step"] == 3
+    r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     state = load_raw(tmp_path / "gru" / "last.pt")
     assert state["meta"]["world_size"] == 2

@@ -51,10 +51,10 @@ def all_sum(values: list[float], info: DistInfo, device: torch.device) -> list[f
     return t.tolist()
 
 
-def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """Rank 0 decides (e.g. early stop), every rank follows, so no rank waits forever in a collective."""
+def broadcast_int(value: int, info: DistInfo, device: torch.device) -> int:
+    """Rank 0 decides (e.g. why to stop), every rank follows, so no rank waits forever in a collective."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([int(flag)], device=device)
+        return value
+    t = torch.tensor([value], device=device)
     dist.broadcast(t, 0)
-    return bool(t.item())
+    return int(t.item())

@@ -31,6 +31,7 @@ from musesynth.training.checkpoint import check_compatible, load_raw, restore_rn
 from musesynth.training.config import TrainConfig
 from musesynth.training.schedule import warmup_cosine
 
+STOP_REASONS = ["", "max_steps", "max_tokens", "max_time", "halted", "interrupted"]
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -308,8 +309,10 @@ def _train(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, m
                     or (cfg.halt_after_steps and prog["step"] >= cfg.halt_after_steps and "halted")
                     or (interrupt.hit and "interrupted")
                 )
-                if distributed.broadcast_flag(bool(budget), dist, device):
-                    stop_reason = budget or "stopped by rank 0"
+                # every rank must take the same branch below (validate() is a collective)
+                code = distributed.broadcast_int(STOP_REASONS.index(budget or ""), dist, device)
+                if code:
+                    stop_reason = STOP_REASONS[code]
                     break
             bar.close()
             if stop_reason in ("halted", "interrupted"):
