@@ -3,7 +3,6 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORPUS ?= data/bach_midi
-DATASET ?= datasets/bach
 SOUNDFONT_PKGS ?= fluidsynth timgm6mb-soundfont
 
 .PHONY: demo test setup system-deps lint bench clean

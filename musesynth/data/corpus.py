@@ -22,7 +22,7 @@ CORPORA: dict[str, tuple[str, ...]] = {
     "monteverdi": ("monteverdi",),
     "classical": ("bach", "beethoven", "mozart", "haydn"),
 }
-SCORE_SUFFIXES = {".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi"}
+SCORE_SUFFIXES = [".mxl", ".musicxml", ".xml", ".krn", ".abc", ".mid", ".midi"]  # in order of preference
 
 
 def corpus_paths(name: str) -> list[Path]:
@@ -60,7 +60,8 @@ def export_corpus(
     out = Path(out_dir)
     paths = corpus_paths(name)
     by_name: dict[str, Path] = {}
-    for p in paths:  # one MIDI per name: the same chorale can ship as .mxl and .krn
+    # one MIDI per name: a chorale can ship as .mxl and .krn; MusicXML first (music21 reads it best)
+    for p in sorted(paths, key=lambda p: (SCORE_SUFFIXES.index(p.suffix.lower()), str(p))):
         by_name.setdefault(_out_name(p), p)
     paths = sorted(by_name.values())[:limit] if limit else sorted(by_name.values())
     jobs = [(str(p), str(out / _out_name(p))) for p in paths if not (out / _out_name(p)).exists()]

@@ -262,7 +262,7 @@ def _train(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, m
             sampler.set_epoch(epoch)
             skip = prog["batch_in_epoch"]
             budgeted = cfg.max_steps or cfg.max_tokens or cfg.max_time
-            desc = f"epoch {epoch + 1}" + (f" (step {prog['step']}/{total_steps})" if budgeted else f"/{cfg.epochs}")
+            desc = f"epoch {epoch + 1}" + ("" if budgeted else f"/{cfg.epochs}")
             bar = tqdm(total=steps_per_epoch, initial=skip, desc=desc, disable=quiet, unit="step", leave=False)
             t_log, tok_log, loss_acc, n_acc = time.perf_counter(), 0, 0.0, 0
             for b, (x, y) in enumerate(loader):
@@ -294,7 +294,8 @@ def _train(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, m
                 if prog["step"] % cfg.log_every == 0 or b + 1 == steps_per_epoch:
                     dt = time.perf_counter() - t_log
                     tps = tok_log / max(dt, 1e-9)
-                    bar.set_postfix(loss=f"{loss_acc / n_acc:.3f}", tok_s=f"{tps:,.0f}")
+                    bar.set_postfix(step=f"{prog['step']}/{total_steps}", loss=f"{loss_acc / n_acc:.3f}",
+                                    tok_s=f"{tps:,.0f}")
                     if metrics:
                         metrics.write(kind="train", step=prog["step"], epoch=epoch, tokens=prog["tokens"],
                                       loss=loss_acc / n_acc, lr=scheduler.get_last_lr()[0],
