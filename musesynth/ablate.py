@@ -11,18 +11,18 @@ time), same data, same seed; evaluate each on the test split; write a report fol
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from musesynth.atomic import atomic_write, atomic_write_json, atomic_write_text
-from musesynth.data.build import load_pieces, load_vocab
+from musesynth.atomic import atomic_write_json, atomic_write_text
+from musesynth.data.build import first_test_file, load_vocab
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.music_stats import BINS
 from musesynth.evaluate.run import evaluate_checkpoint
+from musesynth.generate.render import pyplot, save_png
 from musesynth.generate.run import GenerateOptions, run_generate
 from musesynth.generate.sampling import Sampling
 from musesynth.models import FAMILIES
@@ -116,14 +116,7 @@ def write_samples(
 ) -> dict[str, dict[str, Any]]:
     """One piece per family, primed with the opening of the first test-split piece."""
     out: dict[str, dict[str, Any]] = {}
-    pieces = load_pieces(base.dataset, "test")
-    manifest = json.loads((Path(base.dataset) / "manifest.json").read_text())
-    test_files = [f["file"] for f in manifest["files"] if f["split"] == "test"]
-    primer_path = None
-    if pieces and test_files:
-        src = Path(manifest["source"]) / test_files[0]
-        if src.is_file():
-            primer_path = src
+    primer_path = first_test_file(base.dataset)
     for row in rows:
         fam = row["model"]
         ctx = row["eval"]["window"]
@@ -144,10 +137,7 @@ def write_samples(
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for row in rows:
@@ -163,15 +153,11 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_music_stats(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     rows = [r for r in rows if "music_stats" in r["eval"]]
@@ -192,8 +178,7 @@ def plot_music_stats(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_title("Musical statistics: generated vs held-out test pieces")
     ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def markdown(res: dict[str, Any]) -> str:

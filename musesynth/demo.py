@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from musesynth.data.build import build_dataset, is_dataset, load_manifest, report
+from musesynth.data.build import build_dataset, first_test_file, is_dataset, load_manifest, report
 from musesynth.errors import MusesynthError
 from musesynth.generate.run import GenerateOptions, run_generate, summarize
 from musesynth.training.config import TrainConfig
@@ -46,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(dataset=str(dataset), model=args.model, run_name=f"demo-{args.model}",
                       max_time=args.minutes * 60, seed=args.seed, **DEMO_TRAIN)
     summary = train(cfg)
-    manifest = load_manifest(dataset)
-    test = [f["file"] for f in manifest["files"] if f["split"] == "test"]
-    primer = Path(manifest["source"]) / test[0] if test else None
+    primer = first_test_file(dataset)
     print(f"[3/3] generating {args.length} tokens from the opening of {primer.name if primer else 'nothing'}")
     opt = GenerateOptions(checkpoint=summary["run_dir"], primer=str(primer) if primer else None, primer_tokens=48,
                           length=args.length, temperature=0.9, top_k=0, top_p=0.95, seed=args.seed,

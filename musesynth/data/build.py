@@ -183,6 +183,14 @@ def load_manifest(dataset_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def first_test_file(dataset_dir: str | Path) -> Path | None:
+    """The source MIDI of the first test-split piece (a primer the model never trained on), if still there."""
+    manifest = load_manifest(dataset_dir)
+    test = [f["file"] for f in manifest["files"] if f["split"] == "test"]
+    path = Path(manifest["source"]) / test[0] if test else None
+    return path if path is not None and path.is_file() else None
+
+
 def load_split(dataset_dir: str | Path, split: str) -> np.ndarray:
     """Token ids of one split, memory-mapped (no copy until used)."""
     path = Path(dataset_dir) / f"{split}.npy"

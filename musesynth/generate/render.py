@@ -67,13 +67,25 @@ def wav_stats(path: Path) -> dict[str, float]:
             "non_silent_fraction": loud}
 
 
-def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | None, title: str) -> None:
-    """Notes as bars over beats; the primer in blue, the generated continuation in orange."""
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend (no display on servers and CI)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_png(fig, path: Path) -> None:
+    """Write a figure atomically and free it."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    pyplot().close(fig)
+
+
+def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | None, title: str) -> None:
+    """Notes as bars over beats; the primer in blue, the generated continuation in orange."""
+    plt = pyplot()
     tpq = score.ticks_per_quarter
     parts = [t.notes.numpy() for t in score.tracks if len(t.notes)]
     fig, ax = plt.subplots(figsize=(14, 5), dpi=110)
@@ -96,5 +108,4 @@ def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | Non
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="upper right")
     fig.tight_layout()
-    atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    save_png(fig, png_path)
