@@ -130,7 +130,6 @@ def write_samples(
             seed=base.seed,
             out_dir=str(report / "samples"),
             device=base.device,
-            quiet=True,
         )
         out[fam] = run_generate(opt)[0]
     return out

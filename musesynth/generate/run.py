@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,6 @@ class GenerateOptions:
     soundfont: str | None = None
     device: str = "auto"
     no_cache: bool = False
-    quiet: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: float | None,

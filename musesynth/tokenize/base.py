@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import symusic
@@ -61,9 +60,6 @@ class Encoding(ABC):
 
     def encode_file(self, path: str | Path) -> np.ndarray:
         return self.encode(load_score(path))
-
-    def params(self) -> dict[str, Any]:
-        return self.vocab.params
 
     def __len__(self) -> int:
         return len(self.vocab)

@@ -219,6 +219,3 @@ class ChordEncoding(Encoding):
         tempo = self.token_type == T_TEMPO
         table[tempo] = self.tempo0 + np.clip(self.tempo_bin_of[tempo] + steps, 0, self.tempos.size - 1)
         return table
-
-    def note_token_mask(self) -> np.ndarray:
-        return self.token_type == T_NOTE

@@ -133,6 +133,3 @@ class PerformanceEncoding(Encoding):
         pos = np.clip(np.arange(tempo_ids.size) + steps, 0, tempo_ids.size - 1)
         table[tempo_ids] = tempo_ids[pos]
         return table
-
-    def note_token_mask(self) -> np.ndarray:
-        return self.token_type == TYPES.index("NoteOn")
