@@ -30,13 +30,13 @@ from musesynth.models import FAMILIES, ModelConfig, build_model  # noqa: E402
 from musesynth.tokenize import get_encoding  # noqa: E402
 
 
-def rate_at(model, enc, n: int, window: int, cache: bool, samples: int, context: int, device) -> float:
+def rate_at(model, enc, n: int, window: int, cache: bool, samples: int, seq_len: int, device) -> float:
     """Tokens/s of ``window`` decoding steps after an (n - window)-token prefix (best of 3)."""
     prefix = torch.randint(3, len(enc.vocab), (n - window,)).numpy()
     prefix[0] = enc.bos_id
     best = float("inf")
     for _ in range(3):
-        dec = Decoder(model, prefix, samples, grammar=enc.grammar(), seed=0, use_cache=cache, context=context)
+        dec = Decoder(model, prefix, samples, grammar=enc.grammar(), seed=0, use_cache=cache, seq_len=seq_len)
         with dec.step_context():
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -59,16 +59,16 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device(args.device)
     enc = get_encoding("chord")
-    context = max(args.lengths)
+    seq_len = max(args.lengths)
     print(f"device {device}, batch {args.samples}, tokens/s over the last {args.window} tokens (higher is better)")
     print(f"{'model':12s}{'tokens':>8s}{'cached':>12s}{'naive':>12s}{'speed-up':>10s}")
     for fam in args.models:
         torch.manual_seed(0)
-        model = build_model(ModelConfig(fam, len(enc.vocab), context=context)).to(device).eval()
-        rate_at(model, enc, 64, 16, True, args.samples, context, device)  # warm-up
+        model = build_model(ModelConfig(fam, len(enc.vocab), seq_len=seq_len)).to(device).eval()
+        rate_at(model, enc, 64, 16, True, args.samples, seq_len, device)  # warm-up
         for n in args.lengths:
-            cached = rate_at(model, enc, n, args.window, True, args.samples, context, device)
-            naive = rate_at(model, enc, n, args.window, False, args.samples, context, device)
+            cached = rate_at(model, enc, n, args.window, True, args.samples, seq_len, device)
+            naive = rate_at(model, enc, n, args.window, False, args.samples, seq_len, device)
             print(f"{fam:12s}{n:8d}{cached:12,.0f}{naive:12,.0f}{cached / naive:9.1f}x", flush=True)
 
 

@@ -23,7 +23,9 @@ from pathlib import Path  # noqa: E402
 import miditok  # noqa: E402
 import numpy as np  # noqa: E402
 
-from musesynth.data.build import build_dataset, find_midi_files  # noqa: E402
+from musesynth.data.build import build_dataset  # noqa: E402
+from musesynth.data.corpus import DEFAULT_CORPUS_DIR  # noqa: E402
+from musesynth.data.files import find_midi_files  # noqa: E402
 from musesynth.tokenize import get_encoding  # noqa: E402
 
 
@@ -38,7 +40,7 @@ def best_of(repeat: int, fn) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-d", "--midi-dir", default="data/bach_midi")
+    ap.add_argument("-d", "--midi-dir", default=DEFAULT_CORPUS_DIR)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     files = find_midi_files(args.midi_dir)
@@ -58,7 +60,7 @@ def main() -> None:
     t_ours, n_ours = best_of(args.repeat, ours)
     t_remi, n_remi = best_of(args.repeat, theirs)
     with tempfile.TemporaryDirectory() as tmp:
-        t_pipe, _ = best_of(1, lambda: build_dataset(args.midi_dir, Path(tmp) / "ds", quiet=True)["files_used"])
+        t_pipe, _ = best_of(1, lambda: build_dataset(args.midi_dir, Path(tmp) / "ds", quiet=True).files_used)
 
     nf = len(files)
     print(f"{nf} files from {args.midi_dir}")

@@ -29,7 +29,7 @@ PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16
 
 def bench(family: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
     torch.manual_seed(0)
-    cfg = ModelConfig(family, vocab_size=312, embed_dim=args.embed_dim, context=args.seq_len)
+    cfg = ModelConfig(family, vocab_size=312, embed_dim=args.embed_dim, seq_len=args.seq_len)
     raw = build_model(cfg).to(device)
     model = torch.compile(raw) if args.compile else raw
     opt = torch.optim.AdamW(raw.parameters(), lr=1e-4, fused=device.type == "cuda")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from musesynth.data.build import find_midi_files
+from musesynth.data.corpus import DEFAULT_CORPUS_DIR
+from musesynth.data.files import find_midi_files
 from musesynth.errors import MidiReadError
 from musesynth.tokenize import get_encoding
 from musesynth.tokenize.midi_io import load_score
@@ -20,7 +21,7 @@ from musesynth.tokenize.midi_io import load_score
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-d", "--midi-dir", default="data/bach_midi")
+    ap.add_argument("-d", "--midi-dir", default=DEFAULT_CORPUS_DIR)
     ap.add_argument("--resolution", type=int, default=12)
     args = ap.parse_args()
     enc = get_encoding("chord", resolution=args.resolution)

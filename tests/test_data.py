@@ -9,7 +9,9 @@ from conftest import make_score, scale_melody
 
 from musesynth.cli import main
 from musesynth.data.augment import Augmenter, WindowAugmenter
-from musesynth.data.build import build_dataset, find_midi_files, load_manifest, load_pieces, load_split
+from musesynth.data.build import build_dataset
+from musesynth.data.dataset import load_manifest, load_pieces, load_split
+from musesynth.data.files import find_midi_files
 from musesynth.data.loader import WindowDataset
 from musesynth.data.split import assign_splits, split_of
 from musesynth.errors import MusesynthError
@@ -35,12 +37,12 @@ def test_bad_files_are_skipped_and_reported(tiny_midi_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "files found 16, used 12, skipped 4" in out
     m = load_manifest(tmp_path / "ds")
-    reasons = {s["file"]: s["reason"] for s in m["skipped"]}
+    reasons = {s["file"]: s["reason"] for s in m.skipped}
     assert reasons["empty.mid"] == "empty file (0 bytes)"
     assert reasons["notes.mid"] == "not a MIDI file (no MThd header)"
     assert reasons["truncated.mid"].startswith("corrupt MIDI")
     assert reasons["drums_only.mid"] == "no pitched notes"
-    assert sum(s["files"] for s in m["splits"].values()) == 12
+    assert sum(s["files"] for s in m.splits.values()) == 12
 
 
 def test_empty_folder_is_a_one_line_error(tmp_path, capsys):
@@ -80,13 +82,13 @@ def test_tiny_corpus_still_gets_val_and_test():
 
 def test_dataset_layout(tiny_dataset):
     m = load_manifest(tiny_dataset)
-    assert m["vocab_size"] == 312 and m["encoding"] == "chord"
+    assert m.vocab_size == 312 and m.encoding == "chord"
     vocab = json.loads((tiny_dataset / "vocab.json").read_text())
     assert len(vocab["tokens"]) == 312
     train = load_split(tiny_dataset, "train")
     assert train.dtype == np.uint16 and isinstance(train, np.memmap)
     pieces = load_pieces(tiny_dataset, "train")
-    assert len(pieces) == m["splits"]["train"]["files"]
+    assert len(pieces) == m.splits["train"]["files"]
     enc = get_encoding("chord")
     assert all(p[0] == enc.bos_id and p[-1] == enc.eos_id for p in pieces)
     assert sum(p.size for p in pieces) == train.size
@@ -95,14 +97,14 @@ def test_dataset_layout(tiny_dataset):
 def test_same_files_same_dataset(tiny_midi_dir, tmp_path):
     a = build_dataset(tiny_midi_dir, tmp_path / "a", workers=2, quiet=True)
     b = build_dataset(tiny_midi_dir, tmp_path / "b", workers=1, quiet=True)
-    assert a["files"] == b["files"]
+    assert a.files == b.files
     for s in ("train", "val", "test"):
         np.testing.assert_array_equal(load_split(tmp_path / "a", s), load_split(tmp_path / "b", s))
 
 
 def test_performance_dataset(tiny_midi_dir, tmp_path):
     m = build_dataset(tiny_midi_dir, tmp_path / "p", encoding="performance", workers=1, quiet=True)
-    assert m["encoding"] == "performance" and m["files_used"] == 12
+    assert m.encoding == "performance" and m.files_used == 12
 
 
 def test_eval_windows_cover_every_token_once():

@@ -97,8 +97,10 @@ def test_ablate_end_to_end_on_a_tiny_corpus(bach_dataset, tmp_path, capsys):
     assert rc == 0
     md = (report / "report.md").read_text()
     for fam in ("gru", "lstm", "transformer"):
-        assert f"| {fam} |" in md and (report / "samples" / f"{fam}.png").exists() is False
-        assert list((report / "samples").glob(f"*_{fam}_seed0_0.mid"))
+        assert f"| {fam} |" in md
+        png = list((report / "samples").glob(f"*_{fam}_seed0_0.png"))
+        assert list((report / "samples").glob(f"*_{fam}_seed0_0.mid")) and png and png[0].stat().st_size > 1000
+        assert f"![{fam} sample](samples/{png[0].name})" in md
     assert "| unigram baseline |" in md and "| bigram baseline |" in md
     assert (report / "learning_curves.png").stat().st_size > 1000
     res = json.loads((report / "results.json").read_text())

@@ -34,7 +34,7 @@ def primer(bach_dir):
 @pytest.mark.parametrize("family", ["gru", "lstm", "transformer"])
 def test_cache_and_no_cache_give_the_same_logits(family):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(family, 312, embed_dim=32, hidden_dim=64, num_layers=2, context=64)).eval()
+    model = build_model(ModelConfig(family, 312, embed_dim=32, hidden_dim=64, num_layers=2, seq_len=64)).eval()
     x = torch.randint(0, 312, (3, 40))
     full, _ = model(x)
     logits, state = model(x[:, :10])
@@ -48,9 +48,9 @@ def test_cache_and_no_cache_give_the_same_logits(family):
 @pytest.mark.parametrize("family", ["gru", "transformer"])
 def test_cached_and_naive_generation_agree(family):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(family, 312, embed_dim=32, hidden_dim=64, num_layers=2, context=200)).eval()
+    model = build_model(ModelConfig(family, 312, embed_dim=32, hidden_dim=64, num_layers=2, seq_len=200)).eval()
     enc = get_encoding("chord")
-    kw = dict(num_tokens=60, num_samples=2, grammar=enc.grammar(), eos_id=enc.eos_id, seed=3, context=200)
+    kw = dict(num_tokens=60, num_samples=2, grammar=enc.grammar(), eos_id=enc.eos_id, seed=3, seq_len=200)
     a = generate(model, [enc.bos_id], use_cache=True, **kw)
     b = generate(model, [enc.bos_id], use_cache=False, **kw)
     for x, y in zip(a, b):
@@ -58,7 +58,7 @@ def test_cached_and_naive_generation_agree(family):
 
 
 def test_transformer_generates_past_its_context_with_a_sliding_window():
-    model = build_model(ModelConfig("transformer", 312, embed_dim=32, hidden_dim=64, num_layers=1, context=16))
+    model = build_model(ModelConfig("transformer", 312, embed_dim=32, hidden_dim=64, num_layers=1, seq_len=16))
     enc = get_encoding("chord")
     out = generate(model.eval(), [enc.bos_id], 100, grammar=enc.grammar(), seed=0)[0]
     assert out.size == 101
@@ -136,7 +136,7 @@ def test_unconditioned_and_primer_folder(runs, bach_dir, tmp_path):
     [
         (["--primer-tokens", "500"], "longer than the model context of 32 tokens"),
         (["--primer", "MISSING"], "primer not found"),
-        (["-t", "0"], "--temperature must be positive"),
+        (["-t", "0"], "--temperature must be a positive number"),
     ],
 )
 def test_generation_errors(extra, message, runs, primer, tmp_path, capsys):

@@ -22,6 +22,7 @@ CORPORA: dict[str, tuple[str, ...]] = {
     "monteverdi": ("monteverdi",),
     "classical": ("bach", "beethoven", "mozart", "haydn"),
 }
+DEFAULT_CORPUS_DIR = "data/bach_midi"  # where `musesynth corpus` and `make demo` put the Bach chorales
 SCORE_SUFFIXES = [".mxl", ".musicxml", ".xml", ".krn", ".abc", ".mid", ".midi"]  # in order of preference
 
 

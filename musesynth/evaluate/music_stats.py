@@ -102,7 +102,7 @@ def kl(p: np.ndarray, q: np.ndarray, floor: float = 1e-4) -> float:
 
 
 def compare(reference: list[Piece], generated: list[Piece]) -> dict[str, dict[str, float]]:
-    """Per feature: overlap distance and KL between the two sets, plus the mean of each set's scalar."""
+    """Per feature: overlap distance and KL between the two sets' histograms."""
     hr, hg = histograms(reference), histograms(generated)
     out = {}
     for k in BINS:

@@ -11,6 +11,7 @@ import numpy as np
 import symusic
 
 from musesynth.atomic import atomic_write
+from musesynth.plotting import pyplot, save_png
 
 SOUNDFONT_CANDIDATES = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -67,23 +68,7 @@ def wav_stats(path: Path) -> dict[str, float]:
             "non_silent_fraction": loud}
 
 
-def pyplot():
-    """matplotlib's pyplot on the headless Agg backend (no display on servers and CI)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_png(fig, path: Path) -> None:
-    """Write a figure atomically and free it."""
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    pyplot().close(fig)
-
-
-def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | None, title: str) -> None:
+def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | None, title: str) -> Path:
     """Notes as bars over beats; the primer in blue, the generated continuation in orange."""
     plt = pyplot()
     tpq = score.ticks_per_quarter
@@ -109,3 +94,4 @@ def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | Non
     ax.legend(loc="upper right")
     fig.tight_layout()
     save_png(fig, png_path)
+    return png_path

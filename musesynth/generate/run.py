@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,17 @@ import numpy as np
 import symusic
 
 from musesynth.atomic import atomic_write, atomic_write_json
-from musesynth.data.build import find_midi_files
+from musesynth.data.files import find_midi_files
+from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.sampling import Sampling, generate
+from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import load_score
-from musesynth.training.checkpoint import load_model
-from musesynth.training.loop import pick_device
+from musesynth.training.checkpoint import CheckpointMeta, load_model
+
+OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 
 
 @dataclass
@@ -28,9 +32,7 @@ class GenerateOptions:
     primer_tokens: int | None = None
     primer_seconds: float | None = None
     length: int = 512
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
+    sampling: Sampling = field(default_factory=Sampling)
     seed: int = 0
     num_samples: int = 1
     out_dir: str = "generated"
@@ -39,33 +41,57 @@ class GenerateOptions:
     soundfont: str | None = None
     device: str = "auto"
     no_cache: bool = False
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        if self.length < 1:
+            raise MusesynthError(f"--length must be at least 1 (got {self.length})")
+        if self.num_samples < 1:
+            raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
+        if self.primer_tokens is not None and self.primer_tokens < 1:
+            raise MusesynthError(f"--primer-tokens must be at least 1 (got {self.primer_tokens})")
+        if self.primer_seconds is not None and not (self.primer_seconds > 0 and np.isfinite(self.primer_seconds)):
+            raise MusesynthError(f"--primer-seconds must be positive (got {self.primer_seconds})")
+        if self.soundfont is not None and self.wav:
+            check_soundfont(self.soundfont)
+        self.sampling.validate()
+
+
+def check_soundfont(path: str) -> None:
+    """An explicit --soundfont must be a readable SoundFont 2 file: never silently replaced by another."""
+    p = Path(path)
+    if not p.is_file():
+        raise MusesynthError(f"soundfont not found: {p}")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(12)
+    except OSError as exc:
+        raise MusesynthError(f"cannot read soundfont {p}: {exc.strerror}") from None
+    if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise MusesynthError(f"not a SoundFont 2 (.sf2) file: {p}")
 
 
 def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: float | None,
-               context: int) -> np.ndarray:
+               seq_len: int) -> np.ndarray:
     """Token ids of the primer: BOS alone without a file; else the file's opening, cut by seconds or tokens."""
     if path is None:
         return np.array([enc.bos_id])
     try:
         score = load_score(path)
         if seconds is not None:
-            if seconds <= 0:
-                raise MusesynthError("--primer-seconds must be positive")
             score = score.to("second").clip(0, seconds).to("tick")
         ids = enc.encode(score)
     except MidiReadError as exc:
-        raise MusesynthError(f"cannot use primer {path}: {exc}") from None
+        raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: {exc}") from None
     ids = ids[:-1]  # drop EOS: the model continues the piece
     if tokens is not None:
-        if tokens < 1:
-            raise MusesynthError("--primer-tokens must be at least 1")
         ids = ids[:tokens]
     elif seconds is None:
-        ids = ids[: min(context // 2, ids.size)]
-    if ids.size > context:
+        ids = ids[: min(seq_len // 2, ids.size)]
+    if ids.size > seq_len:
         raise MusesynthError(
-            f"primer is {ids.size} tokens, longer than the model context of {context} tokens; "
-            f"use --primer-tokens {context} or fewer (or fewer --primer-seconds)"
+            f"primer is {ids.size} tokens, longer than the model context of {seq_len} tokens; "
+            f"use --primer-tokens {seq_len} or fewer (or fewer --primer-seconds)"
         )
     return ids
 
@@ -84,36 +110,38 @@ def _primers(spec: str | None) -> list[Path | None]:
     return [p]
 
 
-def run_generate(opt: GenerateOptions) -> list[dict[str, Any]]:
-    if opt.length < 1:
-        raise MusesynthError("--length must be at least 1")
-    if opt.num_samples < 1:
-        raise MusesynthError("--num-samples must be at least 1")
-    if opt.temperature <= 0:
-        raise MusesynthError("--temperature must be positive")
-    if not 0 < opt.top_p <= 1:
-        raise MusesynthError("--top-p must be in (0, 1]")
+def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
+    """Generate for each primer; a bad primer in a folder is reported (``log``) and skipped."""
+    opt.validate()
     primers = _primers(opt.primer)
+    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     device = pick_device(opt.device)
     model, enc, meta = load_model(opt.checkpoint, device)
-    cfg = meta["model_config"]
-    context = int(cfg["context"])
+    opt.sampling.validate(len(enc.vocab))
+    seq_len = meta.model_config.seq_len
     grammar = enc.grammar()
-    out_dir = Path(opt.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sampling = Sampling(opt.temperature, opt.top_k, opt.top_p)
-    results = []
+    results, skipped = [], []
     for primer_path in primers:
-        ids = primer_ids(enc, primer_path, opt.primer_tokens, opt.primer_seconds, context)
+        try:
+            ids = primer_ids(enc, primer_path, opt.primer_tokens, opt.primer_seconds, seq_len)
+        except MidiReadError as exc:
+            if len(primers) == 1:
+                raise MusesynthError(str(exc)) from None
+            skipped.append(str(exc))
+            log(f"skipped: {exc}")
+            continue
         t0 = time.perf_counter()
-        seqs = generate(model, ids, opt.length, opt.num_samples, sampling, grammar, enc.eos_id, opt.seed,
-                        use_cache=not opt.no_cache, context=context)
+        seqs = generate(model, ids, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id, opt.seed,
+                        use_cache=not opt.no_cache, seq_len=seq_len)
         dt = time.perf_counter() - t0
         boundary = enc.end_beats(ids) if primer_path is not None else None
-        stem = primer_path.stem if primer_path is not None else "unconditioned"
+        stem = os.fsdecode(primer_path.stem) if primer_path is not None else "unconditioned"
         for i, seq in enumerate(seqs):
-            name = f"{stem}_{cfg['family']}_seed{opt.seed}_{i}"
-            results.append(_write_piece(enc, seq, ids, boundary, out_dir / name, opt, meta, primer_path, dt))
+            name = f"{stem}_{meta.family}_seed{opt.seed}_{i}"
+            base = out_dir / name if opt.overwrite else free_name(out_dir, name, OUTPUT_SUFFIXES)
+            results.append(_write_piece(enc, seq, ids, boundary, base, opt, meta, primer_path, dt))
+    if not results:
+        raise MusesynthError(f"no usable primer in {opt.primer} ({len(skipped)} skipped)")
     return results
 
 
@@ -123,34 +151,37 @@ def _with(base: Path, suffix: str) -> Path:
 
 
 def _write_piece(enc: Encoding, seq: np.ndarray, primer: np.ndarray, boundary: float | None, base: Path,
-                 opt: GenerateOptions, meta: dict[str, Any], primer_path: Path | None, dt: float) -> dict[str, Any]:
+                 opt: GenerateOptions, meta: CheckpointMeta, primer_path: Path | None, dt: float) -> dict[str, Any]:
     score: symusic.Score = enc.decode(seq)
-    mid = _with(base, ".mid")
-    atomic_write(mid, lambda tmp: score.dump_midi(tmp))
-    seconds = float(score.to("second").end()) if score.note_num() else 0.0
     info: dict[str, Any] = {
-        "midi": str(mid), "wav": None, "png": None,
-        "checkpoint": meta["path"], "model": meta["model_config"]["family"],
-        "primer": str(primer_path) if primer_path else None, "primer_tokens": int(primer.size),
+        "midi": str(_with(base, ".mid")), "wav": None, "png": None, "checkpoint": meta.path, "model": meta.family,
+        "primer": os.fsdecode(primer_path) if primer_path else None, "primer_tokens": int(primer.size),
         "generated_tokens": int(seq.size - primer.size), "notes": int(score.note_num()),
-        "seconds": round(seconds, 2), "sampling": {"temperature": opt.temperature, "top_k": opt.top_k,
-                                                   "top_p": opt.top_p, "seed": opt.seed,
-                                                   "num_samples": opt.num_samples, "cache": not opt.no_cache},
+        "seconds": round(float(score.to("second").end()) if score.note_num() else 0.0, 2),
+        "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples,
+                     "cache": not opt.no_cache},
         "generation_seconds": round(dt, 3), "encoding": enc.name,
     }
-    if opt.wav:
-        wav = _with(base, ".wav")
-        why = render_wav(mid, wav, opt.soundfont)
-        info["wav"] = None if why else str(wav)
-        if why:
-            info["wav_skipped"] = why
-    if opt.png:
-        png = _with(base, ".png")
-        title = f"{info['model']} | {primer_path.name if primer_path else 'no primer'} | T={opt.temperature} " \
-                f"k={opt.top_k} p={opt.top_p} seed={opt.seed}"
-        piano_roll(score, png, boundary, title)
-        info["png"] = str(png)
-    atomic_write_json(_with(base, ".json"), info)
+    written: list[Path] = []
+    try:
+        written.append(atomic_write(_with(base, ".mid"), lambda tmp: score.dump_midi(tmp)))
+        if opt.wav:
+            why = render_wav(_with(base, ".mid"), _with(base, ".wav"), opt.soundfont)
+            info["wav"] = None if why else str(_with(base, ".wav"))
+            if why:
+                info["wav_skipped"] = why
+            else:
+                written.append(_with(base, ".wav"))
+        if opt.png:
+            title = f"{meta.family} | {primer_path.name if primer_path else 'no primer'} | " \
+                    f"T={opt.sampling.temperature} k={opt.sampling.top_k} p={opt.sampling.top_p} seed={opt.seed}"
+            written.append(piano_roll(score, _with(base, ".png"), boundary, title))
+            info["png"] = str(_with(base, ".png"))
+        atomic_write_json(_with(base, ".json"), info)
+    except OSError as exc:  # a full disk: leave no piece without its sidecar
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise MusesynthError(f"cannot write {base.name} in {base.parent}: {exc.strerror or exc}") from None
     return info
 
 
@@ -161,5 +192,6 @@ def summarize(results: list[dict[str, Any]]) -> str:
         lines.append(f"  wav: {r['wav'] or 'not written - ' + r.get('wav_skipped', '')}")
         if r["png"]:
             lines.append(f"  png: {r['png']}")
+        if r["notes"] == 0:
+            lines.append("  warning: this piece has no notes (try a higher --top-k or --temperature)")
     return "\n".join(lines)
-

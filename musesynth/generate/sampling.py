@@ -8,6 +8,7 @@ generator (same seed, same piece). Samples are generated as one batch.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,12 +17,26 @@ import numpy as np
 import torch
 from torch import nn
 
+from musesynth.errors import MusesynthError
+
 
 @dataclass
 class Sampling:
+    """How each token is drawn; the one home of these defaults and their checks."""
+
     temperature: float = 1.0
     top_k: int = 0  # 0: off
     top_p: float = 1.0  # 1: off
+
+    def validate(self, vocab_size: int | None = None) -> Sampling:
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise MusesynthError(f"--temperature must be a positive number (got {self.temperature})")
+        if self.top_k < 0 or (vocab_size is not None and self.top_k > vocab_size):
+            limit = f" and at most the vocabulary size {vocab_size}" if vocab_size is not None else ""
+            raise MusesynthError(f"--top-k must be 0 (off) or a positive count{limit} (got {self.top_k})")
+        if not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
+            raise MusesynthError(f"--top-p must be in (0, 1] (got {self.top_p})")
+        return self
 
 
 def filter_logits(logits: torch.Tensor, s: Sampling, allowed: torch.Tensor | None = None) -> torch.Tensor:
@@ -60,18 +75,18 @@ class Decoder:
     """Decoding state for a batch of samples: ``step()`` draws one token for each and advances.
 
     ``use_cache=False`` is the naive reference: every step re-runs the model over the whole prefix
-    (the last ``context`` tokens for a Transformer), as a model without a cache would.
+    (the last ``seq_len`` tokens for a Transformer), as a model without a cache would.
     """
 
     def __init__(self, model: nn.Module, primer: list[int] | np.ndarray, num_samples: int = 1,
                  sampling: Sampling | None = None, grammar: np.ndarray | None = None, eos_id: int | None = None,
-                 seed: int = 0, use_cache: bool = True, context: int | None = None) -> None:
+                 seed: int = 0, use_cache: bool = True, seq_len: int | None = None) -> None:
         self.model = model.eval()
         self.sampling = sampling or Sampling()
         self.device = next(model.parameters()).device
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.grammar = torch.as_tensor(grammar, device=self.device) if grammar is not None else None
-        self.eos_id, self.use_cache, self.context = eos_id, use_cache, context
+        self.eos_id, self.use_cache, self.seq_len = eos_id, use_cache, seq_len
         self.is_transformer = hasattr(model, "blocks")
         seq = torch.as_tensor(np.asarray(primer, np.int64), device=self.device).unsqueeze(0).repeat(num_samples, 1)
         self.primer_len = seq.shape[1]
@@ -95,8 +110,8 @@ class Decoder:
             logits, self.state = self.model(tok[:, None], self.state)
         else:
             full = torch.cat(self.tokens, 1)
-            if self.is_transformer and self.context:
-                full = full[:, -self.context :]
+            if self.is_transformer and self.seq_len:
+                full = full[:, -self.seq_len :]
             logits, _ = self.model(full)
         self.last = logits[:, -1]
         return tok
@@ -132,10 +147,10 @@ def generate(
     eos_id: int | None = None,
     seed: int = 0,
     use_cache: bool = True,
-    context: int | None = None,
+    seq_len: int | None = None,
 ) -> list[np.ndarray]:
     """Continue ``primer`` by up to ``num_tokens`` tokens per sample (a sample stops at EOS)."""
-    dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, context)
+    dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, seq_len)
     with dec.step_context():
         for _ in range(num_tokens):
             dec.step()

@@ -24,7 +24,7 @@ class ModelConfig:
     num_heads: int = 4
     dropout: float = 0.1
     tie_weights: bool = True
-    context: int = 100  # tokens a model conditions on when generating (the training seq_len)
+    seq_len: int = 100  # the training window: tokens a model conditions on when generating
 
     def __post_init__(self) -> None:
         d = FAMILY_DEFAULTS.get(self.family, {})
@@ -39,4 +39,5 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         names = {f.name for f in fields(cls)}
+        d = {("seq_len" if k == "context" else k): v for k, v in d.items()}  # checkpoints before 0.2
         return cls(**{k: v for k, v in d.items() if k in names})

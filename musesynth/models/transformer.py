@@ -2,8 +2,8 @@
 training length) and PyTorch's fused scaled_dot_product_attention.
 
 Generation keeps a KV cache: ``state = {"pos": next position, "kv": [(k, v) per layer]}``. Past
-``context`` tokens the cache becomes a sliding window: each layer keeps the keys/values of the last
-``context`` tokens, so a new token attends to at most ``context`` predecessors and costs O(context).
+``seq_len`` tokens the cache becomes a sliding window: each layer keeps the keys/values of the last
+``seq_len`` tokens, so a new token attends to at most ``seq_len`` predecessors and costs O(seq_len).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.embed_dim, 3 * cfg.embed_dim)
         self.out = nn.Linear(cfg.embed_dim, cfg.embed_dim)
         self.dropout = cfg.dropout
-        self.window = cfg.context
+        self.window = cfg.seq_len
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, cache: tuple | None) -> tuple[torch.Tensor, tuple]:
         b, t, c = x.shape
@@ -113,5 +113,5 @@ class TransformerModel(nn.Module):
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """Forward FLOPs per token: weight matmuls plus attention scores/values over ``seq_len``."""
         n = sum(p.numel() for n, p in self.named_parameters() if p.dim() == 2 and "embed" not in n)
-        t = seq_len or self.cfg.context
+        t = seq_len or self.cfg.seq_len
         return 2.0 * n + 2.0 * self.cfg.num_layers * t * self.cfg.embed_dim

@@ -1,6 +1,6 @@
 """Reading MIDI into plain note arrays, with the documented rules for odd input.
 
-Rules (shared by every encoding, tested in tests/test_midi_rules.py):
+Rules (shared by every encoding, tested in tests/test_chord_encoding.py):
 - **Drums** (General MIDI channel 10 tracks) are dropped: they carry no pitch.
 - **Many instruments** are merged into one piano part (all pitched tracks, program ignored).
 - **Out-of-range pitches** (outside A0..C8, 21..108) are folded by octaves into range, so the

@@ -1,4 +1,4 @@
-"""Self-describing checkpoints: weights, optimizer, scheduler, RNG states, step, config and vocabulary
+"""Self-describing checkpoints: weights, optimizer, scheduler, RNG states, progress, config and vocabulary
 in one file, written atomically and loaded with ``torch.load(weights_only=True)``: loading never runs
 code. Everything that is not a tensor travels as a JSON string."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,57 @@ from torch import nn
 from musesynth.atomic import atomic_write
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model
-from musesynth.tokenize import Encoding, encoding_from_vocab
+from musesynth.tokenize import Encoding, Vocabulary, encoding_from_vocab
+from musesynth.training.progress import Progress
 
 FORMAT = "musesynth-checkpoint-v1"
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any],
+@dataclass
+class CheckpointMeta:
+    """What a checkpoint says about itself besides tensors (stored as JSON inside the file)."""
+
+    model_config: ModelConfig
+    vocab: Vocabulary
+    train_config: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""
+    num_params: int = 0
+    world_size: int = 1
+    progress: Progress = field(default_factory=Progress)
+    path: str = ""  # where it was loaded from (not stored)
+
+    @property
+    def family(self) -> str:
+        return self.model_config.family
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "model_config": self.model_config.to_dict(), "vocab": self.vocab.to_dict(),
+            "vocab_fingerprint": self.vocab.fingerprint, "train_config": self.train_config,
+            "dataset": self.dataset, "num_params": self.num_params, "world_size": self.world_size,
+            "progress": self.progress.to_dict(),
+        })
+
+    @classmethod
+    def from_json(cls, text: str, path: str) -> CheckpointMeta:
+        try:
+            d = json.loads(text)
+            return cls(
+                model_config=ModelConfig.from_dict(d["model_config"]), vocab=Vocabulary.from_dict(d["vocab"]),
+                train_config=dict(d.get("train_config", {})), dataset=str(d.get("dataset", "")),
+                num_params=int(d.get("num_params", 0)), world_size=int(d.get("world_size", 1)),
+                progress=Progress.from_dict(d.get("progress", {})), path=path,
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MusesynthError(f"damaged checkpoint {path}: bad metadata ({type(exc).__name__}: {exc})") from None
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
                     optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None) -> Path:
     state: dict[str, Any] = {
         "format": FORMAT,
         "model": model.state_dict(),
-        "meta": json.dumps(meta),
+        "meta": meta.to_json(),
         "rng_torch": torch.get_rng_state(),
         "rng_python": json.dumps(random.getstate()),
         "rng_numpy": json.dumps(np.random.get_state(legacy=False), default=_np_default),
@@ -62,15 +103,18 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def load_raw(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint's dict with ``meta`` parsed into a ``CheckpointMeta``; any damage is a one-line error."""
     p = resolve_path(path)
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise MusesynthError(f"cannot read checkpoint {p}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # zero bytes, truncation, a text file, a pickle with code: all one message
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MusesynthError(f"cannot read checkpoint {p}: {first[:200]}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise MusesynthError(f"{p} is not a musesynth checkpoint")
-    state["meta"] = json.loads(state["meta"])
-    state["path"] = str(p)
+    if not isinstance(state.get("meta"), str) or not isinstance(state.get("model"), dict):
+        raise MusesynthError(f"damaged checkpoint {p}: no metadata or weights")
+    state["meta"] = CheckpointMeta.from_json(state["meta"], str(p))
     return state
 
 
@@ -88,27 +132,43 @@ def _tuples(x: Any) -> Any:
     return tuple(_tuples(i) for i in x) if isinstance(x, list) else x
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Encoding, dict[str, Any]]:
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], path: str) -> None:
+    """Load a state dict; a shape or name mismatch, or non-finite weights, is a one-line error."""
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise MusesynthError(f"checkpoint {path} does not fit its model: {first[:200]}") from None
+    bad = [n for n, t in weights.items() if torch.is_tensor(t) and t.is_floating_point() and not t.isfinite().all()]
+    if bad:
+        raise MusesynthError(f"checkpoint {path} has NaN/inf weights ({bad[0]}); use an earlier checkpoint")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Encoding, CheckpointMeta]:
     """Model (eval mode) + the encoding it was trained with + metadata, from a run folder or file."""
     state = load_raw(path, map_location="cpu")
-    meta = state["meta"]
-    cfg = ModelConfig.from_dict(meta["model_config"])
-    model = build_model(cfg)
-    model.load_state_dict(state["model"])
-    enc = encoding_from_vocab(meta["vocab"])
-    meta["path"] = state["path"]
+    meta: CheckpointMeta = state["meta"]
+    try:
+        model = build_model(meta.model_config)
+    except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
+        raise MusesynthError(f"damaged checkpoint {meta.path}: bad model config ({exc})") from None
+    load_weights(model, state["model"], meta.path)
+    enc = encoding_from_vocab(meta.vocab)
     return model.to(device).eval(), enc, meta
 
 
-def check_compatible(meta: dict[str, Any], family: str, vocab_fingerprint: str, vocab_desc: str) -> None:
-    """Resuming needs the same model family and vocabulary; say which differs."""
-    ck_family = meta["model_config"]["family"]
-    if ck_family != family:
-        raise MusesynthError(f"checkpoint is a {ck_family} model, but -m {family} was asked")
-    ck_fp = meta["vocab_fingerprint"]
-    if ck_fp != vocab_fingerprint:
-        v = meta["vocab"]
+def check_compatible(meta: CheckpointMeta, family: str, vocab: Vocabulary, model_config: ModelConfig) -> None:
+    """Resuming needs the same model family, vocabulary and sizes; say which differs."""
+    if meta.family != family:
+        raise MusesynthError(f"checkpoint is a {meta.family} model, but -m {family} was asked")
+    if meta.vocab.fingerprint != vocab.fingerprint:
         raise MusesynthError(
-            f"checkpoint vocabulary ({v['encoding']}, {len(v['tokens'])} tokens, {ck_fp}) differs from the "
-            f"dataset's ({vocab_desc}, {vocab_fingerprint})"
+            f"checkpoint vocabulary ({meta.vocab.encoding}, {len(meta.vocab)} tokens, {meta.vocab.fingerprint}) "
+            f"differs from the dataset's ({vocab.encoding}, {len(vocab)} tokens, {vocab.fingerprint})"
         )
+    old, new = meta.model_config.to_dict(), model_config.to_dict()
+    diff = [k for k in old if k not in ("dropout",) and old[k] != new.get(k)]
+    if diff:
+        k = diff[0]
+        raise MusesynthError(f"--resume: the checkpoint has {k}={old[k]}, this run asks {k}={new.get(k)}; "
+                             f"use the run's original settings or a new --run-name")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import tomllib
 
 from musesynth.errors import MusesynthError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -39,6 +42,9 @@ class TrainConfig:
     max_tokens: int = 0
     max_time: float = 0.0
     halt_after_steps: int = 0  # stop as if interrupted, leaving a resumable checkpoint
+    # saving inside an epoch, so a killed run loses at most this much (0: off)
+    save_every: int = 0  # steps
+    save_every_seconds: float = 300.0
     # logging / evaluation
     eval_every: int = 0  # also evaluate every N steps (0: once per epoch)
     log_every: int = 10
@@ -53,6 +59,7 @@ class TrainConfig:
     out_dir: str = "training_checkpoints"
     run_name: str = ""
     resume: bool = False
+    overwrite: bool = False  # replace an earlier run of the same name (else refused)
     tensorboard: bool = True
     quiet: bool = False
 
@@ -66,6 +73,40 @@ class TrainConfig:
         if unknown:
             raise MusesynthError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         return cls(**d)
+
+    def validate(self) -> None:
+        """Every range check of a training option, in one place (the CLI and the Python API both call it)."""
+        from musesynth.models import FAMILIES
+
+        if self.model not in FAMILIES:
+            raise MusesynthError(f"unknown model '{self.model}' (choose from: {', '.join(FAMILIES)})")
+        if self.precision not in PRECISIONS:
+            raise MusesynthError(f"unknown precision '{self.precision}' (choose from: {', '.join(PRECISIONS)})")
+        at_least = {"seq_len": 1, "embed_dim": 1, "batch_size": 1, "epochs": 1, "num_heads": 1, "log_every": 1,
+                    "hidden_dim": 1, "num_layers": 1, "warmup_steps": 0, "patience": 0, "max_steps": 0,
+                    "max_tokens": 0, "halt_after_steps": 0, "eval_every": 0, "save_every": 0,
+                    "augment_transpose": 0, "augment_tempo": 0, "num_workers": 0}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise MusesynthError(f"--{name.replace('_', '-')} must be at least {low} (got {value})")
+        positive = {"lr": self.lr}
+        non_negative = {"weight_decay": self.weight_decay, "grad_clip": self.grad_clip, "max_time": self.max_time,
+                        "save_every_seconds": self.save_every_seconds}
+        for name, value in {**positive, **non_negative}.items():
+            if not math.isfinite(value) or value < 0 or (name in positive and value == 0):
+                kind = "positive" if name in positive else "zero or more"
+                raise MusesynthError(f"--{name.replace('_', '-')} must be a finite number, {kind} (got {value})")
+        if not 0 <= self.dropout < 1:
+            raise MusesynthError(f"--dropout must be in [0, 1) (got {self.dropout})")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise MusesynthError(f"--min-lr-ratio must be in [0, 1] (got {self.min_lr_ratio})")
+        if self.augment_transpose > 11:
+            raise MusesynthError("--augment-transpose must be at most 11 semitones")
+        if self.model == "transformer" and self.embed_dim % self.num_heads:
+            raise MusesynthError(f"--embed-dim {self.embed_dim} must be divisible by --num-heads {self.num_heads}")
+        if self.run_name and (Path(self.run_name).name != self.run_name or self.run_name in (".", "..")):
+            raise MusesynthError(f"--run-name must be a plain folder name, not a path: {self.run_name}")
 
     @property
     def run_dir(self) -> Path:

@@ -1,4 +1,6 @@
-"""Exact per-token likelihood of a model over a whole split, with fixed non-overlapping windows."""
+"""Exact per-token likelihood of a model over a whole split, with fixed non-overlapping windows.
+
+Training validates with it and `musesynth evaluate` reports it, so both measure the same number."""
 
 from __future__ import annotations
 

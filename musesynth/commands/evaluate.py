@@ -1,0 +1,45 @@
+"""`musesynth evaluate`: test-set likelihood against baselines, and musical statistics."""
+
+from __future__ import annotations
+
+import argparse
+
+from musesynth.commands.options import Subparsers, add_command, add_device_option, add_sampling_options
+from musesynth.commands.options import sampling_from_args as _sampling
+from musesynth.evaluate.run import SPLIT_NAMES, EvaluateOptions
+from musesynth.outputs import check_writable_file
+
+
+def add_parser(sub: Subparsers) -> None:
+    d = EvaluateOptions(checkpoint="")
+    p = add_command(sub, "evaluate", "test-set NLL/perplexity/accuracy against n-gram baselines, and musical "
+                    "statistics of generated vs held-out pieces",
+                    "musesynth evaluate -c training_checkpoints/transformer --json eval.json")
+    p.add_argument("-c", "--checkpoint", required=True, help="run folder or checkpoint file")
+    p.add_argument("-d", "--dataset", help="dataset folder (default: the one the model was trained on)")
+    p.add_argument("--split", default=d.split, choices=SPLIT_NAMES, help="split to score (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per batch (default %(default)s)")
+    p.add_argument("--samples", type=int, default=d.samples, help="generated pieces for the musical statistics "
+                   "(0: skip; default %(default)s)")
+    p.add_argument("--length", type=int, default=d.length, help="tokens per generated piece (default %(default)s)")
+    add_sampling_options(p)
+    p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default %(default)s)")
+    add_device_option(p)
+    p.add_argument("--json", help="also write the results to this JSON file (replaced if it exists)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from musesynth.atomic import atomic_write_json
+    from musesynth.evaluate.run import evaluate_checkpoint, format_result
+
+    opt = EvaluateOptions(args.checkpoint, args.dataset, args.split, args.batch_size, args.device, args.samples,
+                          args.length, args.seed, _sampling(args))
+    opt.validate()
+    if args.json:
+        check_writable_file(args.json, "--json")
+    r = evaluate_checkpoint(opt)
+    print(format_result(r))
+    if args.json:
+        atomic_write_json(args.json, r.to_dict())
+    return 0

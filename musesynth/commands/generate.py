@@ -1,0 +1,60 @@
+"""`musesynth generate` / `python -m musesynth.predict`: primer in, new music out (MIDI, WAV, PNG)."""
+
+from __future__ import annotations
+
+import argparse
+
+from musesynth.commands.options import Subparsers, add_command, add_device_option, add_sampling_options
+from musesynth.commands.options import sampling_from_args as _sampling
+from musesynth.generate.run import GenerateOptions
+
+EXAMPLE = ("musesynth generate -c training_checkpoints/transformer --primer data/bach_midi/bach/bwv10.7.mid "
+           "--primer-seconds 4 -n 600 -t 0.9 -p 0.95 -s 1 --num-samples 3")
+
+
+def add_generate_options(p: argparse.ArgumentParser) -> None:
+    d = GenerateOptions(checkpoint="")
+    p.add_argument("-c", "--checkpoint", required=True, help="run folder (uses best.pt) or checkpoint file")
+    p.add_argument("--primer", help="MIDI file, or a folder whose every file primes one piece (bad files are "
+                   "skipped with their reason; default: no primer, start from BOS)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--primer-tokens", type=int, help="use the first N tokens of the primer (default: half the "
+                   "model context)")
+    g.add_argument("--primer-seconds", type=float, help="use the first S seconds of the primer")
+    p.add_argument("-n", "--length", type=int, default=d.length, help="new tokens per piece (default %(default)s)")
+    add_sampling_options(p)
+    p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same piece (default %(default)s)")
+    p.add_argument("--num-samples", type=int, default=d.num_samples, help="pieces per primer, generated as one "
+                   "batch (default %(default)s)")
+    p.add_argument("-o", "--out-dir", default=d.out_dir, help="output folder (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace pieces of the same name (default: a new "
+                   "name such as NAME-2)")
+    p.add_argument("--no-wav", dest="wav", action="store_false", help="skip FluidSynth rendering")
+    p.add_argument("--no-png", dest="png", action="store_false", help="skip the piano-roll picture")
+    p.add_argument("--soundfont", help="General MIDI .sf2 file (default: $MUSESYNTH_SOUNDFONT or a system "
+                   "soundfont); a missing or non-sf2 file is an error")
+    add_device_option(p)
+    p.add_argument("--no-cache", action="store_true", help="naive decoding (re-run the prefix every token)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+
+def options_from_args(args: argparse.Namespace) -> GenerateOptions:
+    names = set(GenerateOptions.__dataclass_fields__) - {"sampling"}
+    opt = GenerateOptions(**{k: v for k, v in vars(args).items() if k in names}, sampling=_sampling(args))
+    opt.validate()
+    return opt
+
+
+def run(args: argparse.Namespace) -> int:
+    from musesynth.generate.run import run_generate, summarize
+
+    results = run_generate(options_from_args(args))
+    if not args.quiet:
+        print(summarize(results))
+    return 0
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = add_command(sub, "generate", "write new pieces from a trained model and a primer (MIDI, WAV, PNG)", EXAMPLE)
+    add_generate_options(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,37 @@
+"""Options several commands share, with help text that states each default."""
+
+from __future__ import annotations
+
+import argparse
+
+from musesynth.device import DEVICE_HELP
+from musesynth.generate.sampling import Sampling
+
+Subparsers = argparse._SubParsersAction
+
+
+def add_command(sub: Subparsers, name: str, summary: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand with its one-line description and an example under its options."""
+    return sub.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_sampling_options(p: argparse.ArgumentParser, short: bool = True) -> None:
+    d = Sampling()
+    g = p.add_argument_group("sampling")
+    names = (("-t", "--temperature"), ("-k", "--top-k"), ("-p", "--top-p")) if short else \
+        (("--temperature",), ("--top-k",), ("--top-p",))
+    g.add_argument(*names[0], type=float, default=d.temperature,
+                   help="divide the logits by T: < 1 safer, > 1 wilder (default %(default)s)")
+    g.add_argument(*names[1], type=int, default=d.top_k, help="keep only the K most likely tokens (0: off; "
+                   "default %(default)s)")
+    g.add_argument(*names[2], type=float, default=d.top_p, help="nucleus sampling: keep the smallest set of "
+                   "tokens with this probability mass (1: off; default %(default)s)")
+
+
+def sampling_from_args(args: argparse.Namespace) -> Sampling:
+    return Sampling(args.temperature, args.top_k, args.top_p).validate()
+
+
+def add_device_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    p.add_argument("--device", default=default, help=f"{DEVICE_HELP} (default auto)")

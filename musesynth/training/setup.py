@@ -1,0 +1,169 @@
+"""Everything a training run needs before its first step, resolved and checked in one place: the
+dataset, the model, the data loader, the optimizer and schedule, and the state of a resumed run."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
+
+from musesynth.data.augment import Augmenter, WindowAugmenter
+from musesynth.data.cache import cached_dataset
+from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_split, load_vocab
+from musesynth.data.loader import WindowDataset
+from musesynth.errors import MusesynthError
+from musesynth.models import ModelConfig, build_model, count_params
+from musesynth.tokenize import Encoding, encoding_from_vocab
+from musesynth.training import distributed
+from musesynth.training.checkpoint import CheckpointMeta, check_compatible, load_raw, load_weights, restore_rng
+from musesynth.training.config import TrainConfig
+from musesynth.training.progress import Progress
+from musesynth.training.schedule import warmup_cosine
+
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_dataset(cfg: TrainConfig, quiet: bool) -> Path:
+    path = Path(cfg.dataset)
+    if not cfg.dataset:
+        raise MusesynthError("no dataset given (-d DATASET_DIR or a MIDI folder)")
+    if not path.exists():
+        raise MusesynthError(f"dataset not found: {path}")
+    if is_dataset(path):
+        return path
+    return cached_dataset(path, encoding=cfg.encoding, quiet=quiet)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@dataclass
+class TrainData:
+    dataset_dir: Path
+    manifest: Manifest
+    enc: Encoding
+    train_tokens: np.ndarray
+    val_tokens: np.ndarray
+
+
+def load_data(cfg: TrainConfig, quiet: bool) -> TrainData:
+    dataset_dir = resolve_dataset(cfg, quiet)
+    vocab = load_vocab(dataset_dir)
+    train_tokens, val_tokens = load_split(dataset_dir, "train"), load_split(dataset_dir, "val")
+    if len(val_tokens) < 2:
+        raise MusesynthError(f"dataset {dataset_dir} has no validation data; add more MIDI files")
+    if len(train_tokens) < cfg.seq_len + 1:
+        raise MusesynthError(f"--seq-len {cfg.seq_len} is larger than the training data ({len(train_tokens)} tokens)"
+                             f" of {dataset_dir}; use a smaller --seq-len")
+    return TrainData(dataset_dir, load_manifest(dataset_dir), encoding_from_vocab(vocab), train_tokens, val_tokens)
+
+
+def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
+    """The training options that describe the network, as the model's own config."""
+    return ModelConfig(family=cfg.model, vocab_size=vocab_size, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
+                       num_layers=cfg.num_layers, num_heads=cfg.num_heads, dropout=cfg.dropout,
+                       tie_weights=cfg.tie_weights, seq_len=cfg.seq_len)
+
+
+@dataclass
+class TrainSetup:
+    """A run ready for its first (or next, when resumed) step."""
+
+    cfg: TrainConfig
+    device: torch.device
+    dist: distributed.DistInfo
+    data: TrainData
+    raw_model: torch.nn.Module
+    model: torch.nn.Module  # compiled and/or DDP-wrapped ``raw_model``
+    train_ds: WindowDataset
+    sampler: DistributedSampler
+    loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    total_steps: int
+    progress: Progress
+    meta: CheckpointMeta
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+
+def _loader(cfg: TrainConfig, data: TrainData, dist: distributed.DistInfo, device: torch.device):
+    augment = None
+    if cfg.augment_transpose or cfg.augment_tempo:
+        augment = WindowAugmenter(data.enc, Augmenter(cfg.augment_transpose, cfg.augment_tempo))
+    ds = WindowDataset(data.train_tokens, cfg.seq_len, train=True, pad_id=data.enc.pad_id, seed=cfg.seed,
+                       augment=augment)
+    sampler = DistributedSampler(ds, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                        drop_last=False, generator=torch.Generator().manual_seed(cfg.seed),
+                        pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+    return ds, sampler, loader
+
+
+def scheduled_steps(cfg: TrainConfig, steps_per_epoch: int, world: int) -> int:
+    if cfg.max_steps:
+        return cfg.max_steps
+    if cfg.max_tokens:
+        return math.ceil(cfg.max_tokens / (cfg.batch_size * cfg.seq_len * world))
+    return cfg.epochs * steps_per_epoch
+
+
+def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, quiet: bool) -> TrainSetup:
+    data = load_data(cfg, quiet)
+    vocab = data.enc.vocab
+    mcfg = model_config(cfg, len(vocab))
+    resume_state = None
+    if cfg.resume:
+        last = cfg.run_dir / "last.pt"
+        if not last.is_file():
+            raise MusesynthError(f"--resume: no checkpoint to resume from at {last}")
+        resume_state = load_raw(last)
+        check_compatible(resume_state["meta"], cfg.model, vocab, mcfg)
+    amp_dtype = DTYPES[cfg.precision]
+    if amp_dtype is torch.float16 and device.type != "cuda":
+        raise MusesynthError("--precision fp16 needs a CUDA device (use bf16 on CPU)")
+
+    seed_everything(cfg.seed)
+    raw_model = build_model(mcfg).to(device)
+    train_ds, sampler, loader = _loader(cfg, data, dist, device)
+    total_steps = scheduled_steps(cfg, len(loader), dist.world)
+    optimizer = torch.optim.AdamW(_param_groups(raw_model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95),
+                                  fused=device.type == "cuda")
+    scheduler = warmup_cosine(optimizer, cfg.warmup_steps, total_steps, cfg.min_lr_ratio)
+    progress = Progress()
+    if resume_state is not None:
+        load_weights(raw_model, resume_state["model"], resume_state["meta"].path)
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        progress = resume_state["meta"].progress
+        restore_rng(resume_state)
+
+    model: torch.nn.Module = torch.compile(raw_model) if cfg.compile else raw_model
+    if dist.enabled:
+        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    meta = CheckpointMeta(model_config=mcfg, vocab=vocab, train_config=cfg.to_dict(), dataset=str(data.dataset_dir),
+                          num_params=count_params(raw_model), world_size=dist.world, progress=progress)
+    return TrainSetup(cfg, device, dist, data, raw_model, model, train_ds, sampler, loader, optimizer, scheduler,
+                      torch.amp.GradScaler(enabled=amp_dtype is torch.float16), amp_dtype, total_steps, progress,
+                      meta)
