@@ -16,10 +16,11 @@ import numpy as np
 from tqdm import tqdm
 
 from musesynth.atomic import atomic_replace_dir, atomic_write_json
-from musesynth.data.dataset import Manifest
+from musesynth.data.dataset import Manifest, is_dataset
 from musesynth.data.files import find_midi_files
 from musesynth.data.split import SPLITS, assign_splits
 from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.outputs import check_not_over_input, check_writable_dir
 from musesynth.tokenize import encoding_from_vocab, get_encoding
 from musesynth.tokenize.base import Encoding
 
@@ -65,6 +66,17 @@ def _write_splits(tmp: Path, used: dict[str, np.ndarray], split: dict[str, str])
     return totals
 
 
+def check_dataset_target(out_dir: Path, midi_dir: Path) -> None:
+    """The dataset folder may be new or an earlier dataset (replaced); anything else is the user's: refused."""
+    check_not_over_input(out_dir, midi_dir, "dataset folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MusesynthError(f"dataset folder {out_dir} is a file; choose a new folder name")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_dataset(out_dir):
+        raise MusesynthError(f"{out_dir} already exists and is not a musesynth dataset (no manifest.json); "
+                             f"choose a new folder: nothing in it is replaced")
+    check_writable_dir(out_dir.parent, "dataset parent folder")
+
+
 def build_dataset(
     midi_dir: str | Path,
     out_dir: str | Path,
@@ -76,6 +88,7 @@ def build_dataset(
     """Tokenize every MIDI file in parallel, split by file, and write the dataset atomically."""
     t0 = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
+    check_dataset_target(out_dir, midi_dir)
     files = find_midi_files(midi_dir)
     if not files:
         raise MusesynthError(f"no .mid/.midi files found in {midi_dir}")
@@ -93,7 +106,7 @@ def build_dataset(
 
     split = assign_splits(sorted(used))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         manifest = Manifest(
             source=str(midi_dir.resolve()), encoding=enc.name, encoding_params=enc.vocab.params,
