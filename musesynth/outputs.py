@@ -24,17 +24,25 @@ def _first_existing_parent(path: Path) -> Path:
 
 
 def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
-    """Create ``path`` (and parents) if needed and prove it takes files; one-line error otherwise."""
+    """Prove that ``path`` can be created (if missing) and takes files; one-line error otherwise. Folders it
+    had to create for the proof are removed again: the check itself leaves nothing behind."""
     p = Path(path)
     anchor = _first_existing_parent(p)
     if anchor.exists() and not anchor.is_dir():
         raise MusesynthError(f"{what} {p}: {anchor} is a file, not a folder")
+    made = [q for q in [p, *p.parents] if not q.exists()]
     try:
         p.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=p):
             pass
     except OSError as exc:
         raise MusesynthError(f"{what} {p} is not writable: {exc.strerror or exc}") from None
+    finally:
+        for q in made:  # deepest first
+            try:
+                q.rmdir()
+            except OSError:
+                pass
     return p
 
 

@@ -114,8 +114,8 @@ def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
     """Generate for each primer; a bad primer in a folder is reported (``log``) and skipped."""
     opt.validate()
     primers = _primers(opt.primer)
-    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     device = pick_device(opt.device)
+    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     model, enc, meta = load_model(opt.checkpoint, device)
     opt.sampling.validate(len(enc.vocab))
     seq_len = meta.model_config.seq_len

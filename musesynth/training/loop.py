@@ -18,6 +18,7 @@ from tqdm import tqdm
 from musesynth.atomic import atomic_write_json
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
+from musesynth.outputs import check_writable_dir
 from musesynth.training import distributed
 from musesynth.training.checkpoint import save_checkpoint
 from musesynth.training.config import TrainConfig
@@ -41,9 +42,12 @@ def train(cfg: TrainConfig) -> TrainSummary:
         device = torch.device("cuda", dist.local_rank)
     quiet = cfg.quiet or not dist.is_main
     try:
+        if dist.is_main:
+            check_writable_dir(cfg.out_dir, "-o/--out-dir")
+        setup = prepare(cfg, device, dist, quiet)
         run_dir = RunDir(cfg.run_dir, resume=cfg.resume, overwrite=cfg.overwrite) if dist.is_main else None
         with run_dir or nullcontext():
-            return Trainer(prepare(cfg, device, dist, quiet), quiet).run()
+            return Trainer(setup, quiet).run()
     finally:
         distributed.teardown(dist)
 
@@ -60,6 +64,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ bookkeeping
     def save(self, path: Path) -> None:
+        if not all(p.isfinite().all() for p in self.s.raw_model.parameters()):
+            self.diverged("the weights are not finite")
         if self.main:
             save_checkpoint(path, self.s.raw_model, self.s.meta, self.s.optimizer, self.s.scheduler)
         self.last_save = time.perf_counter()
@@ -100,9 +106,7 @@ class Trainer:
                                ignore_index=s.data.enc.pad_id)
         value = loss.item()
         if not math.isfinite(value):
-            kept = f"; the last good checkpoint is {self.last_path}" if self.last_path.is_file() else ""
-            raise MusesynthError(f"training diverged at step {self.p.step + 1}: the loss is {value}{kept}; "
-                                 f"try a lower --lr (now {self.cfg.lr:g}) or --precision fp32")
+            self.diverged(f"the loss is {value}")
         s.optimizer.zero_grad(set_to_none=True)
         s.scaler.scale(loss).backward()
         if self.cfg.grad_clip > 0:
@@ -112,6 +116,12 @@ class Trainer:
         s.scaler.update()
         s.scheduler.step()
         return value
+
+    def diverged(self, what: str) -> None:
+        """Stop with a clear error; nothing non-finite is saved, so last.pt/best.pt stay the last good ones."""
+        kept = f"; the last good checkpoint is {self.last_path}" if self.last_path.is_file() else ""
+        raise MusesynthError(f"training diverged at step {self.p.step + 1}: {what}{kept}; try a lower --lr "
+                             f"(now {self.cfg.lr:g}) or --precision fp32")
 
     def budget_reason(self, interrupt: Interrupt) -> str:
         c, p = self.cfg, self.p

@@ -4,6 +4,7 @@ dataset, the model, the data loader, the optimizer and schedule, and the state o
 from __future__ import annotations
 
 import math
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,36 @@ def load_data(cfg: TrainConfig, quiet: bool) -> TrainData:
     return TrainData(dataset_dir, load_manifest(dataset_dir), encoding_from_vocab(vocab), train_tokens, val_tokens)
 
 
+def available_memory() -> int:
+    """Bytes of memory this process could still use (MemAvailable; the physical total where unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def step_memory(cfg: TrainConfig, mcfg: ModelConfig, windows: int) -> int:
+    """A rough upper estimate of one training step's activation memory (bytes, fp32), so a setting that
+    would swap or be killed is refused before the first step rather than found out after minutes."""
+    b, t = min(cfg.batch_size, max(1, windows)), cfg.seq_len
+    per_token = 12 * mcfg.vocab_size + 4 * mcfg.num_layers * (8 * mcfg.embed_dim + 6 * mcfg.hidden_dim)
+    attention = 4 * b * mcfg.num_heads * t * t * mcfg.num_layers if mcfg.family == "transformer" else 0
+    return b * t * per_token + attention
+
+
+def check_memory(cfg: TrainConfig, mcfg: ModelConfig, windows: int, device: torch.device) -> None:
+    if device.type != "cpu":
+        return
+    need, have = step_memory(cfg, mcfg, windows), available_memory()
+    if need > 0.8 * have:
+        raise MusesynthError(f"one training step would need about {need / 2**30:.1f} GiB, more than the "
+                             f"{have / 2**30:.1f} GiB available; use a smaller --seq-len ({cfg.seq_len}) or "
+                             f"--batch-size ({cfg.batch_size})")
+
+
 def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
     """The training options that describe the network, as the model's own config."""
     return ModelConfig(family=cfg.model, vocab_size=vocab_size, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
@@ -140,6 +171,7 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
             raise MusesynthError(f"--resume: no checkpoint to resume from at {last}")
         resume_state = load_raw(last)
         check_compatible(resume_state["meta"], cfg.model, vocab, mcfg)
+    check_memory(cfg, mcfg, len(data.train_tokens) // cfg.seq_len, device)
     amp_dtype = DTYPES[cfg.precision]
     if amp_dtype is torch.float16 and device.type != "cuda":
         raise MusesynthError("--precision fp16 needs a CUDA device (use bf16 on CPU)")
