@@ -20,7 +20,7 @@ import numpy as np
 from musesynth.atomic import atomic_write_json, atomic_write_text
 from musesynth.data.dataset import first_test_file, load_vocab
 from musesynth.evaluate.music_stats import BINS
-from musesynth.evaluate.run import EvaluateOptions, Evaluation, evaluate_checkpoint
+from musesynth.evaluate.run import EvaluateOptions, Evaluation, evaluate_checkpoint, json_safe
 from musesynth.generate.run import GenerateOptions, run_generate
 from musesynth.generate.sampling import Sampling
 from musesynth.plotting import pyplot, save_png
@@ -85,7 +85,7 @@ def run_ablation(base: TrainConfig, opt: AblationOptions) -> Path:
     plot_music_stats(rows, report / "music_stats.png")
     results = {"command": opt.command, "budget": {"tokens": opt.budget_tokens, "seconds": opt.budget_seconds},
                "train_config": cfg0.to_dict(), "rows": [asdict(r) for r in rows], "samples": samples}
-    atomic_write_json(report / "results.json", results)
+    atomic_write_json(report / "results.json", json_safe(results))
     atomic_write_text(report / "report.md", markdown(rows, cfg0, opt, samples))
     return report / "report.md"
 
@@ -185,8 +185,43 @@ def _music_table(rows: list[Row]) -> list[str]:
     return lines
 
 
+def _f(x: float | None, fmt: str) -> str:
+    return "-" if x is None or x != x else format(x, fmt)
+
+
+def _musicality_table(rows: list[Row]) -> list[str]:
+    rows = [r for r in rows if r.eval.musicality is not None]
+    if not rows:
+        return []
+    held = rows[0].eval.musicality
+    lines = ["", "## Musicality (generated vs held-out test pieces)", "",
+             "Classifier: accuracy of telling 8-beat windows apart (0.5 = indistinguishable; control = two halves "
+             "of the held-out pieces). Repeat: share of pieces with an internal exact repeat of 8+ beats. Keys: "
+             "share in keys with 4+ sharps/flats, and distance of the 24-key histograms. Copy: longest run of onsets "
+             "copied from a training piece (beats).", "",
+             "| model | classifier acc. | control | repeat >= 8 beats | mean longest repeat | 4+ accidentals "
+             "| key dist. | scale consistency | copy median / max | copy >= 16 beats |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        c, rep, k, mem = (r.eval.musicality[x] for x in ("classifier", "repetition", "keys", "memorisation"))
+        cells = [r.model, _f(c["accuracy"], ".3f"), _f(c["control_accuracy"], ".3f"),
+                 _f(rep["share_with_repeat"], ".0%"), _f(rep["mean_longest_repeat_beats"], ".1f"),
+                 _f(k["generated_share_4plus_accidentals"], ".0%"), _f(k["key_distribution_distance"], ".3f"),
+                 _f(k["scale_consistency_generated"], ".3f"),
+                 f"{_f(mem['median_beats'], '.1f')} / {_f(mem['max_beats'], '.1f')}",
+                 _f(mem["share_ge_16_beats"], ".0%")]
+        lines.append("| " + " | ".join(cells) + " |")
+    rep0, k, mem = held["repetition_held_out"], held["keys"], held["memorisation"]
+    cells = ["held-out", "-", "-", _f(rep0["share_with_repeat"], ".0%"), _f(rep0["mean_longest_repeat_beats"], ".1f"),
+             _f(k["reference_share_4plus_accidentals"], ".0%"), "0", _f(k["scale_consistency_reference"], ".3f"),
+             f"{_f(mem['held_out_median_beats'], '.1f')} / {_f(mem['held_out_max_beats'], '.1f')}",
+             _f(mem["held_out_share_ge_16_beats"], ".0%")]
+    lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(rows: list[Row], cfg: TrainConfig, opt: AblationOptions, samples: dict[str, dict[str, Any]]) -> str:
-    lines = _header(cfg, opt) + _main_table(rows) + _music_table(rows)
+    lines = _header(cfg, opt) + _main_table(rows) + _musicality_table(rows) + _music_table(rows)
     if rows:
         best = min(rows, key=lambda r: r.eval.model_metrics.nll)
         lines += ["", f"**Lowest test NLL: {best.model}** ({best.eval.model_metrics.nll:.4f} nats/token).", ""]

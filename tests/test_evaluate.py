@@ -82,6 +82,10 @@ def test_evaluate_command_reports_model_and_baselines(trained, bach_dataset, tmp
     assert m["perplexity"] == pytest.approx(np.exp(m["nll"]))
     assert m["nll"] < b["unigram"]["nll"] - 0.2  # a trained model beats the unigram baseline
     assert 0 <= r["music_stats_mean_distance"] <= 1
+    mu = r["musicality"]
+    assert 0 <= mu["classifier"]["accuracy"] <= 1 and 0 <= mu["repetition"]["share_with_repeat"] <= 1
+    assert mu["memorisation"]["max_beats"] >= 0 and "key_distribution_distance" in mu["keys"]
+    assert "classifier accuracy on 8-beat windows" in text
 
 
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
@@ -102,6 +106,7 @@ def test_ablate_end_to_end_on_a_tiny_corpus(bach_dataset, tmp_path, capsys):
         assert list((report / "samples").glob(f"*_{fam}_seed0_0.mid")) and png and png[0].stat().st_size > 1000
         assert f"![{fam} sample](samples/{png[0].name})" in md
     assert "| unigram baseline |" in md and "| bigram baseline |" in md
+    assert "## Musicality" in md and "| held-out |" in md
     assert (report / "learning_curves.png").stat().st_size > 1000
     res = json.loads((report / "results.json").read_text())
     tokens = {r["summary"]["tokens"] for r in res["rows"]}

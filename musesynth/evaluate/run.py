@@ -3,6 +3,7 @@ statistics of generated pieces against held-out pieces."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
 from musesynth.evaluate.music_stats import Piece, compare, mean_distance, piece_from_score
+from musesynth.evaluate.musicality import key_report, memorisation_report, repetition_summary, two_sample_report
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.tokenize import Encoding
 from musesynth.training.checkpoint import load_model
@@ -32,8 +34,8 @@ class EvaluateOptions:
     split: str = "test"
     batch_size: int = 64
     device: str = "auto"
-    samples: int = 16
-    length: int = 512
+    samples: int = 48
+    length: int = 600
     seed: int = 0
     sampling: Sampling = field(default_factory=Sampling)
 
@@ -73,9 +75,33 @@ class Evaluation:
     music_stats: dict[str, dict[str, float]] | None = None
     music_stats_mean_distance: float | None = None
     music_stats_setup: dict[str, int] | None = None
+    musicality: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_safe(asdict(self))
+
+
+def json_safe(x: Any) -> Any:
+    """NaN/inf (a metric with too little data) become null, so the JSON parses anywhere."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
+
+
+def musicality(gen: list[Piece], ref: list[Piece], train: list[Piece], seed: int) -> dict[str, dict[str, Any]]:
+    """Can a classifier tell generated from held-out (next to its real-vs-real control)? Do pieces repeat
+    passages as the corpus does, sit in its keys, and avoid copying the training set?"""
+    return {
+        "classifier": two_sample_report(gen, ref, seed=seed),
+        "repetition": repetition_summary(gen),
+        "repetition_held_out": repetition_summary(ref),
+        "keys": key_report(gen, ref),
+        "memorisation": memorisation_report(gen, train, ref),
+    }
 
 
 def baselines(dataset: Path, split: str, vocab_size: int) -> dict[str, Metrics]:
@@ -125,6 +151,8 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         result.music_stats = compare(ref, gen)
         result.music_stats_mean_distance = mean_distance(result.music_stats)
         result.music_stats_setup = {"generated": opt.samples, "held_out": len(ref), "tokens_per_piece": opt.length}
+        train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
+        result.musicality = musicality(gen, ref, train, opt.seed)
     return result
 
 
@@ -139,4 +167,26 @@ def format_result(r: Evaluation) -> str:
         for k, v in r.music_stats.items():
             lines.append(f"  {k:14s}{v['distance']:8.3f}{v['kl']:9.3f}")
         lines.append(f"  {'mean':14s}{r.music_stats_mean_distance:8.3f}")
+    if r.musicality is not None:
+        lines += format_musicality(r.musicality)
     return "\n".join(lines)
+
+
+def format_musicality(m: dict[str, dict[str, Any]]) -> list[str]:
+    c, rep, rep0, k, mem = (m[x] for x in ("classifier", "repetition", "repetition_held_out", "keys",
+                                           "memorisation"))
+    return [
+        "musicality (generated vs held-out):",
+        f"  classifier accuracy on 8-beat windows {c['accuracy']:.3f} (real-vs-real control "
+        f"{c['control_accuracy']:.3f}; 0.5 = indistinguishable)",
+        f"  pieces with an internal repeat >= 8 beats {rep['share_with_repeat']:.0%} (held-out "
+        f"{rep0['share_with_repeat']:.0%}); mean longest repeat {rep['mean_longest_repeat_beats']:.1f} beats "
+        f"(held-out {rep0['mean_longest_repeat_beats']:.1f})",
+        f"  keys with 4+ sharps/flats {k['generated_share_4plus_accidentals']:.0%} (held-out "
+        f"{k['reference_share_4plus_accidentals']:.0%}); key distribution distance "
+        f"{k['key_distribution_distance']:.3f}; scale consistency {k['scale_consistency_generated']:.3f} "
+        f"(held-out {k['scale_consistency_reference']:.3f})",
+        f"  longest run copied from training: median {mem['median_beats']:.1f}, max {mem['max_beats']:.1f} beats, "
+        f"{mem['share_ge_16_beats']:.0%} >= 16 beats (held-out vs train: median "
+        f"{mem['held_out_median_beats']:.1f}, max {mem['held_out_max_beats']:.1f})",
+    ]
