@@ -1,11 +1,21 @@
 """The embedded default corpus: real classical scores shipped inside the music21 wheel, exported to
-MIDI once, so everything runs offline (no data set is ever downloaded at run time)."""
+MIDI once, so everything runs offline (no data set is ever downloaded at run time).
+
+Besides notes, tempo, key and time signature (written by music21), the export keeps two things
+music21's MIDI writer drops, so that meter-aware encodings can read them back:
+- **Fermatas** become MIDI marker events with the text ``fermata`` at the onset of every note or
+  chord that carries one (several voices with a fermata at one onset give one marker).
+- **Pickup bars** (an anacrusis: a first measure shorter than its time signature, i.e. music21's
+  ``paddingLeft``) become a time signature as long as the pickup at tick 0 (1/4 for a one-beat
+  upbeat in 4/4), followed by the real one where the first full bar starts. Note times are unchanged.
+"""
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -42,13 +52,66 @@ def _out_name(path: Path) -> str:
     return f"{path.parent.name}/{path.stem}.mid"
 
 
+def fermata_offsets(score: Any) -> list[float]:
+    """Offsets (quarter notes from the start) of the notes and chords of a music21 score with a fermata."""
+    from music21 import expressions
+
+    return sorted({
+        float(n.offset) for n in score.flatten().notes
+        if any(isinstance(e, expressions.Fermata) for e in n.expressions)
+    })
+
+
+def pickup_signature(score: Any) -> tuple[float, int, int] | None:
+    """``(length_in_quarters, numerator, denominator)`` of the pickup bar of a music21 score, or None."""
+    parts = getattr(score, "parts", None)
+    if not parts:
+        return None
+    measures = parts[0].getElementsByClass("Measure")
+    if not measures:
+        return None
+    first = measures[0]
+    pad = float(first.paddingLeft or 0.0)
+    bar = float(first.barDuration.quarterLength)
+    length = bar - pad
+    if pad <= 0 or length <= 0:
+        return None
+    for den in (4, 8, 16, 32):  # smallest denominator that writes the pickup length exactly
+        num = length * den / 4
+        if abs(num - round(num)) < 1e-9 and 1 <= round(num) <= 255:
+            return length, int(round(num)), den
+    return None
+
+
+def write_score_midi(score: Any, path: str) -> None:
+    """music21 score -> MIDI file at ``path``, with fermata markers and the pickup time signature added."""
+    import symusic
+
+    score.write("midi", fp=path)
+    midi = symusic.Score.from_midi(Path(path).read_bytes())  # the temp name has no .mid suffix
+    tpq = midi.ticks_per_quarter
+    for off in fermata_offsets(score):
+        midi.markers.append(symusic.TextMeta(int(round(off * tpq)), "fermata"))
+    pickup = pickup_signature(score)
+    if pickup is not None:
+        length, num, den = pickup
+        tick = int(round(length * tpq))
+        sigs = [(t.time, t.numerator, t.denominator) for t in midi.time_signatures]
+        at_zero = [s for s in sigs if s[0] == 0]
+        if at_zero:  # the real signature moves to the first full bar
+            real = [(tick, at_zero[-1][1], at_zero[-1][2])]
+            rest = [s for s in sigs if s[0] > tick]
+            midi.time_signatures = [symusic.TimeSignature(t, n, d) for t, n, d in [(0, num, den), *real, *rest]]
+    Path(path).write_bytes(midi.dumps_midi())
+
+
 def _export_one(job: tuple[str, str]) -> tuple[str, str | None]:
     src, dst = job
     try:
         from music21 import converter
 
         score = converter.parse(src)
-        atomic_write(dst, lambda tmp: score.write("midi", fp=tmp))
+        atomic_write(dst, lambda tmp: write_score_midi(score, tmp))
         return src, None
     except Exception as exc:  # music21 raises many types on odd scores; report and go on
         return src, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

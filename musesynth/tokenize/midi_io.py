@@ -8,12 +8,16 @@ Rules (shared by every encoding, tested in tests/test_chord_encoding.py):
 - **Same pitch twice at one onset**: the longest note is kept.
 - **A re-struck key ends the previous note** of that pitch (no self-overlap), because overlapping
   notes of one pitch are ambiguous in MIDI and would not survive a write/read cycle.
+
+Besides notes and tempo, ``score_notes`` also reads the time signatures, key signatures (as symusic
+gives them: ``key`` = sharps, negative for flats; ``tonality`` 0 major, 1 minor) and the times of
+marker events whose text contains "fermata" (any case); encodings that do not use them ignore them.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,13 @@ class Notes:
     tempo_time: np.ndarray
     tempo_bpm: np.ndarray
     tpq: int
+    ts_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ts_numerator: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ts_denominator: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    key_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    key_sharps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # < 0: flats
+    key_tonality: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # 0 major, 1 minor
+    fermata_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return int(self.onset.size)
@@ -86,7 +97,16 @@ def score_notes(score: symusic.Score) -> Notes:
     tempos = score.tempos.numpy()
     tempo_time = tempos["time"].astype(np.int64)
     tempo_bpm = 60_000_000.0 / np.maximum(tempos["mspq"].astype(np.float64), 1.0)
-    return Notes(onset, duration, pitch, velocity, tempo_time, tempo_bpm, int(score.ticks_per_quarter))
+    ts = score.time_signatures.numpy()
+    ks = score.key_signatures.numpy()
+    fermata = [m.time for m in score.markers if "fermata" in m.text.lower()]
+    return Notes(
+        onset, duration, pitch, velocity, tempo_time, tempo_bpm, int(score.ticks_per_quarter),
+        ts_time=ts["time"].astype(np.int64), ts_numerator=ts["numerator"].astype(np.int64),
+        ts_denominator=ts["denominator"].astype(np.int64), key_time=ks["time"].astype(np.int64),
+        key_sharps=ks["key"].astype(np.int64), key_tonality=ks["tonality"].astype(np.int64),
+        fermata_time=np.asarray(fermata, np.int64),
+    )
 
 
 def canonical_order(onset: np.ndarray, pitch: np.ndarray, duration: np.ndarray) -> np.ndarray:

@@ -1,0 +1,559 @@
+"""A meter-, phrase- and key-aware variant of the chord encoding (REMI-style bars and positions).
+
+A piece reads::
+
+    BOS KEY_D_major TIMESIG_3/4 TEMPO_120
+    BAR POS_24 NOTE_50 DUR_12 NOTE_62 DUR_12
+    BAR POS_0 NOTE_45 DUR_24 NOTE_61 DUR_24 PHRASE POS_24 TEMPO_95.24 NOTE_50 DUR_12 ...
+    BAR TIMESIG_4/4 POS_0 ... EOS
+
+- **Header**: the key (``KEY_<tonic>_<mode>``, tonic spelled with sharps: C C# D D# E F F# G G# A A# B),
+  the first time signature and the initial tempo.
+- **Bars**: ``BAR`` opens every bar (empty bars are consecutive BARs); its length, in grid steps, is that
+  of the active time signature. A change of time signature is a ``TIMESIG`` token right after the BAR
+  of the bar where it takes effect.
+- **Onsets**: ``POS_k`` (k = grid steps from the bar start) opens each onset; a tempo change there is a
+  ``TEMPO`` token after the POS (a tempo change where no note starts is a POS and a TEMPO alone);
+  then the notes as NOTE DUR pairs in ascending pitch, exactly as in the chord encoding (same grid,
+  same NOTE/DUR/TEMPO tokens); ``PHRASE`` after the notes marks an onset with a fermata.
+  No SHIFT tokens: BAR and POS carry time.
+
+Vocabulary (defaults: 12 steps per beat, durations up to 8 beats, bars up to 16 beats): 3 special +
+88 notes + 96 durations + 29 tempos + BAR + PHRASE + 192 positions + 56 time signatures (n/2 for
+n <= 8, n/4, n/8 and n/16 for n <= 16; bars of at most ``max_bar_beats``) + 24 keys = 490 tokens.
+
+Reading rules (on top of midi_io's and the chord encoding's note and tempo quantisation):
+- **Time signatures**: a MIDI file without one is in 4/4. One outside the vocabulary (denominator
+  other than 2, 4, 8, 16, numerator above 16, or a bar longer than ``max_bar_beats``: such a long
+  bar could not be addressed by the POS tokens) is read as 4/4. A change that does not fall on a
+  bar line of the previous meter takes effect at the next bar line; of several at one bar line the
+  last wins; repeats and changes after the last onset are dropped.
+- **Pickup bar** (anacrusis): a first time signature that lasts exactly one bar and is shorter than
+  the next one (the corpus export writes a one-beat upbeat in 4/4 as 1/4 then 4/4) is read as the
+  end of a full bar of the next signature: the header carries 4/4 and the upbeat sits at POS_36.
+  Decoding writes any first bar whose first event is not at POS_0 (and whose next bar keeps the
+  meter) back as a pickup time signature (its length rounded up to a whole number of 16ths), so the
+  decoded MIDI starts with the first note rather than with silence. The tokens round-trip either
+  way; only a rest that opens a full first bar (5 of the 410 chorales) is dropped from the MIDI.
+- **Fermatas**: marker events whose text contains "fermata" become a PHRASE after the notes of the
+  onset at the marker (or of the latest onset before it; the first onset if before all notes).
+- **Key** (one per piece, from the first key signature; key changes are not encoded):
+  a key signature gives the tonic pair (major tonic = 7 x sharps mod 12 and its relative minor).
+  If it says minor, that is taken. If it says major, the mode is checked, because many writers
+  (music21 for a bare KeySignature, sequencers by default) write mode 0 without knowing it, and
+  some music21 chorales even carry a major Key on minor music (bwv166.6: B- major, ends on G):
+  the piece is read as the relative minor when the Krumhansl-Schmuckler correlation of its
+  duration-weighted pitch-class histogram with the minor profile beats the major one by more than
+  ``MODE_MARGIN`` (0.05; near-ties such as bwv244.17 in E-flat major stay major). Without a key
+  signature, the best correlated of all 24 keys wins.
+  The histogram uses the quantised notes, so a decoded piece re-estimates the same key.
+
+Decoding rules for token sequences a model may write: tokens before the first BAR belong to the
+first bar; a POS that goes backwards within a bar is ignored (the notes join the current onset);
+notes (and tempo/phrase marks) at a POS at or beyond the bar length are dropped; a TIMESIG that does
+not directly follow a BAR takes effect at the next bar; the first KEY token is the key (none: no
+key signature is written); velocity is not encoded (decoded at 80).
+Decoding writes the time signatures, the key signature, the tempo changes and a "fermata" marker per
+PHRASE, into one track named "Piano" (program 0). For quantised music the round trip
+MIDI -> tokens -> MIDI -> tokens is exact.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import symusic
+
+from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.tokenize.base import Encoding, transition_matrix
+from musesynth.tokenize.midi_io import (
+    PIANO_HIGH,
+    PIANO_LOW,
+    Notes,
+    canonical_order,
+    end_at_restrike,
+    fold_pitches,
+    score_notes,
+)
+from musesynth.tokenize.vocab import Vocabulary
+
+T_PAD, T_BOS, T_EOS, T_NOTE, T_DUR, T_TEMPO, T_BAR, T_PHRASE, T_POS, T_TIMESIG, T_KEY = range(11)
+N_TYPES = 11
+DEFAULTS: dict[str, Any] = {
+    "resolution": 12,
+    "max_duration_beats": 8,
+    "max_bar_beats": 16,
+    "tempo_low": -18,
+    "tempo_high": 10,
+    "velocity": 80,
+}
+TS_DENOMINATORS = (2, 4, 8, 16)
+TS_MAX_NUMERATOR = 16
+PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+MODES = ("major", "minor")
+# Krumhansl-Kessler key profiles (Krumhansl 1990), tonic first.
+KS_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KS_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+MODE_MARGIN = 0.05  # a "major" signature reads as minor when the minor profile correlates this much better
+_LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_KEY_RE = re.compile(r"^\s*([a-g])\s*(#|♯|b|♭)?[\s_]*(major|minor|maj|min)\s*$", re.IGNORECASE)
+_KEY_FORM = "a tonic A-G with an optional # or b, then major or minor (e.g. 'D major', 'F# minor', 'Bb major')"
+
+
+# ---------------------------------------------------------------------- keys
+def _mode_index(mode: str | int) -> int:
+    if isinstance(mode, str):
+        m = mode.strip().lower()
+        if m in ("major", "maj"):
+            return 0
+        if m in ("minor", "min"):
+            return 1
+        raise MusesynthError(f"unknown mode '{mode}' (major or minor)")
+    if int(mode) not in (0, 1):
+        raise MusesynthError(f"unknown mode {mode} (0 major, 1 minor)")
+    return int(mode)
+
+
+def parse_key(text: str) -> tuple[int, str]:
+    """``"D major"`` / ``"f# minor"`` / ``"Bb major"`` -> ``(tonic pitch class, "major" | "minor")``."""
+    m = _KEY_RE.match(str(text))
+    if not m:
+        raise MusesynthError(f"unknown key '{text}': write {_KEY_FORM}")
+    letter, accidental, mode = m.groups()
+    tonic = _LETTERS[letter.lower()] + {"#": 1, "♯": 1, "b": -1, "♭": -1, None: 0}[accidental]
+    return tonic % 12, MODES[_mode_index(mode)]
+
+
+def key_name(tonic: int, mode: str | int) -> str:
+    """``(2, "major")`` -> ``"D major"`` (sharp spelling)."""
+    return f"{PITCH_NAMES[int(tonic) % 12]} {MODES[_mode_index(mode)]}"
+
+
+def key_signature_sharps(tonic: int, mode: str | int) -> int:
+    """Sharps (negative: flats, in -5..6) of the key signature of a key."""
+    major_tonic = (int(tonic) + (3 if _mode_index(mode) else 0)) % 12
+    s = (major_tonic * 7) % 12
+    return s - 12 if s > 6 else s
+
+
+def key_correlations(pitch: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the weighted pitch-class histogram with the 24 key profiles:
+    index ``mode * 12 + tonic``."""
+    hist = np.bincount(np.asarray(pitch, np.int64) % 12, weights=np.asarray(weight, np.float64), minlength=12)
+    profiles = np.stack([np.roll(p, t) for p in (KS_MAJOR, KS_MINOR) for t in range(12)])
+    h = hist - hist.mean()
+    p = profiles - profiles.mean(1, keepdims=True)
+    denom = np.sqrt((h**2).sum() * (p**2).sum(1))
+    return np.where(denom > 0, p @ h / np.where(denom > 0, denom, 1.0), 0.0)
+
+
+def estimate_key(
+    pitch: np.ndarray, weight: np.ndarray, sharps: int | None = None, tonality: int | None = None
+) -> tuple[int, int]:
+    """``(tonic, mode)`` (mode 0 major, 1 minor) by the rule in the module docstring."""
+    corr = key_correlations(pitch, weight)
+    if sharps is None:
+        best = int(np.argmax(corr)) if np.any(corr) else 0
+        return best % 12, best // 12
+    major = (7 * int(sharps)) % 12
+    minor = (major + 9) % 12
+    if tonality == 1 or corr[12 + minor] > corr[major] + MODE_MARGIN:
+        return minor, 1
+    return major, 0
+
+
+# ---------------------------------------------------------------------- encoding
+class MeterEncoding(Encoding):
+    name = "meter"
+    special = {"PAD": "PAD", "BOS": "BOS", "EOS": "EOS"}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown meter-encoding parameters: {sorted(unknown)}")
+        p = {**DEFAULTS, **params}
+        self.resolution = int(p["resolution"])
+        self.max_dur = int(p["max_duration_beats"]) * self.resolution
+        self.max_bar = int(p["max_bar_beats"]) * self.resolution
+        self.tempos = (120.0 * 2.0 ** (np.arange(int(p["tempo_low"]), int(p["tempo_high"]) + 1) / 12)).round(2)
+        self.velocity = int(p["velocity"])
+        self.ticks_per_step = math.ceil(480 / self.resolution)
+
+        sigs = [(n, d) for d in TS_DENOMINATORS for n in range(1, TS_MAX_NUMERATOR + 1)
+                if (n * 4 * self.resolution) % d == 0 and n * 4 * self.resolution // d <= self.max_bar]
+        self.ts_sig = np.array(sigs, np.int64).reshape(-1, 2)
+        self.ts_len = self.ts_sig[:, 0] * 4 * self.resolution // self.ts_sig[:, 1]
+        self.ts_index = {s: i for i, s in enumerate(sigs)}
+        self.default_ts = self.ts_index[(4, 4)]
+
+        groups: list[tuple[int, list[str]]] = [
+            (T_PAD, ["PAD"]), (T_BOS, ["BOS"]), (T_EOS, ["EOS"]),
+            (T_NOTE, [f"NOTE_{q}" for q in range(PIANO_LOW, PIANO_HIGH + 1)]),
+            (T_DUR, [f"DUR_{d}" for d in range(1, self.max_dur + 1)]),
+            (T_TEMPO, [f"TEMPO_{t:g}" for t in self.tempos]),
+            (T_BAR, ["BAR"]), (T_PHRASE, ["PHRASE"]),
+            (T_POS, [f"POS_{k}" for k in range(self.max_bar)]),
+            (T_TIMESIG, [f"TIMESIG_{n}/{d}" for n, d in sigs]),
+            (T_KEY, [f"KEY_{PITCH_NAMES[t]}_{m}" for m in MODES for t in range(12)]),
+        ]
+        tokens = [t for _, g in groups for t in g]
+        self.vocab = Vocabulary(self.name, p, tuple(tokens))
+        self.token_type = np.concatenate([np.full(len(g), k, np.int64) for k, g in groups])
+        first = np.r_[0, np.cumsum([len(g) for _, g in groups])[:-1]]
+        (_, _, _, self.note0, self.dur0, self.tempo0, self.bar_id, self.phrase_id,
+         self.pos0, self.ts0, self.key0) = (int(x) for x in first)
+
+        ids = np.arange(len(tokens))
+        typ = self.token_type
+        self.pitch_of = np.where(typ == T_NOTE, ids - self.note0 + PIANO_LOW, 0)
+        self.dur_of = np.where(typ == T_DUR, ids - self.dur0 + 1, 0)
+        self.tempo_bin_of = np.where(typ == T_TEMPO, ids - self.tempo0, 0)
+        self.pos_of = np.where(typ == T_POS, ids - self.pos0, 0)
+        self.ts_of = np.where(typ == T_TIMESIG, ids - self.ts0, 0)
+        self.key_index_of = np.where(typ == T_KEY, ids - self.key0, 0)  # mode * 12 + tonic
+
+    # ------------------------------------------------------------------ keys
+    def key_token_id(self, tonic_pc: int, mode: str | int) -> int:
+        """Id of ``KEY_<tonic>_<mode>`` (mode "major"/"minor" or 0/1)."""
+        return self.key0 + 12 * _mode_index(mode) + int(tonic_pc) % 12
+
+    def key_of(self, ids: np.ndarray | list[int]) -> tuple[int, str] | None:
+        """``(tonic pitch class, "major" | "minor")`` of the first KEY token, None if there is none."""
+        ids = np.asarray(ids, np.int64)
+        ids = ids[(ids >= 0) & (ids < len(self.vocab))]
+        at = np.flatnonzero(self.token_type[ids] == T_KEY)
+        if at.size == 0:
+            return None
+        k = int(self.key_index_of[ids[at[0]]])
+        return k % 12, MODES[k // 12]
+
+    def set_key(self, ids: np.ndarray | list[int], tonic: int, mode: str | int,
+                transpose: bool = False) -> np.ndarray:
+        """``ids`` with the header key replaced by the given key (inserted after BOS if there is none).
+
+        With ``transpose=True`` the notes also move from the old tonic to the new one by the smaller
+        interval (-5..+6 semitones; notes that would leave the piano range fold back by an octave)."""
+        ids = np.array(ids, np.int64)
+        new = self.key_token_id(tonic, mode)
+        old = self.key_of(ids)
+        inside = (ids >= 0) & (ids < len(self.vocab))
+        typ = np.where(inside, self.token_type[np.where(inside, ids, 0)], -1)
+        at = np.flatnonzero(typ == T_KEY)
+        if transpose and old is not None:
+            step = (int(tonic) - old[0]) % 12
+            step = step - 12 if step > 6 else step
+            notes = typ == T_NOTE
+            pitch = fold_pitches(self.pitch_of[ids[notes]] + step)
+            ids[notes] = self.note0 + pitch - PIANO_LOW
+        if at.size:
+            ids[at[0]] = new
+            return ids
+        pos = 1 if ids.size and ids[0] == self.bos_id else 0
+        return np.r_[ids[:pos], new, ids[pos:]]
+
+    # ------------------------------------------------------------------ encode
+    def _time_signatures(self, n: Notes, scale: float) -> tuple[np.ndarray, np.ndarray, int]:
+        """Raw MIDI time signatures -> (token-time steps, vocabulary indices, pickup shift)."""
+        step = np.rint(n.ts_time * scale).astype(np.int64)
+        order = np.argsort(step, kind="stable")
+        step, num, den = step[order], n.ts_numerator[order], n.ts_denominator[order]
+        last = np.ones(step.size, bool)
+        last[:-1] = step[1:] != step[:-1]
+        step, num, den = step[last], num[last], den[last]
+        if step.size == 0 or step[0] > 0:
+            step, num, den = np.r_[0, step], np.r_[4, num], np.r_[4, den]
+        idx = np.array([self.ts_index.get((int(a), int(b)), self.default_ts) for a, b in zip(num, den)], np.int64)
+        raw_len = num[0] * 4 * self.resolution / max(int(den[0]), 1)
+        if step.size >= 2 and raw_len == int(raw_len) >= 1:
+            # A pickup: the first signature lasts exactly one bar, shorter than the next one's.
+            p_step, p_idx = self._normalise(int(raw_len), step, np.r_[-1, idx[1:]])  # -1: the raw first bar
+            if p_step.size >= 2 and p_step[1] == raw_len < self.ts_len[p_idx[1]]:
+                shift = int(self.ts_len[p_idx[1]] - raw_len)
+                return np.r_[0, p_step[2:] + shift], p_idx[1:], shift
+        ts_step, ts_idx = self._normalise(int(self.ts_len[idx[0]]), step, idx)
+        return ts_step, ts_idx, 0
+
+    def _normalise(self, first_len: int, step: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Time-signature changes moved to the first bar line at or after them (the first bar lasting
+        ``first_len`` steps); at one bar line the last wins; repeats dropped."""
+        out_step, out_idx, out_len = [0], [int(idx[0])], [first_len]
+        for t, i in zip(step[1:].tolist(), idx[1:].tolist()):
+            s, bar = out_step[-1], out_len[-1]
+            at = s + -(-(t - s) // bar) * bar if t > s else s
+            if at == s:
+                out_idx[-1], out_len[-1] = i, int(self.ts_len[i])
+            else:
+                out_step.append(at)
+                out_idx.append(i)
+                out_len.append(int(self.ts_len[i]))
+        ts_step, ts_idx = np.array(out_step, np.int64), np.array(out_idx, np.int64)
+        changed = np.ones(ts_idx.size, bool)
+        changed[1:] = ts_idx[1:] != ts_idx[:-1]
+        return ts_step[changed], ts_idx[changed]
+
+    def quantize(self, score: symusic.Score) -> dict[str, np.ndarray]:
+        """Canonical quantised content of a score as the tokens carry it (times in grid steps from the
+        start of the first full bar, i.e. after the pickup shift): notes, tempo changes (the first at 0
+        is the header tempo), time signatures (the first at 0), phrase ends, and ``key`` = [tonic, mode]."""
+        n = score_notes(score)
+        scale = self.resolution / n.tpq
+        onset = np.rint(n.onset * scale).astype(np.int64)
+        end = np.rint((n.onset + n.duration) * scale).astype(np.int64)
+        dur = np.maximum(end - onset, 1)
+        pitch = fold_pitches(n.pitch)
+        keep = canonical_order(onset, pitch, dur)
+        onset, pitch, dur = onset[keep], pitch[keep], dur[keep]
+        dur = np.minimum(end_at_restrike(onset, pitch, dur), self.max_dur)
+
+        ts_step, ts_idx, shift = self._time_signatures(n, scale)
+        onset = onset + shift
+        last_onset = int(onset.max()) if onset.size else 0
+        inside = ts_step <= last_onset
+        inside[0] = True
+        ts_step, ts_idx = ts_step[inside], ts_idx[inside]
+
+        t_step = np.rint(n.tempo_time * scale).astype(np.int64)
+        t_bin = np.abs(np.log(n.tempo_bpm)[:, None] - np.log(self.tempos)[None, :]).argmin(1)
+        order = np.argsort(t_step, kind="stable")
+        t_step, t_bin = t_step[order], t_bin[order]
+        last_at_step = np.ones(t_step.size, bool)
+        last_at_step[:-1] = t_step[1:] != t_step[:-1]
+        t_step, t_bin = t_step[last_at_step], t_bin[last_at_step]
+        if t_step.size == 0 or t_step[0] > 0:
+            default = int(np.abs(np.log(self.tempos) - np.log(120.0)).argmin())
+            t_step, t_bin = np.r_[0, t_step], np.r_[default, t_bin]
+        t_step = np.where(t_step > 0, t_step + shift, 0)  # the tempo at the very start is the header's
+        inside = t_step <= last_onset
+        t_step, t_bin = t_step[inside], t_bin[inside]
+        changed = np.ones(t_bin.size, bool)
+        changed[1:] = t_bin[1:] != t_bin[:-1]
+        t_step, t_bin = t_step[changed], t_bin[changed]
+
+        starts = np.unique(onset)
+        phrase = np.zeros(0, np.int64)
+        if starts.size and n.fermata_time.size:
+            f = np.rint(n.fermata_time * scale).astype(np.int64) + shift
+            phrase = np.unique(starts[np.clip(np.searchsorted(starts, f, side="right") - 1, 0, None)])
+
+        ks = np.argsort(n.key_time, kind="stable")
+        sharps = int(n.key_sharps[ks[0]]) if ks.size else None
+        tonality = int(n.key_tonality[ks[0]]) if ks.size else None
+        tonic, mode = estimate_key(pitch, dur, sharps, tonality)
+        return {"onset": onset, "pitch": pitch, "duration": dur, "tempo_step": t_step, "tempo_bin": t_bin,
+                "ts_step": ts_step, "ts_index": ts_idx, "phrase_step": phrase,
+                "key": np.array([tonic, mode], np.int64)}
+
+    def encode(self, score: symusic.Score) -> np.ndarray:
+        q = self.quantize(score)
+        if q["onset"].size == 0:
+            raise MidiReadError("no pitched notes")
+        return self.encode_quantized(q)
+
+    def _bar_starts(self, ts_step: np.ndarray, ts_idx: np.ndarray, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """Start of every bar up to the one holding time ``last``, and for each bar its time-signature
+        index if one starts there (else -1)."""
+        length = self.ts_len[ts_idx]
+        end = np.r_[ts_step[1:], last + 1]
+        count = np.maximum(-(-(end - ts_step) // length), 1)
+        first = np.cumsum(count) - count
+        bar = np.arange(int(count.sum()))
+        seg = np.repeat(np.arange(ts_step.size), count)
+        starts = ts_step[seg] + (bar - first[seg]) * length[seg]
+        change = np.full(bar.size, -1, np.int64)
+        change[first] = ts_idx
+        return starts, change
+
+    def encode_quantized(self, q: dict[str, np.ndarray]) -> np.ndarray:
+        onset, pitch, dur = q["onset"], q["pitch"], q["duration"]
+        t_step, t_bin = q["tempo_step"], q["tempo_bin"]
+        ts_step, ts_idx = q["ts_step"], q["ts_index"]
+        last = int(max(onset.max() if onset.size else 0, t_step.max() if t_step.size else 0))
+        bar_start, bar_ts = self._bar_starts(ts_step, ts_idx, last)
+        bar_ts[0] = -1  # the first signature is in the header
+
+        change_step, change_bin = t_step[1:], t_bin[1:]
+        pos_time = np.union1d(onset, change_step)
+        pos_bar = np.searchsorted(bar_start, pos_time, side="right") - 1
+        tempo_at = np.full(pos_time.size, -1, np.int64)
+        tempo_at[np.searchsorted(pos_time, change_step)] = self.tempo0 + change_bin
+
+        nb, npos, nn, nph = bar_start.size, pos_time.size, onset.size, q["phrase_step"].size
+        ev_time = np.r_[bar_start, pos_time, onset, q["phrase_step"]]
+        ev_kind = np.r_[np.zeros(nb, np.int64), np.ones(npos, np.int64), np.full(nn, 2), np.full(nph, 3)]
+        ev_sub = np.r_[np.zeros(nb + npos, np.int64), pitch, np.zeros(nph, np.int64)]
+        ev_a = np.r_[np.full(nb, self.bar_id), self.pos0 + pos_time - bar_start[pos_bar],
+                     self.note0 + pitch - PIANO_LOW, np.full(nph, self.phrase_id)]
+        ev_b = np.r_[np.where(bar_ts >= 0, self.ts0 + bar_ts, -1), tempo_at,
+                     self.dur0 + dur - 1, np.full(nph, -1)]
+        order = np.lexsort((ev_sub, ev_kind, ev_time))
+        ev_a, ev_b = ev_a[order], ev_b[order]
+        count = 1 + (ev_b >= 0)
+        start = np.cumsum(count) - count
+        out = np.empty(int(count.sum()), np.int64)
+        out[start] = ev_a
+        out[(start + 1)[ev_b >= 0]] = ev_b[ev_b >= 0]
+        tonic, mode = (int(x) for x in q["key"])
+        head = [self.bos_id, self.key_token_id(tonic, mode), self.ts0 + int(ts_idx[0]), self.tempo0 + int(t_bin[0])]
+        return np.r_[head, out, self.eos_id]
+
+    # ------------------------------------------------------------------ decode
+    def _timeline(self, ids: np.ndarray | list[int]) -> dict[str, Any]:
+        """Per-token times (grid steps from the first bar's start) of a token sequence, by the decoding
+        rules of the module docstring, and the bar structure."""
+        ids = np.asarray(ids, np.int64)
+        ids = ids[(ids >= 0) & (ids < len(self.vocab))]
+        start = 1 if ids.size and ids[0] == self.bos_id else 0
+        eos = np.flatnonzero(ids[start:] == self.eos_id)
+        ids = ids[start : start + eos[0]] if eos.size else ids[start:]
+        typ = self.token_type[ids]
+        n = ids.size
+
+        is_ts = typ == T_TIMESIG
+        idx = np.maximum.accumulate(np.where(is_ts, np.arange(n), -1)) if n else np.zeros(0, np.int64)
+        meter = np.where(idx >= 0, self.ts_of[ids[np.maximum(idx, 0)]], self.default_ts)
+        bar_at = np.flatnonzero(typ == T_BAR)
+        if bar_at.size:
+            nxt = np.minimum(bar_at + 1, n - 1)
+            bar_meter = np.where(is_ts[nxt], self.ts_of[ids[nxt]], meter[bar_at])
+        else:
+            bar_meter = np.array([meter[-1] if n else self.default_ts])
+        bar_len = self.ts_len[bar_meter]
+        bar_start = np.cumsum(bar_len) - bar_len
+
+        bar = np.maximum(np.cumsum(typ == T_BAR) - 1, 0)
+        big = self.max_bar + 1
+        key = np.where(typ == T_POS, bar * big + self.pos_of[ids], np.where(typ == T_BAR, bar * big, -1))
+        key = np.maximum.accumulate(key) if n else key
+        pos = np.maximum(key - bar * big, 0)
+        valid = pos < bar_len[bar]
+        time = bar_start[bar] + pos
+        return {"ids": ids, "type": typ, "time": time, "valid": valid, "bar": bar,
+                "bar_start": bar_start, "bar_len": bar_len, "bar_meter": bar_meter}
+
+    def _pickup(self, tl: dict[str, Any]) -> tuple[int, tuple[int, int] | None]:
+        """Where the decoded MIDI starts within the first bar (steps) and the pickup time signature."""
+        typ, time = tl["type"], tl["time"]
+        first_bar = tl["valid"] & (tl["bar"] == 0)
+        event = ((typ == T_NOTE) | (typ == T_PHRASE)) & first_bar
+        # a tempo change must stay after the start, or it would merge into the header tempo
+        change = (typ == T_TEMPO) & (time > 0) & first_bar
+        meters = tl["bar_meter"]
+        if not (event.any() or change.any()) or (meters.size > 1 and meters[1] != meters[0]):
+            return 0, None
+        first = min(np.r_[time[event], time[change] - 1])
+        bar0 = int(tl["bar_len"][0])
+        two = 1
+        while two < 8 and self.resolution % (two * 2) == 0:
+            two *= 2
+        unit = self.resolution // two  # the finest note value that divides the grid (down to 32nds)
+        length = -(-(bar0 - int(first)) // unit) * unit
+        if not 1 <= length < bar0:
+            return 0, None
+        num, den = length // unit, 4 * two
+        g = math.gcd(num, den // 4 if den > 4 else 1)
+        return bar0 - length, (num // g, den // g)
+
+    def decode_quantized(self, ids: np.ndarray | list[int]) -> dict[str, Any]:
+        """The content of a token sequence in the form ``quantize`` gives (times from the first bar's
+        start), plus ``offset`` (steps of the first bar before the decoded MIDI starts: a pickup) and
+        ``pickup`` (its time signature, or None)."""
+        tl = self._timeline(ids)
+        ids, typ, time, valid = tl["ids"], tl["type"], tl["time"], tl["valid"]
+        pos = np.flatnonzero((typ[:-1] == T_NOTE) & (typ[1:] == T_DUR))
+        pos = pos[valid[pos]]
+        onset, pitch, dur = time[pos], self.pitch_of[ids[pos]], self.dur_of[ids[pos + 1]]
+        keep = canonical_order(onset, pitch, dur)
+        onset, pitch, dur = onset[keep], pitch[keep], dur[keep]
+        dur = end_at_restrike(onset, pitch, dur)
+        tpos = np.flatnonzero((typ == T_TEMPO) & valid)
+        phrase = np.unique(time[(typ == T_PHRASE) & valid])
+        meters = tl["bar_meter"]
+        change = np.ones(meters.size, bool)
+        change[1:] = meters[1:] != meters[:-1]
+        key_at = np.flatnonzero(typ == T_KEY)
+        key = self.key_index_of[ids[key_at[0]]] if key_at.size else -1
+        offset, pickup = self._pickup(tl)
+        return {"onset": onset, "pitch": pitch, "duration": dur,
+                "tempo_step": time[tpos], "tempo_bin": self.tempo_bin_of[ids[tpos]],
+                "ts_step": tl["bar_start"][change], "ts_index": meters[change], "phrase_step": phrase,
+                "key": np.array([key % 12, key // 12] if key >= 0 else [-1, -1], np.int64),
+                "offset": offset, "pickup": pickup}
+
+    def decode(self, ids: np.ndarray | list[int]) -> symusic.Score:
+        q = self.decode_quantized(ids)
+        k, off = self.ticks_per_step, q["offset"]
+        score = symusic.Score(self.resolution * k)
+        track = symusic.Track(name="Piano", program=0, is_drum=False)
+        track.notes = symusic.Note.from_numpy(
+            time=((q["onset"] - off) * k).astype(np.int32),
+            duration=(q["duration"] * k).astype(np.int32),
+            pitch=q["pitch"].astype(np.int8),
+            velocity=np.full(q["onset"].size, self.velocity, np.int8),
+        )
+        score.tracks.append(track)
+
+        t_step, t_bin = np.maximum(q["tempo_step"] - off, 0), q["tempo_bin"]
+        if t_step.size == 0 or t_step[0] > 0:
+            t_step, t_bin = np.r_[0, t_step], np.r_[np.abs(self.tempos - 120).argmin(), t_bin]
+        mspq = np.rint(60_000_000 / self.tempos[t_bin]).astype(np.int32)
+        score.tempos = symusic.Tempo.from_numpy(time=(t_step * k).astype(np.int32), mspq=mspq)
+
+        ts_step, ts_idx = q["ts_step"].copy(), q["ts_index"]
+        sigs = []
+        if q["pickup"] is not None:
+            ts_step[0] = self.ts_len[ts_idx[0]]  # the first full bar
+            sigs.append(symusic.TimeSignature(0, *q["pickup"]))
+        for t, i in zip(((ts_step - off) * k).tolist(), ts_idx.tolist()):
+            sigs.append(symusic.TimeSignature(int(t), int(self.ts_sig[i, 0]), int(self.ts_sig[i, 1])))
+        score.time_signatures = sigs
+        tonic, mode = (int(x) for x in q["key"])
+        if tonic >= 0:
+            score.key_signatures = [symusic.KeySignature(0, key_signature_sharps(tonic, mode), mode)]
+        score.markers = [symusic.TextMeta(int(t), "fermata") for t in ((q["phrase_step"] - off) * k).tolist()]
+        return score
+
+    def end_beats(self, ids: np.ndarray | list[int]) -> float:
+        tl = self._timeline(ids)
+        if tl["time"].size == 0:
+            return 0.0
+        offset, _ = self._pickup(tl)
+        return float(max(int(tl["time"].max()) - offset, 0)) / self.resolution
+
+    # ------------------------------------------------------------------ grammar / augmentation
+    def grammar(self) -> np.ndarray:
+        allowed = {
+            T_PAD: [T_BOS],
+            T_BOS: [T_KEY],
+            T_KEY: [T_TIMESIG],
+            T_TIMESIG: [T_TEMPO, T_BAR, T_POS, T_EOS],
+            T_TEMPO: [T_BAR, T_POS, T_NOTE, T_EOS],
+            T_BAR: [T_BAR, T_TIMESIG, T_POS, T_EOS],
+            T_POS: [T_TEMPO, T_NOTE],
+            T_NOTE: [T_DUR],
+            T_DUR: [T_NOTE, T_PHRASE, T_POS, T_BAR, T_EOS],
+            T_PHRASE: [T_POS, T_BAR, T_EOS],
+            T_EOS: [T_BOS],
+        }
+        return transition_matrix(self.token_type, allowed, N_TYPES)
+
+    def transpose_table(self, semitones: int) -> np.ndarray:
+        """Moves notes (-1 where one leaves the piano range) and the key's tonic (mod 12)."""
+        ids = np.arange(len(self.vocab))
+        table = ids.copy()
+        notes = self.token_type == T_NOTE
+        moved = self.pitch_of[notes] + semitones
+        ok = (moved >= PIANO_LOW) & (moved <= PIANO_HIGH)
+        table[notes] = np.where(ok, self.note0 + moved - PIANO_LOW, -1)
+        keys = self.token_type == T_KEY
+        k = self.key_index_of[keys]
+        table[keys] = self.key0 + (k // 12) * 12 + (k % 12 + semitones) % 12
+        return table
+
+    def tempo_table(self, steps: int) -> np.ndarray:
+        table = np.arange(len(self.vocab))
+        tempo = self.token_type == T_TEMPO
+        table[tempo] = self.tempo0 + np.clip(self.tempo_bin_of[tempo] + steps, 0, self.tempos.size - 1)
+        return table
