@@ -23,6 +23,9 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--primer-seconds", type=float, help="use the first S seconds of the primer")
     p.add_argument("-n", "--length", type=int, default=d.length, help="new tokens per piece (default %(default)s)")
     add_sampling_options(p)
+    p.add_argument("--key", help='key to write in, e.g. "D major", "f# minor", "Bb major" (models trained on the '
+                   "meter encoding; a primer is transposed to it; default: the primer's key, else one drawn from the "
+                   "training corpus' keys)")
     p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same piece (default %(default)s)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="pieces per primer, generated as one "
                    "batch (default %(default)s)")

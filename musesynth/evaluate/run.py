@@ -17,6 +17,7 @@ from musesynth.errors import MusesynthError
 from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
 from musesynth.evaluate.music_stats import Piece, compare, mean_distance, piece_from_score
 from musesynth.evaluate.musicality import key_report, memorisation_report, repetition_summary, two_sample_report
+from musesynth.generate.keys import primer_rows
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.tokenize import Encoding
 from musesynth.training.checkpoint import load_model
@@ -117,8 +118,10 @@ def held_out_pieces(enc: Encoding, dataset: Path, split: str, max_tokens: int, l
 
 
 def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int, seed: int,
-                     sampling: Sampling) -> list[Piece]:
-    seqs = generate(model, [enc.bos_id], length, num_samples=n, sampling=sampling, grammar=enc.grammar(),
+                     sampling: Sampling, key_prior: list[float] | None = None) -> list[Piece]:
+    """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys from the prior)."""
+    rows = primer_rows(enc, np.array([enc.bos_id]), None, key_prior, n, seed)
+    seqs = generate(model, rows, length, num_samples=n, sampling=sampling, grammar=enc.grammar(),
                     eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len)
     return [piece_from_score(enc.decode(s)) for s in seqs]
 
@@ -146,7 +149,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
                         split=opt.split, seq_len=seq_len, model_metrics=Metrics.of(s),
                         baselines=baselines(ds, opt.split, len(enc.vocab)))
     if opt.samples > 0:
-        gen = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling)
+        gen = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior)
         ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=max(opt.samples, 64))
         result.music_stats = compare(ref, gen)
         result.music_stats_mean_distance = mean_distance(result.music_stats)

@@ -15,6 +15,7 @@ from musesynth.atomic import atomic_write, atomic_write_json
 from musesynth.data.files import find_midi_files
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.outputs import check_writable_dir, free_name
@@ -42,6 +43,7 @@ class GenerateOptions:
     device: str = "auto"
     no_cache: bool = False
     overwrite: bool = False
+    key: str | None = None  # e.g. "D major": the key to write in (keyed encodings); None: primer's or corpus'
 
     def validate(self) -> None:
         if self.length < 1:
@@ -118,6 +120,7 @@ def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     model, enc, meta = load_model(opt.checkpoint, device)
     opt.sampling.validate(len(enc.vocab))
+    key = parse_requested_key(enc, opt.key)
     seq_len = meta.model_config.seq_len
     grammar = enc.grammar()
     results, skipped = [], []
@@ -130,8 +133,11 @@ def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
             skipped.append(str(exc))
             log(f"skipped: {exc}")
             continue
+        rows = primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed)
+        if rows.shape[1] > seq_len:
+            raise MusesynthError(f"primer is {rows.shape[1]} tokens, longer than the model context of {seq_len}")
         t0 = time.perf_counter()
-        seqs = generate(model, ids, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id, opt.seed,
+        seqs = generate(model, rows, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id, opt.seed,
                         use_cache=not opt.no_cache, seq_len=seq_len)
         dt = time.perf_counter() - t0
         boundary = enc.end_beats(ids) if primer_path is not None else None
@@ -139,7 +145,7 @@ def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
         for i, seq in enumerate(seqs):
             name = f"{stem}_{meta.family}_seed{opt.seed}_{i}"
             base = out_dir / name if opt.overwrite else free_name(out_dir, name, OUTPUT_SUFFIXES)
-            results.append(_write_piece(enc, seq, ids, boundary, base, opt, meta, primer_path, dt))
+            results.append(_write_piece(enc, seq, rows[i], boundary, base, opt, meta, primer_path, dt))
     if not results:
         raise MusesynthError(f"no usable primer in {opt.primer} ({len(skipped)} skipped)")
     return results
@@ -162,6 +168,11 @@ def _write_piece(enc: Encoding, seq: np.ndarray, primer: np.ndarray, boundary: f
                      "cache": not opt.no_cache},
         "generation_seconds": round(dt, 3), "encoding": enc.name,
     }
+    key = getattr(enc, "key_of", lambda _: None)(seq)
+    if key is not None:
+        from musesynth.tokenize.meter import key_name
+
+        info["key"] = key_name(*key)
     written: list[Path] = []
     try:
         written.append(atomic_write(_with(base, ".mid"), lambda tmp: score.dump_midi(tmp)))

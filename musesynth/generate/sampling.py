@@ -88,7 +88,9 @@ class Decoder:
         self.grammar = torch.as_tensor(grammar, device=self.device) if grammar is not None else None
         self.eos_id, self.use_cache, self.seq_len = eos_id, use_cache, seq_len
         self.is_transformer = hasattr(model, "blocks")
-        seq = torch.as_tensor(np.asarray(primer, np.int64), device=self.device).unsqueeze(0).repeat(num_samples, 1)
+        seq = torch.as_tensor(np.asarray(primer, np.int64), device=self.device)
+        # one primer for every sample, or one row per sample (e.g. each in its own key)
+        seq = seq.unsqueeze(0).repeat(num_samples, 1) if seq.dim() == 1 else seq
         self.primer_len = seq.shape[1]
         self.tokens = [seq]
         self.finished = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
@@ -149,7 +151,8 @@ def generate(
     use_cache: bool = True,
     seq_len: int | None = None,
 ) -> list[np.ndarray]:
-    """Continue ``primer`` by up to ``num_tokens`` tokens per sample (a sample stops at EOS)."""
+    """Continue ``primer`` (1-D, shared, or 2-D, a row per sample) by up to ``num_tokens`` tokens per sample
+    (a sample stops at EOS)."""
     dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, seq_len)
     with dec.step_context():
         for _ in range(num_tokens):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from musesynth.errors import MusesynthError
 from musesynth.tokenize.base import Encoding
 from musesynth.tokenize.chord import ChordEncoding
@@ -21,6 +23,13 @@ def get_encoding(name: str = "chord", **params: Any) -> Encoding:
     return ENCODINGS[name](**params)
 
 
+def key_token_ids(enc: Encoding) -> np.ndarray | None:
+    """Ids of the 24 KEY tokens (C major .. B major, C minor .. B minor) of an encoding that has them."""
+    if not hasattr(enc, "key_token_id"):
+        return None
+    return np.array([enc.key_token_id(k % 12, k // 12) for k in range(24)])
+
+
 def encoding_from_vocab(vocab: Vocabulary | dict[str, Any]) -> Encoding:
     """Rebuild the exact encoding a dataset or checkpoint was made with, and check it matches."""
     if isinstance(vocab, dict):
@@ -34,4 +43,4 @@ def encoding_from_vocab(vocab: Vocabulary | dict[str, Any]) -> Encoding:
     return enc
 
 
-__all__ = ["Encoding", "Vocabulary", "get_encoding", "encoding_from_vocab", "ENCODINGS"]
+__all__ = ["Encoding", "Vocabulary", "get_encoding", "encoding_from_vocab", "key_token_ids", "ENCODINGS"]

@@ -21,7 +21,7 @@ from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_spl
 from musesynth.data.loader import WindowDataset
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model, count_params
-from musesynth.tokenize import Encoding, encoding_from_vocab
+from musesynth.tokenize import Encoding, encoding_from_vocab, key_token_ids
 from musesynth.training import distributed
 from musesynth.training.checkpoint import CheckpointMeta, check_compatible, load_raw, load_weights, restore_rng
 from musesynth.training.config import TrainConfig
@@ -152,6 +152,16 @@ def _loader(cfg: TrainConfig, data: TrainData, dist: distributed.DistInfo, devic
     return ds, sampler, loader
 
 
+def key_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
+    """How often each key opens a training piece (before augmentation), so generation without a primer
+    can follow the corpus' keys even when transposition augmentation taught the model every key."""
+    ids = key_token_ids(enc)
+    if ids is None:
+        return None
+    counts = np.bincount(np.asarray(tokens, np.int64), minlength=len(enc.vocab))[ids].astype(float)
+    return (counts / counts.sum()).tolist() if counts.sum() else None
+
+
 def scheduled_steps(cfg: TrainConfig, steps_per_epoch: int, world: int) -> int:
     if cfg.max_steps:
         return cfg.max_steps
@@ -195,7 +205,8 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
     if dist.enabled:
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     meta = CheckpointMeta(model_config=mcfg, vocab=vocab, train_config=cfg.to_dict(), dataset=str(data.dataset_dir),
-                          num_params=count_params(raw_model), world_size=dist.world, progress=progress)
+                          num_params=count_params(raw_model), world_size=dist.world, progress=progress,
+                          key_prior=key_prior(data.enc, data.train_tokens))
     return TrainSetup(cfg, device, dist, data, raw_model, model, train_ds, sampler, loader, optimizer, scheduler,
                       torch.amp.GradScaler(enabled=amp_dtype is torch.float16), amp_dtype, total_steps, progress,
                       meta)
