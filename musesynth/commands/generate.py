@@ -13,8 +13,9 @@ EXAMPLE = ("musesynth generate -c training_checkpoints/transformer --primer data
 
 
 def add_generate_options(p: argparse.ArgumentParser) -> None:
-    d = GenerateOptions(checkpoint="")
-    p.add_argument("-c", "--checkpoint", required=True, help="run folder (uses best.pt) or checkpoint file")
+    d = GenerateOptions()
+    p.add_argument("-c", "--checkpoint", help="run folder (uses best.pt), checkpoint file or shipped model folder "
+                   "(default: the Bach model shipped in the package)")
     p.add_argument("--primer", help="MIDI file, or a folder whose every file primes one piece (bad files are "
                    "skipped with their reason; default: no primer, start from BOS)")
     g = p.add_mutually_exclusive_group()

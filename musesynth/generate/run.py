@@ -22,13 +22,14 @@ from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import load_score
 from musesynth.training.checkpoint import CheckpointMeta, load_model
+from musesynth.training.shipped import DEFAULT_MODEL, is_shipped
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 
 
 @dataclass
 class GenerateOptions:
-    checkpoint: str
+    checkpoint: str | None = None  # None: the model shipped in the package
     primer: str | None = None
     primer_tokens: int | None = None
     primer_seconds: float | None = None
@@ -57,6 +58,15 @@ class GenerateOptions:
         if self.soundfont is not None and self.wav:
             check_soundfont(self.soundfont)
         self.sampling.validate()
+
+
+def checkpoint_or_shipped(checkpoint: str | None) -> str:
+    if checkpoint is not None:
+        return checkpoint
+    if not is_shipped(DEFAULT_MODEL):
+        raise MusesynthError(f"no -c given and the shipped model is missing from {DEFAULT_MODEL} (run `make "
+                             f"pretrained`, or pass -c RUN_FOLDER)")
+    return str(DEFAULT_MODEL)
 
 
 def check_soundfont(path: str) -> None:
@@ -118,7 +128,7 @@ def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
     primers = _primers(opt.primer)
     device = pick_device(opt.device)
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
-    model, enc, meta = load_model(opt.checkpoint, device)
+    model, enc, meta = load_model(checkpoint_or_shipped(opt.checkpoint), device)
     opt.sampling.validate(len(enc.vocab))
     key = parse_requested_key(enc, opt.key)
     seq_len = meta.model_config.seq_len

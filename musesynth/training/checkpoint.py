@@ -146,14 +146,20 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], path: str) 
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Encoding, CheckpointMeta]:
-    """Model (eval mode) + the encoding it was trained with + metadata, from a run folder or file."""
-    state = load_raw(path, map_location="cpu")
-    meta: CheckpointMeta = state["meta"]
+    """Model (eval mode) + the encoding it was trained with + metadata, from a run folder, a checkpoint file
+    or a shipped model folder (safetensors + config.json)."""
+    from musesynth.training.shipped import is_shipped, load_shipped  # shipped.py builds on this module
+
+    if is_shipped(path):
+        weights, meta = load_shipped(path)
+    else:
+        state = load_raw(path, map_location="cpu")
+        weights, meta = state["model"], state["meta"]
     try:
         model = build_model(meta.model_config)
     except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
         raise MusesynthError(f"damaged checkpoint {meta.path}: bad model config ({exc})") from None
-    load_weights(model, state["model"], meta.path)
+    load_weights(model, weights, meta.path)
     enc = encoding_from_vocab(meta.vocab)
     return model.to(device).eval(), enc, meta
 

@@ -1,0 +1,43 @@
+"""`musesynth export`: a training checkpoint in the form the package ships (fp16 safetensors + config)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from musesynth.commands.options import Subparsers, add_command
+from musesynth.errors import MusesynthError
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = add_command(sub, "export", "write a checkpoint as a shipped model: fp16 safetensors + config.json (no code "
+                    "runs on load)", "musesynth export -c training_checkpoints/pretrained-bach -o my_model")
+    p.add_argument("-c", "--checkpoint", required=True, help="run folder (uses best.pt) or checkpoint file")
+    p.add_argument("-o", "--out", required=True, help="folder to write (new, or an earlier export with --overwrite)")
+    p.add_argument("--summary", help="the run's summary.json, copied into the config as the training record")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from musesynth.outputs import check_writable_dir
+    from musesynth.training.shipped import export, is_shipped
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not is_shipped(out):
+            raise MusesynthError(f"{out} exists and is not an exported model; choose a new folder")
+        if not args.overwrite:
+            raise MusesynthError(f"{out} already holds an exported model; pass --overwrite to replace it")
+    check_writable_dir(out, "-o/--out")
+    extra = {}
+    if args.summary:
+        try:
+            extra["training"] = json.loads(Path(args.summary).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MusesynthError(f"cannot read --summary {args.summary}: {exc}") from None
+    export(args.checkpoint, out, extra)
+    size = sum(f.stat().st_size for f in out.iterdir())
+    print(f"exported {args.checkpoint} -> {out} ({size / 1e6:.1f} MB)")
+    return 0
