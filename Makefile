@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORPUS ?= data/bach_midi
 SOUNDFONT_PKGS ?= fluidsynth timgm6mb-soundfont
 
-.PHONY: demo test setup system-deps lint bench clean
+.PHONY: demo test setup system-deps lint bench clean pretrained
 
 $(BIN)/musesynth: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,8 +27,22 @@ system-deps:
 $(CORPUS): | $(BIN)/musesynth
 	$(BIN)/musesynth corpus --name bach -o $(CORPUS)
 
+DEMO_MINUTES ?= 10
+PRETRAINED ?= musesynth/pretrained/bach
+
+# First music from the shipped model (seconds), then the chain: dataset, a CPU training run, a piece.
 demo: setup $(CORPUS)
-	$(BIN)/musesynth demo --midi-dir $(CORPUS)
+	$(BIN)/musesynth demo --midi-dir $(CORPUS) --minutes $(DEMO_MINUTES)
+
+# Rebuild the shipped model from scratch: meter-encoded dataset, the recipe in configs/, export, evaluate,
+# model card (about 50 minutes on 2 CPU cores).
+pretrained: $(BIN)/musesynth $(CORPUS)
+	$(BIN)/musesynth data -d $(CORPUS) -o datasets/bach-meter --encoding meter
+	$(BIN)/musesynth train -d datasets/bach-meter --config configs/pretrained-bach.toml --overwrite
+	$(BIN)/musesynth export -c training_checkpoints/pretrained-bach -o $(PRETRAINED) --overwrite \
+		--summary training_checkpoints/pretrained-bach/summary.json
+	$(BIN)/musesynth evaluate -c $(PRETRAINED) -d datasets/bach-meter --json $(PRETRAINED)/evaluation.json
+	$(BIN)/python scripts/model_card.py $(PRETRAINED) --evaluation $(PRETRAINED)/evaluation.json
 
 test: setup
 	$(BIN)/python -m pytest -q
