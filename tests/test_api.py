@@ -1,0 +1,23 @@
+"""The Python API as the README shows it."""
+
+from __future__ import annotations
+
+import numpy as np
+import symusic
+
+import musesynth
+
+
+def test_train_load_generate_save(bach_dataset, bach_dir, tmp_path):
+    summary = musesynth.train(dataset=str(bach_dataset), model="gru", out_dir=str(tmp_path), seq_len=32,
+                              embed_dim=16, hidden_dim=32, num_layers=1, batch_size=16, max_steps=3,
+                              tensorboard=False, quiet=True)
+    model = musesynth.load_model(summary.run_dir, device="cpu")
+    primer = sorted(bach_dir.rglob("*.mid"))[0]
+    a = musesynth.generate(model, primer, length=30, primer_tokens=10, num_samples=2, seed=3)
+    b = musesynth.generate(model, primer, length=30, primer_tokens=10, num_samples=2, seed=3)
+    assert len(a) == 2 and all(np.array_equal(x.tokens, y.tokens) for x, y in zip(a, b))
+    assert a[0].primer_tokens == 10 and np.array_equal(a[0].tokens[:10], musesynth.tokenize(primer)[:10])
+    path = a[0].save(tmp_path / "piece.mid")
+    assert symusic.Score(str(path)).note_num() == a[0].score.note_num()
+    assert set(musesynth.__all__) >= {"load_model", "generate", "tokenize", "train"}
