@@ -269,3 +269,13 @@ def _windows(dataset: Path):
     from musesynth.data.dataset import load_split
 
     return range(len(load_split(dataset, "train")) // 16)
+
+
+def test_demo_end_to_end_in_seconds(tiny_midi_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--midi-dir", str(tiny_midi_dir), "--minutes", "0.03", "--length", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "[4/4] generating" in out and '"best_val_loss"' in out
+    assert list((tmp_path / "generated").glob("*_lstm_seed0_0.mid"))
+    assert (tmp_path / "training_checkpoints" / "demo-lstm" / "best.pt").is_file()
+    assert main(["demo", "--midi-dir", str(tiny_midi_dir), "--minutes", "0.03", "--length", "20"]) == 0  # again

@@ -1,14 +1,24 @@
 """MIDI folder -> token dataset (layout in ``data/dataset.py``), written to a temp folder, then renamed
-into place, so a killed run never leaves half a dataset."""
+into place, so a killed run never leaves half a dataset.
+
+Files are tokenized in worker processes, one file at a time, each under a budget: ``FILE_SECONDS`` of
+wall time and ``FILE_MEMORY`` of address space a worker may add (besides the encodings' token budget,
+``tokenize.base.check_token_budget``). A file over budget, or one whose worker dies (killed, out of
+memory, a crash in the parser), costs that file alone: it is reported with its reason, the worker is
+replaced, and the run goes on.
+"""
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
+import resource
 import shutil
+import signal
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +31,191 @@ from musesynth.data.files import find_midi_files
 from musesynth.data.split import SPLITS, assign_splits
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.outputs import check_not_over_input, check_writable_dir
-from musesynth.tokenize import encoding_from_vocab, get_encoding
+from musesynth.tokenize import get_encoding
 from musesynth.tokenize.base import Encoding
 
-_worker_encoding: dict[str, Encoding] = {}
+FILE_SECONDS = 30.0  # wall time one file may take (typical files take milliseconds)
+FILE_MEMORY = 2 * 2**30  # address space a worker may add while reading a file
+_GRACE = 5.0  # after the budget, the parent kills a worker that did not stop by itself
+_DEPTH = 2  # files sent to a worker ahead: it starts the next while the parent reads its answer
+
+Result = tuple[np.ndarray | None, str | None]
 
 
-def _encode_job(job: tuple[str, str]) -> tuple[np.ndarray | None, str | None]:
-    path, vocab_json = job
-    enc = _worker_encoding.get(vocab_json)
-    if enc is None:
-        enc = _worker_encoding[vocab_json] = encoding_from_vocab(json.loads(vocab_json))
+class _TimeUp(BaseException):
+    """Raised by SIGALRM inside a worker; a BaseException so no ``except Exception`` swallows it."""
+
+
+def _encode_job(path: str, enc: Encoding, memory: int = FILE_MEMORY) -> Result:
     try:
         ids = enc.encode_file(path)
     except MidiReadError as exc:
         return None, str(exc)
+    except MemoryError:
+        return None, f"needed more than {memory / 2**30:g} GiB of memory"
     except Exception as exc:  # a library bug on an odd file must not stop the whole run
         return None, f"failed to tokenize: {type(exc).__name__}: {exc}"
     return ids.astype(np.uint16), None
 
 
-def tokenize_files(files: list[Path], enc: Encoding, workers: int | None, quiet: bool) -> list[tuple]:
-    """(ids or None, reason or None) per file, in the order given, on all cores."""
-    vocab_json = enc.vocab.to_json()
-    jobs = [(str(p), vocab_json) for p in files]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
-    bar = dict(total=len(files), desc="tokenize", unit="file", disable=quiet)
-    if workers == 1:
-        return [_encode_job(j) for j in tqdm(jobs, **bar)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(_encode_job, jobs, chunksize=8), **bar))
+def _limit_memory(extra: int) -> None:
+    """Let this process grow by at most ``extra`` bytes of address space (Linux; elsewhere no limit)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            now = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limits = [now + extra] + [x for x in (soft, hard) if x != resource.RLIM_INFINITY]
+        resource.setrlimit(resource.RLIMIT_AS, (min(limits), hard))  # never above a limit already set
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _worker_main(conn, enc: Encoding, seconds: float, memory: int) -> None:
+    """Read paths from ``conn`` until None; answer each with (ids or None, reason or None)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops its workers
+
+    def time_up(signum, frame):
+        raise _TimeUp
+
+    signal.signal(signal.SIGALRM, time_up)
+    _limit_memory(memory)
+    parent = os.getppid()
+    while True:
+        try:
+            while not conn.poll(1.0):
+                if os.getppid() != parent:  # the parent was killed: no one will read the answer
+                    return
+            path = conn.recv()
+        except (EOFError, OSError):
+            return
+        if path is None:
+            return
+        try:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            result = _encode_job(path, enc, memory)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        except _TimeUp:
+            result = (None, f"took longer than {seconds:g} s")
+        try:
+            conn.send(result)
+        except OSError:
+            return
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = ", perhaps out of memory" if name == "SIGKILL" else ""
+        return f"worker died while reading it (killed by {name}{hint})"
+    return f"worker died while reading it (exit code {exitcode})"
+
+
+class _Worker:
+    """One tokenizer process and the files sent to it, in order: it reads ``jobs[0]`` (since ``since``),
+    the others wait in its pipe, so it never idles between files."""
+
+    def __init__(self, ctx, enc: Encoding, seconds: float, memory: int) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, enc, seconds, memory), daemon=True)
+        self.proc.start()
+        child.close()
+        self.jobs: deque[int] = deque()
+        self.since = 0.0
+
+    def give(self, job: int, path: str) -> bool:
+        try:
+            self.conn.send(path)
+        except OSError:  # the process is gone
+            return False
+        if not self.jobs:
+            self.since = time.monotonic()
+        self.jobs.append(job)
+        return True
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def _context():
+    """fork where the platform has it: workers start at once and share the loaded libraries."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
+def tokenize_files(files: list[Path], enc: Encoding, workers: int | None, quiet: bool,
+                   seconds: float = FILE_SECONDS, memory: int = FILE_MEMORY) -> list[Result]:
+    """(ids or None, reason or None) per file, in the order given, on ``workers`` processes (default:
+    all cores). A worker reads its files one at a time and answers in order, so the parent always knows
+    which file a worker was reading: one that dies or runs out of time costs exactly that file; it is
+    replaced, and the files queued behind it go to the next worker."""
+    paths = [str(p) for p in files]
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
+    results: list[Result | None] = [None] * len(paths)
+    todo = deque(range(len(paths)))
+    ctx = _context()
+    pool: list[_Worker] = []
+    lost = 0  # workers found dead with no file in hand (never expected; bounded so a broken setup ends)
+    bar = tqdm(total=len(paths), desc="tokenize", unit="file", disable=quiet)
+
+    def finish(job: int, result: Result) -> None:
+        results[job] = result
+        bar.update()
+
+    def retire(w: _Worker, reason: str) -> None:
+        """The worker failed on its current file: report it, requeue the files behind it, replace it."""
+        finish(w.jobs.popleft(), (None, reason))
+        todo.extendleft(reversed(w.jobs))
+        w.stop(kill=True)
+        pool.remove(w)
+
+    try:
+        while todo or any(w.jobs for w in pool):
+            while todo and len(pool) < n_workers:
+                pool.append(_Worker(ctx, enc, seconds, memory))
+            for w in list(pool):
+                while todo and len(w.jobs) < _DEPTH:
+                    i = todo.popleft()
+                    if not w.give(i, paths[i]):
+                        todo.appendleft(i)  # never sent: the death is seen below, or, if idle, here
+                        if not w.jobs:
+                            lost += 1
+                            if lost > n_workers + 10:
+                                raise MusesynthError("tokenizer worker processes die as they start")
+                            w.stop(kill=True)
+                            pool.remove(w)
+                        break
+            busy = [w for w in pool if w.jobs]
+            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
+            now = time.monotonic()
+            for w in busy:
+                if w.conn in ready or w.proc.sentinel in ready:
+                    try:
+                        result = w.conn.recv()  # an answer, even from a worker that died just after
+                    except (EOFError, OSError):
+                        w.proc.join(timeout=5)
+                        retire(w, _death(w.proc.exitcode))
+                        continue
+                    finish(w.jobs.popleft(), result)
+                    w.since = now
+                elif now - w.since > seconds + _GRACE:
+                    retire(w, f"took longer than {seconds:g} s (stopped)")
+    finally:
+        bar.close()
+        for w in pool:
+            w.stop(kill=any(r is None for r in results))
+    return results  # type: ignore[return-value]
 
 
 def _write_splits(tmp: Path, used: dict[str, np.ndarray], split: dict[str, str]) -> dict[str, dict[str, int]]:

@@ -10,8 +10,9 @@ FRACTIONS = (0.8, 0.1, 0.1)
 
 
 def path_unit(rel_path: str) -> float:
-    """A stable number in [0, 1) from the file's relative path (POSIX separators)."""
-    digest = hashlib.sha256(rel_path.replace("\\", "/").encode()).digest()
+    """A stable number in [0, 1) from the file's relative path (POSIX separators). A name that is not
+    UTF-8 reaches Python with surrogates; its own bytes are hashed (surrogateescape), as on disk."""
+    digest = hashlib.sha256(rel_path.replace("\\", "/").encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

@@ -8,8 +8,28 @@ from pathlib import Path
 import numpy as np
 import symusic
 
+from musesynth.errors import MidiReadError
 from musesynth.tokenize.midi_io import load_score
 from musesynth.tokenize.vocab import Vocabulary
+
+# Token budget of one piece: at most TOKENS_PER_NOTE tokens per note plus TOKENS_BASE. Once silences
+# are capped (midi_io.cap_silences: no stretch without a note event is longer than 64 beats), notes
+# alone cannot reach it in either encoding: a note costs 2 (chord) or 3 (performance) tokens plus the
+# time shifts of at most two capped stretches (8 SHIFT_96 each in chord, fewer in performance), and
+# real music uses 1.2 to 4 tokens per note (the 410 Bach chorales). What exceeds it is a file made
+# mostly of tempo changes or other non-notes, which is no music to learn from; it is rejected with a
+# reason rather than cut, so a dataset never holds part of a file. The base covers short pieces with
+# a long tempo map.
+TOKENS_PER_NOTE = 32
+TOKENS_BASE = 4096
+
+
+def check_token_budget(tokens: int, notes: int) -> None:
+    """Raise ``MidiReadError`` when a piece of ``notes`` notes would take more than its token budget."""
+    limit = TOKENS_PER_NOTE * notes + TOKENS_BASE
+    if tokens > limit:
+        raise MidiReadError(f"{tokens} tokens for {notes} notes, more than the {TOKENS_PER_NOTE} per note "
+                            f"+ {TOKENS_BASE} a piece may take (mostly tempo changes or time shifts, not notes)")
 
 
 class Encoding(ABC):

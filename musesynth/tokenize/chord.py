@@ -25,11 +25,12 @@ import numpy as np
 import symusic
 
 from musesynth.errors import MidiReadError
-from musesynth.tokenize.base import Encoding, transition_matrix
+from musesynth.tokenize.base import Encoding, check_token_budget, transition_matrix
 from musesynth.tokenize.midi_io import (
     PIANO_HIGH,
     PIANO_LOW,
     canonical_order,
+    cap_silences,
     end_at_restrike,
     fold_pitches,
     score_notes,
@@ -91,7 +92,7 @@ class ChordEncoding(Encoding):
     # ------------------------------------------------------------------ encode
     def quantize(self, score: symusic.Score) -> dict[str, np.ndarray]:
         """Canonical quantised notes and tempo bins of a score (grid steps), as the tokens carry them."""
-        n = score_notes(score)
+        n = cap_silences(score_notes(score))
         scale = self.resolution / n.tpq
         onset = np.rint(n.onset * scale).astype(np.int64)
         end = np.rint((n.onset + n.duration) * scale).astype(np.int64)
@@ -138,6 +139,7 @@ class ChordEncoding(Encoding):
         gap = np.diff(ev_time, prepend=0)
         n_shift = -(-gap // self.max_shift)  # ceil
         count = n_shift + 1 + ev_kind
+        check_token_budget(int(count.sum()) + 2, n_n)  # before allocating them
         start = np.cumsum(count) - count
         out = np.full(int(count.sum()), self.shift0 + self.max_shift - 1, np.int64)
         has = n_shift > 0

@@ -68,12 +68,13 @@ import numpy as np
 import symusic
 
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.tokenize.base import Encoding, transition_matrix
+from musesynth.tokenize.base import Encoding, check_token_budget, transition_matrix
 from musesynth.tokenize.midi_io import (
     PIANO_HIGH,
     PIANO_LOW,
     Notes,
     canonical_order,
+    cap_silences,
     end_at_restrike,
     fold_pitches,
     score_notes,
@@ -298,7 +299,7 @@ class MeterEncoding(Encoding):
         """Canonical quantised content of a score as the tokens carry it (times in grid steps from the
         start of the first full bar, i.e. after the pickup shift): notes, tempo changes (the first at 0
         is the header tempo), time signatures (the first at 0), phrase ends, and ``key`` = [tonic, mode]."""
-        n = score_notes(score)
+        n = cap_silences(score_notes(score))
         scale = self.resolution / n.tpq
         onset = np.rint(n.onset * scale).astype(np.int64)
         end = np.rint((n.onset + n.duration) * scale).astype(np.int64)
@@ -350,7 +351,9 @@ class MeterEncoding(Encoding):
         q = self.quantize(score)
         if q["onset"].size == 0:
             raise MidiReadError("no pitched notes")
-        return self.encode_quantized(q)
+        ids = self.encode_quantized(q)
+        check_token_budget(ids.size, q["onset"].size)
+        return ids
 
     def _bar_starts(self, ts_step: np.ndarray, ts_idx: np.ndarray, last: int) -> tuple[np.ndarray, np.ndarray]:
         """Start of every bar up to the one holding time ``last``, and for each bar its time-signature

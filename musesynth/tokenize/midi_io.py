@@ -8,6 +8,16 @@ Rules (shared by every encoding, tested in tests/test_chord_encoding.py):
 - **Same pitch twice at one onset**: the longest note is kept.
 - **A re-struck key ends the previous note** of that pitch (no self-overlap), because overlapping
   notes of one pitch are ambiguous in MIDI and would not survive a write/read cycle.
+- **Huge silences are shortened** (``cap_silences``): any stretch longer than ``MAX_SILENCE_BEATS``
+  (64 beats: 16 bars of 4/4) in which no note starts or ends is cut to 64 beats, moving every later
+  note and tempo change earlier; a note held through such a stretch is shortened with it. A gap of
+  2**28 ticks (one 4-byte delta time) would otherwise become millions of time-shift tokens. Real music
+  never has 16 silent bars inside one merged part (the 410 Bach chorales have at most 8 beats), so it
+  is unchanged.
+- **Files that cannot be used** raise ``MidiReadError`` with a one-line reason: unreadable, empty,
+  larger than ``MAX_FILE_BYTES`` (64 MB), no MThd header, ticks per quarter 0, SMPTE time division,
+  a parser error, or times beyond 2**31 ticks (the file's clock wrapped around; MIDI tick times are
+  32-bit). Files are read as bytes, so the suffix's case and non-UTF-8 names do not matter.
 
 Besides notes and tempo, ``score_notes`` also reads the time signatures, key signatures (as symusic
 gives them: ``key`` = sharps, negative for flats; ``tonality`` 0 major, 1 minor) and the times of
@@ -16,8 +26,7 @@ marker events whose text contains "fermata" (any case); encodings that do not us
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +35,8 @@ import symusic
 from musesynth.errors import MidiReadError
 
 PIANO_LOW, PIANO_HIGH = 21, 108
+MAX_SILENCE_BEATS = 64
+MAX_FILE_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -39,6 +50,7 @@ class Notes:
     tempo_time: np.ndarray
     tempo_bpm: np.ndarray
     tpq: int
+    tempo_mspq: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # as in the file
     ts_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     ts_numerator: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     ts_denominator: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -52,20 +64,29 @@ class Notes:
 
 
 def load_score(path: str | Path) -> symusic.Score:
-    """Parse a MIDI file, turning every failure into a one-line ``MidiReadError`` reason."""
-    path = Path(path)
+    """Parse a MIDI file, turning every failure into a one-line ``MidiReadError`` reason.
+
+    The bytes are read here and parsed from memory: symusic picks its parser from the suffix (so
+    ``.Mid`` was "Unknown file format"), and Python's file names cope with non-UTF-8 bytes.
+    """
     try:
-        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise MidiReadError(f"unreadable: {exc.strerror}") from None
-    if size == 0:
+        raise MidiReadError(f"unreadable: {exc.strerror or exc}") from None
+    if not data:
         raise MidiReadError("empty file (0 bytes)")
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    if head != b"MThd":
+    if len(data) > MAX_FILE_BYTES:
+        raise MidiReadError(f"larger than {MAX_FILE_BYTES // 2**20} MB (not a plausible MIDI file)")
+    if data[:4] != b"MThd":
         raise MidiReadError("not a MIDI file (no MThd header)")
+    division = int.from_bytes(data[12:14], "big") if len(data) >= 14 else None
+    if division == 0:
+        raise MidiReadError("ticks per quarter is 0 (no timing)")
+    if division is not None and division & 0x8000:
+        raise MidiReadError("SMPTE time division (frames per second) is not supported, only ticks per quarter")
     try:
-        score = symusic.Score(str(path))
+        score = symusic.Score.from_midi(data)
     except Exception as exc:  # symusic raises RuntimeError/ValueError with a C++ message
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MidiReadError(f"corrupt MIDI: {msg}") from None
@@ -83,7 +104,13 @@ def fold_pitches(pitch: np.ndarray) -> np.ndarray:
 
 
 def score_notes(score: symusic.Score) -> Notes:
-    """All pitched notes of a tick-timed score merged into one part; drums dropped."""
+    """All pitched notes of a tick-timed score merged into one part; drums dropped.
+
+    Raises ``MidiReadError`` for a score without timing (0 ticks per quarter) or with negative times
+    (tick times beyond 2**31 wrap around in the parser).
+    """
+    if score.ticks_per_quarter <= 0:
+        raise MidiReadError(f"ticks per quarter is {score.ticks_per_quarter} (no timing)")
     if "tick" not in str(score.ttype).lower():
         score = score.to("tick")
     parts = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
@@ -96,17 +123,47 @@ def score_notes(score: symusic.Score) -> Notes:
         onset = duration = pitch = velocity = np.zeros(0, np.int64)
     tempos = score.tempos.numpy()
     tempo_time = tempos["time"].astype(np.int64)
-    tempo_bpm = 60_000_000.0 / np.maximum(tempos["mspq"].astype(np.float64), 1.0)
+    tempo_mspq = tempos["mspq"].astype(np.int64)
+    if (onset.size and min(onset.min(), duration.min()) < 0) or (tempo_time.size and tempo_time.min() < 0):
+        raise MidiReadError("time beyond 2**31 ticks (the file's tick clock overflows)")
+    tempo_bpm = 60_000_000.0 / np.maximum(tempo_mspq.astype(np.float64), 1.0)
     ts = score.time_signatures.numpy()
     ks = score.key_signatures.numpy()
     fermata = [m.time for m in score.markers if "fermata" in m.text.lower()]
     return Notes(
-        onset, duration, pitch, velocity, tempo_time, tempo_bpm, int(score.ticks_per_quarter),
+        onset, duration, pitch, velocity, tempo_time, tempo_bpm, int(score.ticks_per_quarter), tempo_mspq=tempo_mspq,
         ts_time=ts["time"].astype(np.int64), ts_numerator=ts["numerator"].astype(np.int64),
         ts_denominator=ts["denominator"].astype(np.int64), key_time=ks["time"].astype(np.int64),
         key_sharps=ks["key"].astype(np.int64), key_tonality=ks["tonality"].astype(np.int64),
         fermata_time=np.asarray(fermata, np.int64),
     )
+
+
+def cap_silences(n: Notes, beats: int = MAX_SILENCE_BEATS) -> Notes:
+    """Shorten every stretch longer than ``beats`` in which no note starts or ends to ``beats`` (ticks).
+
+    Times map through a monotone piecewise-linear function: inside such a stretch, time runs normally
+    for ``beats`` and then stands still until the stretch ends, so later notes and tempo changes move
+    earlier by the excess, a note held through the stretch is shortened by it, and order is kept.
+    The stretch before the first note counts (from tick 0), and so does the time after the last one
+    (tempo changes there). Returns ``n`` itself when nothing is that long: normal files are untouched.
+    """
+    cap = int(beats) * n.tpq
+    end = n.onset + n.duration
+    events = np.unique(np.r_[0, n.onset, end])
+    gaps = np.diff(events)
+    last = n.tempo_time.max(initial=0) - events[-1]
+    if (gaps.size == 0 or gaps.max() <= cap) and last <= cap:
+        return n
+    cut = np.r_[0, np.cumsum(np.maximum(gaps - cap, 0))]
+
+    def move(t: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(events, t, side="right") - 1
+        return events[i] - cut[i] + np.minimum(t - events[i], cap)
+
+    onset = move(n.onset)
+    return replace(n, onset=onset, duration=move(end) - onset, tempo_time=move(n.tempo_time),
+                   ts_time=move(n.ts_time), key_time=move(n.key_time), fermata_time=move(n.fermata_time))
 
 
 def canonical_order(onset: np.ndarray, pitch: np.ndarray, duration: np.ndarray) -> np.ndarray:

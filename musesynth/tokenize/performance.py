@@ -15,8 +15,8 @@ import numpy as np
 import symusic
 
 from musesynth.errors import MidiReadError
-from musesynth.tokenize.base import Encoding, transition_matrix
-from musesynth.tokenize.midi_io import fold_pitches, score_notes
+from musesynth.tokenize.base import Encoding, check_token_budget, transition_matrix
+from musesynth.tokenize.midi_io import Notes, cap_silences, fold_pitches, score_notes
 from musesynth.tokenize.vocab import Vocabulary
 
 DEFAULTS: dict[str, Any] = {
@@ -65,10 +65,7 @@ class PerformanceEncoding(Encoding):
             [int(t.split("_")[1]) if t.startswith(("NoteOn_", "NoteOff_")) else 0 for t in tokens]
         )
 
-    def _merged(self, score: symusic.Score) -> symusic.Score:
-        n = score_notes(score)
-        if n.onset.size == 0:
-            raise MidiReadError("no pitched notes")
+    def _merged(self, n: Notes) -> symusic.Score:
         out = symusic.Score(n.tpq)
         track = symusic.Track(name="Piano", program=0, is_drum=False)
         track.notes = symusic.Note.from_numpy(
@@ -78,12 +75,17 @@ class PerformanceEncoding(Encoding):
             velocity=np.clip(n.velocity, 1, 127).astype(np.int8),
         )
         out.tracks.append(track)
-        out.tempos = score.tempos.copy()
+        out.tempos = symusic.Tempo.from_numpy(time=n.tempo_time.astype(np.int32),
+                                              mspq=np.maximum(n.tempo_mspq, 1).astype(np.int32))
         return out
 
     def encode(self, score: symusic.Score) -> np.ndarray:
-        seq = self.tokenizer.encode(self._merged(score))
+        n = cap_silences(score_notes(score))
+        if n.onset.size == 0:
+            raise MidiReadError("no pitched notes")
+        seq = self.tokenizer.encode(self._merged(n))
         seq = seq[0] if isinstance(seq, list) else seq
+        check_token_budget(len(seq.ids) + 2, len(n))
         return np.r_[self.bos_id, np.asarray(seq.ids, np.int64), self.eos_id]
 
     def decode(self, ids: np.ndarray | list[int]) -> symusic.Score:
