@@ -105,7 +105,7 @@ def test_existing_long_gap_behaviour_is_kept():
     assert toks.count("SHIFT_96") == 6 and "SHIFT_24" in toks
 
 
-@pytest.mark.parametrize("name", ["chord", "performance"])
+@pytest.mark.parametrize("name", ["chord", "performance", "meter"])
 def test_token_budget_rejects_a_file_that_is_mostly_tempo_changes(name):
     notes = [(480 * 60 * i, 480, 60 + i) for i in range(12)]
     spam = [(120 * k, 100.0 if k % 2 else 140.0) for k in range(480 * 60 * 12 // 120)]
@@ -124,7 +124,7 @@ def test_zero_ticks_per_quarter_smpte_and_overflowing_times_have_reasons(tmp_pat
     }
     for name, (data, reason) in cases.items():
         (tmp_path / name).write_bytes(data)
-        for enc in (CHORD, get_encoding("performance")):
+        for enc in (CHORD, get_encoding("performance"), get_encoding("meter")):
             with pytest.raises(MidiReadError, match=reason.replace("*", r"\*")):
                 enc.encode_file(tmp_path / name)
     with pytest.raises(MidiReadError, match="ticks per quarter is 0"):  # a score made in memory
@@ -313,7 +313,7 @@ import json, resource, sys, time
 from musesynth.data.build import build_dataset
 src, out = sys.argv[1], sys.argv[2]
 t = {}
-for enc in ("chord", "performance"):
+for enc in ("chord", "performance", "meter"):
     t0 = time.perf_counter()
     build_dataset(src, f"{out}/{enc}", encoding=enc, workers=2, quiet=True)
     t[enc] = time.perf_counter() - t0
@@ -340,7 +340,7 @@ def test_fuzzed_folder_builds_in_bounded_time_memory_and_tokens(campaign):
     assert made >= 250
     assert stats["self_kb"] < 1.5 * 2**20 and stats["children_kb"] < 1.5 * 2**20, stats
     assert sum(stats["seconds"].values()) < 60, stats
-    for enc in ("chord", "performance"):
+    for enc in ("chord", "performance", "meter"):
         m = load_manifest(ds / enc)
         assert m.files_found == made  # folders named x.mid are not files
         assert m.files_used + m.files_skipped == made
