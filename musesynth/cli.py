@@ -54,12 +54,21 @@ def run_guarded(func: Callable[[], int]) -> int:
         print("musesynth: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("musesynth: error: out of memory (try a smaller --batch-size, --seq-len or model)", file=sys.stderr)
-        return 2
+        return _out_of_memory()
+    except RuntimeError as exc:  # torch reports running out of memory (CPU or GPU) as a RuntimeError
+        if "out of memory" in str(exc).lower() or "allocate" in str(exc).lower():
+            return _out_of_memory()
+        raise
     except OSError as exc:  # a full disk, a vanished folder, a permission changed mid-run
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"musesynth: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+
+
+def _out_of_memory() -> int:
+    print("musesynth: error: out of memory (try a smaller --batch-size, --num-samples, --seq-len or model)",
+          file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ the user asks for ``--overwrite``; and an output never lands inside or over the 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -55,6 +56,26 @@ def check_writable_file(path: str | Path, what: str, overwrite: bool = True) -> 
         raise MusesynthError(f"{what} {p} already exists; choose another name or pass --overwrite")
     check_writable_dir(p.parent if str(p.parent) else Path("."), f"{what} folder")
     return p
+
+
+def check_replaceable_json(path: str | Path, what: str, key: str) -> None:
+    """An existing file may be replaced only if it is a JSON result this command wrote (it has ``key``)."""
+    p = Path(path)
+    if not p.is_file():
+        return
+    try:
+        ours = key in json.loads(p.read_text())
+    except (OSError, ValueError, UnicodeDecodeError, TypeError):
+        ours = False
+    if not ours:
+        raise MusesynthError(f"{what} {p} exists and is not a result musesynth wrote; choose another file name")
+
+
+def check_report_dir(path: str | Path, marker: str) -> None:
+    """A report folder must be new, empty, or an earlier report of ours (it holds ``marker``)."""
+    p = Path(path)
+    if p.is_dir() and any(p.iterdir()) and not (p / marker).is_file():
+        raise MusesynthError(f"{p} exists and is not an earlier report (no {marker}); choose a new folder")
 
 
 def free_name(folder: Path, name: str, suffixes: tuple[str, ...]) -> Path:

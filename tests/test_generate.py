@@ -151,3 +151,24 @@ def test_generation_errors(extra, message, runs, primer, tmp_path, capsys):
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["generate", "-c", str(tmp_path / "nothing"), "-o", str(tmp_path)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("meter", [(3, 4), (6, 8)])
+def test_output_midi_keeps_the_primers_meter_and_marks_where_generation_starts(meter, runs, tmp_path):
+    import symusic
+    from conftest import make_score, scale_melody
+
+    from musesynth.generate.midi_out import GENERATED_MARKER
+
+    score = make_score(scale_melody(1, 40))
+    score.time_signatures.append(symusic.TimeSignature(0, *meter))
+    path = tmp_path / "in_3.mid"
+    score.dump_midi(str(path))
+    assert main(["generate", "-c", str(runs / "gru"), "--primer", str(path), "--primer-tokens", "20", "-n", "40",
+                 "--no-wav", "--no-png", "-q", "-o", str(tmp_path / "o")]) == 0
+    out = symusic.Score(str(next((tmp_path / "o").glob("*.mid"))))
+    ts = out.time_signatures.numpy()
+    assert (ts["numerator"][0], ts["denominator"][0]) == meter
+    markers = [m for m in out.markers if m.text == GENERATED_MARKER]
+    assert len(markers) == 1 and markers[0].time > 0
+    assert out.tracks[0].name == "Piano" and out.tracks[0].program == 0

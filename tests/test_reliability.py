@@ -43,6 +43,11 @@ def work(tmp_path, monkeypatch) -> Path:
     (tmp_path / "FILE").write_text("a user's file\n")
     (tmp_path / "text.sf2").write_text("not a soundfont\n")
     (tmp_path / "zero.pt").write_bytes(b"")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    (tmp_path / "pwa").mkdir()
+    (tmp_path / "pwa" / "manifest.json").write_text('{"name": "my web app"}')
+    (tmp_path / "bad.toml").write_text('lr = "abc"\n')
     return tmp_path
 
 
@@ -72,6 +77,12 @@ BAD = [
     (["train", "-d", "{ds}", "-o", "FILE/runs"], "is a file"),
     (["train", "-d", "{ds}", "-m", "mamba"], "invalid choice"),
     (["train", "-d", "{ds}", "--seq-len", "100000"], "larger than the training data"),
+    (["train", "-d", "{ds}", "-o", ".", "--run-name", "notes", "--max-steps", "1"], "not a musesynth run folder"),
+    (["train", "-d", "{ds}", "--config", "bad.toml"], "must be float"),
+    (["evaluate", "-c", "{ck}", "--json", "FILE"], "not a result musesynth wrote"),
+    (["ablate", "-d", "{ds}", "--budget-tokens", "10", "--report", "notes"], "not an earlier report"),
+    (["data", "-d", "{midi}", "-o", "pwa"], "not a musesynth dataset"),
+    (["export", "-c", "{ck}", "-o", "notes"], "not an exported model"),
     (["evaluate", "-c", "{ck}", "--batch-size", "0"], "--batch-size"),
     (["evaluate", "-c", "{ck}", "-t", "-1"], "--temperature"),
     (["evaluate", "-c", "{ck}", "--samples", "-1"], "--samples"),
@@ -103,6 +114,7 @@ def test_bad_arguments_one_line_rc2_nothing_written(argv, message, ckpt, bach_da
     assert message in err and "Traceback" not in err and err.count("\n") == 1, err
     assert listing(work) == before
     assert (work / "FILE").read_text() == "a user's file\n"
+    assert (work / "notes" / "mine.txt").read_text() == "keep me"
 
 
 def test_data_never_writes_over_its_input(tiny_midi_dir, tmp_path, capsys):
@@ -131,6 +143,27 @@ def test_data_refuses_a_folder_it_did_not_make_and_replaces_its_own(tiny_midi_di
     mode = (ds / "manifest.json").stat().st_mode & 0o777
     assert mode == 0o666 & ~_umask() and (ds.stat().st_mode & 0o777) == 0o777 & ~_umask()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.") and not p.name.endswith(".lock")]
+
+
+def test_a_dataset_holding_a_users_file_is_not_replaced(tiny_midi_dir, tmp_path, capsys):
+    ds = tmp_path / "ds"
+    assert main(["data", "-d", str(tiny_midi_dir), "-o", str(ds), "--workers", "1"]) == 0
+    (ds / "my_notes.txt").write_text("keep")
+    assert main(["data", "-d", str(tiny_midi_dir), "-o", str(ds), "--workers", "1"]) == 2
+    assert "also holds files musesynth did not write (my_notes.txt)" in capsys.readouterr().err
+    assert (ds / "my_notes.txt").read_text() == "keep"
+
+
+def test_resume_from_a_damaged_optimizer_state_is_one_line(bach_dataset, tmp_path, capsys):
+    cfg = TrainConfig(dataset=str(bach_dataset), model="gru", out_dir=str(tmp_path), max_steps=2, **TINY)
+    train(cfg)
+    state = torch.load(tmp_path / "gru" / "last.pt", weights_only=True)
+    state["optimizer"] = {"state": {}, "param_groups": []}
+    torch.save(state, tmp_path / "gru" / "last.pt")
+    rc = main(["train", "-d", str(bach_dataset), "-m", "gru", "-o", str(tmp_path), "--resume", "--seq-len", "16",
+               "--embed-dim", "16", "--hidden-dim", "32", "--num-layers", "1", "--max-steps", "4"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot resume from" in err and err.count("\n") == 1
 
 
 def _umask() -> int:

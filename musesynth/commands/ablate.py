@@ -11,7 +11,7 @@ from musesynth.commands.options import Subparsers, add_command, add_sampling_opt
 from musesynth.commands.train import add_train_options, config_from_args
 from musesynth.errors import MusesynthError
 from musesynth.models import FAMILIES
-from musesynth.outputs import check_writable_dir
+from musesynth.outputs import check_report_dir, check_writable_dir
 
 EXAMPLE = ("musesynth ablate -d datasets/bach --budget-tokens 1200000 --batch-size 32 --lr 1e-3 --warmup-steps 50 "
            "--report reports/ablation")
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                           report=args.report, samples=args.samples, sample_length=args.sample_length,
                           sampling=sampling_from_args(args), command=_command_line())
     check_writable_dir(opt.report, "--report")
+    check_report_dir(opt.report, "results.json")
     path = run_ablation(base, opt)
     if not base.quiet:
         print(f"report: {path}")

@@ -7,7 +7,7 @@ import argparse
 from musesynth.commands.options import Subparsers, add_command, add_device_option, add_sampling_options
 from musesynth.commands.options import sampling_from_args as _sampling
 from musesynth.evaluate.run import SPLIT_NAMES, EvaluateOptions
-from musesynth.outputs import check_writable_file
+from musesynth.outputs import check_replaceable_json, check_writable_file
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -25,7 +25,8 @@ def add_parser(sub: Subparsers) -> None:
     add_sampling_options(p)
     p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default %(default)s)")
     add_device_option(p)
-    p.add_argument("--json", help="also write the results to this JSON file (replaced if it exists)")
+    p.add_argument("--json", help="also write the results to this JSON file (an earlier result there is "
+                   "replaced; any other file is refused)")
     p.set_defaults(func=run)
 
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     opt.validate()
     if args.json:
         check_writable_file(args.json, "--json")
+        check_replaceable_json(args.json, "--json", "model_metrics")
     r = evaluate_checkpoint(opt)
     print(format_result(r))
     if args.json:

@@ -22,7 +22,7 @@ def add_parser(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from musesynth.outputs import check_writable_dir
-    from musesynth.training.shipped import export, is_shipped
+    from musesynth.training.shipped import SHIPPED_FILES, export, is_shipped
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
             raise MusesynthError(f"{out} exists and is not an exported model; choose a new folder")
         if not args.overwrite:
             raise MusesynthError(f"{out} already holds an exported model; pass --overwrite to replace it")
+        extra = sorted(f.name for f in out.iterdir() if f.name not in SHIPPED_FILES)
+        if extra:
+            raise MusesynthError(f"{out} also holds files export did not write ({extra[0]}); move them first")
     check_writable_dir(out, "-o/--out")
     extra = {}
     if args.summary:

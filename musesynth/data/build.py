@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from musesynth.atomic import atomic_replace_dir, atomic_write_json
-from musesynth.data.dataset import Manifest, is_dataset
+from musesynth.data.dataset import Manifest, foreign_files, is_dataset
 from musesynth.data.files import find_midi_files
 from musesynth.data.split import SPLITS, assign_splits
 from musesynth.errors import MidiReadError, MusesynthError
@@ -236,9 +236,14 @@ def check_dataset_target(out_dir: Path, midi_dir: Path) -> None:
     check_not_over_input(out_dir, midi_dir, "dataset folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise MusesynthError(f"dataset folder {out_dir} is a file; choose a new folder name")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_dataset(out_dir):
-        raise MusesynthError(f"{out_dir} already exists and is not a musesynth dataset (no manifest.json); "
-                             f"choose a new folder: nothing in it is replaced")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not is_dataset(out_dir):
+            raise MusesynthError(f"{out_dir} already exists and is not a musesynth dataset; choose a new folder: "
+                                 f"nothing in it is replaced")
+        extra = foreign_files(out_dir)
+        if extra:
+            raise MusesynthError(f"dataset folder {out_dir} also holds files musesynth did not write ({extra[0]}"
+                                 f"{', ...' if len(extra) > 1 else ''}); move them or choose a new folder")
     check_writable_dir(out_dir.parent, "dataset parent folder")
 
 

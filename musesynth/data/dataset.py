@@ -67,8 +67,23 @@ class Manifest:
         return "\n".join(lines)
 
 
+DATASET_FILES = {MANIFEST, "vocab.json"} | {f"{s}{x}.npy" for s in SPLITS for x in ("", "_offsets")}
+
+
 def is_dataset(path: str | Path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
+    """A folder `musesynth data` wrote: our manifest (by its content, not its name) and our vocabulary."""
+    p = Path(path)
+    try:
+        d = json.loads((p / MANIFEST).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return (isinstance(d, dict) and {"format_version", "vocab_fingerprint", "encoding", "splits"} <= d.keys()
+            and (p / "vocab.json").is_file())
+
+
+def foreign_files(path: str | Path) -> list[str]:
+    """Names in a dataset folder that `musesynth data` did not write (a user's files: never deleted)."""
+    return sorted(q.name for q in Path(path).iterdir() if q.name not in DATASET_FILES)
 
 
 def load_manifest(dataset_dir: str | Path) -> Manifest:

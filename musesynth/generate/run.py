@@ -16,6 +16,7 @@ from musesynth.data.files import find_midi_files
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.keys import parse_requested_key, primer_rows
+from musesynth.generate.midi_out import daw_ready
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.outputs import check_writable_dir, free_name
@@ -176,7 +177,8 @@ def _with(base: Path, suffix: str) -> Path:
 
 def _write_piece(enc: Encoding, seq: np.ndarray, primer: np.ndarray, boundary: float | None, base: Path,
                  opt: GenerateOptions, meta: CheckpointMeta, primer_path: Path | None, dt: float) -> dict[str, Any]:
-    score: symusic.Score = enc.decode(seq)
+    # the meter encoding writes the meter it read; others take the primer's
+    score: symusic.Score = daw_ready(enc.decode(seq), primer_path if enc.name != "meter" else None, boundary)
     info: dict[str, Any] = {
         "midi": str(_with(base, ".mid")), "wav": None, "png": None, "checkpoint": meta.path, "model": meta.family,
         "primer": os.fsdecode(primer_path) if primer_path else None, "primer_tokens": int(primer.size),

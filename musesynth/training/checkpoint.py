@@ -174,7 +174,8 @@ def check_compatible(meta: CheckpointMeta, family: str, vocab: Vocabulary, model
             f"differs from the dataset's ({vocab.encoding}, {len(vocab)} tokens, {vocab.fingerprint})"
         )
     old, new = meta.model_config.to_dict(), model_config.to_dict()
-    diff = [k for k in old if k not in ("dropout",) and old[k] != new.get(k)]
+    ignore = {"dropout"} | ({"num_heads"} if family != "transformer" else set())  # no effect on the weights
+    diff = [k for k in old if k not in ignore and old[k] != new.get(k)]
     if diff:
         k = diff[0]
         raise MusesynthError(f"--resume: the checkpoint has {k}={old[k]}, this run asks {k}={new.get(k)}; "

@@ -68,11 +68,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
+        types = {f.name: f.type for f in fields(cls)}
+        unknown = set(d) - set(types)
         if unknown:
             raise MusesynthError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return cls(**{k: _typed(k, v, types[k]) for k, v in d.items()})
 
     def validate(self) -> None:
         """Every range check of a training option, in one place (the CLI and the Python API both call it)."""
@@ -111,6 +111,19 @@ class TrainConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.out_dir) / (self.run_name or self.model)
+
+
+def _typed(name: str, value: Any, annotation: str) -> Any:
+    """A config-file or API value of the option's type (an int where a float goes is fine), else an error."""
+    wanted = annotation.replace(" | None", "")
+    if value is None and "None" in annotation:
+        return None
+    ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+          "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+          "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(wanted, True)
+    if not ok:
+        raise MusesynthError(f"training option {name} must be {wanted}, not {type(value).__name__} ({value!r})")
+    return float(value) if wanted == "float" else value
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

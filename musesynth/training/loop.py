@@ -179,7 +179,9 @@ class Trainer:
     def _log_train(self, bar: tqdm, loss: float, tps: float) -> None:
         s, p = self.s, self.p
         if self.time_budget_only and p.step >= 10:  # size the LR schedule to the time budget
-            s.total_steps = max(p.step + 1, round(p.step * self.cfg.max_time / max(p.elapsed, 1e-9)))
+            total = max(p.step + 1, round(p.step * self.cfg.max_time / max(p.elapsed, 1e-9)))
+            total = min(total, self.cfg.epochs * s.steps_per_epoch)  # the epoch limit may end the run first
+            s.total_steps = distributed.broadcast_int(total, s.dist, s.device)  # one schedule on every rank
             resize(s.scheduler, s.total_steps)
         bar.set_postfix(step=f"{p.step}/{s.total_steps}", loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
         if self.metrics:

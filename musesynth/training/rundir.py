@@ -20,6 +20,10 @@ class RunDir:
     def __enter__(self) -> RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise MusesynthError(f"run folder {self.path} is a file; choose another --run-name or -o")
+        ours = any((self.path / n).exists() for n in (".lock", *OUTPUTS))
+        if self.path.is_dir() and any(self.path.iterdir()) and not ours:
+            raise MusesynthError(f"{self.path} exists and is not a musesynth run folder; choose another --run-name "
+                                 f"or -o (nothing in it is touched)")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path / ".lock", os.O_CREAT | os.O_RDWR, 0o666)

@@ -26,7 +26,7 @@ from musesynth.training import distributed
 from musesynth.training.checkpoint import CheckpointMeta, check_compatible, load_raw, load_weights, restore_rng
 from musesynth.training.config import TrainConfig
 from musesynth.training.progress import Progress
-from musesynth.training.schedule import warmup_cosine
+from musesynth.training.schedule import resize, warmup_cosine
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -153,12 +153,13 @@ def _loader(cfg: TrainConfig, data: TrainData, dist: distributed.DistInfo, devic
 
 
 def key_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
-    """How often each key opens a training piece (before augmentation), so generation without a primer
-    can follow the corpus' keys even when transposition augmentation taught the model every key."""
+    """How often each key token occurs in the training split (one per piece, before augmentation), so
+    generation without a primer can follow the corpus' keys even when transposition augmentation taught
+    the model every key."""
     ids = key_token_ids(enc)
     if ids is None:
         return None
-    counts = np.bincount(np.asarray(tokens, np.int64), minlength=len(enc.vocab))[ids].astype(float)
+    counts = np.bincount(tokens, minlength=len(enc.vocab))[ids].astype(float)
     return (counts / counts.sum()).tolist() if counts.sum() else None
 
 
@@ -168,6 +169,21 @@ def scheduled_steps(cfg: TrainConfig, steps_per_epoch: int, world: int) -> int:
     if cfg.max_tokens:
         return math.ceil(cfg.max_tokens / (cfg.batch_size * cfg.seq_len * world))
     return cfg.epochs * steps_per_epoch
+
+
+def _resume(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Any) -> Progress:
+    """Load what --resume continues from; any damage in it is a one-line error naming the file."""
+    path = state["meta"].path
+    load_weights(model, state["model"], path)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+        raise MusesynthError(f"cannot resume from {path}: damaged optimizer, schedule or RNG state "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+    return state["meta"].progress
 
 
 def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, quiet: bool) -> TrainSetup:
@@ -195,11 +211,9 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
     scheduler = warmup_cosine(optimizer, cfg.warmup_steps, total_steps, cfg.min_lr_ratio)
     progress = Progress()
     if resume_state is not None:
-        load_weights(raw_model, resume_state["model"], resume_state["meta"].path)
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        progress = resume_state["meta"].progress
-        restore_rng(resume_state)
+        progress = _resume(resume_state, raw_model, optimizer, scheduler)
+        if not (cfg.max_time and not (cfg.max_steps or cfg.max_tokens)):
+            resize(scheduler, total_steps)  # a longer --max-steps/--epochs on resume lengthens the schedule
 
     model: torch.nn.Module = torch.compile(raw_model) if cfg.compile else raw_model
     if dist.enabled:

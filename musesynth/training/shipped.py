@@ -5,18 +5,22 @@ training recipe and figures. ``export`` makes one from a training checkpoint."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from musesynth.atomic import atomic_write, atomic_write_json
+from musesynth.atomic import atomic_replace_dir, atomic_write_json, public_mode
 from musesynth.errors import MusesynthError
 from musesynth.training.checkpoint import CheckpointMeta, load_raw
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 DEFAULT_MODEL = PRETRAINED_DIR / "bach"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+# what `make pretrained` keeps in a shipped folder: replaced together by a new export
+SHIPPED_FILES = {WEIGHTS, CONFIG, "evaluation.json", "MODEL_CARD.md"}
 
 
 def is_shipped(path: str | Path) -> bool:
@@ -58,7 +62,14 @@ def export(checkpoint: str | Path, out_dir: str | Path, extra: dict[str, Any] | 
         weights[name] = t.detach().to(torch.float16).contiguous()
     ties = {n: seen[(t.data_ptr(), tuple(t.shape))] for n, t in state["model"].items() if n not in weights}
     config = {**json.loads(meta.to_json()), "ties": ties, **(extra or {})}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / WEIGHTS, lambda tmp: save_file(weights, tmp))
-    atomic_write_json(out / CONFIG, config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:  # the whole folder at once: weights and config always belong together
+        save_file(weights, str(tmp / WEIGHTS))
+        atomic_write_json(tmp / CONFIG, config)
+        public_mode(tmp / WEIGHTS)
+        atomic_replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
