@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -54,11 +55,12 @@ def test_export_never_replaces_what_it_did_not_make(run_dir, tmp_path, capsys):
 def test_generate_without_checkpoint_uses_the_shipped_model(run_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "model"
     assert main(["export", "-c", str(run_dir), "-o", str(out)]) == 0
-    monkeypatch.setattr("musesynth.generate.run.DEFAULT_MODEL", out)
+    run_module = importlib.import_module("musesynth.generate.run")  # musesynth.generate is the API function
+    monkeypatch.setattr(run_module, "DEFAULT_MODEL", out)
     assert main(["generate", "-n", "20", "--no-wav", "--no-png", "-q", "-o", str(tmp_path / "g")]) == 0
     side = json.loads(next((tmp_path / "g").glob("*.json")).read_text())
     assert side["checkpoint"] == str(out)
-    monkeypatch.setattr("musesynth.generate.run.DEFAULT_MODEL", tmp_path / "missing")
+    monkeypatch.setattr(run_module, "DEFAULT_MODEL", tmp_path / "missing")
     assert main(["generate", "-n", "20", "-o", str(tmp_path / "h")]) == 2
     assert "shipped model is missing" in capsys.readouterr().err
 
