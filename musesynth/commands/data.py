@@ -17,7 +17,8 @@ def add_parser(sub: Subparsers) -> None:
                    "dataset (replaced); any other existing folder is refused")
     p.add_argument("--encoding", default="chord", choices=list(ENCODINGS), help="token encoding (default "
                    "%(default)s: the 312-token reference)")
-    p.add_argument("--resolution", type=int, default=None, help="chord grid steps per beat (default 12)")
+    p.add_argument("--resolution", type=int, default=None, help="grid steps per beat of the chord and meter "
+                   "encodings (default 12)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=run)
 

@@ -14,7 +14,7 @@ from musesynth.tokenize.vocab import Vocabulary
 
 # Token budget of one piece: at most TOKENS_PER_NOTE tokens per note plus TOKENS_BASE. Once silences
 # are capped (midi_io.cap_silences: no stretch without a note event is longer than 64 beats), notes
-# alone cannot reach it in either encoding: a note costs 2 (chord) or 3 (performance) tokens plus the
+# alone cannot reach it in any encoding: a note costs 2 (chord, meter) or 3 (performance) tokens plus the
 # time shifts of at most two capped stretches (8 SHIFT_96 each in chord, fewer in performance), and
 # real music uses 1.2 to 4 tokens per note (the 410 Bach chorales). What exceeds it is a file made
 # mostly of tempo changes or other non-notes, which is no music to learn from; it is rejected with a

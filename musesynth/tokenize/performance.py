@@ -2,7 +2,7 @@
 Magenta's Performance RNN / Music Transformer, through MidiTok's MIDILike tokenizer.
 
 The same midi_io rules apply first (drums dropped, parts merged into one piano part, pitches folded
-into A0..C8), so both encodings see the same music. Velocities (32 bins) and timing finer than the
+into A0..C8), so every encoding sees the same music. Velocities (32 bins) and timing finer than the
 chord grid survive; the price is roughly 2x longer sequences.
 """
 
