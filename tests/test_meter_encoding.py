@@ -308,7 +308,7 @@ def test_parse_key_and_names():
     assert parse_key("  eb   MIN ") == (3, "minor")
     assert parse_key("C_minor") == (0, "minor")
     assert parse_key("Cb major") == (11, "major")
-    assert key_name(6, "minor") == "F# minor" and key_name(10, 0) == "A# major"
+    assert key_name(6, "minor") == "F# minor" and key_name(10, 0) == "Bb major"
     for bad in ["H major", "D", "major", "D dorian", "D## major", "", "Dmajorx"]:
         with pytest.raises(MusesynthError, match="e.g. 'D major'"):
             parse_key(bad)

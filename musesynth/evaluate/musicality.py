@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musesynth.evaluate.music_stats import Piece
+from musesynth.tokenize.meter import key_name  # one spelling of key names (re-exported here)
 
 GRID = 12  # grid steps per beat
 
@@ -365,8 +366,6 @@ KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69,
 MODES = ("major", "minor")
 # spelling: flats for F Bb Eb Ab Db major (and their relative minors), sharps otherwise; 6 accidentals
 # as F# major / Eb minor
-_MAJOR_NAMES = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-_MINOR_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"]
 _LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _LETTER_FIFTHS = {"F": -1, "C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5}
 
@@ -399,10 +398,6 @@ def estimate_key(piece: Piece) -> tuple[int, str, float]:
     return k % 12, MODES[k // 12], float(r[k])
 
 
-def key_name(tonic: int, mode: str) -> str:
-    """"D major", "F# minor", "Bb major", ...: the spelling with fewer accidentals."""
-    names = _MAJOR_NAMES if mode == "major" else _MINOR_NAMES
-    return f"{names[tonic % 12]} {mode}"
 
 
 def parse_key(name: str) -> tuple[int, str, int]:

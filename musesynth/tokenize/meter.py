@@ -128,9 +128,15 @@ def parse_key(text: str) -> tuple[int, str]:
     return tonic % 12, MODES[_mode_index(mode)]
 
 
+# display spelling with the fewer accidentals (Bb major, F# minor; 6: F# major, Eb minor); tokens use sharps
+_MAJOR_NAMES = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+_MINOR_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"]
+
+
 def key_name(tonic: int, mode: str | int) -> str:
-    """``(2, "major")`` -> ``"D major"`` (sharp spelling)."""
-    return f"{PITCH_NAMES[int(tonic) % 12]} {MODES[_mode_index(mode)]}"
+    """``(2, "major")`` -> ``"D major"``, ``(10, "major")`` -> ``"Bb major"``: the usual spelling."""
+    m = _mode_index(mode)
+    return f"{(_MINOR_NAMES if m else _MAJOR_NAMES)[int(tonic) % 12]} {MODES[m]}"
 
 
 def key_signature_sharps(tonic: int, mode: str | int) -> int:
