@@ -18,14 +18,14 @@ For quantised music the round trip MIDI -> tokens -> MIDI -> tokens is exact.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import symusic
 
 from musesynth.errors import MidiReadError
-from musesynth.tokenize.base import Encoding, check_token_budget, transition_matrix
+from musesynth.tokenize.base import check_token_budget, transition_matrix
+from musesynth.tokenize.grid import GridEncoding
 from musesynth.tokenize.midi_io import (
     PIANO_HIGH,
     PIANO_LOW,
@@ -48,22 +48,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class ChordEncoding(Encoding):
+class ChordEncoding(GridEncoding):
     name = "chord"
     special = {"PAD": "PAD", "BOS": "BOS", "EOS": "EOS"}
+    DEFAULTS = DEFAULTS
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown chord-encoding parameters: {sorted(unknown)}")
-        p = {**DEFAULTS, **params}
-        self.resolution = int(p["resolution"])
-        self.max_dur = int(p["max_duration_beats"]) * self.resolution
+        p = self._grid_params(params)
         self.max_shift = int(p["max_shift_beats"]) * self.resolution
-        # Semitone-sized tempo steps around 120 BPM: 120 * 2**(k/12), k = tempo_low..tempo_high.
-        self.tempos = (120.0 * 2.0 ** (np.arange(int(p["tempo_low"]), int(p["tempo_high"]) + 1) / 12)).round(2)
-        self.velocity = int(p["velocity"])
-        self.ticks_per_step = math.ceil(480 / self.resolution)
 
         tokens = ["PAD", "BOS", "EOS"]
         tokens += [f"NOTE_{q}" for q in range(PIANO_LOW, PIANO_HIGH + 1)]
@@ -76,18 +68,14 @@ class ChordEncoding(Encoding):
         self.dur0 = self.note0 + (PIANO_HIGH - PIANO_LOW + 1)
         self.shift0 = self.dur0 + self.max_dur
         self.tempo0 = self.shift0 + self.max_shift
-        v = len(tokens)
-        ids = np.arange(v)
+        ids = np.arange(len(tokens))
         self.token_type = np.select(
             [ids == 0, ids == 1, ids == 2, ids < self.dur0, ids < self.shift0, ids < self.tempo0],
             [T_PAD, T_BOS, T_EOS, T_NOTE, T_DUR, T_SHIFT],
             T_TEMPO,
         )
-        # Per-token values used by the vectorised decoder (0 where not applicable).
-        self.pitch_of = np.where(self.token_type == T_NOTE, ids - self.note0 + PIANO_LOW, 0)
-        self.dur_of = np.where(self.token_type == T_DUR, ids - self.dur0 + 1, 0)
+        self._value_tables(T_NOTE, T_DUR, T_TEMPO)
         self.shift_of = np.where(self.token_type == T_SHIFT, ids - self.shift0 + 1, 0)
-        self.tempo_bin_of = np.where(self.token_type == T_TEMPO, ids - self.tempo0, 0)
 
     # ------------------------------------------------------------------ encode
     def quantize(self, score: symusic.Score) -> dict[str, np.ndarray]:
@@ -206,18 +194,3 @@ class ChordEncoding(Encoding):
             T_EOS: [T_BOS],
         }
         return transition_matrix(self.token_type, allowed, 7)
-
-    def transpose_table(self, semitones: int) -> np.ndarray:
-        ids = np.arange(len(self.vocab))
-        table = ids.copy()
-        notes = self.token_type == T_NOTE
-        moved = self.pitch_of[notes] + semitones
-        ok = (moved >= PIANO_LOW) & (moved <= PIANO_HIGH)
-        table[notes] = np.where(ok, self.note0 + moved - PIANO_LOW, -1)
-        return table
-
-    def tempo_table(self, steps: int) -> np.ndarray:
-        table = np.arange(len(self.vocab))
-        tempo = self.token_type == T_TEMPO
-        table[tempo] = self.tempo0 + np.clip(self.tempo_bin_of[tempo] + steps, 0, self.tempos.size - 1)
-        return table

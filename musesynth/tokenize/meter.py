@@ -68,7 +68,8 @@ import numpy as np
 import symusic
 
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.tokenize.base import Encoding, check_token_budget, transition_matrix
+from musesynth.tokenize.base import check_token_budget, transition_matrix
+from musesynth.tokenize.grid import GridEncoding
 from musesynth.tokenize.midi_io import (
     PIANO_HIGH,
     PIANO_LOW,
@@ -173,21 +174,14 @@ def estimate_key(
 
 
 # ---------------------------------------------------------------------- encoding
-class MeterEncoding(Encoding):
+class MeterEncoding(GridEncoding):
     name = "meter"
     special = {"PAD": "PAD", "BOS": "BOS", "EOS": "EOS"}
+    DEFAULTS = DEFAULTS
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown meter-encoding parameters: {sorted(unknown)}")
-        p = {**DEFAULTS, **params}
-        self.resolution = int(p["resolution"])
-        self.max_dur = int(p["max_duration_beats"]) * self.resolution
+        p = self._grid_params(params)
         self.max_bar = int(p["max_bar_beats"]) * self.resolution
-        self.tempos = (120.0 * 2.0 ** (np.arange(int(p["tempo_low"]), int(p["tempo_high"]) + 1) / 12)).round(2)
-        self.velocity = int(p["velocity"])
-        self.ticks_per_step = math.ceil(480 / self.resolution)
 
         sigs = [(n, d) for d in TS_DENOMINATORS for n in range(1, TS_MAX_NUMERATOR + 1)
                 if (n * 4 * self.resolution) % d == 0 and n * 4 * self.resolution // d <= self.max_bar]
@@ -213,11 +207,8 @@ class MeterEncoding(Encoding):
         (_, _, _, self.note0, self.dur0, self.tempo0, self.bar_id, self.phrase_id,
          self.pos0, self.ts0, self.key0) = (int(x) for x in first)
 
-        ids = np.arange(len(tokens))
+        ids = self._value_tables(T_NOTE, T_DUR, T_TEMPO)
         typ = self.token_type
-        self.pitch_of = np.where(typ == T_NOTE, ids - self.note0 + PIANO_LOW, 0)
-        self.dur_of = np.where(typ == T_DUR, ids - self.dur0 + 1, 0)
-        self.tempo_bin_of = np.where(typ == T_TEMPO, ids - self.tempo0, 0)
         self.pos_of = np.where(typ == T_POS, ids - self.pos0, 0)
         self.ts_of = np.where(typ == T_TIMESIG, ids - self.ts0, 0)
         self.key_index_of = np.where(typ == T_KEY, ids - self.key0, 0)  # mode * 12 + tonic
@@ -550,19 +541,8 @@ class MeterEncoding(Encoding):
 
     def transpose_table(self, semitones: int) -> np.ndarray:
         """Moves notes (-1 where one leaves the piano range) and the key's tonic (mod 12)."""
-        ids = np.arange(len(self.vocab))
-        table = ids.copy()
-        notes = self.token_type == T_NOTE
-        moved = self.pitch_of[notes] + semitones
-        ok = (moved >= PIANO_LOW) & (moved <= PIANO_HIGH)
-        table[notes] = np.where(ok, self.note0 + moved - PIANO_LOW, -1)
+        table = super().transpose_table(semitones)
         keys = self.token_type == T_KEY
         k = self.key_index_of[keys]
         table[keys] = self.key0 + (k // 12) * 12 + (k % 12 + semitones) % 12
-        return table
-
-    def tempo_table(self, steps: int) -> np.ndarray:
-        table = np.arange(len(self.vocab))
-        tempo = self.token_type == T_TEMPO
-        table[tempo] = self.tempo0 + np.clip(self.tempo_bin_of[tempo] + steps, 0, self.tempos.size - 1)
         return table

@@ -1,0 +1,56 @@
+"""What the grid encodings (chord, meter) share: ``resolution`` steps per beat, NOTE/DUR pairs and the same
+semitone-sized tempo bins, so their NOTE, DUR and TEMPO tokens mean the same thing in both."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from musesynth.tokenize.base import Encoding
+from musesynth.tokenize.midi_io import PIANO_HIGH, PIANO_LOW
+
+
+class GridEncoding(Encoding):
+    """Subclasses call ``_grid_params`` first, build their tokens (setting ``token_type``, ``note0``,
+    ``dur0`` and ``tempo0``), then ``_value_tables`` with their NOTE/DUR/TEMPO type numbers."""
+
+    DEFAULTS: dict[str, Any]
+
+    def _grid_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(params) - set(self.DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown {self.name}-encoding parameters: {sorted(unknown)}")
+        p = {**self.DEFAULTS, **params}
+        self.resolution = int(p["resolution"])
+        self.max_dur = int(p["max_duration_beats"]) * self.resolution
+        # Semitone-sized tempo steps around 120 BPM: 120 * 2**(k/12), k = tempo_low..tempo_high.
+        self.tempos = (120.0 * 2.0 ** (np.arange(int(p["tempo_low"]), int(p["tempo_high"]) + 1) / 12)).round(2)
+        self.velocity = int(p["velocity"])
+        self.ticks_per_step = math.ceil(480 / self.resolution)
+        return p
+
+    def _value_tables(self, note: int, dur: int, tempo: int) -> np.ndarray:
+        """Per-token pitch, duration and tempo bin (0 where not applicable) for the vectorised coders;
+        returns ``arange(V)`` for the subclass's own tables."""
+        ids = np.arange(len(self.vocab))
+        self.is_note, self.is_tempo = self.token_type == note, self.token_type == tempo
+        self.pitch_of = np.where(self.is_note, ids - self.note0 + PIANO_LOW, 0)
+        self.dur_of = np.where(self.token_type == dur, ids - self.dur0 + 1, 0)
+        self.tempo_bin_of = np.where(self.is_tempo, ids - self.tempo0, 0)
+        return ids
+
+    def transpose_table(self, semitones: int) -> np.ndarray:
+        """Moves every NOTE token; -1 where a note would leave the piano range."""
+        table = np.arange(len(self.vocab))
+        moved = self.pitch_of[self.is_note] + semitones
+        ok = (moved >= PIANO_LOW) & (moved <= PIANO_HIGH)
+        table[self.is_note] = np.where(ok, self.note0 + moved - PIANO_LOW, -1)
+        return table
+
+    def tempo_table(self, steps: int) -> np.ndarray:
+        table = np.arange(len(self.vocab))
+        table[self.is_tempo] = self.tempo0 + np.clip(self.tempo_bin_of[self.is_tempo] + steps, 0,
+                                                     self.tempos.size - 1)
+        return table
