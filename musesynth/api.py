@@ -18,9 +18,8 @@ import torch
 
 from musesynth.atomic import atomic_write
 from musesynth.device import pick_device
-from musesynth.errors import MusesynthError
 from musesynth.generate.keys import parse_requested_key, primer_rows
-from musesynth.generate.run import checkpoint_or_shipped, primer_ids
+from musesynth.generate.run import check_fits, checkpoint_or_shipped, primer_ids
 from musesynth.generate.sampling import Sampling
 from musesynth.generate.sampling import generate as _sample
 from musesynth.tokenize import Encoding, get_encoding
@@ -67,8 +66,7 @@ def generate(model: Model | None = None, primer: str | Path | None = None, lengt
     sampling = Sampling(temperature, top_k, top_p).validate(len(enc.vocab))
     ids = primer_ids(enc, Path(primer) if primer is not None else None, primer_tokens, None, seq_len)
     rows = primer_rows(enc, ids, parse_requested_key(enc, key), model.meta.key_prior, num_samples, seed)
-    if rows.shape[1] > seq_len:
-        raise MusesynthError(f"primer is {rows.shape[1]} tokens, longer than the model context of {seq_len}")
+    check_fits(rows, seq_len)
     seqs = _sample(model.net, rows, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed, seq_len=seq_len)
     return [Piece(s, enc.decode(s), rows.shape[1]) for s in seqs]
 

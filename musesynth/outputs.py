@@ -47,13 +47,11 @@ def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
     return p
 
 
-def check_writable_file(path: str | Path, what: str, overwrite: bool = True) -> Path:
+def check_writable_file(path: str | Path, what: str) -> Path:
     """A file the command will write at its end: its folder must be writable now, and it is no folder."""
     p = Path(path)
     if p.is_dir():
         raise MusesynthError(f"{what} {p} is a folder; give a file name")
-    if p.exists() and not overwrite:
-        raise MusesynthError(f"{what} {p} already exists; choose another name or pass --overwrite")
     check_writable_dir(p.parent if str(p.parent) else Path("."), f"{what} folder")
     return p
 

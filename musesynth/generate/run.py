@@ -104,12 +104,17 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
         ids = ids[:tokens]
     elif seconds is None:
         ids = ids[: min(seq_len // 2, ids.size)]
-    if ids.size > seq_len:
+    return ids
+
+
+def check_fits(rows: np.ndarray, seq_len: int) -> np.ndarray:
+    """The primer rows (a key token may have been added) must fit the model's context."""
+    if rows.shape[-1] > seq_len:
         raise MusesynthError(
-            f"primer is {ids.size} tokens, longer than the model context of {seq_len} tokens; "
+            f"primer is {rows.shape[-1]} tokens, longer than the model context of {seq_len} tokens; "
             f"use --primer-tokens {seq_len} or fewer (or fewer --primer-seconds)"
         )
-    return ids
+    return rows
 
 
 def _primers(spec: str | None) -> list[Path | None]:
@@ -147,9 +152,7 @@ def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
             skipped.append(str(exc))
             log(f"skipped: {exc}")
             continue
-        rows = primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed)
-        if rows.shape[1] > seq_len:
-            raise MusesynthError(f"primer is {rows.shape[1]} tokens, longer than the model context of {seq_len}")
+        rows = check_fits(primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed), seq_len)
         t0 = time.perf_counter()
         seqs = generate(model, rows, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id, opt.seed,
                         use_cache=not opt.no_cache, seq_len=seq_len)
