@@ -36,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
 
     opt = EvaluateOptions(args.checkpoint, args.dataset, args.split, args.batch_size, args.device, args.samples,
                           args.length, args.seed, _sampling(args))
-    opt.validate()
     if args.json:
         check_writable_file(args.json, "--json")
         check_replaceable_json(args.json, "--json", "model_metrics")

@@ -44,9 +44,7 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> GenerateOptions:
     names = set(GenerateOptions.__dataclass_fields__) - {"sampling"}
-    opt = GenerateOptions(**{k: v for k, v in vars(args).items() if k in names}, sampling=_sampling(args))
-    opt.validate()
-    return opt
+    return GenerateOptions(**{k: v for k, v in vars(args).items() if k in names}, sampling=_sampling(args))
 
 
 def run(args: argparse.Namespace) -> int:

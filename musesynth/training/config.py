@@ -109,6 +109,11 @@ class TrainConfig:
             raise MusesynthError(f"--run-name must be a plain folder name, not a path: {self.run_name}")
 
     @property
+    def time_budget_only(self) -> bool:
+        """Only --max-time bounds the run: the LR schedule is then sized from the measured speed."""
+        return bool(self.max_time and not (self.max_steps or self.max_tokens))
+
+    @property
     def run_dir(self) -> Path:
         return Path(self.out_dir) / (self.run_name or self.model)
 

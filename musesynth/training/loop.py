@@ -60,7 +60,6 @@ class Trainer:
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
         self.metrics: MetricsLog | None = None
         self.last_save = time.perf_counter()
-        self.time_budget_only = bool(self.cfg.max_time and not (self.cfg.max_steps or self.cfg.max_tokens))
 
     # ------------------------------------------------------------------ bookkeeping
     def save(self, path: Path) -> None:
@@ -178,7 +177,7 @@ class Trainer:
 
     def _log_train(self, bar: tqdm, loss: float, tps: float) -> None:
         s, p = self.s, self.p
-        if self.time_budget_only and p.step >= 10:  # size the LR schedule to the time budget
+        if self.cfg.time_budget_only and p.step >= 10:  # size the LR schedule to the time budget
             total = max(p.step + 1, round(p.step * self.cfg.max_time / max(p.elapsed, 1e-9)))
             total = min(total, self.cfg.epochs * s.steps_per_epoch)  # the epoch limit may end the run first
             s.total_steps = distributed.broadcast_int(total, s.dist, s.device)  # one schedule on every rank

@@ -212,7 +212,7 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
     progress = Progress()
     if resume_state is not None:
         progress = _resume(resume_state, raw_model, optimizer, scheduler)
-        if not (cfg.max_time and not (cfg.max_steps or cfg.max_tokens)):
+        if not cfg.time_budget_only:
             resize(scheduler, total_steps)  # a longer --max-steps/--epochs on resume lengthens the schedule
 
     model: torch.nn.Module = torch.compile(raw_model) if cfg.compile else raw_model
