@@ -67,7 +67,8 @@ def generate(model: Model | None = None, primer: str | Path | None = None, lengt
     ids = primer_ids(enc, Path(primer) if primer is not None else None, primer_tokens, None, seq_len)
     rows = primer_rows(enc, ids, parse_requested_key(enc, key), model.meta.key_prior, num_samples, seed)
     check_fits(rows, seq_len)
-    seqs = _sample(model.net, rows, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed, seq_len=seq_len)
+    seqs = _sample(model.net, rows, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed, seq_len=seq_len,
+                   repeats=enc.repeat_spec())
     return [Piece(s, enc.decode(s), rows.shape[1]) for s in seqs]
 
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import make_score
 
 from musesynth.cli import main
 from musesynth.generate.render import wav_stats
@@ -172,3 +173,52 @@ def test_output_midi_keeps_the_primers_meter_and_marks_where_generation_starts(m
     markers = [m for m in out.markers if m.text == GENERATED_MARKER]
     assert len(markers) == 1 and markers[0].time > 0
     assert out.tracks[0].name == "Piano" and out.tracks[0].program == 0
+
+
+class _ScriptedModel(torch.nn.Module):
+    """Logits that favour fixed tokens (the same at every step): a model whose choices a test knows."""
+
+    def __init__(self, vocab_size: int, favour: dict[int, float]) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.bias = torch.zeros(vocab_size)
+        for tok, v in favour.items():
+            self.bias[tok] = v
+
+    def forward(self, x, state=None):
+        return self.bias.expand(x.shape[0], x.shape[1], -1).clone(), None
+
+
+def test_a_written_repeat_copies_its_bar_exactly_and_closes_it():
+    """A model that writes BAR REPEAT_k gets bar (current - k) copied token by token, then a bar line;
+    a REPEAT pointing before the first bar copies nothing; without the spec the model samples freely."""
+    enc = get_encoding("meter")
+    a = [(0, 480, 60), (480, 240, 64), (720, 240, 65), (960, 960, 67)]
+    b = [(0, 1440, 55), (1440, 480, 59)]
+    notes = [(i * 1920 + t, d, p) for i, bar in enumerate([a, b]) for t, d, p in bar]
+    primer = enc.encode(make_score(notes))[:-1]  # without EOS
+    rep2 = enc.vocab.id("REPEAT_2")
+    model = _ScriptedModel(len(enc.vocab), {rep2: 20.0, enc.bar_id: 10.0})
+    seqs = generate(model, primer, 200, 3, Sampling(), enc.grammar(), enc.eos_id, seed=1,
+                    repeats=enc.repeat_spec())
+    for seq in seqs:
+        new = seq[len(primer):]
+        bars = np.split(new, np.flatnonzero(new == enc.bar_id))[1:]
+        assert len(bars) > 10
+        primer_bars = np.split(primer, np.flatnonzero(primer == enc.bar_id))[1:]
+        history = primer_bars
+        for bar in bars[:-1]:
+            assert bar[1] == rep2
+            assert np.array_equal(bar[2:], history[-2][1:]), "the bar two back, note for note"
+            history = history + [np.r_[bar[0], bar[2:]]]
+    # the notes repeat: every generated bar is one of the two primer bars
+    score = enc.decode(seqs[0])
+    assert len(score.tracks[0].notes) > 5 * len(notes)
+    # REPEAT_64 with fewer bars copies nothing; the model goes on writing (here: more bars)
+    far = _ScriptedModel(len(enc.vocab), {enc.vocab.id("REPEAT_64"): 20.0, enc.bar_id: 10.0,
+                                          enc.vocab.id("POS_0"): 5.0, enc.vocab.id("NOTE_60"): 5.0})
+    seq = generate(far, primer, 40, 1, Sampling(), enc.grammar(), enc.eos_id, repeats=enc.repeat_spec())[0]
+    assert enc.vocab.id("REPEAT_64") in seq[len(primer):] and enc.vocab.id("NOTE_60") in seq[len(primer):]
+    # free sampling (no spec): the same seed writes other tokens after the REPEAT
+    free = generate(model, primer, 200, 3, Sampling(), enc.grammar(), enc.eos_id, seed=1)
+    assert not all(np.array_equal(f, s) for f, s in zip(free, seqs))

@@ -39,6 +39,9 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
                    "soundfont); a missing or non-sf2 file is an error")
     add_device_option(p)
     p.add_argument("--no-cache", action="store_true", help="naive decoding (re-run the prefix every token)")
+    p.add_argument("--free-repeats", action="store_true",
+                   help="models with REPEAT tokens (meter encoding): sample a repeated bar's notes instead of "
+                        "copying the bar exactly (default: exact copy)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
 

@@ -122,7 +122,7 @@ def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int,
     """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys from the prior)."""
     rows = primer_rows(enc, np.array([enc.bos_id]), None, key_prior, n, seed)
     seqs = generate(model, rows, length, num_samples=n, sampling=sampling, grammar=enc.grammar(),
-                    eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len)
+                    eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len, repeats=enc.repeat_spec())
     return [piece_from_score(enc.decode(s)) for s in seqs]
 
 

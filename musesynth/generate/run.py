@@ -44,6 +44,7 @@ class GenerateOptions:
     soundfont: str | None = None
     device: str = "auto"
     no_cache: bool = False
+    free_repeats: bool = False  # let the model write a repeated bar itself instead of copying it
     overwrite: bool = False
     key: str | None = None  # e.g. "D major": the key to write in (keyed encodings); None: primer's or corpus'
 
@@ -155,7 +156,8 @@ def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
         rows = check_fits(primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed), seq_len)
         t0 = time.perf_counter()
         seqs = generate(model, rows, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id, opt.seed,
-                        use_cache=not opt.no_cache, seq_len=seq_len)
+                        use_cache=not opt.no_cache, seq_len=seq_len,
+                        repeats=None if opt.free_repeats else enc.repeat_spec())
         dt = time.perf_counter() - t0
         boundary = enc.end_beats(ids) if primer_path is not None else None
         stem = os.fsdecode(primer_path.stem) if primer_path is not None else "unconditioned"

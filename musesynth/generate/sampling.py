@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from musesynth.errors import MusesynthError
+from musesynth.generate.repeats import BarCopier
+from musesynth.tokenize.base import RepeatSpec
 
 
 @dataclass
@@ -75,12 +77,14 @@ class Decoder:
     """Decoding state for a batch of samples: ``step()`` draws one token for each and advances.
 
     ``use_cache=False`` is the naive reference: every step re-runs the model over the whole prefix
-    (the last ``seq_len`` tokens for a Transformer), as a model without a cache would.
+    (the last ``seq_len`` tokens for a Transformer), as a model without a cache would. ``repeats`` (an
+    encoding's ``repeat_spec()``) makes a written repeat token copy its bar exactly (``generate.repeats``).
     """
 
     def __init__(self, model: nn.Module, primer: list[int] | np.ndarray, num_samples: int = 1,
                  sampling: Sampling | None = None, grammar: np.ndarray | None = None, eos_id: int | None = None,
-                 seed: int = 0, use_cache: bool = True, seq_len: int | None = None) -> None:
+                 seed: int = 0, use_cache: bool = True, seq_len: int | None = None,
+                 repeats: RepeatSpec | None = None, capacity: int = 0) -> None:
         self.model = model.eval()
         self.sampling = sampling or Sampling()
         self.device = next(model.parameters()).device
@@ -91,8 +95,12 @@ class Decoder:
         seq = torch.as_tensor(np.asarray(primer, np.int64), device=self.device)
         # one primer for every sample, or one row per sample (e.g. each in its own key)
         seq = seq.unsqueeze(0).repeat(num_samples, 1) if seq.dim() == 1 else seq
-        self.primer_len = seq.shape[1]
-        self.tokens = [seq]
+        self.primer_len = self.length = seq.shape[1]
+        # the token history, preallocated (grown by doubling): no per-step concatenation
+        self.hist = torch.zeros(seq.shape[0], max(capacity, 2 * seq.shape[1], 64), dtype=torch.long,
+                                device=self.device)
+        self.hist[:, : self.length] = seq
+        self.copier = BarCopier(repeats, self.hist, self.length) if repeats is not None else None
         self.finished = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
         with torch.no_grad():
             logits, self.state = model(seq)
@@ -101,22 +109,36 @@ class Decoder:
     @torch.no_grad()
     def step(self) -> torch.Tensor:
         allowed = self.grammar[self.prev] if self.grammar is not None else None
+        if self.copier is not None:
+            allowed = self.copier.allowed(allowed)
         probs = filter_logits(self.last, self.sampling, allowed).softmax(-1)
         tok = torch.multinomial(probs, 1, generator=self.gen).squeeze(1)
+        if self.copier is not None:
+            tok = self.copier.force(tok, self.hist)
         if self.eos_id is not None:
             tok = torch.where(self.finished, torch.full_like(tok, self.eos_id), tok)
             self.finished |= tok == self.eos_id
-        self.tokens.append(tok[:, None])
+        self._append(tok)
         self.prev = tok
         if self.use_cache:
             logits, self.state = self.model(tok[:, None], self.state)
         else:
-            full = torch.cat(self.tokens, 1)
+            full = self.hist[:, : self.length]
             if self.is_transformer and self.seq_len:
                 full = full[:, -self.seq_len :]
             logits, _ = self.model(full)
         self.last = logits[:, -1]
         return tok
+
+    def _append(self, tok: torch.Tensor) -> None:
+        if self.length == self.hist.shape[1]:
+            self.hist = torch.cat([self.hist, torch.zeros_like(self.hist)], 1)
+            if self.copier is not None:
+                self.copier.grow(self.hist.shape[1])
+        self.hist[:, self.length] = tok
+        if self.copier is not None:
+            self.copier.advance(tok, self.hist, self.length)
+        self.length += 1
 
     @property
     def done(self) -> bool:
@@ -128,7 +150,7 @@ class Decoder:
 
     def sequences(self) -> list[np.ndarray]:
         """Each sample's tokens, primer included, cut after its first generated EOS."""
-        result = torch.cat(self.tokens, 1).cpu().numpy()
+        result = self.hist[:, : self.length].cpu().numpy()
         seqs = []
         for row in result:
             if self.eos_id is not None:
@@ -150,10 +172,12 @@ def generate(
     seed: int = 0,
     use_cache: bool = True,
     seq_len: int | None = None,
+    repeats: RepeatSpec | None = None,
 ) -> list[np.ndarray]:
     """Continue ``primer`` (1-D, shared, or 2-D, a row per sample) by up to ``num_tokens`` tokens per sample
     (a sample stops at EOS)."""
-    dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, seq_len)
+    dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, seq_len, repeats,
+                  capacity=np.asarray(primer).shape[-1] + num_tokens)
     with dec.step_context():
         for _ in range(num_tokens):
             dec.step()

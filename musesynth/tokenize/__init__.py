@@ -34,7 +34,9 @@ def encoding_from_vocab(vocab: Vocabulary | dict[str, Any]) -> Encoding:
     """Rebuild the exact encoding a dataset or checkpoint was made with, and check it matches."""
     if isinstance(vocab, dict):
         vocab = Vocabulary.from_dict(vocab)
-    enc = get_encoding(vocab.encoding, **vocab.params)
+    cls = ENCODINGS.get(vocab.encoding)
+    legacy = {k: v for k, v in getattr(cls, "LEGACY_DEFAULTS", {}).items() if k not in vocab.params}
+    enc = get_encoding(vocab.encoding, **{**legacy, **vocab.params})
     if enc.vocab.tokens != vocab.tokens:
         raise MusesynthError(
             f"saved vocabulary ({vocab.encoding}, {len(vocab)} tokens) does not match what this version "

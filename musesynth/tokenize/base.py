@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,18 @@ def check_token_budget(tokens: int, notes: int) -> None:
     if tokens > limit:
         raise MidiReadError(f"{tokens} tokens for {notes} notes, more than the {TOKENS_PER_NOTE} per note "
                             f"+ {TOKENS_BASE} a piece may take (mostly tempo changes or time shifts, not notes)")
+
+
+@dataclass(frozen=True)
+class RepeatSpec:
+    """Per-token tables that let a sampler copy a bar when a model writes a repeat token: how many
+    bars back it points (0: not a repeat token), which token opens a bar, which tokens after a BAR are
+    not the bar's content (time signature, the repeat mark itself), and which may follow a copied bar."""
+
+    bars_back: np.ndarray
+    is_bar: np.ndarray
+    skip: np.ndarray
+    after_copy: np.ndarray
 
 
 class Encoding(ABC):
@@ -77,6 +90,10 @@ class Encoding(ABC):
         score = self.decode(ids)
         ends = [t.notes.numpy()["time"].max() for t in score.tracks if len(t.notes)]
         return float(max(ends)) / score.ticks_per_quarter if ends else 0.0
+
+    def repeat_spec(self) -> RepeatSpec | None:
+        """Tables for exact bar repeats at sampling time; None for encodings without repeat tokens."""
+        return None
 
     def encode_file(self, path: str | Path) -> np.ndarray:
         return self.encode(load_score(path))
