@@ -15,7 +15,17 @@ def fmt(x, spec: str) -> str:
     return "n/a" if x is None else format(x, spec)
 
 
-def card(model_dir: Path, ev: dict, command: str, hardware: str) -> str:
+def budget(t: dict) -> str:
+    if t.get("max_steps"):
+        return f"the {t['max_steps']}-step budget"
+    if t.get("max_tokens"):
+        return f"the {t['max_tokens']:,}-token budget"
+    if t.get("max_time"):
+        return f"the {t['max_time']:.0f} s budget"
+    return f"{t['epochs']} epochs"
+
+
+def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = "") -> str:
     cfg = json.loads((model_dir / "config.json").read_text())
     m, t, tr = cfg["model_config"], cfg["train_config"], cfg.get("training", {})
     size = sum(f.stat().st_size for f in model_dir.glob("model.safetensors"))
@@ -24,18 +34,25 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str) -> str:
     c, rep, rep0, keys, mem = (mu.get(k, {}) for k in ("classifier", "repetition", "repetition_held_out", "keys",
                                                         "memorisation"))
     setup = ev.get("music_stats_setup") or {}
+    if m["family"] == "transformer":
+        arch = (f"{m['num_layers']} layers, embedding {m['embed_dim']}, {m['num_heads']} heads, feed-forward "
+                f"{m['hidden_dim']}, context {m['seq_len']} tokens")
+    else:
+        arch = (f"{m['num_layers']} layers, embedding {m['embed_dim']}, hidden {m['hidden_dim']}, trained on "
+                f"{m['seq_len']}-token windows; its state carries the whole piece when it writes")
+    tokens = cfg["vocab"]["tokens"]
+    marks = "bars, positions, phrase marks, key, time signature" + (
+        " and repeat marks" if any(t.startswith("REPEAT_") for t in tokens) else "")
     lines = [
         f"# Model card: {model_dir.name}", "",
-        f"A {m['family']} ({cfg['num_params']:,} parameters, {m['num_layers']} layers, embedding {m['embed_dim']}, "
-        f"{m['num_heads']} heads, feed-forward {m['hidden_dim']}, context {m['seq_len']} tokens) trained on the Bach "
+        f"A {m['family']} ({cfg['num_params']:,} parameters, {arch}) trained on the Bach "
         f"chorales that ship inside the music21 wheel (exported with `musesynth corpus --name bach`: 410 pieces, "
-        f"split 0.8/0.1/0.1 by file), in the `{cfg['vocab']['encoding']}` encoding ({len(cfg['vocab']['tokens'])} "
-        f"tokens: bars, positions, phrase marks, key and time signature). Weights: fp16 safetensors, "
-        f"{size / 1e6:.1f} MB; loading runs no code.", "",
+        f"split 0.8/0.1/0.1 by file), in the `{cfg['vocab']['encoding']}` encoding ({len(tokens)} "
+        f"tokens: {marks}). Weights: fp16 safetensors, {size / 1e6:.1f} MB; loading runs no code.", "",
         "## Recipe", "",
         f"Command: `{command}` (the config is `configs/pretrained-bach.toml`).", "",
         f"Batch {t['batch_size']} x {t['seq_len']} tokens, AdamW lr {t['lr']} (warm-up {t['warmup_steps']} steps, "
-        f"cosine to {t['min_lr_ratio']} of the peak, sized to the {t['max_time']:.0f} s budget), weight decay "
+        f"cosine to {t['min_lr_ratio']} of the peak, sized to {budget(t)}), weight decay "
         f"{t['weight_decay']}, dropout {t['dropout']}, transposition augmentation +/-{t['augment_transpose']} "
         f"semitones (the key token moves with the notes), seed {t['seed']}.", "",
         f"Hardware: {hardware}. Training: {tr.get('steps', 'n/a')} steps, {fmt(tr.get('tokens'), ',')} tokens in "
@@ -68,8 +85,11 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str) -> str:
         f"tokens at temperature 1.0 (keys drawn from the corpus' key distribution); held-out: "
         f"{setup.get('held_out', 'n/a')} test-split pieces cut to the same length.",
         "",
-        "Reproduce: `make pretrained` (about 50 minutes on 2 CPU cores).",
+        f"Reproduce: `make pretrained` (training took {fmt((tr.get('elapsed_s') or 0) / 60, '.0f')} minutes here; "
+        "then export, evaluation and this card).",
     ]
+    if notes:
+        lines += ["", notes.strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -79,9 +99,11 @@ def main() -> None:
     ap.add_argument("--evaluation", required=True)
     ap.add_argument("--command", default="make pretrained")
     ap.add_argument("--hardware", default=f"{platform.machine()} CPU, 2 cores (no GPU)")
+    ap.add_argument("--notes", help="a Markdown file appended to the card (what the figures do not say)")
     a = ap.parse_args()
     d = Path(a.model_dir)
-    text = card(d, json.loads(Path(a.evaluation).read_text()), a.command, a.hardware)
+    notes = Path(a.notes).read_text() if a.notes else ""
+    text = card(d, json.loads(Path(a.evaluation).read_text()), a.command, a.hardware, notes)
     (d / "MODEL_CARD.md").write_text(text)
     print(f"wrote {d / 'MODEL_CARD.md'}")
 
