@@ -35,14 +35,15 @@ demo: setup $(CORPUS)
 	$(BIN)/musesynth demo --midi-dir $(CORPUS) --minutes $(DEMO_MINUTES)
 
 # Rebuild the shipped model from scratch: meter-encoded dataset, the recipe in configs/, export, evaluate,
-# model card (about 50 minutes on 2 CPU cores).
+# model card (about 50 minutes on 2 idle CPU cores).
 pretrained: $(BIN)/musesynth $(CORPUS)
 	$(BIN)/musesynth data -d $(CORPUS) -o datasets/bach-meter --encoding meter
 	$(BIN)/musesynth train -d datasets/bach-meter --config configs/pretrained-bach.toml --overwrite
 	$(BIN)/musesynth export -c training_checkpoints/pretrained-bach -o $(PRETRAINED) --overwrite \
 		--summary training_checkpoints/pretrained-bach/summary.json
 	$(BIN)/musesynth evaluate -c $(PRETRAINED) -d datasets/bach-meter --json $(PRETRAINED)/evaluation.json
-	$(BIN)/python scripts/model_card.py $(PRETRAINED) --evaluation $(PRETRAINED)/evaluation.json
+	$(BIN)/python scripts/model_card.py $(PRETRAINED) --evaluation $(PRETRAINED)/evaluation.json \
+		--notes docs/pretrained-notes.md
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -24,6 +24,9 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--length", type=int, default=d.length, help="tokens per generated piece (default %(default)s)")
     add_sampling_options(p)
     p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default %(default)s)")
+    p.add_argument("--free-repeats", action="store_true",
+                   help="models with REPEAT tokens: sample a repeated bar's notes instead of copying the bar "
+                        "(default: exact copy, as `generate` does)")
     add_device_option(p)
     p.add_argument("--json", help="also write the results to this JSON file (an earlier result there is "
                    "replaced; any other file is refused)")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from musesynth.evaluate.run import evaluate_checkpoint, format_result
 
     opt = EvaluateOptions(args.checkpoint, args.dataset, args.split, args.batch_size, args.device, args.samples,
-                          args.length, args.seed, _sampling(args))
+                          args.length, args.seed, _sampling(args), args.free_repeats)
     if args.json:
         check_writable_file(args.json, "--json")
         check_replaceable_json(args.json, "--json", "model_metrics")

@@ -39,6 +39,7 @@ class EvaluateOptions:
     length: int = 600
     seed: int = 0
     sampling: Sampling = field(default_factory=Sampling)
+    free_repeats: bool = False  # sample REPEAT bars' notes instead of copying them (generate --free-repeats)
 
     def validate(self) -> None:
         if self.split not in SPLIT_NAMES:
@@ -75,7 +76,7 @@ class Evaluation:
     baselines: dict[str, Metrics]
     music_stats: dict[str, dict[str, float]] | None = None
     music_stats_mean_distance: float | None = None
-    music_stats_setup: dict[str, int] | None = None
+    music_stats_setup: dict[str, int | bool] | None = None
     musicality: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,11 +119,13 @@ def held_out_pieces(enc: Encoding, dataset: Path, split: str, max_tokens: int, l
 
 
 def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int, seed: int,
-                     sampling: Sampling, key_prior: list[float] | None = None) -> list[Piece]:
+                     sampling: Sampling, key_prior: list[float] | None = None, exact_repeats: bool = True
+                     ) -> list[Piece]:
     """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys from the prior)."""
     rows = primer_rows(enc, np.array([enc.bos_id]), None, key_prior, n, seed)
     seqs = generate(model, rows, length, num_samples=n, sampling=sampling, grammar=enc.grammar(),
-                    eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len, repeats=enc.repeat_spec())
+                    eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len,
+                    repeats=enc.repeat_spec() if exact_repeats else None)
     return [piece_from_score(enc.decode(s)) for s in seqs]
 
 
@@ -149,11 +152,13 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
                         split=opt.split, seq_len=seq_len, model_metrics=Metrics.of(s),
                         baselines=baselines(ds, opt.split, len(enc.vocab)))
     if opt.samples > 0:
-        gen = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior)
+        gen = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior,
+                               exact_repeats=not opt.free_repeats)
         ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=max(opt.samples, 64))
         result.music_stats = compare(ref, gen)
         result.music_stats_mean_distance = mean_distance(result.music_stats)
-        result.music_stats_setup = {"generated": opt.samples, "held_out": len(ref), "tokens_per_piece": opt.length}
+        result.music_stats_setup = {"generated": opt.samples, "held_out": len(ref), "tokens_per_piece": opt.length,
+                                    "exact_repeats": enc.repeat_spec() is not None and not opt.free_repeats}
         train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
         result.musicality = musicality(gen, ref, train, opt.seed)
     return result
