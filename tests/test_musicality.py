@@ -13,6 +13,7 @@ from musesynth.evaluate.musicality import (
     build_copy_index,
     classifier_test,
     estimate_key,
+    key_match,
     key_name,
     key_report,
     longest_copied_run,
@@ -207,3 +208,13 @@ def test_key_report_flags_remote_keys():
     rng = np.random.default_rng(4)
     chromatic = make_piece(np.arange(240) / 2, rng.integers(48, 84, 240))
     assert scale_consistency(chromatic) < 0.8 < scale_consistency(a_harmonic_minor())
+
+
+def test_key_match_counts_pieces_in_the_key_they_were_asked_for():
+    # a C major scale and cadence, weighted to the tonic: Krumhansl-Schmuckler reads C major
+    pitches = [60, 62, 64, 65, 67, 69, 71, 72, 67, 65, 64, 62, 60, 55, 60, 64, 67, 60]
+    c_major = make_piece(np.arange(len(pitches)) * 0.5, pitches, [1.0] * len(pitches))
+    assert estimate_key(c_major)[:2] == (0, "major")
+    r = key_match([c_major] * 4, [(0, "major"), (9, "minor"), (2, "major"), None])
+    assert r["asked"] == 3
+    assert r["match"] == pytest.approx(1 / 3) and r["same_signature"] == pytest.approx(2 / 3)

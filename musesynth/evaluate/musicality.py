@@ -436,6 +436,19 @@ def _key_stats(pieces: list[Piece]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return acc, idx, cons
 
 
+def key_match(pieces: list[Piece], asked: list[tuple[int, str] | None]) -> dict:
+    """How often a piece is in the key it was asked for (its KEY token): the share whose estimated key
+    is that key, and the share whose estimate at least has its key signature (relative major/minor,
+    which Krumhansl-Schmuckler often confuses)."""
+    pairs = [(estimate_key(p), a) for p, a in zip(pieces, asked) if a is not None and np.size(p.pitch)]
+    same = [(t, m) == (a[0] % 12, a[1]) for (t, m, _), a in pairs]
+    def major_tonic(t: int, m: str) -> int:  # one signature, one relative-major tonic
+        return (t + (3 if m == "minor" else 0)) % 12
+
+    signature = [major_tonic(t, m) == major_tonic(a[0], a[1]) for (t, m, _), a in pairs]
+    return {"asked": len(pairs), "match": _mean(np.array(same)), "same_signature": _mean(np.array(signature))}
+
+
 def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if np.size(x) else float("nan")
 

@@ -16,7 +16,13 @@ from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
 from musesynth.evaluate.music_stats import Piece, compare, mean_distance, piece_from_score
-from musesynth.evaluate.musicality import key_report, memorisation_report, repetition_summary, two_sample_report
+from musesynth.evaluate.musicality import (
+    key_match,
+    key_report,
+    memorisation_report,
+    repetition_summary,
+    two_sample_report,
+)
 from musesynth.generate.keys import primer_rows
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.tokenize import Encoding
@@ -94,14 +100,19 @@ def json_safe(x: Any) -> Any:
     return x
 
 
-def musicality(gen: list[Piece], ref: list[Piece], train: list[Piece], seed: int) -> dict[str, dict[str, Any]]:
+def musicality(gen: list[Piece], ref: list[Piece], train: list[Piece], seed: int,
+               asked_keys: list[tuple[int, str] | None] | None = None) -> dict[str, dict[str, Any]]:
     """Can a classifier tell generated from held-out (next to its real-vs-real control)? Do pieces repeat
-    passages as the corpus does, sit in its keys, and avoid copying the training set?"""
+    passages as the corpus does, sit in its keys (and the key each was asked for), and avoid copying the
+    training set?"""
+    keys = key_report(gen, ref)
+    if asked_keys is not None and any(k is not None for k in asked_keys):
+        keys["key_match"] = key_match(gen, asked_keys)
     return {
         "classifier": two_sample_report(gen, ref, seed=seed),
         "repetition": repetition_summary(gen),
         "repetition_held_out": repetition_summary(ref),
-        "keys": key_report(gen, ref),
+        "keys": keys,
         "memorisation": memorisation_report(gen, train, ref),
     }
 
@@ -120,13 +131,15 @@ def held_out_pieces(enc: Encoding, dataset: Path, split: str, max_tokens: int, l
 
 def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int, seed: int,
                      sampling: Sampling, key_prior: list[float] | None = None, exact_repeats: bool = True
-                     ) -> list[Piece]:
-    """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys from the prior)."""
+                     ) -> tuple[list[Piece], list[tuple[int, str] | None]]:
+    """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys from the prior),
+    and the key each was asked for (None without key tokens)."""
     rows = primer_rows(enc, np.array([enc.bos_id]), None, key_prior, n, seed)
     seqs = generate(model, rows, length, num_samples=n, sampling=sampling, grammar=enc.grammar(),
                     eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len,
                     repeats=enc.repeat_spec() if exact_repeats else None)
-    return [piece_from_score(enc.decode(s)) for s in seqs]
+    key_of = getattr(enc, "key_of", lambda s: None)
+    return [piece_from_score(enc.decode(s)) for s in seqs], [key_of(s) for s in seqs]
 
 
 def _dataset_for(opt: EvaluateOptions, trained_on: str, enc: Encoding) -> Path:
@@ -152,7 +165,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
                         split=opt.split, seq_len=seq_len, model_metrics=Metrics.of(s),
                         baselines=baselines(ds, opt.split, len(enc.vocab)))
     if opt.samples > 0:
-        gen = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior,
+        gen, asked = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior,
                                exact_repeats=not opt.free_repeats)
         ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=max(opt.samples, 64))
         result.music_stats = compare(ref, gen)
@@ -160,7 +173,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         result.music_stats_setup = {"generated": opt.samples, "held_out": len(ref), "tokens_per_piece": opt.length,
                                     "exact_repeats": enc.repeat_spec() is not None and not opt.free_repeats}
         train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
-        result.musicality = musicality(gen, ref, train, opt.seed)
+        result.musicality = musicality(gen, ref, train, opt.seed, asked)
     return result
 
 
@@ -193,7 +206,9 @@ def format_musicality(m: dict[str, dict[str, Any]]) -> list[str]:
         f"  keys with 4+ sharps/flats {k['generated_share_4plus_accidentals']:.0%} (held-out "
         f"{k['reference_share_4plus_accidentals']:.0%}); key distribution distance "
         f"{k['key_distribution_distance']:.3f}; scale consistency {k['scale_consistency_generated']:.3f} "
-        f"(held-out {k['scale_consistency_reference']:.3f})",
+        f"(held-out {k['scale_consistency_reference']:.3f})"
+        + (f"; in the key asked for {k['key_match']['match']:.0%} (its signature "
+           f"{k['key_match']['same_signature']:.0%})" if "key_match" in k else ""),
         f"  longest run copied from training: median {mem['median_beats']:.1f}, max {mem['max_beats']:.1f} beats, "
         f"{mem['share_ge_16_beats']:.0%} >= 16 beats (held-out vs train: median "
         f"{mem['held_out_median_beats']:.1f}, max {mem['held_out_max_beats']:.1f})",
