@@ -150,3 +150,25 @@ def test_augmentation_transposes_and_shifts_tempo():
         np.testing.assert_array_equal(q0["onset"], q1["onset"])
         seen |= shift
     assert len(seen) > 2
+
+
+def test_piece_starts_puts_that_share_of_windows_at_a_pieces_bos():
+    """--piece-starts: a share of the windows (redrawn each epoch) begins at a BOS, so the header and the
+    opening bars are seen as when generating; 0 leaves the random cuts exactly as they were."""
+    bos = 1
+    tokens = np.full(20_000, 5, np.int64)
+    starts = np.r_[0, np.cumsum(np.random.default_rng(0).integers(200, 900, 40))]
+    tokens[starts[starts < tokens.size]] = bos
+    plain = WindowDataset(tokens, seq_len=100, train=True, seed=3)
+    zero = WindowDataset(tokens, seq_len=100, train=True, seed=3, piece_starts=0.0, bos_id=bos)
+    assert np.array_equal(plain.starts, zero.starts)
+    half = WindowDataset(tokens, seq_len=100, train=True, seed=3, piece_starts=0.5, bos_id=bos)
+    at_bos = tokens[half.starts] == bos
+    assert 0.4 < at_bos.mean() < 0.6 and (tokens[plain.starts] == bos).mean() < 0.05
+    first = half.starts.copy()
+    half.set_epoch(1)
+    assert not np.array_equal(first, half.starts)
+    every = WindowDataset(tokens, seq_len=100, train=True, seed=3, piece_starts=1.0, bos_id=bos)
+    assert (tokens[every.starts] == bos).all() and (every.starts <= len(tokens) - 101).all()
+    x, _ = every[0]
+    assert int(x[0]) == bos

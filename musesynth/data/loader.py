@@ -2,7 +2,10 @@
 
 Training: one window per ``seq_len`` tokens, each started at a random offset redrawn every epoch
 (``set_epoch``), so every epoch sees new cuts of the music; windows may cross piece boundaries (pieces
-are delimited by BOS/EOS, as in nanoGPT-style training).
+are delimited by BOS/EOS, as in nanoGPT-style training). With ``piece_starts`` > 0 that share of the
+windows (drawn anew each epoch) starts at a random piece's BOS instead: generation always starts
+there, and only such windows show a model its header tokens (key, meter) with the music they govern
+and the opening bars a later repeat refers to.
 Evaluation: fixed, non-overlapping windows that cover every token of the split exactly once; the last
 window is padded and padded targets are ignored (target = PAD), so a loss over them is the exact
 per-token loss of the whole split.
@@ -27,6 +30,8 @@ class WindowDataset(Dataset):
         pad_id: int = 0,
         seed: int = 0,
         augment: WindowAugmenter | None = None,
+        piece_starts: float = 0.0,
+        bos_id: int | None = None,
     ) -> None:
         self.tokens = tokens
         self.seq_len = seq_len
@@ -35,6 +40,11 @@ class WindowDataset(Dataset):
         self.seed = seed
         self.augment = augment if train else None
         n = len(tokens)
+        self.piece_starts = piece_starts
+        self.bos_at = np.zeros(0, np.int64)
+        if piece_starts > 0 and bos_id is not None:
+            at = np.flatnonzero(np.asarray(tokens) == bos_id)
+            self.bos_at = at[at <= n - seq_len - 1]
         if train:
             if n < seq_len + 1:
                 raise MusesynthError(
@@ -52,6 +62,9 @@ class WindowDataset(Dataset):
             jitter = rng.integers(0, self.seq_len, self.n_windows)
             last = len(self.tokens) - self.seq_len - 1
             self.starts = np.minimum(np.arange(self.n_windows) * self.seq_len + jitter, last)
+            if self.bos_at.size:
+                chosen = rng.random(self.n_windows) < self.piece_starts
+                self.starts[chosen] = rng.choice(self.bos_at, int(chosen.sum()))
         else:
             self.starts = np.arange(self.n_windows) * self.seq_len
 

@@ -50,6 +50,7 @@ class TrainConfig:
     log_every: int = 10
     augment_transpose: int = 0
     augment_tempo: int = 0
+    piece_starts: float = 0.0  # share of training windows that begin at a piece's BOS
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -101,6 +102,8 @@ class TrainConfig:
             raise MusesynthError(f"--dropout must be in [0, 1) (got {self.dropout})")
         if not 0 <= self.min_lr_ratio <= 1:
             raise MusesynthError(f"--min-lr-ratio must be in [0, 1] (got {self.min_lr_ratio})")
+        if not 0 <= self.piece_starts <= 1:
+            raise MusesynthError(f"--piece-starts must be in [0, 1] (got {self.piece_starts})")
         if self.augment_transpose > 11:
             raise MusesynthError("--augment-transpose must be at most 11 semitones")
         if self.model == "transformer" and self.embed_dim % self.num_heads:

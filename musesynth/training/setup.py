@@ -144,7 +144,7 @@ def _loader(cfg: TrainConfig, data: TrainData, dist: distributed.DistInfo, devic
     if cfg.augment_transpose or cfg.augment_tempo:
         augment = WindowAugmenter(data.enc, Augmenter(cfg.augment_transpose, cfg.augment_tempo))
     ds = WindowDataset(data.train_tokens, cfg.seq_len, train=True, pad_id=data.enc.pad_id, seed=cfg.seed,
-                       augment=augment)
+                       augment=augment, piece_starts=cfg.piece_starts, bos_id=data.enc.bos_id)
     sampler = DistributedSampler(ds, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         drop_last=False, generator=torch.Generator().manual_seed(cfg.seed),
