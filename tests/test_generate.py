@@ -189,36 +189,44 @@ class _ScriptedModel(torch.nn.Module):
         return self.bias.expand(x.shape[0], x.shape[1], -1).clone(), None
 
 
-def test_a_written_repeat_copies_its_bar_exactly_and_closes_it():
-    """A model that writes BAR REPEAT_k gets bar (current - k) copied token by token, then a bar line;
-    a REPEAT pointing before the first bar copies nothing; without the spec the model samples freely."""
+def _bar_contents(enc, ids) -> list[np.ndarray]:
+    """Each bar's tokens after its BAR, without repeat marks."""
+    ids = np.asarray(ids)
+    ids = ids[(enc.repeat_of[ids] == 0) & (enc.run_of[ids] == 0) & (ids != enc.eos_id)]
+    return [b[1:] for b in np.split(ids, np.flatnonzero(ids == enc.bar_id))[1:]]
+
+
+def test_a_written_repeat_copies_its_passage_exactly_and_closes_it():
+    """A model that writes BAR REPEAT_k RUN_n gets the n bars from k bars back copied token by token,
+    then a bar line; the copy may overlap what it writes (k < n); a REPEAT pointing before the first bar
+    copies nothing; without the spec the model samples freely."""
     enc = get_encoding("meter")
     a = [(0, 480, 60), (480, 240, 64), (720, 240, 65), (960, 960, 67)]
     b = [(0, 1440, 55), (1440, 480, 59)]
     notes = [(i * 1920 + t, d, p) for i, bar in enumerate([a, b]) for t, d, p in bar]
     primer = enc.encode(make_score(notes))[:-1]  # without EOS
-    rep2 = enc.vocab.id("REPEAT_2")
-    model = _ScriptedModel(len(enc.vocab), {rep2: 20.0, enc.bar_id: 10.0})
-    seqs = generate(model, primer, 200, 3, Sampling(), enc.grammar(), enc.eos_id, seed=1,
-                    repeats=enc.repeat_spec())
+    bar_a, bar_b = _bar_contents(enc, primer)
+    v = enc.vocab.id
+    model = _ScriptedModel(len(enc.vocab), {v("REPEAT_2"): 20.0, v("RUN_2"): 20.0, enc.bar_id: 10.0})
+    seqs = generate(model, primer, 300, 3, Sampling(), enc.grammar(), enc.eos_id, seed=1, repeats=enc.repeat_spec())
     for seq in seqs:
-        new = seq[len(primer):]
-        bars = np.split(new, np.flatnonzero(new == enc.bar_id))[1:]
-        assert len(bars) > 10
-        primer_bars = np.split(primer, np.flatnonzero(primer == enc.bar_id))[1:]
-        history = primer_bars
-        for bar in bars[:-1]:
-            assert bar[1] == rep2
-            assert np.array_equal(bar[2:], history[-2][1:]), "the bar two back, note for note"
-            history = history + [np.r_[bar[0], bar[2:]]]
-    # the notes repeat: every generated bar is one of the two primer bars
-    score = enc.decode(seqs[0])
-    assert len(score.tracks[0].notes) > 5 * len(notes)
-    # REPEAT_64 with fewer bars copies nothing; the model goes on writing (here: more bars)
-    far = _ScriptedModel(len(enc.vocab), {enc.vocab.id("REPEAT_64"): 20.0, enc.bar_id: 10.0,
-                                          enc.vocab.id("POS_0"): 5.0, enc.vocab.id("NOTE_60"): 5.0})
+        bars = _bar_contents(enc, seq)[2:-1]  # the generated bars but the last (cut by the length)
+        assert len(bars) > 8
+        for i, bar in enumerate(bars):
+            assert np.array_equal(bar, bar_a if i % 2 == 0 else bar_b), f"bar {i}: the bar two back, note for note"
+        marks = [enc.vocab.tokens[t] for t in seq[len(primer):] if enc.repeat_of[t] or enc.run_of[t]]
+        assert marks[:4] == ["REPEAT_2", "RUN_2"] * 2  # one mark per passage of two bars
+    # overlapping: REPEAT_1 RUN_3 repeats the last bar three times, and again
+    model = _ScriptedModel(len(enc.vocab), {v("REPEAT_1"): 20.0, v("RUN_3"): 20.0, enc.bar_id: 10.0})
+    seq = generate(model, primer, 200, 1, Sampling(), enc.grammar(), enc.eos_id, seed=2, repeats=enc.repeat_spec())[0]
+    bars = _bar_contents(enc, seq)[2:-1]
+    assert len(bars) > 6 and all(np.array_equal(bar, bar_b) for bar in bars)
+    # REPEAT_64 with fewer bars copies nothing; the model goes on writing (here: more notes)
+    far = _ScriptedModel(len(enc.vocab), {v("REPEAT_64"): 20.0, v("RUN_1"): 20.0, enc.bar_id: 10.0,
+                                          v("POS_0"): 5.0, v("NOTE_60"): 5.0})
     seq = generate(far, primer, 40, 1, Sampling(), enc.grammar(), enc.eos_id, repeats=enc.repeat_spec())[0]
-    assert enc.vocab.id("REPEAT_64") in seq[len(primer):] and enc.vocab.id("NOTE_60") in seq[len(primer):]
-    # free sampling (no spec): the same seed writes other tokens after the REPEAT
-    free = generate(model, primer, 200, 3, Sampling(), enc.grammar(), enc.eos_id, seed=1)
+    assert v("REPEAT_64") in seq[len(primer):] and v("NOTE_60") in seq[len(primer):]
+    # free sampling (no spec): the same seed writes other tokens after the marks
+    model = _ScriptedModel(len(enc.vocab), {v("REPEAT_2"): 20.0, v("RUN_2"): 20.0, enc.bar_id: 10.0})
+    free = generate(model, primer, 300, 3, Sampling(), enc.grammar(), enc.eos_id, seed=1)
     assert not all(np.array_equal(f, s) for f, s in zip(free, seqs))

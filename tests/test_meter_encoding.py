@@ -58,11 +58,12 @@ def bar_steps(n: int, d: int) -> int:
 
 # ---------------------------------------------------------------------- vocabulary
 def test_vocabulary_layout_and_registry():
-    assert len(ENC.vocab) == 490 + 64  # + REPEAT_1 .. REPEAT_64
+    assert len(ENC.vocab) == 490 + 64 + 16  # + REPEAT_1 .. REPEAT_64, RUN_1 .. RUN_16
     kinds = [t.split("_")[0] for t in ENC.vocab.tokens]
     assert kinds.count("NOTE") == 88 and kinds.count("DUR") == 96 and kinds.count("TEMPO") == 29
     assert kinds.count("POS") == 16 * ENC.resolution and kinds.count("KEY") == 24
-    assert kinds.count("TIMESIG") == 56 and kinds.count("REPEAT") == 64 and "SHIFT" not in kinds
+    assert kinds.count("TIMESIG") == 56 and kinds.count("REPEAT") == 64 and kinds.count("RUN") == 16
+    assert "SHIFT" not in kinds
     assert {"BAR", "PHRASE", "KEY_F#_minor", "KEY_D_major", "TIMESIG_6/8", "TIMESIG_3/4"} <= set(ENC.vocab.tokens)
     # the NOTE/DUR/TEMPO token strings are the chord encoding's
     shared = [t for t in CHORD.vocab.tokens if t.split("_")[0] in ("NOTE", "DUR", "TEMPO")]
@@ -76,13 +77,14 @@ def test_vocabularies_saved_before_repeat_tokens_still_load():
     as the 490-token vocabulary it was, with the same ids, and encodes without repeat marks."""
     old = ENC.vocab.to_dict()
     old["params"].pop("max_repeat_bars")
-    old["tokens"] = [t for t in old["tokens"] if not t.startswith("REPEAT_")]
+    old["tokens"] = [t for t in old["tokens"] if not t.startswith(("REPEAT_", "RUN_"))]
     legacy = encoding_from_vocab(old)
     assert len(legacy.vocab) == 490 and legacy.vocab.tokens == ENC.vocab.tokens[:490]
     piece = score_with([(i * 1920 + b * 480, 480, 60 + b) for i in range(4) for b in range(4)], sigs=[(0, 4, 4)])
     new_ids = ENC.encode(piece)
     assert legacy.repeat_spec() is None
-    assert np.array_equal(legacy.encode(piece), new_ids[ENC.repeat_of[new_ids] == 0])
+    marks = (ENC.repeat_of[new_ids] > 0) | (ENC.run_of[new_ids] > 0)
+    assert marks.any() and np.array_equal(legacy.encode(piece), new_ids[~marks])
 
 
 def _bars(ids) -> list[list[str]]:
@@ -96,22 +98,26 @@ def _bars(ids) -> list[list[str]]:
 
 
 def test_repeated_bars_are_marked_and_round_trip():
-    """A bar identical (content and meter) to an earlier one carries REPEAT_k after its BAR; a passage
-    keeps one k; the tokens round-trip and decoding ignores the marks."""
+    """A passage of bars identical (content and meter) to the bars k earlier carries REPEAT_k RUN_n after
+    its first BAR (one k per passage); the tokens round-trip and decoding ignores the marks."""
     a = [(0, 480, 60), (480, 480, 62), (960, 960, 64)]
     b = [(0, 960, 67), (960, 960, 65)]
     c = [(0, 1920, 72)]
     bars = [a, b, c, a, b, [(0, 1920, 48)], b]
     notes = [(i * 1920 + t, d, p) for i, bar in enumerate(bars) for t, d, p in bar]
     ids = ENC.encode(score_with(notes, sigs=[(0, 4, 4)], keys=[(0, 0, 0)]))
-    marks = [bar[0] if bar and bar[0].startswith("REPEAT_") else None for bar in _bars(ids)]
-    assert marks == [None, None, None, "REPEAT_3", "REPEAT_3", None, "REPEAT_2"]
+    marks = [" ".join(bar[:2]) if bar and bar[0].startswith("REPEAT_") else None for bar in _bars(ids)]
+    assert marks == [None, None, None, "REPEAT_3 RUN_2", None, None, "REPEAT_2 RUN_1"]
     assert np.array_equal(ENC.encode(reread(ENC.decode(ids))), ids)
-    plain = ids[ENC.repeat_of[ids] == 0]
+    plain = ids[(ENC.repeat_of[ids] == 0) & (ENC.run_of[ids] == 0)]
     assert ENC.decode(plain).dumps_midi() == ENC.decode(ids).dumps_midi()
     # a bar in another meter is no repeat of one with the same notes
     ids34 = ENC.encode(score_with([(0, 480, 60), (1440, 480, 60)], sigs=[(0, 3, 4)]))
-    assert [bar[0] for bar in _bars(ids34)] == ["POS_0", "REPEAT_1"]
+    assert [bar[0] for bar in _bars(ids34)] == ["POS_0", "REPEAT_1"] and _bars(ids34)[1][1] == "RUN_1"
+    # a bar played 20 times: one mark per 16 bars at most
+    ids20 = ENC.encode(score_with([(i * 1920, 480, 60) for i in range(20)], sigs=[(0, 4, 4)]))
+    assert [x for x in toks(ids20) if x.startswith(("REPEAT", "RUN"))] == ["REPEAT_1", "RUN_16", "REPEAT_1", "RUN_3"]
+    assert np.array_equal(ENC.encode(reread(ENC.decode(ids20))), ids20)
     ids_change = ENC.encode(score_with([(0, 480, 60), (1920, 480, 60)], sigs=[(0, 4, 4), (1920, 3, 4)]))
     assert not any(t.startswith("REPEAT") for t in toks(ids_change))
 
@@ -246,7 +252,7 @@ def test_time_signature_change_mid_piece():
     assert len(bars) == 5
     assert t[bars[2] + 1] == "TIMESIG_3/4" and t[bars[4] + 1] == "TIMESIG_6/8"
     # each bar opens with its onset at POS_0 (after a TIMESIG, and a REPEAT where the bar repeats one)
-    assert all([x for x in t[i + 1:i + 4] if x.split("_")[0] not in ("TIMESIG", "REPEAT")][0] == "POS_0"
+    assert all([x for x in t[i + 1:i + 4] if x.split("_")[0] not in ("TIMESIG", "REPEAT", "RUN")][0] == "POS_0"
                for i in bars)
     dec = reread(ENC.decode(ids))
     assert [(s.time, s.numerator, s.denominator) for s in dec.time_signatures] == sigs

@@ -35,12 +35,15 @@ def check_token_budget(tokens: int, notes: int) -> None:
 
 @dataclass(frozen=True)
 class RepeatSpec:
-    """Per-token tables that let a sampler copy a bar when a model writes a repeat token: how many
-    bars back it points (0: not a repeat token), which token opens a bar, which tokens after a BAR are
-    not the bar's content (time signature, the repeat mark itself), and which may follow a copied bar."""
+    """Per-token tables that let a sampler copy bars when a model writes a repeat mark: how many bars
+    back it points (0: not a repeat token), how many bars it covers (0: not a run token), which token
+    opens a bar, which are marks (copied passages leave them out), which tokens after a BAR are not the
+    bar's content (time signature, marks), and which may follow a copied passage."""
 
     bars_back: np.ndarray
+    run_bars: np.ndarray
     is_bar: np.ndarray
+    is_mark: np.ndarray
     skip: np.ndarray
     after_copy: np.ndarray
 

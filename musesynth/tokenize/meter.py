@@ -18,18 +18,21 @@ A piece reads::
   same NOTE/DUR/TEMPO tokens); ``PHRASE`` after the notes marks an onset with a fermata.
   No SHIFT tokens: BAR and POS carry time.
 
-- **Repeats**: ``REPEAT_k`` after a bar's BAR (and TIMESIG) says the bar is identical to the bar k bars
-  earlier (same meter; same onsets, notes, tempo and phrase marks); the bar's tokens follow in full, so
-  the mark adds one token and removes nothing. Of several candidate k the one the previous bar used is
-  kept, else the one whose repeat runs longest. This is the form made explicit: in the 410 chorales
-  11% of bars repeat an earlier one, mostly the repeated opening phrases (k = 4 bars back). A model
-  learns when to repeat; the sampler then copies the bar exactly (``generate.repeats``).
+- **Repeats**: ``REPEAT_k RUN_n`` after a bar's BAR (and TIMESIG) says this bar and the n-1 after it are
+  identical to the n bars that start k bars earlier (bar by bar: same meter; same onsets, notes, tempo
+  and phrase marks); the bars' tokens follow in full, so the marks add two tokens and remove nothing.
+  For each bar, of several candidate k the one the previous bar used is kept, else the one whose repeat
+  runs longest; a run of bars with one k is one passage (cut every ``MAX_RUN`` = 16 bars). This is the
+  form made explicit: in the 410 chorales 11% of bars repeat an earlier one, mostly the repeated
+  opening phrases (k = 4 bars back, 3 bars long). A model decides once per passage whether and what to
+  repeat; the sampler then copies the passage exactly (``generate.repeats``).
 
 Vocabulary (defaults: 12 steps per beat, durations up to 8 beats, bars up to 16 beats, repeats up to 64
 bars back): 3 special + 88 notes + 96 durations + 29 tempos + BAR + PHRASE + 192 positions + 56 time
 signatures (n/2 for n <= 8, n/4, n/8 and n/16 for n <= 16; bars of at most ``max_bar_beats``) + 24 keys
-+ 64 repeats = 554 tokens. A vocabulary saved before repeats existed (no ``max_repeat_bars``) is the
-same without the 64 REPEAT tokens (``LEGACY_DEFAULTS``), so older datasets and models keep working.
++ 64 REPEAT + 16 RUN = 570 tokens. A vocabulary saved before repeats existed (no ``max_repeat_bars``) is
+the same without the REPEAT and RUN tokens (``LEGACY_DEFAULTS``), so older datasets and models keep
+working.
 
 Reading rules (on top of midi_io's and the chord encoding's note and tempo quantisation):
 - **Time signatures**: a MIDI file without one is in 4/4. One outside the vocabulary (denominator
@@ -61,7 +64,7 @@ Decoding rules for token sequences a model may write: tokens before the first BA
 first bar; a POS that goes backwards within a bar is ignored (the notes join the current onset);
 notes (and tempo/phrase marks) at a POS at or beyond the bar length are dropped; a TIMESIG that does
 not directly follow a BAR takes effect at the next bar; the first KEY token is the key (none: no
-key signature is written); REPEAT tokens are ignored; velocity is not encoded (decoded at 80).
+key signature is written); REPEAT and RUN tokens are ignored; velocity is not encoded (decoded at 80).
 Decoding writes the time signatures, the key signature, the tempo changes and a "fermata" marker per
 PHRASE, into one track named "Piano" (program 0). For quantised music the round trip
 MIDI -> tokens -> MIDI -> tokens is exact.
@@ -91,8 +94,9 @@ from musesynth.tokenize.midi_io import (
 )
 from musesynth.tokenize.vocab import Vocabulary
 
-T_PAD, T_BOS, T_EOS, T_NOTE, T_DUR, T_TEMPO, T_BAR, T_PHRASE, T_POS, T_TIMESIG, T_KEY, T_REPEAT = range(12)
-N_TYPES = 12
+T_PAD, T_BOS, T_EOS, T_NOTE, T_DUR, T_TEMPO, T_BAR, T_PHRASE, T_POS, T_TIMESIG, T_KEY, T_REPEAT, T_RUN = range(13)
+N_TYPES = 13
+MAX_RUN = 16  # bars one repeat mark covers (a longer repeated passage takes several marks)
 DEFAULTS: dict[str, Any] = {
     "resolution": 12,
     "max_duration_beats": 8,
@@ -216,13 +220,14 @@ class MeterEncoding(GridEncoding):
             (T_TIMESIG, [f"TIMESIG_{n}/{d}" for n, d in sigs]),
             (T_KEY, [f"KEY_{PITCH_NAMES[t]}_{m}" for m in MODES for t in range(12)]),
             (T_REPEAT, [f"REPEAT_{k}" for k in range(1, self.max_repeat + 1)]),
+            (T_RUN, [f"RUN_{n}" for n in range(1, MAX_RUN + 1)] if self.max_repeat else []),
         ]
         tokens = [t for _, g in groups for t in g]
         self.vocab = Vocabulary(self.name, p, tuple(tokens))
         self.token_type = np.concatenate([np.full(len(g), k, np.int64) for k, g in groups])
         first = np.r_[0, np.cumsum([len(g) for _, g in groups])[:-1]]
         (_, _, _, self.note0, self.dur0, self.tempo0, self.bar_id, self.phrase_id,
-         self.pos0, self.ts0, self.key0, self.repeat0) = (int(x) for x in first)
+         self.pos0, self.ts0, self.key0, self.repeat0, self.run0) = (int(x) for x in first)
 
         ids = self._value_tables(T_NOTE, T_DUR, T_TEMPO)
         typ = self.token_type
@@ -230,6 +235,7 @@ class MeterEncoding(GridEncoding):
         self.ts_of = np.where(typ == T_TIMESIG, ids - self.ts0, 0)
         self.key_index_of = np.where(typ == T_KEY, ids - self.key0, 0)  # mode * 12 + tonic
         self.repeat_of = np.where(typ == T_REPEAT, ids - self.repeat0 + 1, 0)  # bars back
+        self.run_of = np.where(typ == T_RUN, ids - self.run0 + 1, 0)  # bars copied
 
     # ------------------------------------------------------------------ keys
     def key_token_id(self, tonic_pc: int, mode: str | int) -> int:
@@ -429,7 +435,7 @@ class MeterEncoding(GridEncoding):
         ts = np.flatnonzero(typ == T_TIMESIG)
         for i, (b, e) in enumerate(zip(bars.tolist(), ends.tolist())):
             s = b + 1
-            while s < e and typ[s] in (T_TIMESIG, T_REPEAT):
+            while s < e and typ[s] in (T_TIMESIG, T_REPEAT, T_RUN):
                 s += 1
             spans.append((s, e))
             last_ts = ts[ts < s]
@@ -476,14 +482,24 @@ class MeterEncoding(GridEncoding):
         if not plan.any():
             return ids
         _, spans, _ = self._bar_contents(ids)
-        at = np.array([spans[i][0] for i in np.flatnonzero(plan)], np.int64)
-        return np.insert(ids, at, self.repeat0 + plan[plan > 0] - 1)
+        # runs: consecutive bars with one k (the plan keeps a passage's k), cut every MAX_RUN bars
+        new = np.r_[True, (plan[1:] != plan[:-1]) | (plan[:-1] == 0)] & (plan > 0)
+        run_id = np.cumsum(new) - 1
+        pos_in_run = np.arange(plan.size) - np.flatnonzero(new)[np.maximum(run_id, 0)]
+        starts = np.flatnonzero((plan > 0) & (pos_in_run % MAX_RUN == 0))
+        ends = np.r_[starts[1:], plan.size]
+        length = np.array([min(int(np.argmin(np.r_[plan[s:e] == plan[s], False])), MAX_RUN)
+                           for s, e in zip(starts.tolist(), ends.tolist())], np.int64)
+        at = np.repeat([spans[i][0] for i in starts], 2)
+        marks = np.stack([self.repeat0 + plan[starts] - 1, self.run0 + length - 1], 1).ravel()
+        return np.insert(ids, at, marks)
 
     def repeat_spec(self) -> RepeatSpec | None:
         if self.max_repeat == 0:
             return None
-        return RepeatSpec(bars_back=self.repeat_of.copy(), is_bar=self.token_type == T_BAR,
-                          skip=np.isin(self.token_type, (T_TIMESIG, T_REPEAT)),
+        return RepeatSpec(bars_back=self.repeat_of.copy(), run_bars=self.run_of.copy(),
+                          is_bar=self.token_type == T_BAR, is_mark=np.isin(self.token_type, (T_REPEAT, T_RUN)),
+                          skip=np.isin(self.token_type, (T_TIMESIG, T_REPEAT, T_RUN)),
                           after_copy=np.isin(self.token_type, (T_BAR, T_EOS)))
 
     # ------------------------------------------------------------------ decode
@@ -618,7 +634,8 @@ class MeterEncoding(GridEncoding):
             T_TIMESIG: [T_TEMPO, T_BAR, T_POS, T_EOS, T_REPEAT],
             T_TEMPO: [T_BAR, T_POS, T_NOTE, T_EOS],
             T_BAR: [T_BAR, T_TIMESIG, T_POS, T_EOS, T_REPEAT],
-            T_REPEAT: [T_POS],
+            T_REPEAT: [T_RUN],
+            T_RUN: [T_POS],
             T_POS: [T_TEMPO, T_NOTE],
             T_NOTE: [T_DUR],
             T_DUR: [T_NOTE, T_PHRASE, T_POS, T_BAR, T_EOS],
