@@ -25,7 +25,7 @@ def add_parser(sub: Subparsers) -> None:
     add_sampling_options(p)
     p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default %(default)s)")
     p.add_argument("--free-repeats", action="store_true",
-                   help="models with REPEAT tokens: sample a repeated bar's notes instead of copying the bar "
+                   help="models with repeat marks: sample the notes of a marked repeat instead of copying them "
                         "(default: exact copy, as `generate` does)")
     add_device_option(p)
     p.add_argument("--json", help="also write the results to this JSON file (an earlier result there is "

@@ -40,8 +40,8 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
     add_device_option(p)
     p.add_argument("--no-cache", action="store_true", help="naive decoding (re-run the prefix every token)")
     p.add_argument("--free-repeats", action="store_true",
-                   help="models with REPEAT tokens (meter encoding): sample a repeated bar's notes instead of "
-                        "copying the bar exactly (default: exact copy)")
+                   help="models with repeat marks (meter encoding): sample the notes of a passage the model "
+                        "marks as a repeat instead of copying it exactly (default: exact copy)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
 
