@@ -59,11 +59,12 @@ def load_model(path: str | Path | None = None, device: str = "auto") -> Model:
 
 def generate(model: Model | None = None, primer: str | Path | None = None, length: int = 512, *,
              primer_tokens: int | None = None, num_samples: int = 1, temperature: float = 1.0, top_k: int = 0,
-             top_p: float = 1.0, seed: int = 0, key: str | None = None) -> list[Piece]:
+             top_p: float = 1.0, seed: int = 0, key: str | None = None,
+             repeat_bias: float = Sampling.repeat_bias) -> list[Piece]:
     """New pieces: each continues ``primer`` (a MIDI file; None: from nothing) by up to ``length`` tokens."""
     model = model or load_model()
     enc, seq_len = model.encoding, model.meta.model_config.seq_len
-    sampling = Sampling(temperature, top_k, top_p).validate(len(enc.vocab))
+    sampling = Sampling(temperature, top_k, top_p, repeat_bias).validate(len(enc.vocab))
     ids = primer_ids(enc, Path(primer) if primer is not None else None, primer_tokens, None, seq_len)
     rows = primer_rows(enc, ids, parse_requested_key(enc, key), model.meta.key_prior, num_samples, seed)
     check_fits(rows, seq_len)

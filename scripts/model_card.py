@@ -15,6 +15,9 @@ def fmt(x, spec: str) -> str:
     return "n/a" if x is None else format(x, spec)
 
 
+NAMES = {"lstm": "An LSTM", "gru": "A GRU", "transformer": "A Transformer"}
+
+
 def budget(t: dict) -> str:
     if t.get("max_steps"):
         return f"the {t['max_steps']}-step budget"
@@ -45,7 +48,7 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
         " and repeat marks" if any(t.startswith("REPEAT_") for t in tokens) else "")
     lines = [
         f"# Model card: {model_dir.name}", "",
-        f"A {m['family']} ({cfg['num_params']:,} parameters, {arch}) trained on the Bach "
+        f"{NAMES.get(m['family'], 'A ' + m['family'])} ({cfg['num_params']:,} parameters, {arch}) trained on the Bach "
         f"chorales that ship inside the music21 wheel (exported with `musesynth corpus --name bach`: 410 pieces, "
         f"split 0.8/0.1/0.1 by file), in the `{cfg['vocab']['encoding']}` encoding ({len(tokens)} "
         f"tokens: {marks}). Weights: fp16 safetensors, {size / 1e6:.1f} MB; loading runs no code.", "",
@@ -82,7 +85,7 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
         f"{fmt(mem.get('held_out_share_ge_16_beats'), '.0%')} |",
         "",
         f"Generated: {setup.get('generated', 'n/a')} unconditioned pieces of {setup.get('tokens_per_piece', 'n/a')} "
-        f"tokens at temperature 1.0 (keys drawn from the corpus' key distribution); held-out: "
+        f"tokens at temperature 1.0 and the default repeat bias (keys drawn from the corpus' key distribution); held-out: "
         f"{setup.get('held_out', 'n/a')} test-split pieces cut to the same length.",
         "",
         f"Reproduce: `make pretrained` (training took {fmt((tr.get('elapsed_s') or 0) / 60, '.0f')} minutes here; "

@@ -27,10 +27,13 @@ def add_sampling_options(p: argparse.ArgumentParser, short: bool = True) -> None
                    "default %(default)s)")
     g.add_argument(*names[2], type=float, default=d.top_p, help="nucleus sampling: keep the smallest set of "
                    "tokens with this probability mass (1: off; default %(default)s)")
+    g.add_argument("--repeat-bias", type=float, default=d.repeat_bias,
+                   help="models with repeat marks (meter encoding): log-odds added to the marks, i.e. how readily "
+                        "a passage repeats an earlier one (0: the model's own rate; default %(default)s)")
 
 
 def sampling_from_args(args: argparse.Namespace) -> Sampling:
-    return Sampling(args.temperature, args.top_k, args.top_p).validate()
+    return Sampling(args.temperature, args.top_k, args.top_p, args.repeat_bias).validate()
 
 
 def add_device_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:

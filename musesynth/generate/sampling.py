@@ -29,6 +29,10 @@ class Sampling:
     temperature: float = 1.0
     top_k: int = 0  # 0: off
     top_p: float = 1.0  # 1: off
+    # Log-odds added to repeat marks (models with them): the model writes them about 4x less often than
+    # the corpus has them at T=1 (measured on the shipped model: 4% of pieces with an 8-beat repeat,
+    # Bach 62%); 1.5 gives 25% with no loss on the classifier test. 0: the model's own rate.
+    repeat_bias: float = 1.5
 
     def validate(self, vocab_size: int | None = None) -> Sampling:
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -38,6 +42,8 @@ class Sampling:
             raise MusesynthError(f"--top-k must be 0 (off) or a positive count{limit} (got {self.top_k})")
         if not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
             raise MusesynthError(f"--top-p must be in (0, 1] (got {self.top_p})")
+        if not (math.isfinite(self.repeat_bias) and abs(self.repeat_bias) <= 20):
+            raise MusesynthError(f"--repeat-bias must be a number in [-20, 20] (got {self.repeat_bias})")
         return self
 
 
@@ -101,6 +107,10 @@ class Decoder:
                                 device=self.device)
         self.hist[:, : self.length] = seq
         self.copier = BarCopier(repeats, self.hist, self.length) if repeats is not None else None
+        self.bias = None
+        if repeats is not None and self.sampling.repeat_bias:
+            self.bias = torch.as_tensor((repeats.bars_back > 0) * self.sampling.repeat_bias, dtype=torch.float32,
+                                        device=self.device)
         self.finished = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
         with torch.no_grad():
             logits, self.state = model(seq)
@@ -111,7 +121,8 @@ class Decoder:
         allowed = self.grammar[self.prev] if self.grammar is not None else None
         if self.copier is not None:
             allowed = self.copier.allowed(allowed)
-        probs = filter_logits(self.last, self.sampling, allowed).softmax(-1)
+        last = self.last if self.bias is None else self.last.float() + self.bias
+        probs = filter_logits(last, self.sampling, allowed).softmax(-1)
         tok = torch.multinomial(probs, 1, generator=self.gen).squeeze(1)
         if self.copier is not None:
             tok = self.copier.force(tok, self.hist)
