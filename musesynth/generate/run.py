@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,13 +132,17 @@ def _primers(spec: str | None) -> list[Path | None]:
     return [p]
 
 
-def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
-    """Generate for each primer; a bad primer in a folder is reported (``log``) and skipped."""
+def run_generate(opt: GenerateOptions, log=print,
+                 progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """Generate for each primer; a bad primer in a folder is reported (``log``) and skipped. ``progress``
+    (the studio's progress bar) hears the share of model calls done, in [0, 1]."""
     opt.validate()
     primers = _primers(opt.primer)
     device = pick_device(opt.device)
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     model, enc, meta = load_model(checkpoint_or_shipped(opt.checkpoint), device)
+    if progress is not None:
+        model.register_forward_hook(_call_counter(progress, len(primers) * (opt.length + 1)))
     opt.sampling.validate(len(enc.vocab))
     key = parse_requested_key(enc, opt.key)
     seq_len = meta.model_config.seq_len
@@ -166,6 +171,19 @@ def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
     if not results:
         raise MusesynthError(f"no usable primer in {opt.primer} ({len(skipped)} skipped)")
     return results
+
+
+def _call_counter(progress: Callable[[float], None], total: int) -> Callable[..., None]:
+    """A forward hook: decoding makes one model call per sampled token (+1 per primer), so calls count progress
+    without touching the sampler."""
+    calls = 0
+
+    def hook(*_: Any) -> None:
+        nonlocal calls
+        calls += 1
+        progress(min(calls / total, 1.0))
+
+    return hook
 
 
 def shown(name: str) -> str:
