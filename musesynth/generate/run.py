@@ -18,6 +18,7 @@ from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.midi_out import daw_ready
+from musesynth.generate.primer import clip_seconds
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.outputs import check_writable_dir, free_name
@@ -93,7 +94,7 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
     try:
         score = load_score(path)
         if seconds is not None:
-            score = score.to("second").clip(0, seconds).to("tick")
+            score = clip_seconds(score, seconds)
         ids = enc.encode(score)
     except MidiReadError as exc:
         raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: {exc}") from None
