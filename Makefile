@@ -16,12 +16,17 @@ $(BIN)/musesynth: pyproject.toml
 
 setup: $(BIN)/musesynth system-deps
 
-# FluidSynth + a General MIDI soundfont for WAV output (Debian). Skipped quietly where apt is absent
-# or not root: musesynth then writes MIDI and PNG and says why there is no WAV.
+# FluidSynth + a General MIDI soundfont for WAV output, and Chromium for the studio's browser test (Debian).
+# Skipped quietly where apt is absent or not root: musesynth then writes MIDI and PNG and says why there is
+# no WAV, and the browser test skips with its reason.
+BROWSER_PKGS ?= chromium
 system-deps:
-	@if ! command -v fluidsynth >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SOUNDFONT_PKGS)) >/dev/null \
-		|| echo "note: could not install fluidsynth; WAV rendering will be skipped"; \
+	@missing=""; \
+	command -v fluidsynth >/dev/null 2>&1 || missing="$(SOUNDFONT_PKGS)"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing $(BROWSER_PKGS)"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null \
+		|| echo "note: could not install$$missing; WAV rendering or the browser test will be skipped"; \
 	fi
 
 $(CORPUS): | $(BIN)/musesynth

@@ -4,6 +4,8 @@
     model = load_model()                         # the shipped Bach model (or a run folder / checkpoint)
     pieces = generate(model, length=600, key="D major", num_samples=2, seed=1)
     pieces[0].save("chorale.mid")                # a symusic.Score is in pieces[0].score
+    tokens = tokenize("chorale.mid", "meter")    # token ids in a named encoding
+    summary = train(dataset="datasets/bach", model="lstm", max_time=600)   # any `musesynth train` option
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import torch
 
 from musesynth.atomic import atomic_write
 from musesynth.device import pick_device
+from musesynth.errors import MusesynthError
 from musesynth.generate.keys import parse_requested_key, primer_rows
+from musesynth.generate.midi_out import daw_ready
 from musesynth.generate.run import check_fits, checkpoint_or_shipped, primer_ids
 from musesynth.generate.sampling import Sampling
 from musesynth.generate.sampling import generate as _sample
@@ -58,19 +62,25 @@ def load_model(path: str | Path | None = None, device: str = "auto") -> Model:
 
 
 def generate(model: Model | None = None, primer: str | Path | None = None, length: int = 512, *,
-             primer_tokens: int | None = None, num_samples: int = 1, temperature: float = 1.0, top_k: int = 0,
-             top_p: float = 1.0, seed: int = 0, key: str | None = None,
-             repeat_bias: float = Sampling.repeat_bias) -> list[Piece]:
-    """New pieces: each continues ``primer`` (a MIDI file; None: from nothing) by up to ``length`` tokens."""
+             primer_tokens: int | None = None, primer_seconds: float | None = None, num_samples: int = 1,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+             key: str | None = None, repeat_bias: float = Sampling.repeat_bias) -> list[Piece]:
+    """New pieces: each continues ``primer`` (a MIDI file; None: from nothing) by up to ``length`` tokens.
+    Scores are DAW-ready like the CLI's: the primer's meter, a piano track, a marker where generation starts."""
+    if primer_seconds is not None and not primer_seconds > 0:
+        raise MusesynthError(f"primer_seconds must be positive (got {primer_seconds})")
     model = model or load_model()
     enc, seq_len = model.encoding, model.meta.model_config.seq_len
     sampling = Sampling(temperature, top_k, top_p, repeat_bias).validate(len(enc.vocab))
-    ids = primer_ids(enc, Path(primer) if primer is not None else None, primer_tokens, None, seq_len)
+    path = Path(primer) if primer is not None else None
+    ids = primer_ids(enc, path, primer_tokens, primer_seconds, seq_len)
     rows = primer_rows(enc, ids, parse_requested_key(enc, key), model.meta.key_prior, num_samples, seed)
     check_fits(rows, seq_len)
     seqs = _sample(model.net, rows, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed, seq_len=seq_len,
                    repeats=enc.repeat_spec())
-    return [Piece(s, enc.decode(s), rows.shape[1]) for s in seqs]
+    boundary = enc.end_beats(ids) if path is not None else None
+    meter_source = path if enc.name != "meter" else None  # the meter encoding writes the meter it read
+    return [Piece(s, daw_ready(enc.decode(s), meter_source, boundary), rows.shape[1]) for s in seqs]
 
 
 def tokenize(midi: str | Path | symusic.Score, encoding: str = "chord", **params: Any) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The `musesynth` command: corpus -> data -> train -> generate -> evaluate, and ablate.
+"""The `musesynth` command: corpus -> data -> train -> generate -> evaluate, ablate, and the studio.
 
 Every user error ends as one line on stderr and exit code 2, never a traceback.
 """
@@ -9,10 +9,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from musesynth.commands import ablate, corpus, data, demo, evaluate, export, generate, train
+from musesynth.commands import ablate, corpus, data, demo, evaluate, export, generate, studio, train
 from musesynth.errors import MusesynthError
 
-COMMANDS = [corpus, data, train, generate, evaluate, ablate, export, demo]
+COMMANDS = [corpus, data, train, generate, evaluate, ablate, export, demo, studio]
 
 
 class Parser(argparse.ArgumentParser):

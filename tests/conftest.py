@@ -83,3 +83,34 @@ def tiny_dataset(tiny_midi_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     out = tmp_path_factory.mktemp("ds") / "tiny"
     build_dataset(tiny_midi_dir, out, workers=1, quiet=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def studio_runs(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder holding one tiny GRU (a few steps on the tiny dataset): the studio's test model."""
+    from musesynth.training.config import TrainConfig
+    from musesynth.training.loop import train
+
+    root = tmp_path_factory.mktemp("studio_runs")
+    train(TrainConfig(dataset=str(tiny_dataset), model="gru", out_dir=str(root), run_name="tiny-gru", seq_len=32,
+                      embed_dim=16, hidden_dim=32, num_layers=1, batch_size=8, max_steps=5, lr=3e-3, warmup_steps=1,
+                      tensorboard=False, quiet=True, patience=0))
+    return root
+
+
+@pytest.fixture
+def studio_url(studio_runs: Path, tiny_midi_dir: Path, tmp_path: Path):
+    """A studio on a free port of 127.0.0.1, serving from a thread; yields (url, studio)."""
+    import threading
+
+    from musesynth.studio.catalog import Corpus
+    from musesynth.studio.server import Studio, StudioServer
+
+    out = tmp_path / "studio"
+    studio = Studio(out, studio_runs, Corpus(tiny_midi_dir, out / "corpus"), device="cpu")
+    server = StudioServer(studio, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.url, studio
+    server.shutdown()
+    server.server_close()

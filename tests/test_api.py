@@ -6,6 +6,7 @@ import numpy as np
 import symusic
 
 import musesynth
+from musesynth.generate.midi_out import GENERATED_MARKER
 
 
 def test_train_load_generate_save(bach_dataset, bach_dir, tmp_path):
@@ -18,6 +19,8 @@ def test_train_load_generate_save(bach_dataset, bach_dir, tmp_path):
     b = musesynth.generate(model, primer, length=30, primer_tokens=10, num_samples=2, seed=3)
     assert len(a) == 2 and all(np.array_equal(x.tokens, y.tokens) for x, y in zip(a, b))
     assert a[0].primer_tokens == 10 and np.array_equal(a[0].tokens[:10], musesynth.tokenize(primer)[:10])
+    later = musesynth.generate(model, primer, length=5, primer_tokens=24, seed=3)[0]  # a primer past beat 0
+    assert [m.text for m in later.score.markers if m.time > 0] == [GENERATED_MARKER]
     path = a[0].save(tmp_path / "piece.mid")
     assert symusic.Score(str(path)).note_num() == a[0].score.note_num()
     assert set(musesynth.__all__) >= {"load_model", "generate", "tokenize", "train"}

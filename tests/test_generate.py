@@ -230,3 +230,36 @@ def test_a_written_repeat_copies_its_passage_exactly_and_closes_it():
     model = _ScriptedModel(len(enc.vocab), {v("REPEAT_2"): 20.0, v("RUN_2"): 20.0, enc.bar_id: 10.0})
     free = generate(model, primer, 300, 3, Sampling(), enc.grammar(), enc.eos_id, seed=1)
     assert not all(np.array_equal(f, s) for f, s in zip(free, seqs))
+
+
+@pytest.mark.parametrize("meter", [(3, 4), (6, 8)])
+def test_a_primer_cut_by_seconds_keeps_its_meter_and_tempo_map(meter, tmp_path):
+    """The shipped (meter-encoded) model and --primer-seconds: what a DAW reads back is the primer's meter and
+    tempo (bins of 2^(1/12)), a named piano track with program 0 and velocities, and the marker."""
+    import symusic
+    from conftest import make_score, scale_melody
+
+    from musesynth.generate.midi_out import GENERATED_MARKER
+
+    score = make_score(scale_melody(1, 40), tempos=[(0, 90.0), (480 * 6, 140.0)])
+    score.time_signatures.append(symusic.TimeSignature(0, *meter))
+    score.dump_midi(str(tmp_path / "in.mid"))
+    assert main(["generate", "--primer", str(tmp_path / "in.mid"), "--primer-seconds", "8", "-n", "30", "--no-wav",
+                 "--no-png", "-q", "--device", "cpu", "-o", str(tmp_path / "o")]) == 0
+    out = symusic.Score(str(next((tmp_path / "o").glob("*.mid"))))
+    assert [(t.time, t.numerator, t.denominator) for t in out.time_signatures][0] == (0, *meter)
+    tempos = [(t.time * 480 // out.ticks_per_quarter, round(t.qpm)) for t in out.tempos]
+    assert tempos[:2] == [(0, 90), (480 * 6, 143)]
+    assert [(t.name, t.program, t.is_drum) for t in out.tracks] == [("Piano", 0, False)]
+    assert min(n.velocity for n in out.tracks[0].notes) > 0
+    assert [m.time > 0 for m in out.markers if m.text == GENERATED_MARKER] == [True]
+
+
+def test_tick_at_follows_the_tempo_map():
+    from conftest import make_score
+
+    from musesynth.generate.primer import tick_at
+
+    score = make_score([(0, 480, 60)], tempos=[(0, 60.0), (960, 120.0)])  # 2 beats of 1 s, then 0.5 s beats
+    assert [tick_at(score, s) for s in (0, 1, 2, 3)] == [0, 480, 960, 1920]
+    assert tick_at(make_score([(0, 480, 60)], tempos=[]), 1) == 960  # no tempo: 120 BPM

@@ -13,6 +13,9 @@ from musesynth.errors import MusesynthError
 from musesynth.models import FAMILIES
 from musesynth.outputs import check_report_dir, check_writable_dir
 
+# set by the ablation itself (family, run folders, budget, no early stop): not offered as options
+SET_BY_ABLATE = frozenset({"model", "run_name", "out_dir", "resume", "overwrite", "patience", "max_steps",
+                           "max_tokens", "max_time", "halt_after_steps"})
 EXAMPLE = ("musesynth ablate -d datasets/bach --budget-tokens 1200000 --batch-size 32 --lr 1e-3 --warmup-steps 50 "
            "--report reports/ablation")
 
@@ -25,12 +28,15 @@ def add_parser(sub: Subparsers) -> None:
 
 def add_ablate_options(p: argparse.ArgumentParser) -> None:
     d = AblationOptions(models=list(FAMILIES))
-    add_train_options(p)
+    add_train_options(p, skip=SET_BY_ABLATE)
     a = p.add_argument_group("ablation")
-    a.add_argument("--models", nargs="+", default=d.models, help="families to compare (default: all)")
+    a.add_argument("--models", nargs="+", default=d.models,
+                   help=f"families to compare, any of: {', '.join(FAMILIES)} (default: all)")
     budget = a.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--budget-tokens", type=int, help="each family sees this many training tokens")
-    budget.add_argument("--budget-seconds", type=float, help="each family trains this many seconds")
+    budget.add_argument("--budget-tokens", type=int, help="each family sees this many training tokens "
+                        "(this or --budget-seconds is required; no default)")
+    budget.add_argument("--budget-seconds", type=float, help="each family trains this many seconds (this or "
+                        "--budget-tokens is required; no default)")
     a.add_argument("--report", default=d.report, help="report folder; its files are replaced "
                    "(default %(default)s)")
     a.add_argument("--samples", type=int, default=d.samples, help="generated pieces per family for the musical "

@@ -29,7 +29,7 @@ def add_parser(sub: Subparsers) -> None:
                         "(default: exact copy, as `generate` does)")
     add_device_option(p)
     p.add_argument("--json", help="also write the results to this JSON file (an earlier result there is "
-                   "replaced; any other file is refused)")
+                   "replaced; any other file is refused; default: none, print only)")
     p.set_defaults(func=run)
 
 

@@ -15,7 +15,8 @@ def add_parser(sub: Subparsers) -> None:
                     "runs on load)", "musesynth export -c training_checkpoints/pretrained-bach -o my_model")
     p.add_argument("-c", "--checkpoint", required=True, help="run folder (uses best.pt) or checkpoint file")
     p.add_argument("-o", "--out", required=True, help="folder to write (new, or an earlier export with --overwrite)")
-    p.add_argument("--summary", help="the run's summary.json, copied into the config as the training record")
+    p.add_argument("--summary", help="the run's summary.json, copied into the config as the training record "
+                   "(default: none)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     p.set_defaults(func=run)
 

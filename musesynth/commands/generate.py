@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from musesynth.commands.options import Subparsers, add_command, add_device_option, add_sampling_options
 from musesynth.commands.options import sampling_from_args as _sampling
@@ -21,7 +22,8 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--primer-tokens", type=int, help="use the first N tokens of the primer (default: half the "
                    "model context)")
-    g.add_argument("--primer-seconds", type=float, help="use the first S seconds of the primer")
+    g.add_argument("--primer-seconds", type=float, help="use the first S seconds of the primer "
+                   "(default: --primer-tokens decides)")
     p.add_argument("-n", "--length", type=int, default=d.length, help="new tokens per piece (default %(default)s)")
     add_sampling_options(p)
     p.add_argument("--key", help='key to write in, e.g. "D major", "f# minor", "Bb major" (models trained on the '
@@ -55,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
 
     results = run_generate(options_from_args(args))
     if not args.quiet:
-        print(summarize(results))
+        print(summarize(results))  # its lines warn about pieces without notes
+    for r in results if args.quiet else []:  # quiet prints nothing on success, but an empty piece is no success
+        if r["notes"] == 0:
+            print(f"musesynth: warning: {r['midi']} has no notes (try a higher --top-k or --temperature)",
+                  file=sys.stderr)
     return 0
 
 

@@ -51,35 +51,40 @@ def _default(name: str) -> object:
     return {f.name: f.default for f in fields(TrainConfig)}[name]
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    """Every TrainConfig field as an option; parsed defaults are None so a config file can fill them."""
+def add_train_options(p: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
+    """Every TrainConfig field as an option, less those in ``skip`` (a command that sets them itself, like
+    ablate, does not offer them); parsed defaults are None so a config file can fill them."""
     p.add_argument("-d", "--dataset", help="dataset folder (musesynth data) or a raw MIDI folder (built once and "
-                   "cached)")
-    p.add_argument("-m", "--model", choices=FAMILIES, help=f"model family (default {_default('model')})")
+                   "cached); required, here or in --config (no default)")
+    if "model" not in skip:
+        p.add_argument("-m", "--model", choices=FAMILIES, help=f"model family (default {_default('model')})")
     p.add_argument("--config", help="TOML file with training options (a [train] table or top-level keys); the "
-                   "command line wins")
+                   "command line wins (default: none)")
     p.add_argument("--encoding", choices=list(ENCODINGS), help="encoding when -d is a MIDI folder (default "
                    f"{_default('encoding')})")
     g = p.add_argument_group("model and optimisation (defaults: the reference design)")
-    for name, typ, hlp in MODEL_OPTIONS:
+    for name, typ, hlp in (o for o in MODEL_OPTIONS if o[0] not in skip):
         d = _default(name)
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None,
                        help=hlp if d is None else f"{hlp} (default {d})")
     g.add_argument("--no-tie-weights", dest="tie_weights", action="store_const", const=False, default=None,
                    help="a separate output head instead of the tied embedding")
     b = p.add_argument_group("budgets and run control")
-    for name, typ, hlp in RUN_OPTIONS:
+    for name, typ, hlp in (o for o in RUN_OPTIONS if o[0] not in skip):
         d = _default(name)
         b.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None,
                        help=f"{hlp} (default {d})" if d not in ("", None) else hlp)
-    b.add_argument("-o", "--out-dir", default=None, help=f"checkpoint root folder (default {_default('out_dir')})")
+    if "out_dir" not in skip:
+        b.add_argument("-o", "--out-dir", default=None,
+                       help=f"checkpoint root folder (default {_default('out_dir')})")
     b.add_argument("--device", default=None, help=f"{DEVICE_HELP} (default auto)")
     b.add_argument("--precision", default=None, choices=PRECISIONS, help="autocast precision (default fp32)")
     b.add_argument("--compile", action="store_const", const=True, default=None, help="torch.compile the model")
-    b.add_argument("--resume", action="store_const", const=True, default=None,
-                   help="continue the run from its last.pt exactly")
-    b.add_argument("--overwrite", action="store_const", const=True, default=None,
-                   help="replace an earlier run of the same name (else refused)")
+    if "resume" not in skip:
+        b.add_argument("--resume", action="store_const", const=True, default=None,
+                       help="continue the run from its last.pt exactly (default: a new run)")
+        b.add_argument("--overwrite", action="store_const", const=True, default=None,
+                       help="replace an earlier run of the same name (default: refused)")
     b.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None,
                    help="write metrics.csv only")
     b.add_argument("-q", "--quiet", action="store_const", const=True, default=None, help="no progress output")

@@ -47,6 +47,23 @@ def corpus_paths(name: str) -> list[Path]:
     return sorted(set(paths))
 
 
+def corpus_pieces(name: str) -> dict[str, Path]:
+    """``{"bach/bwv1.6.mid": score source}``: one MIDI name per piece (a chorale can ship as .mxl and .krn;
+    MusicXML wins, music21 reads it best)."""
+    by_name: dict[str, Path] = {}
+    for p in sorted(corpus_paths(name), key=lambda p: (SCORE_SUFFIXES.index(p.suffix.lower()), str(p))):
+        by_name.setdefault(_out_name(p), p)
+    return by_name
+
+
+def export_piece(src: Path, dst: Path) -> Path:
+    """One corpus score as a MIDI file (what `musesynth corpus` writes for it); a failure is a one-line error."""
+    _, err = _export_one((str(src), str(dst)))
+    if err:
+        raise MusesynthError(f"cannot export {src.name} from the corpus: {err}")
+    return dst
+
+
 def _out_name(path: Path) -> str:
     # music21 paths look like .../corpus/bach/bwv1.6.mxl -> bach/bwv1.6.mid
     return f"{path.parent.name}/{path.stem}.mid"
@@ -122,12 +139,8 @@ def export_corpus(
 ) -> dict[str, int]:
     """Export (once: existing files are kept) the named corpus as .mid files under ``out_dir``."""
     out = Path(out_dir)
-    paths = corpus_paths(name)
-    by_name: dict[str, Path] = {}
-    # one MIDI per name: a chorale can ship as .mxl and .krn; MusicXML first (music21 reads it best)
-    for p in sorted(paths, key=lambda p: (SCORE_SUFFIXES.index(p.suffix.lower()), str(p))):
-        by_name.setdefault(_out_name(p), p)
-    paths = sorted(by_name.values())[:limit] if limit else sorted(by_name.values())
+    paths = sorted(corpus_pieces(name).values())
+    paths = paths[:limit] if limit else paths
     jobs = [(str(p), str(out / _out_name(p))) for p in paths if not (out / _out_name(p)).exists()]
     failed: list[tuple[str, str]] = []
     if jobs:

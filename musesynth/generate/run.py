@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.midi_out import daw_ready
+from musesynth.generate.primer import clip_seconds
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.outputs import check_writable_dir, free_name
@@ -93,7 +95,7 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
     try:
         score = load_score(path)
         if seconds is not None:
-            score = score.to("second").clip(0, seconds).to("tick")
+            score = clip_seconds(score, seconds)
         ids = enc.encode(score)
     except MidiReadError as exc:
         raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: {exc}") from None
@@ -132,13 +134,17 @@ def _primers(spec: str | None) -> list[Path | None]:
     return [p]
 
 
-def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
-    """Generate for each primer; a bad primer in a folder is reported (``log``) and skipped."""
+def run_generate(opt: GenerateOptions, log=print,
+                 progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """Generate for each primer; a bad primer in a folder is reported (``log``) and skipped. ``progress``
+    (the studio's progress bar) hears the share of model calls done, in [0, 1]."""
     opt.validate()
     primers = _primers(opt.primer)
     device = pick_device(opt.device)
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     model, enc, meta = load_model(checkpoint_or_shipped(opt.checkpoint), device)
+    if progress is not None:
+        model.register_forward_hook(_call_counter(progress, len(primers) * (opt.length + 1)))
     opt.sampling.validate(len(enc.vocab))
     key = parse_requested_key(enc, opt.key)
     seq_len = meta.model_config.seq_len
@@ -168,6 +174,19 @@ def run_generate(opt: GenerateOptions, log=print) -> list[dict[str, Any]]:
     if not results:
         raise MusesynthError(f"no usable primer in {opt.primer} ({len(skipped)} skipped)")
     return results
+
+
+def _call_counter(progress: Callable[[float], None], total: int) -> Callable[..., None]:
+    """A forward hook: decoding makes one model call per sampled token (+1 per primer), so calls count progress
+    without touching the sampler."""
+    calls = 0
+
+    def hook(*_: Any) -> None:
+        nonlocal calls
+        calls += 1
+        progress(min(calls / total, 1.0))
+
+    return hook
 
 
 def shown(name: str) -> str:

@@ -1,0 +1,99 @@
+"""What the studio offers: the shipped models and the run folders under ``training_checkpoints/``, the
+pieces of the embedded corpus, and the keys. The page sends ids from these lists, never paths, so a
+request can only reach files the studio listed itself."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from musesynth.data.corpus import corpus_pieces, export_piece
+from musesynth.data.files import find_midi_files
+from musesynth.errors import MusesynthError
+from musesynth.training.checkpoint import CheckpointMeta, load_raw
+from musesynth.training.shipped import CONFIG, DEFAULT_MODEL, PRETRAINED_DIR, is_shipped
+
+KEYS = [f"{t} {m}" for m in ("major", "minor") for t in
+        (["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"] if m == "major" else
+         ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"])]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    label: str
+    path: Path
+
+
+def list_models(runs_dir: Path) -> list[ModelEntry]:
+    """Shipped models first (the default), then every run folder holding best.pt or last.pt."""
+    out: list[ModelEntry] = []
+    if PRETRAINED_DIR.is_dir():
+        shipped = sorted(d for d in PRETRAINED_DIR.iterdir() if is_shipped(d))
+        shipped.sort(key=lambda d: d != DEFAULT_MODEL)
+        out += [ModelEntry(f"shipped/{d.name}", f"{d.name} (shipped with musesynth)", d) for d in shipped]
+    if runs_dir.is_dir():
+        for d in sorted(runs_dir.iterdir()):
+            if d.is_dir() and any((d / n).is_file() for n in ("best.pt", "last.pt")):
+                out.append(ModelEntry(f"run/{d.name}", f"{d.name} ({runs_dir.name}/)", d))
+    return out
+
+
+_info_cache: dict[tuple[str, float], dict[str, Any]] = {}
+
+
+def model_info(entry: ModelEntry) -> dict[str, Any]:
+    """Family, encoding, context and whether the model knows keys (read once per file version)."""
+    src = entry.path / CONFIG if is_shipped(entry.path) else _checkpoint_file(entry.path)
+    cache_key = (str(src), src.stat().st_mtime)
+    if cache_key not in _info_cache:
+        meta = (CheckpointMeta.from_json(src.read_text(), str(entry.path)) if src.name == CONFIG
+                else load_raw(src)["meta"])
+        _info_cache[cache_key] = {
+            "id": entry.id, "family": meta.family, "encoding": meta.vocab.encoding, "params": meta.num_params,
+            "seq_len": meta.model_config.seq_len, "keyed": any(t.startswith("KEY_") for t in meta.vocab.tokens),
+        }
+    return _info_cache[cache_key]
+
+
+def _checkpoint_file(run: Path) -> Path:
+    for name in ("best.pt", "last.pt"):
+        if (run / name).is_file():
+            return run / name
+    raise MusesynthError(f"no checkpoint in {run}")
+
+
+class Corpus:
+    """Pieces to prime with: the exported corpus folder when there is one (``make demo`` writes
+    data/bach_midi), else the Bach chorales inside the music21 wheel, exported one at a time on demand."""
+
+    def __init__(self, folder: Path, cache: Path, name: str = "bach") -> None:
+        self.folder, self.cache, self.name = folder, cache, name
+        self._lock = threading.Lock()
+        self._pieces: dict[str, Path] | None = None
+        self._exported = False
+
+    def pieces(self) -> dict[str, Path]:
+        with self._lock:
+            if self._pieces is None:
+                files = find_midi_files(self.folder) if self.folder.is_dir() else []
+                if files:
+                    self._pieces = {f.relative_to(self.folder).as_posix(): f for f in files}
+                else:
+                    self._pieces, self._exported = corpus_pieces(self.name), True
+            return self._pieces
+
+    def resolve(self, name: str) -> Path:
+        """The MIDI file of a listed piece (exported into the studio's cache the first time)."""
+        pieces = self.pieces()
+        if name not in pieces:
+            raise MusesynthError(f"unknown corpus piece '{name}'")
+        if not self._exported:
+            return pieces[name]
+        dst = self.cache / name
+        if not dst.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            export_piece(pieces[name], dst)
+        return dst

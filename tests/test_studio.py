@@ -1,0 +1,173 @@
+"""The studio's server without a browser: what it lists, the one-line answers to bad uploads and requests,
+a generation from an uploaded primer, and files that are never replaced."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import symusic
+from conftest import make_score, scale_melody
+
+from musesynth.cli import main
+from musesynth.generate.midi_out import GENERATED_MARKER
+
+
+def call(url: str, path: str, data: bytes | dict | None = None, headers: dict[str, str] | None = None
+         ) -> tuple[int, Any]:
+    body = json.dumps(data).encode() if isinstance(data, dict) else data
+    req = urllib.request.Request(url.rstrip("/") + path, data=body, headers=headers or {},
+                                 method="GET" if data is None else "POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw, status, ctype = r.read(), r.status, r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        raw, status, ctype = exc.read(), exc.code, exc.headers.get("Content-Type", "")
+    return status, json.loads(raw) if ctype.startswith("application/json") else raw
+
+
+def upload(url: str, data: bytes, name: str = "my primer.mid") -> tuple[int, Any]:
+    return call(url, "/api/upload", data, {"X-Filename": urllib.request.quote(name)})
+
+
+def wait(url: str, job_id: int, timeout: float = 60) -> dict[str, Any]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        _, job = call(url, f"/api/jobs/{job_id}")
+        if job["state"] in ("done", "error"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+@pytest.fixture(scope="module")
+def primer_bytes() -> bytes:
+    return make_score(scale_melody(7, 40)).dumps_midi()
+
+
+def test_options_list_the_shipped_model_the_runs_and_the_corpus(studio_url, tiny_midi_dir):
+    url, _ = studio_url
+    status, o = call(url, "/api/options")
+    assert status == 200
+    ids = [m["id"] for m in o["models"]]
+    assert ids[0] == "shipped/bach" and "run/tiny-gru" in ids
+    assert len(o["corpus"]) == 12 and len(o["keys"]) == 24
+    assert call(url, "/api/model?id=run/tiny-gru")[1]["keyed"] is False
+    assert call(url, "/api/model?id=shipped/bach")[1]["keyed"] is True
+    assert call(url, "/")[1].startswith(b"<!doctype html>")
+
+
+BAD_UPLOADS = [
+    (b"", 400, "empty file"),
+    (b"this is not midi at all", 400, "not a MIDI file"),
+    (b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0" + b"\x00" * 40, 400, "cannot use this file"),
+    (b"MThd" + b"\x00" * (6 * 2**20), 413, "larger than 5 MB"),
+]
+
+
+@pytest.mark.parametrize("data, status, message", BAD_UPLOADS, ids=["empty", "text", "truncated", "huge"])
+def test_a_bad_upload_is_one_line_and_leaves_no_file(data, status, message, studio_url):
+    url, studio = studio_url
+    got, body = upload(url, data)
+    assert got == status and message in body["error"] and "\n" not in body["error"], body
+    assert not any((studio.out_dir / "primers").glob("*"))
+
+
+def test_a_midi_without_notes_is_refused(studio_url):
+    url, _ = studio_url
+    status, body = upload(url, symusic.Score(480).dumps_midi(), "silence.mid")
+    assert status == 400 and "no notes" in body["error"]
+
+
+BAD_REQUESTS = [
+    ({"model": "run/nope"}, "unknown model"),
+    ({"model": "run/tiny-gru", "length": "many"}, "whole number"),
+    ({"model": "run/tiny-gru", "length": 0}, "between 1 and"),
+    ({"model": "run/tiny-gru", "temperature": "nan"}, "finite"),
+    ({"model": "run/tiny-gru", "top_p": 0}, "--top-p"),
+    ({"model": "run/tiny-gru", "key": "H major"}, "unknown key"),
+    ({"model": "run/tiny-gru", "primer": "upload/../../etc/passwd"}, "primer is gone"),
+]
+
+
+@pytest.mark.parametrize("body, message", BAD_REQUESTS, ids=[m for _, m in BAD_REQUESTS])
+def test_a_bad_generate_request_is_one_line(body, message, studio_url):
+    url, studio = studio_url
+    status, answer = call(url, "/api/generate", body)
+    assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
+    assert studio.jobs.all() == []
+
+
+def test_host_paths_and_jobs_that_do_not_exist(studio_url):
+    url, _ = studio_url
+    assert call(url, "/api/options", headers={"Host": "evil.example:80"})[0] == 403
+    assert call(url, "/nowhere")[0] == 404
+    assert call(url, "/api/jobs/99")[0] == 404
+    assert call(url, "/files/1/../../x")[0] == 404
+    assert call(url, "/api/generate", b"{not json", {"Content-Type": "application/json"})[0] == 400
+
+
+def test_a_key_for_a_model_without_keys_fails_in_the_job_with_one_line(studio_url):
+    url, _ = studio_url
+    _, job = call(url, "/api/generate", {"model": "run/tiny-gru", "length": 5, "key": "D major"})
+    job = wait(url, job["id"])
+    assert job["state"] == "error" and "key tokens" in job["error"] and "\n" not in job["error"]
+
+
+def test_generate_from_an_upload_twice_keeps_both_and_replaces_nothing(studio_url, primer_bytes):
+    url, studio = studio_url
+    studio.out_dir.mkdir(parents=True, exist_ok=True)
+    mine = studio.out_dir / "my_primer_gru_seed3_0.mid"
+    mine.write_bytes(b"a user's file")  # the name the first piece would take
+    _, primer = upload(url, primer_bytes)
+    assert primer["notes"] == make_score(scale_melody(7, 40)).note_num()
+    request = {"model": "run/tiny-gru", "primer": primer["id"], "primer_seconds": 0, "length": 30, "seed": 3}
+    jobs = [wait(url, call(url, "/api/generate", request)[1]["id"]) for _ in range(2)]
+    assert [j["state"] for j in jobs] == ["done", "done"], jobs
+    names = {j["result"]["name"] for j in jobs}
+    assert len(names) == 2 and mine.name not in names and mine.read_bytes() == b"a user's file"
+    assert [j["id"] for j in call(url, "/api/jobs")[1]["jobs"]] == [2, 1]
+    status, midi = call(url, jobs[0]["result"]["files"]["mid"] + "?download=1")
+    out = symusic.Score.from_midi(midi)
+    src = symusic.Score.from_midi(primer_bytes)
+    first = sorted((n.time, n.pitch) for n in out.tracks[0].notes)[:2]
+    assert status == 200 and first == sorted((n.time, n.pitch) for n in src.tracks[0].notes)[:2]
+    assert [m.text for m in out.markers].count(GENERATED_MARKER) == 1
+    assert call(url, jobs[0]["result"]["files"]["png"])[1][:4] == b"\x89PNG"
+
+
+def test_a_corpus_piece_primes(studio_url, tiny_midi_dir):
+    url, _ = studio_url
+    status, piece = call(url, "/api/corpus", {"name": "a/piece01.mid"})
+    assert status == 200 and piece["notes"] > 0
+    assert call(url, "/api/corpus", {"name": "../secret.mid"})[0] == 400
+    job = wait(url, call(url, "/api/generate", {"model": "run/tiny-gru", "primer": piece["id"], "length": 10})[1]["id"])
+    assert job["state"] == "done" and job["result"]["primer_tokens"] > 1
+
+
+def test_studio_command_errors_are_one_line(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for argv, message in [(["--port", "70000"], "--port"), (["--port", str(port)], "is in use"),
+                              (["--soundfont", str(tmp_path / "no.sf2")], "soundfont not found"),
+                              (["-o", "/proc/x"], "not writable")]:
+            assert main(["studio", "-o", str(tmp_path / "s"), *argv]) == 2
+            err = capsys.readouterr().err
+            assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_page_ships_with_the_package():
+    """The page and its package data ship with the package (an install from a wheel has them)."""
+    from musesynth.studio.server import PAGE
+
+    assert PAGE.is_file() and b"/api/generate" in PAGE.read_bytes()
+    assert "studio/static/*" in (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
