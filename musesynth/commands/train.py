@@ -40,6 +40,8 @@ RUN_OPTIONS = [
     ("log_every", int, "log the train loss every N steps"),
     ("augment_transpose", int, "random transposition of each window by up to +/- N semitones (0: off)"),
     ("augment_tempo", int, "random tempo shift of each window by up to +/- N tempo bins (0: off)"),
+    ("fim_rate", float, "share of windows reordered fill-in-the-middle, for `musesynth infill` (datasets made "
+     "with `musesynth data --infill` only)"),
     ("seed", int, "random seed (same seed, same run)"), ("num_workers", int, "DataLoader worker processes"),
     ("run_name", str, "run folder name under -o (default: the model family)"),
 ]
