@@ -104,3 +104,9 @@ def test_a_model_without_fill_tokens_is_refused(bach_dir, tmp_path, capsys):
     assert main(["infill", "-c", "musesynth/pretrained/bach", "--input", str(piece), "--bars", "2-3",
                  "-o", str(tmp_path)]) == 2
     assert "not trained for infilling" in capsys.readouterr().err
+
+
+def test_evaluate_reports_infill_against_continuation_nll(infill_run, capsys):
+    assert main(["evaluate", "-c", str(infill_run / "gru"), "--samples", "0", "--split", "train"]) == 0
+    out = capsys.readouterr().out
+    assert "seeing the bars after the span" in out and "continuing" in out
