@@ -1,5 +1,6 @@
 """Infilling (meter encoding with HOLE/FILL/FILL_END): the FIM reordering of training windows, and
-`musesynth infill` keeping every note outside the rewritten bars exactly."""
+`musesynth infill` keeping every note outside the rewritten bars exactly. Control tokens (composer, key,
+tempo) from the dataset through the checkpoint to `musesynth generate`. One tiny model serves both."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ from musesynth.training.loop import train
 @pytest.fixture(scope="module")
 def infill_run(bach_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("infill")
-    build_dataset(bach_dir, root / "ds", encoding="meter", params={"infill": True}, workers=1, quiet=True)
+    files = sorted(p.relative_to(bach_dir).as_posix() for p in bach_dir.rglob("*.mid"))
+    (root / "who.json").write_text(json.dumps({f: ("Bach" if i % 2 else "Palestrina") for i, f in enumerate(files)}))
+    build_dataset(bach_dir, root / "ds", encoding="meter", params={"infill": True}, workers=1, quiet=True,
+                  composers=str(root / "who.json"))
     train(TrainConfig(dataset=str(root / "ds"), model="gru", out_dir=str(root), seq_len=128, embed_dim=32,
                       hidden_dim=64, num_layers=1, batch_size=16, lr=3e-3, epochs=1, warmup_steps=2,
                       tensorboard=False, quiet=True, patience=0))
@@ -110,3 +114,31 @@ def test_evaluate_reports_infill_against_continuation_nll(infill_run, capsys):
     assert main(["evaluate", "-c", str(infill_run / "gru"), "--samples", "0", "--split", "train"]) == 0
     out = capsys.readouterr().out
     assert "seeing the bars after the span" in out and "continuing" in out
+
+
+def test_the_manifest_records_each_files_header(infill_run):
+    files = json.loads((infill_run / "ds" / "manifest.json").read_text())["files"]
+    assert {f["composer"] for f in files} == {"bach", "palestrina"}
+    assert all({"key", "time_signature", "tempo"} <= f.keys() for f in files)
+
+
+def test_controls_round_trip_from_dataset_to_generated_piece(infill_run, tmp_path):
+    rc = main(["generate", "-c", str(infill_run / "gru"), "--composer", "Palestrina", "--key", "G major",
+               "--tempo", "90", "-n", "60", "--num-samples", "2", "--no-wav", "--no-png", "-q", "-o", str(tmp_path)])
+    assert rc == 0
+    for side in tmp_path.glob("*.json"):
+        info = json.loads(side.read_text())
+        assert (info["composer"], info["key"]) == ("palestrina", "G major") and abs(info["tempo"] - 90) < 3
+        tempos = symusic.Score(info["midi"]).tempos.numpy()
+        assert abs(60e6 / tempos["mspq"][0] - info["tempo"]) < 0.5
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--composer", "mozart"], "unknown composer 'mozart' (known: bach, palestrina)"),
+    (["--tempo", "999"], "unknown tempo 999 BPM (known: "),
+    (["--key", "H major"], "unknown key"),
+])
+def test_unknown_controls_are_one_line_errors_listing_the_known(extra, message, infill_run, tmp_path, capsys):
+    assert main(["generate", "-c", str(infill_run / "gru"), *extra, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -21,6 +21,10 @@ def add_parser(sub: Subparsers) -> None:
                    "encodings (default 12)")
     p.add_argument("--infill", action="store_true", help="meter encoding: add the HOLE/FILL/FILL_END tokens, so a "
                    "model trained on the dataset can also fill bars in (`musesynth infill`)")
+    p.add_argument("--composers", metavar="folder|FILE", help="meter encoding: put each file's composer in its "
+                   "header (COMPOSER_<name> tokens, for `generate --composer`): 'folder' reads it from the first "
+                   "folder of each path (as `musesynth corpus` writes them), or a CSV (file,composer) / JSON "
+                   "({file: composer}) with paths relative to -d")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=run)
 
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         params["infill"] = True
     if args.workers is not None and args.workers < 1:
         raise MusesynthError(f"--workers must be at least 1 (got {args.workers})")
-    manifest = build_dataset(args.midi_dir, args.out, encoding=args.encoding, params=params, workers=args.workers)
+    manifest = build_dataset(args.midi_dir, args.out, encoding=args.encoding, params=params, workers=args.workers,
+                             composers=args.composers)
     print(manifest.report())
     print(f"dataset written to {args.out} in {manifest.seconds} s")
     return 0

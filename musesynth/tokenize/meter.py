@@ -320,6 +320,42 @@ class MeterEncoding(GridEncoding):
         pos = 1 if ids.size and ids[0] == self.bos_id else 0
         return np.r_[ids[:pos], new, ids[pos:]]
 
+    # ------------------------------------------------------------------ header (controls)
+    def tempo_token_id(self, bpm: float) -> int:
+        """The TEMPO token nearest ``bpm`` (bins a semitone apart); outside the bins' range: a one-line error."""
+        bpm = float(bpm)
+        lo, hi = float(self.tempos[0]), float(self.tempos[-1])
+        if not (math.isfinite(bpm) and lo / 1.03 <= bpm <= hi * 1.03):
+            raise MusesynthError(f"unknown tempo {bpm:g} BPM (known: {lo:g} to {hi:g} BPM, in bins a semitone apart)")
+        return self.tempo0 + int(np.abs(np.log(self.tempos / bpm)).argmin())
+
+    def header_info(self, ids: np.ndarray | list[int]) -> dict[str, Any]:
+        ids = np.asarray(ids, np.int64)[:6]
+        ids = ids[(ids >= 0) & (ids < len(self.vocab))]
+        typ = self.token_type[ids]
+        info: dict[str, Any] = {}
+        composer, key = self.composer_of(ids), self.key_of(ids)
+        if composer is not None:
+            info["composer"] = composer
+        if key is not None:
+            info["key"] = key_name(*key)
+        ts, tempo = np.flatnonzero(typ == T_TIMESIG), np.flatnonzero(typ == T_TEMPO)
+        if ts.size:
+            n, d = self.ts_sig[self.ts_of[ids[ts[0]]]]
+            info["time_signature"] = f"{n}/{d}"
+        if tempo.size:
+            info["tempo"] = float(self.tempos[self.tempo_bin_of[ids[tempo[0]]]])
+        return info
+
+    def set_tempo(self, ids: np.ndarray | list[int], bpm: float) -> np.ndarray:
+        """``ids`` with the header's tempo (the first TEMPO within the header) set to the bin nearest ``bpm``."""
+        ids = np.array(ids, np.int64)
+        new = self.tempo_token_id(bpm)
+        at = np.flatnonzero(self.token_type[np.clip(ids[:6], 0, len(self.vocab) - 1)] == T_TEMPO)
+        if at.size:
+            ids[at[0]] = new
+        return ids
+
     # ------------------------------------------------------------------ infilling
     def natural_order(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """A fill-in-the-middle sequence ``prefix HOLE suffix FILL middle FILL_END ...`` back in time order
