@@ -142,3 +142,19 @@ def test_unknown_controls_are_one_line_errors_listing_the_known(extra, message, 
     assert main(["generate", "-c", str(infill_run / "gru"), *extra, "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_control_report_measures_key_composer_and_tempo(infill_run):
+    import torch
+
+    from musesynth.evaluate.control import _requests, control_report, format_control, generate_controlled
+    from musesynth.generate.sampling import Sampling
+    from musesynth.training.checkpoint import load_model
+
+    model, enc, _ = load_model(infill_run / "gru", torch.device("cpu"))
+    real = [(enc.composer_of(t), t) for t in load_pieces(infill_run / "ds", "train")]
+    requests = _requests(["bach", "palestrina"], [(7, "major"), (2, "minor")], [90.0], 1)
+    seqs = generate_controlled(model, enc, requests, 80, Sampling(top_k=20), 0)
+    r = control_report(enc, requests, seqs, real)
+    assert r["pieces"] == 4 and r["tempo_in_bin"] == 1.0 and np.sum(r["confusion_real_vs_real"]) == len(real)
+    assert 0 <= r["key_accuracy"] <= 1 and "confusion, generated" in format_control(r)
