@@ -11,6 +11,7 @@ The contract (``tests/test_infill.py`` checks it):
 - **Inside the span the notes are the model's**: the input's notes that start in [S, E) are replaced; a
   new note ends by E at the latest (cut there), and a new note on a pitch that is still sounding from a
   note held over S is dropped (one pitch cannot sound twice in MIDI). Fermatas in the span are the model's.
+  In a pickup bar (bar 1 of a piece with an upbeat) new notes start no earlier than the input's first note.
 
 How: a model trained with fill-in-the-middle windows (``data.fim``) reads ``prefix HOLE suffix FILL`` and
 writes the middle until ``FILL_END``. The sampler allows only the middle's own tokens (bar lines,
@@ -197,7 +198,7 @@ def merge(enc: Encoding, span: Span, spliced: np.ndarray) -> dict[str, Any]:
     s, e = span_steps(enc, span)
     outside = (q0["onset"] < s) | (q0["onset"] >= e)
     on0, pi0, du0 = q0["onset"][outside], q0["pitch"][outside], q0["duration"][outside]
-    new = (q1["onset"] >= s) & (q1["onset"] < e)
+    new = (q1["onset"] >= max(s, q0["offset"])) & (q1["onset"] < e)  # nothing before a pickup's first beat
     on1, pi1 = q1["onset"][new], q1["pitch"][new]
     du1 = np.minimum(q1["duration"][new], e - on1)
     held = (on0 < s) & (on0 + du0 > s)
