@@ -159,3 +159,15 @@ def test_control_report_measures_key_composer_and_tempo(infill_run):
     r = control_report(enc, requests, seqs, real)
     assert r["pieces"] == 4 and r["tempo_in_bin"] == 1.0 and np.sum(r["confusion_real_vs_real"]) == len(real)
     assert 0 <= r["key_accuracy"] <= 1 and "confusion, generated" in format_control(r)
+
+
+def test_the_ablation_report_compares_families_on_both_jobs():
+    from types import SimpleNamespace
+
+    from musesynth.ablate import _infill_table
+
+    i = {"spans": 3, "tokens": 400, "continuation_nll": 1.5, "infill_nll": 1.2, "fill_end_nll": 0.3}
+    rows = [SimpleNamespace(model="lstm", eval=SimpleNamespace(infill=i)),
+            SimpleNamespace(model="gru", eval=SimpleNamespace(infill=None))]
+    table = _infill_table(rows)
+    assert "| lstm | 3 | 400 | 1.5000 | 1.2000 | 0.3000 |" in table and not any("| gru" in x for x in table)
