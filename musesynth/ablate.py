@@ -220,8 +220,23 @@ def _musicality_table(rows: list[Row]) -> list[str]:
     return lines
 
 
+def _infill_table(rows: list[Row]) -> list[str]:
+    """Both jobs of an infilling model: the span's tokens continued vs filled with the bars after it seen."""
+    rows = [r for r in rows if r.eval.infill is not None]
+    if not rows:
+        return []
+    lines = ["", "## Infilling (same span tokens, same prefix)", "",
+             "| model | spans | tokens | continuation NLL | infill NLL | FILL_END NLL |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        i = r.eval.infill
+        lines.append(f"| {r.model} | {i['spans']} | {i['tokens']:,} | {_f(i['continuation_nll'], '.4f')} "
+                     f"| {_f(i['infill_nll'], '.4f')} | {_f(i['fill_end_nll'], '.4f')} |")
+    return lines
+
+
 def markdown(rows: list[Row], cfg: TrainConfig, opt: AblationOptions, samples: dict[str, dict[str, Any]]) -> str:
-    lines = _header(cfg, opt) + _main_table(rows) + _musicality_table(rows) + _music_table(rows)
+    lines = _header(cfg, opt) + _main_table(rows) + _infill_table(rows) + _musicality_table(rows) + _music_table(rows)
     if rows:
         best = min(rows, key=lambda r: r.eval.model_metrics.nll)
         lines += ["", f"**Lowest test NLL: {best.model}** ({best.eval.model_metrics.nll:.4f} nats/token).", ""]

@@ -19,6 +19,12 @@ def add_parser(sub: Subparsers) -> None:
                    "%(default)s: the 312-token reference)")
     p.add_argument("--resolution", type=int, default=None, help="grid steps per beat of the chord and meter "
                    "encodings (default 12)")
+    p.add_argument("--infill", action="store_true", help="meter encoding: add the HOLE/FILL/FILL_END tokens, so a "
+                   "model trained on the dataset can also fill bars in (`musesynth infill`)")
+    p.add_argument("--composers", metavar="folder|FILE", help="meter encoding: put each file's composer in its "
+                   "header (COMPOSER_<name> tokens, for `generate --composer`): 'folder' reads it from the first "
+                   "folder of each path (as `musesynth corpus` writes them), or a CSV (file,composer) / JSON "
+                   "({file: composer}) with paths relative to -d")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=run)
 
@@ -33,9 +39,14 @@ def run(args: argparse.Namespace) -> int:
         if args.resolution < 1:
             raise MusesynthError("--resolution must be a positive number of steps per beat")
         params["resolution"] = args.resolution
+    if args.infill:
+        if args.encoding != "meter":
+            raise MusesynthError("--infill needs --encoding meter (infilling works on whole bars)")
+        params["infill"] = True
     if args.workers is not None and args.workers < 1:
         raise MusesynthError(f"--workers must be at least 1 (got {args.workers})")
-    manifest = build_dataset(args.midi_dir, args.out, encoding=args.encoding, params=params, workers=args.workers)
+    manifest = build_dataset(args.midi_dir, args.out, encoding=args.encoding, params=params, workers=args.workers,
+                             composers=args.composers)
     print(manifest.report())
     print(f"dataset written to {args.out} in {manifest.seconds} s")
     return 0

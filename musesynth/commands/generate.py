@@ -29,6 +29,10 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", help='key to write in, e.g. "D major", "f# minor", "Bb major" (models trained on the '
                    "meter encoding; a primer is transposed to it; default: the primer's key, else one drawn from the "
                    "training corpus' keys)")
+    p.add_argument("--composer", help="composer to write like, e.g. palestrina (models trained on a dataset made "
+                   "with `musesynth data --composers ...`; an unknown name lists the known ones)")
+    p.add_argument("--tempo", type=float, help="tempo in BPM of the piece's header (meter encoding; default: the "
+                   "primer's, or the model's choice)")
     p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same piece (default %(default)s)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="pieces per primer, generated as one "
                    "batch (default %(default)s)")

@@ -42,6 +42,8 @@ RUN_OPTIONS = [
     ("augment_tempo", int, "random tempo shift of each window by up to +/- N tempo bins (0: off)"),
     ("piece_starts", float, "share of training windows that begin at a piece's start, so the header (key, "
      "meter) and the opening bars are in view as when generating from scratch (0: windows at random cuts)"),
+    ("fim_rate", float, "share of windows reordered fill-in-the-middle, for `musesynth infill` (datasets made "
+     "with `musesynth data --infill` only)"),
     ("seed", int, "random seed (same seed, same run)"), ("num_workers", int, "DataLoader worker processes"),
     ("run_name", str, "run folder name under -o (default: the model family)"),
 ]

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from musesynth.atomic import atomic_replace_dir, atomic_write_json
+from musesynth.data.composers import composer_of_files
 from musesynth.data.dataset import Manifest, foreign_files, is_dataset
 from musesynth.data.files import find_midi_files
 from musesynth.data.split import SPLITS, assign_splits
@@ -254,21 +255,31 @@ def build_dataset(
     params: dict[str, Any] | None = None,
     workers: int | None = None,
     quiet: bool = False,
+    composers: str | None = None,
 ) -> Manifest:
-    """Tokenize every MIDI file in parallel, split by file, and write the dataset atomically."""
+    """Tokenize every MIDI file in parallel, split by file, and write the dataset atomically. ``composers``
+    ('folder' or a CSV/JSON file, ``data.composers``) puts each file's composer in its header (meter encoding)."""
     t0 = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
     check_dataset_target(out_dir, midi_dir)
     files = find_midi_files(midi_dir)
     if not files:
         raise MusesynthError(f"no .mid/.midi files found in {midi_dir}")
-    enc = get_encoding(encoding, **(params or {}))
+    rels = [p.relative_to(midi_dir).as_posix() for p in files]
+    params = dict(params or {})
+    who = composer_of_files(rels, composers) if composers else {}
+    if who:
+        if encoding != "meter":
+            raise MusesynthError("--composers needs --encoding meter (composer tokens sit in its header)")
+        params["composers"] = sorted(set(who.values()))
+    enc = get_encoding(encoding, **params)
     if len(enc.vocab) > np.iinfo(np.uint16).max:
         raise MusesynthError("vocabulary too large for uint16 storage")
-    rels = [p.relative_to(midi_dir).as_posix() for p in files]
     results = tokenize_files(files, enc, workers, quiet)
 
     used = {r: ids for r, (ids, err) in zip(rels, results) if ids is not None}
+    used = {r: enc.set_composer(ids, who[r]).astype(np.uint16) if r in who else ids  # type: ignore[attr-defined]
+            for r, ids in used.items()}
     skipped = [{"file": r, "reason": err} for r, (ids, err) in zip(rels, results) if ids is None]
     if not used:
         reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
@@ -282,7 +293,8 @@ def build_dataset(
             source=str(midi_dir.resolve()), encoding=enc.name, encoding_params=enc.vocab.params,
             vocab_size=len(enc.vocab), vocab_fingerprint=enc.vocab.fingerprint, files_found=len(files),
             files_used=len(used), files_skipped=len(skipped), splits=_write_splits(tmp, used, split),
-            files=[{"file": r, "split": split[r], "tokens": int(used[r].size)} for r in sorted(used)],
+            files=[{"file": r, "split": split[r], "tokens": int(used[r].size), **enc.header_info(used[r])}
+                   for r in sorted(used)],
             skipped=skipped, seconds=round(time.perf_counter() - t0, 2),
         )
         atomic_write_json(tmp / "manifest.json", manifest.to_dict())

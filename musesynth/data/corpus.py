@@ -13,6 +13,7 @@ music21's MIDI writer drops, so that meter-aware encodings can read them back:
 from __future__ import annotations
 
 import os
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ CORPORA: dict[str, tuple[str, ...]] = {
     "haydn": ("haydn",),
     "palestrina": ("palestrina",),
     "monteverdi": ("monteverdi",),
-    "classical": ("bach", "beethoven", "mozart", "haydn"),
+    "classical": ("bach", "palestrina", "monteverdi", "beethoven", "mozart", "haydn"),
 }
 DEFAULT_CORPUS_DIR = "data/bach_midi"  # where `musesynth corpus` and `make demo` put the Bach chorales
 SCORE_SUFFIXES = [".mxl", ".musicxml", ".xml", ".krn", ".abc", ".mid", ".midi"]  # in order of preference
@@ -65,8 +66,15 @@ def export_piece(src: Path, dst: Path) -> Path:
 
 
 def _out_name(path: Path) -> str:
-    # music21 paths look like .../corpus/bach/bwv1.6.mxl -> bach/bwv1.6.mid
-    return f"{path.parent.name}/{path.stem}.mid"
+    """.../corpus/bach/bwv1.6.mxl -> bach/bwv1.6.mid; .../corpus/beethoven/opus18no1/movement1.mxl ->
+    beethoven/opus18no1_movement1.mid: the first folder is always the composer (``musesynth data`` reads
+    it as the piece's composer)."""
+    parts = path.parts
+    if "corpus" not in parts[:-2]:
+        return f"{path.parent.name}/{path.stem}.mid"
+    i = len(parts) - 1 - parts[::-1].index("corpus")
+    rest = [*parts[i + 2 : -1], path.stem]
+    return f"{parts[i + 1]}/{'_'.join(rest)}.mid"
 
 
 def fermata_offsets(score: Any) -> list[float]:
@@ -135,11 +143,21 @@ def _export_one(job: tuple[str, str]) -> tuple[str, str | None]:
 
 
 def export_corpus(
-    name: str, out_dir: str | Path, limit: int | None = None, workers: int | None = None, quiet: bool = False
+    name: str, out_dir: str | Path, limit: int | None = None, workers: int | None = None, quiet: bool = False,
+    per_composer: int | None = None,
 ) -> dict[str, int]:
-    """Export (once: existing files are kept) the named corpus as .mid files under ``out_dir``."""
+    """Export (once: existing files are kept) the named corpus as .mid files under ``out_dir``, at most
+    ``per_composer`` scores of each composer (the first by name: a balanced multi-composer set)."""
     out = Path(out_dir)
     paths = sorted(corpus_pieces(name).values())
+    if per_composer:
+        seen: Counter[str] = Counter()
+        kept = []
+        for p in paths:
+            seen[_out_name(p).split("/")[0]] += 1
+            if seen[_out_name(p).split("/")[0]] <= per_composer:
+                kept.append(p)
+        paths = kept
     paths = paths[:limit] if limit else paths
     jobs = [(str(p), str(out / _out_name(p))) for p in paths if not (out / _out_name(p)).exists()]
     failed: list[tuple[str, str]] = []

@@ -15,6 +15,7 @@ from musesynth.data.dataset import is_dataset, load_pieces, load_split, load_voc
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
+from musesynth.evaluate.infill import format_infill, infill_vs_continuation
 from musesynth.evaluate.music_stats import Piece, compare, mean_distance, piece_from_score
 from musesynth.evaluate.musicality import (
     key_match,
@@ -84,6 +85,7 @@ class Evaluation:
     music_stats_mean_distance: float | None = None
     music_stats_setup: dict[str, int | bool] | None = None
     musicality: dict[str, dict[str, Any]] | None = None
+    infill: dict[str, Any] | None = None  # infill vs continuation NLL (models trained for infilling)
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(asdict(self))
@@ -164,6 +166,9 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     result = Evaluation(checkpoint=meta.path, model=meta.family, params=meta.num_params, dataset=str(ds),
                         split=opt.split, seq_len=seq_len, model_metrics=Metrics.of(s),
                         baselines=baselines(ds, opt.split, len(enc.vocab)))
+    if getattr(enc, "infill", False):
+        bars = 4 if seq_len >= 256 else 1  # 4 bars of chorale take ~150 tokens: a small context fits one
+        result.infill = infill_vs_continuation(model, enc, load_pieces(ds, opt.split), seq_len, dev, bars)
     if opt.samples > 0:
         gen, asked = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior,
                                exact_repeats=not opt.free_repeats)
@@ -183,6 +188,8 @@ def format_result(r: Evaluation) -> str:
              f"{'':10s}{'NLL (nats)':>12s}{'perplexity':>12s}{'accuracy':>10s}"]
     for name, v in (("model", m), ("unigram", b["unigram"]), ("bigram", b["bigram"])):
         lines.append(f"{name:10s}{v.nll:12.4f}{v.perplexity:12.2f}{100 * v.accuracy:9.1f}%")
+    if r.infill is not None:
+        lines.append(format_infill(r.infill))
     if r.music_stats is not None:
         lines.append("musical statistics, generated vs held-out (overlap distance 0 = same, KL):")
         for k, v in r.music_stats.items():

@@ -68,8 +68,12 @@ def wav_stats(path: Path) -> dict[str, float]:
             "non_silent_fraction": loud}
 
 
-def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | None, title: str) -> Path:
-    """Notes as bars over beats; the primer in blue, the generated continuation in orange."""
+def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | tuple[float, float] | None,
+               title: str) -> Path:
+    """Notes as bars over beats; the primer in blue, the generated continuation in orange. A
+    ``(start, end)`` boundary is an infilled span: shaded, its notes orange, the input's blue."""
+    if isinstance(boundary_beats, tuple):
+        return _span_roll(score, png_path, boundary_beats, title)
     plt = pyplot()
     tpq = score.ticks_per_quarter
     parts = [t.notes.numpy() for t in score.tracks if len(t.notes)]
@@ -87,6 +91,35 @@ def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | Non
         ax.set_xlim(0, float((on + dur).max()) + 0.5)
     if boundary_beats is not None:
         ax.axvline(boundary_beats, color="red", linestyle="--", linewidth=1.2, label="primer ends")
+    ax.set_xlabel("time (beats)")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    save_png(fig, png_path)
+    return png_path
+
+
+def _span_roll(score: symusic.Score, png_path: Path, span: tuple[float, float], title: str) -> Path:
+    plt = pyplot()
+    tpq = score.ticks_per_quarter
+    parts = [t.notes.numpy() for t in score.tracks if len(t.notes)]
+    fig, ax = plt.subplots(figsize=(14, 5), dpi=110)
+    ax.axvspan(span[0], span[1], color="#ffdd99", alpha=0.4, label="infilled span")
+    if parts:
+        on = np.concatenate([p["time"] for p in parts]) / tpq
+        dur = np.concatenate([p["duration"] for p in parts]) / tpq
+        pitch = np.concatenate([p["pitch"] for p in parts]).astype(float)
+        new = (on >= span[0]) & (on < span[1])
+        for mask, colour, label in ((~new, "#1f77b4", "input"), (new, "#ff7f0e", "infilled")):
+            if mask.any():
+                ax.barh(pitch[mask], dur[mask], left=on[mask], height=0.8, color=colour, label=label,
+                        edgecolor="black", linewidth=0.2)
+        ax.set_ylim(pitch.min() - 2, pitch.max() + 2)
+        ax.set_xlim(0, float((on + dur).max()) + 0.5)
+    for x in span:
+        ax.axvline(x, color="red", linestyle="--", linewidth=1.2)
     ax.set_xlabel("time (beats)")
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)

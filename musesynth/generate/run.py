@@ -16,6 +16,7 @@ from musesynth.atomic import atomic_write, atomic_write_json
 from musesynth.data.files import find_midi_files
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.generate.controls import HeaderTempo, apply_controls, check_controls
 from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.midi_out import daw_ready
 from musesynth.generate.primer import clip_seconds
@@ -49,6 +50,8 @@ class GenerateOptions:
     free_repeats: bool = False  # let the model write a repeated bar itself instead of copying it
     overwrite: bool = False
     key: str | None = None  # e.g. "D major": the key to write in (keyed encodings); None: primer's or corpus'
+    composer: str | None = None  # e.g. "palestrina": a composer the checkpoint's vocabulary knows
+    tempo: float | None = None  # BPM: the header tempo (meter encoding)
 
     def validate(self) -> None:
         if self.length < 1:
@@ -147,6 +150,7 @@ def run_generate(opt: GenerateOptions, log=print,
         model.register_forward_hook(_call_counter(progress, len(primers) * (opt.length + 1)))
     opt.sampling.validate(len(enc.vocab))
     key = parse_requested_key(enc, opt.key)
+    tempo_token = check_controls(enc, opt.composer, opt.tempo)
     seq_len = meta.model_config.seq_len
     grammar = enc.grammar()
     results, skipped = [], []
@@ -159,11 +163,13 @@ def run_generate(opt: GenerateOptions, log=print,
             skipped.append(str(exc))
             log(f"skipped: {exc}")
             continue
-        rows = check_fits(primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed), seq_len)
+        rows = primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed)
+        rows = check_fits(apply_controls(enc, rows, opt.composer, opt.tempo), seq_len)
+        force = HeaderTempo(enc, tempo_token, rows, device) if tempo_token is not None else None
         t0 = time.perf_counter()
         seqs = generate(model, rows, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id, opt.seed,
                         use_cache=not opt.no_cache, seq_len=seq_len,
-                        repeats=None if opt.free_repeats else enc.repeat_spec())
+                        repeats=None if opt.free_repeats else enc.repeat_spec(), constraint=force)
         dt = time.perf_counter() - t0
         boundary = enc.end_beats(ids) if primer_path is not None else None
         stem = os.fsdecode(primer_path.stem) if primer_path is not None else "unconditioned"
@@ -212,11 +218,7 @@ def _write_piece(enc: Encoding, seq: np.ndarray, primer: np.ndarray, boundary: f
                      "cache": not opt.no_cache},
         "generation_seconds": round(dt, 3), "encoding": enc.name,
     }
-    key = getattr(enc, "key_of", lambda _: None)(seq)
-    if key is not None:
-        from musesynth.tokenize.meter import key_name
-
-        info["key"] = key_name(*key)
+    info.update(enc.header_info(seq))  # key, and with the meter encoding composer, meter and tempo
     written: list[Path] = []
     try:
         written.append(atomic_write(_with(base, ".mid"), lambda tmp: Path(tmp).write_bytes(score.dumps_midi())))

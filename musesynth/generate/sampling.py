@@ -12,6 +12,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,6 +21,15 @@ from torch import nn
 from musesynth.errors import MusesynthError
 from musesynth.generate.repeats import BarCopier
 from musesynth.tokenize.base import RepeatSpec
+
+
+class Constraint(Protocol):
+    """Extra per-sample rules on top of the grammar (e.g. an infill's bar count): ``allowed`` narrows
+    the (B, V) mask before each draw, ``advance`` sees each drawn token."""
+
+    def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor: ...
+
+    def advance(self, tok: torch.Tensor) -> None: ...
 
 
 @dataclass
@@ -90,7 +100,7 @@ class Decoder:
     def __init__(self, model: nn.Module, primer: list[int] | np.ndarray, num_samples: int = 1,
                  sampling: Sampling | None = None, grammar: np.ndarray | None = None, eos_id: int | None = None,
                  seed: int = 0, use_cache: bool = True, seq_len: int | None = None,
-                 repeats: RepeatSpec | None = None, capacity: int = 0) -> None:
+                 repeats: RepeatSpec | None = None, capacity: int = 0, constraint: Constraint | None = None) -> None:
         self.model = model.eval()
         self.sampling = sampling or Sampling()
         self.device = next(model.parameters()).device
@@ -111,6 +121,7 @@ class Decoder:
         if repeats is not None and self.sampling.repeat_bias:
             self.bias = torch.as_tensor((repeats.bars_back > 0) * self.sampling.repeat_bias, dtype=torch.float32,
                                         device=self.device)
+        self.constraint = constraint
         self.finished = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
         with torch.no_grad():
             logits, self.state = model(seq)
@@ -121,11 +132,15 @@ class Decoder:
         allowed = self.grammar[self.prev] if self.grammar is not None else None
         if self.copier is not None:
             allowed = self.copier.allowed(allowed)
+        if self.constraint is not None:
+            allowed = self.constraint.allowed(allowed, self.prev)
         last = self.last if self.bias is None else self.last.float() + self.bias
         probs = filter_logits(last, self.sampling, allowed).softmax(-1)
         tok = torch.multinomial(probs, 1, generator=self.gen).squeeze(1)
         if self.copier is not None:
             tok = self.copier.force(tok, self.hist)
+        if self.constraint is not None:
+            self.constraint.advance(tok)
         if self.eos_id is not None:
             tok = torch.where(self.finished, torch.full_like(tok, self.eos_id), tok)
             self.finished |= tok == self.eos_id
@@ -184,11 +199,12 @@ def generate(
     use_cache: bool = True,
     seq_len: int | None = None,
     repeats: RepeatSpec | None = None,
+    constraint: Constraint | None = None,
 ) -> list[np.ndarray]:
     """Continue ``primer`` (1-D, shared, or 2-D, a row per sample) by up to ``num_tokens`` tokens per sample
     (a sample stops at EOS)."""
     dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, seq_len, repeats,
-                  capacity=np.asarray(primer).shape[-1] + num_tokens)
+                  capacity=np.asarray(primer).shape[-1] + num_tokens, constraint=constraint)
     with dec.step_context():
         for _ in range(num_tokens):
             dec.step()

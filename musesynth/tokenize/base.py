@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import symusic
@@ -93,6 +94,10 @@ class Encoding(ABC):
         score = self.decode(ids)
         ends = [t.notes.numpy()["time"].max() for t in score.tracks if len(t.notes)]
         return float(max(ends)) / score.ticks_per_quarter if ends else 0.0
+
+    def header_info(self, ids: np.ndarray | list[int]) -> dict[str, Any]:
+        """What a piece's header says (composer, key, meter, tempo) for the dataset manifest; {} without one."""
+        return {}
 
     def repeat_spec(self) -> RepeatSpec | None:
         """Tables for exact bar repeats at sampling time; None for encodings without repeat tokens."""

@@ -94,8 +94,9 @@ from musesynth.tokenize.midi_io import (
 )
 from musesynth.tokenize.vocab import Vocabulary
 
-T_PAD, T_BOS, T_EOS, T_NOTE, T_DUR, T_TEMPO, T_BAR, T_PHRASE, T_POS, T_TIMESIG, T_KEY, T_REPEAT, T_RUN = range(13)
-N_TYPES = 13
+(T_PAD, T_BOS, T_EOS, T_NOTE, T_DUR, T_TEMPO, T_BAR, T_PHRASE, T_POS, T_TIMESIG, T_KEY, T_REPEAT, T_RUN,
+ T_COMPOSER, T_HOLE, T_FILL, T_FILL_END) = range(17)
+N_TYPES = 17
 MAX_RUN = 16  # bars one repeat mark covers (a longer repeated passage takes several marks)
 DEFAULTS: dict[str, Any] = {
     "resolution": 12,
@@ -105,7 +106,13 @@ DEFAULTS: dict[str, Any] = {
     "tempo_high": 10,
     "velocity": 80,
     "max_repeat_bars": 64,
+    "infill": False,
+    "composers": (),
 }
+# Parameters whose "off" value is left out of the saved vocabulary, so vocabularies without them keep
+# their exact parameters and fingerprints (and a saved vocabulary without them means "off").
+OPTIONAL_OFF: dict[str, Any] = {"infill": False, "composers": ()}
+_COMPOSER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Vocabularies saved before REPEAT tokens existed carry no max_repeat_bars: they had none.
 LEGACY_DEFAULTS: dict[str, Any] = {"max_repeat_bars": 0}
 TS_DENOMINATORS = (2, 4, 8, 16)
@@ -202,6 +209,16 @@ class MeterEncoding(GridEncoding):
         self.max_repeat = int(p["max_repeat_bars"])
         if self.max_repeat < 0:
             raise ValueError(f"max_repeat_bars must be >= 0 (got {self.max_repeat})")
+        self.infill = bool(p["infill"])
+        self.composers = tuple(str(c) for c in p["composers"])
+        bad = [c for c in self.composers if not _COMPOSER_RE.match(c)]
+        if bad or len(set(self.composers)) != len(self.composers):
+            raise ValueError(f"composers must be distinct lower-case names of a-z, 0-9, _ and - (got {bad})")
+        p = {k: v for k, v in p.items() if k not in OPTIONAL_OFF or v}  # off: not saved (OPTIONAL_OFF)
+        if self.infill:
+            p["infill"] = True
+        if self.composers:
+            p["composers"] = list(self.composers)
 
         sigs = [(n, d) for d in TS_DENOMINATORS for n in range(1, TS_MAX_NUMERATOR + 1)
                 if (n * 4 * self.resolution) % d == 0 and n * 4 * self.resolution // d <= self.max_bar]
@@ -221,13 +238,19 @@ class MeterEncoding(GridEncoding):
             (T_KEY, [f"KEY_{PITCH_NAMES[t]}_{m}" for m in MODES for t in range(12)]),
             (T_REPEAT, [f"REPEAT_{k}" for k in range(1, self.max_repeat + 1)]),
             (T_RUN, [f"RUN_{n}" for n in range(1, MAX_RUN + 1)] if self.max_repeat else []),
+            # control and infilling tokens come last, so older token ids keep their meaning
+            (T_COMPOSER, [f"COMPOSER_{c}" for c in self.composers]),
+            (T_HOLE, ["HOLE"] if self.infill else []), (T_FILL, ["FILL"] if self.infill else []),
+            (T_FILL_END, ["FILL_END"] if self.infill else []),
         ]
         tokens = [t for _, g in groups for t in g]
         self.vocab = Vocabulary(self.name, p, tuple(tokens))
         self.token_type = np.concatenate([np.full(len(g), k, np.int64) for k, g in groups])
         first = np.r_[0, np.cumsum([len(g) for _, g in groups])[:-1]]
         (_, _, _, self.note0, self.dur0, self.tempo0, self.bar_id, self.phrase_id,
-         self.pos0, self.ts0, self.key0, self.repeat0, self.run0) = (int(x) for x in first)
+         self.pos0, self.ts0, self.key0, self.repeat0, self.run0, self.composer0, hole, fill,
+         fill_end) = (int(x) for x in first)
+        self.hole_id, self.fill_id, self.fill_end_id = (hole, fill, fill_end) if self.infill else (-1, -1, -1)
 
         ids = self._value_tables(T_NOTE, T_DUR, T_TEMPO)
         typ = self.token_type
@@ -275,6 +298,87 @@ class MeterEncoding(GridEncoding):
             return ids
         pos = 1 if ids.size and ids[0] == self.bos_id else 0
         return np.r_[ids[:pos], new, ids[pos:]]
+
+    # ------------------------------------------------------------------ composers
+    def composer_token_id(self, name: str) -> int:
+        """Id of ``COMPOSER_<name>``; an unknown name is a one-line error listing the known ones."""
+        key = str(name).strip().lower()
+        if key not in self.composers:
+            known = ", ".join(self.composers) if self.composers else "none: this vocabulary has no composer tokens"
+            raise MusesynthError(f"unknown composer '{name}' (known: {known})")
+        return self.composer0 + self.composers.index(key)
+
+    def composer_of(self, ids: np.ndarray | list[int]) -> str | None:
+        """The composer named by the first COMPOSER token, None if there is none."""
+        ids = np.asarray(ids, np.int64)
+        ids = ids[(ids >= 0) & (ids < len(self.vocab))]
+        at = np.flatnonzero(self.token_type[ids] == T_COMPOSER)
+        return self.composers[int(ids[at[0]]) - self.composer0] if at.size else None
+
+    def set_composer(self, ids: np.ndarray | list[int], name: str) -> np.ndarray:
+        """``ids`` with the header's composer replaced (inserted right after BOS if there is none)."""
+        ids = np.array(ids, np.int64)
+        new = self.composer_token_id(name)
+        inside = (ids >= 0) & (ids < len(self.vocab))
+        at = np.flatnonzero(inside & (self.token_type[np.where(inside, ids, 0)] == T_COMPOSER))
+        if at.size:
+            ids[at[0]] = new
+            return ids
+        pos = 1 if ids.size and ids[0] == self.bos_id else 0
+        return np.r_[ids[:pos], new, ids[pos:]]
+
+    # ------------------------------------------------------------------ header (controls)
+    def tempo_token_id(self, bpm: float) -> int:
+        """The TEMPO token nearest ``bpm`` (bins a semitone apart); outside the bins' range: a one-line error."""
+        bpm = float(bpm)
+        lo, hi = float(self.tempos[0]), float(self.tempos[-1])
+        if not (math.isfinite(bpm) and lo / 1.03 <= bpm <= hi * 1.03):
+            raise MusesynthError(f"unknown tempo {bpm:g} BPM (known: {lo:g} to {hi:g} BPM, in bins a semitone apart)")
+        return self.tempo0 + int(np.abs(np.log(self.tempos / bpm)).argmin())
+
+    def header_info(self, ids: np.ndarray | list[int]) -> dict[str, Any]:
+        ids = np.asarray(ids, np.int64)[:6]
+        ids = ids[(ids >= 0) & (ids < len(self.vocab))]
+        typ = self.token_type[ids]
+        info: dict[str, Any] = {}
+        composer, key = self.composer_of(ids), self.key_of(ids)
+        if composer is not None:
+            info["composer"] = composer
+        if key is not None:
+            info["key"] = key_name(*key)
+        ts, tempo = np.flatnonzero(typ == T_TIMESIG), np.flatnonzero(typ == T_TEMPO)
+        if ts.size:
+            n, d = self.ts_sig[self.ts_of[ids[ts[0]]]]
+            info["time_signature"] = f"{n}/{d}"
+        if tempo.size:
+            info["tempo"] = float(self.tempos[self.tempo_bin_of[ids[tempo[0]]]])
+        return info
+
+    def set_tempo(self, ids: np.ndarray | list[int], bpm: float) -> np.ndarray:
+        """``ids`` with the header's tempo (the first TEMPO within the header) set to the bin nearest ``bpm``."""
+        ids = np.array(ids, np.int64)
+        new = self.tempo_token_id(bpm)
+        at = np.flatnonzero(self.token_type[np.clip(ids[:6], 0, len(self.vocab) - 1)] == T_TEMPO)
+        if at.size:
+            ids[at[0]] = new
+        return ids
+
+    # ------------------------------------------------------------------ infilling
+    def natural_order(self, ids: np.ndarray | list[int]) -> np.ndarray:
+        """A fill-in-the-middle sequence ``prefix HOLE suffix FILL middle FILL_END ...`` back in time order
+        (``prefix middle suffix ...``); other sequences unchanged. Stray infill tokens are dropped."""
+        ids = np.asarray(ids, np.int64)
+        if not self.infill:
+            return ids
+        hole = np.flatnonzero(ids == self.hole_id)
+        fill = np.flatnonzero(ids == self.fill_id)
+        if hole.size and fill.size and fill[-1] > hole[0]:
+            h = int(hole[0])
+            f = int(fill[fill > h][0])
+            end = np.flatnonzero(ids[f:] == self.fill_end_id)
+            e = f + int(end[0]) if end.size else ids.size
+            ids = np.r_[ids[:h], ids[f + 1 : e], ids[h + 1 : f], ids[e + 1 :]]
+        return ids[~np.isin(ids, [self.hole_id, self.fill_id, self.fill_end_id])]
 
     # ------------------------------------------------------------------ encode
     def _time_signatures(self, n: Notes, scale: float) -> tuple[np.ndarray, np.ndarray, int]:
@@ -507,7 +611,7 @@ class MeterEncoding(GridEncoding):
         """Per-token times (grid steps from the first bar's start) of a token sequence, by the decoding
         rules of the module docstring, and the bar structure."""
         ids = np.asarray(ids, np.int64)
-        ids = ids[(ids >= 0) & (ids < len(self.vocab))]
+        ids = self.natural_order(ids[(ids >= 0) & (ids < len(self.vocab))])
         start = 1 if ids.size and ids[0] == self.bos_id else 0
         eos = np.flatnonzero(ids[start:] == self.eos_id)
         ids = ids[start : start + eos[0]] if eos.size else ids[start:]
@@ -535,6 +639,11 @@ class MeterEncoding(GridEncoding):
         time = bar_start[bar] + pos
         return {"ids": ids, "type": typ, "time": time, "valid": valid, "bar": bar,
                 "bar_start": bar_start, "bar_len": bar_len, "bar_meter": bar_meter}
+
+    def bar_times(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Start and length (grid steps, times as in ``decode_quantized``) of every bar of a sequence."""
+        tl = self._timeline(ids)
+        return tl["bar_start"], tl["bar_len"]
 
     def _pickup(self, tl: dict[str, Any]) -> tuple[int, tuple[int, int] | None]:
         """Where the decoded MIDI starts within the first bar (steps) and the pickup time signature."""
@@ -586,7 +695,10 @@ class MeterEncoding(GridEncoding):
                 "offset": offset, "pickup": pickup}
 
     def decode(self, ids: np.ndarray | list[int]) -> symusic.Score:
-        q = self.decode_quantized(ids)
+        return self.score_of(self.decode_quantized(ids))
+
+    def score_of(self, q: dict[str, Any]) -> symusic.Score:
+        """The score of a ``decode_quantized`` result (infilling edits one before writing it)."""
         k, off = self.ticks_per_step, q["offset"]
         score = symusic.Score(self.resolution * k)
         track = symusic.Track(name="Piano", program=0, is_drum=False)
@@ -629,7 +741,8 @@ class MeterEncoding(GridEncoding):
     def grammar(self) -> np.ndarray:
         allowed = {
             T_PAD: [T_BOS],
-            T_BOS: [T_KEY],
+            T_BOS: [T_KEY, T_COMPOSER],
+            T_COMPOSER: [T_KEY],
             T_KEY: [T_TIMESIG],
             T_TIMESIG: [T_TEMPO, T_BAR, T_POS, T_EOS, T_REPEAT],
             T_TEMPO: [T_BAR, T_POS, T_NOTE, T_EOS],
@@ -641,6 +754,10 @@ class MeterEncoding(GridEncoding):
             T_DUR: [T_NOTE, T_PHRASE, T_POS, T_BAR, T_EOS],
             T_PHRASE: [T_POS, T_BAR, T_EOS],
             T_EOS: [T_BOS],
+            # infilling (generate.infill lets FILL_END end a fill; nothing in a continuation leads here)
+            T_HOLE: [T_BAR, T_EOS],
+            T_FILL: [T_BAR],
+            T_FILL_END: [T_BOS],
         }
         return transition_matrix(self.token_type, allowed, N_TYPES)
 

@@ -51,6 +51,7 @@ class TrainConfig:
     augment_transpose: int = 0
     augment_tempo: int = 0
     piece_starts: float = 0.0  # share of training windows that begin at a piece's BOS
+    fim_rate: float = 0.5  # share of windows reordered fill-in-the-middle (encodings with infill tokens only)
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -100,6 +101,8 @@ class TrainConfig:
                 raise MusesynthError(f"--{name.replace('_', '-')} must be a finite number, {kind} (got {value})")
         if not 0 <= self.dropout < 1:
             raise MusesynthError(f"--dropout must be in [0, 1) (got {self.dropout})")
+        if not 0 <= self.fim_rate <= 1:
+            raise MusesynthError(f"--fim-rate must be in [0, 1] (got {self.fim_rate})")
         if not 0 <= self.min_lr_ratio <= 1:
             raise MusesynthError(f"--min-lr-ratio must be in [0, 1] (got {self.min_lr_ratio})")
         if not 0 <= self.piece_starts <= 1:

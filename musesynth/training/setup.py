@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from musesynth.data.augment import Augmenter, WindowAugmenter
 from musesynth.data.cache import cached_dataset
 from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_split, load_vocab
+from musesynth.data.fim import Chain, FimTransform
 from musesynth.data.loader import WindowDataset
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model, count_params
@@ -143,6 +144,8 @@ def _loader(cfg: TrainConfig, data: TrainData, dist: distributed.DistInfo, devic
     augment = None
     if cfg.augment_transpose or cfg.augment_tempo:
         augment = WindowAugmenter(data.enc, Augmenter(cfg.augment_transpose, cfg.augment_tempo))
+    if getattr(data.enc, "infill", False) and cfg.fim_rate > 0:
+        augment = Chain(augment, FimTransform(data.enc, cfg.fim_rate))
     ds = WindowDataset(data.train_tokens, cfg.seq_len, train=True, pad_id=data.enc.pad_id, seed=cfg.seed,
                        augment=augment, piece_starts=cfg.piece_starts, bos_id=data.enc.bos_id)
     sampler = DistributedSampler(ds, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)

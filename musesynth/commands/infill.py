@@ -1,0 +1,49 @@
+"""`musesynth infill`: rewrite bars in the middle of a piece with a model trained for infilling."""
+
+from __future__ import annotations
+
+import argparse
+
+from musesynth.commands.options import Subparsers, add_command, add_device_option, add_sampling_options
+from musesynth.commands.options import sampling_from_args as _sampling
+from musesynth.generate.infill import InfillOptions
+
+EXAMPLE = ("musesynth infill -c training_checkpoints/infill --input data/bach_midi/bach/bwv10.7.mid --bars 5-8 "
+           "--num-samples 3 -t 0.9 -p 0.95 -s 1")
+
+
+def add_parser(sub: Subparsers) -> None:
+    d = InfillOptions()
+    p = add_command(sub, "infill", "rewrite bars in the middle of a piece, given the music before and after them "
+                    "(MIDI, WAV, PNG)", EXAMPLE)
+    p.add_argument("-c", "--checkpoint", required=True, help="run folder (uses best.pt) or checkpoint of a model "
+                   "trained on a dataset made with `musesynth data --encoding meter --infill`")
+    p.add_argument("--input", required=True, help="the MIDI file to rewrite (it is only read)")
+    p.add_argument("--bars", required=True, help="bars to rewrite, counted from 1 (a pickup is bar 1), e.g. 5-8 "
+                   "or 5; every note starting outside them is kept exactly")
+    add_sampling_options(p)
+    p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same fill (default %(default)s)")
+    p.add_argument("--num-samples", type=int, default=d.num_samples, help="versions to write, sampled as one batch "
+                   "(default %(default)s)")
+    p.add_argument("--max-tokens", type=int, default=None, help="token budget of a fill (default: 3x the span's "
+                   "tokens + 32, at most half the model context)")
+    p.add_argument("-o", "--out-dir", default=d.out_dir, help="output folder (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace pieces of the same name (default: a new "
+                   "name such as NAME-2)")
+    p.add_argument("--no-wav", dest="wav", action="store_false", help="skip FluidSynth rendering")
+    p.add_argument("--no-png", dest="png", action="store_false", help="skip the piano-roll picture")
+    p.add_argument("--soundfont", help="General MIDI .sf2 file (default: $MUSESYNTH_SOUNDFONT or a system soundfont)")
+    add_device_option(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from musesynth.generate.infill import run_infill, summarize
+
+    names = set(InfillOptions.__dataclass_fields__) - {"sampling"}
+    results = run_infill(InfillOptions(**{k: v for k, v in vars(args).items() if k in names},
+                                       sampling=_sampling(args)))
+    if not args.quiet:
+        print(summarize(results))
+    return 0

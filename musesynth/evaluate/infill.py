@@ -1,0 +1,76 @@
+"""Infill NLL against continuation NLL for the same tokens: how much seeing the future helps.
+
+For spans of ``span_bars`` bars at 1/4, 1/2 and 3/4 of each piece (pieces with room for them), the
+span's tokens are scored twice by the same model:
+
+- **continuation**: ``prefix middle`` - the middle after the prefix, as when continuing a primer;
+- **infill**: ``prefix HOLE suffix FILL middle FILL_END`` - the middle after the prefix *and* the suffix.
+
+The prefix is the same tail of the piece in both, and prefix + suffix are cut to fit the model's context
+exactly as `musesynth infill` cuts them, so the difference is only what the suffix tells the model.
+``FILL_END`` (where the span stops) is scored separately and left out of the comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from musesynth.generate.infill import find_span, infill_prompt
+from musesynth.tokenize import Encoding
+
+POSITIONS = (0.25, 0.5, 0.75)
+
+
+def _nll(model: nn.Module, seq: np.ndarray, first: int, count: int, device: torch.device) -> np.ndarray:
+    """NLL (nats) of ``seq[first : first + count]``, each given the tokens before it."""
+    x = torch.as_tensor(seq[:-1], device=device)[None]
+    logits, _ = model(x)
+    logp = F.log_softmax(logits[0].float(), -1)
+    target = torch.as_tensor(seq[first : first + count], device=device)
+    return -logp[torch.arange(first - 1, first - 1 + count, device=device), target].cpu().numpy()
+
+
+@torch.no_grad()
+def infill_vs_continuation(model: nn.Module, enc: Encoding, pieces: list[np.ndarray], seq_len: int,
+                           device: torch.device, span_bars: int = 4) -> dict[str, Any]:
+    was_training = model.training
+    model.eval()
+    infill, cont, end = [], [], []
+    for ids in pieces:
+        ids = np.asarray(ids, np.int64)
+        n_bars = int((ids == enc.bar_id).sum())  # type: ignore[attr-defined]
+        if n_bars < span_bars + 2:
+            continue
+        for first in sorted({max(1, round(f * (n_bars - span_bars))) for f in POSITIONS}):
+            span = find_span(enc, ids, first, first + span_bars)
+            middle = ids[span.s : span.m]
+            if middle.size + 8 > seq_len // 2:
+                continue
+            prompt = infill_prompt(enc, span, seq_len, middle.size + 1)
+            prefix = prompt[: int(np.flatnonzero(prompt == enc.hole_id)[0])]  # type: ignore[attr-defined]
+            if prefix.size == 0:
+                continue
+            fim = np.r_[prompt, middle, enc.fill_end_id]  # type: ignore[attr-defined]
+            a = _nll(model, fim, prompt.size, middle.size + 1, device)
+            infill.append(a[:-1])
+            end.append(a[-1])
+            cont.append(_nll(model, np.r_[prefix, middle], prefix.size, middle.size, device))
+    model.train(was_training)
+    tokens = int(sum(x.size for x in infill))
+    return {
+        "span_bars": span_bars, "spans": len(infill), "tokens": tokens,
+        "infill_nll": float(np.concatenate(infill).mean()) if tokens else float("nan"),
+        "continuation_nll": float(np.concatenate(cont).mean()) if tokens else float("nan"),
+        "fill_end_nll": float(np.mean(end)) if end else float("nan"),
+    }
+
+
+def format_infill(r: dict[str, Any]) -> str:
+    return (f"infilling ({r['spans']} spans of {r['span_bars']} bars, {r['tokens']:,} tokens): NLL "
+            f"{r['infill_nll']:.4f} seeing the bars after the span, {r['continuation_nll']:.4f} continuing "
+            f"(same tokens, same prefix); FILL_END {r['fill_end_nll']:.4f}")

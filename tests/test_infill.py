@@ -1,0 +1,174 @@
+"""Infilling (meter encoding with HOLE/FILL/FILL_END): the FIM reordering of training windows, and
+`musesynth infill` keeping every note outside the rewritten bars exactly. Control tokens (composer, key,
+tempo) from the dataset through the checkpoint to `musesynth generate`. One tiny model serves both."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+
+from musesynth.cli import main
+from musesynth.data.build import build_dataset
+from musesynth.data.dataset import load_pieces
+from musesynth.data.fim import FimTransform
+from musesynth.tokenize import encoding_from_vocab, get_encoding
+from musesynth.training.config import TrainConfig
+from musesynth.training.loop import train
+
+
+@pytest.fixture(scope="module")
+def infill_run(bach_dir, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("infill")
+    files = sorted(p.relative_to(bach_dir).as_posix() for p in bach_dir.rglob("*.mid"))
+    (root / "who.json").write_text(json.dumps({f: ("Bach" if i % 2 else "Palestrina") for i, f in enumerate(files)}))
+    build_dataset(bach_dir, root / "ds", encoding="meter", params={"infill": True}, workers=1, quiet=True,
+                  composers=str(root / "who.json"))
+    train(TrainConfig(dataset=str(root / "ds"), model="gru", out_dir=str(root), seq_len=128, embed_dim=32,
+                      hidden_dim=64, num_layers=1, batch_size=16, lr=3e-3, epochs=1, warmup_steps=2,
+                      tensorboard=False, quiet=True, patience=0))
+    return root
+
+
+def notes_of(score: symusic.Score) -> np.ndarray:
+    parts = [t.notes.numpy() for t in score.tracks]
+    return np.stack([np.concatenate([p[k] for p in parts]) for k in ("time", "duration", "pitch")], 1).astype(np.int64)
+
+
+def as_set(rows: np.ndarray) -> set[tuple[int, int, int]]:
+    return {tuple(int(x) for x in r) for r in rows}
+
+
+def test_infill_tokens_leave_older_vocabularies_and_fingerprints_alone():
+    plain = get_encoding("meter")
+    assert len(plain.vocab) == 570 and "infill" not in plain.vocab.params
+    assert get_encoding("meter", infill=False, composers=[]).vocab == plain.vocab
+    enc = get_encoding("meter", infill=True)
+    assert enc.vocab.tokens[:570] == plain.vocab.tokens and enc.vocab.tokens[570:] == ("HOLE", "FILL", "FILL_END")
+    assert encoding_from_vocab(enc.vocab.to_dict()).infill
+    assert not encoding_from_vocab(plain.vocab.to_dict()).infill
+
+
+def test_fim_windows_keep_their_length_and_read_back_in_time_order(infill_run):
+    enc = encoding_from_vocab(json.loads((infill_run / "ds" / "vocab.json").read_text()))
+    tokens = np.concatenate(load_pieces(infill_run / "ds", "train")).astype(np.int64)
+    fim = FimTransform(enc, rate=1.0)
+    for i in range(40):
+        a = 97 * i
+        w = tokens[a : a + 129]
+        out = fim(w, np.random.default_rng(i))
+        assert out.size == w.size
+        if not np.array_equal(out, w):
+            assert (out == enc.hole_id).sum() == (out == enc.fill_id).sum() == (out == enc.fill_end_id).sum() == 1
+            assert np.array_equal(enc.natural_order(out), w[3:])
+            middle = out[np.flatnonzero(out == enc.fill_id)[0] + 1 : np.flatnonzero(out == enc.fill_end_id)[0]]
+            assert middle[0] == enc.bar_id and not np.isin(middle, [enc.bos_id, enc.eos_id]).any()
+
+
+@pytest.mark.parametrize("bars", ["3-4", "1-2"])  # 1-2: the pickup bar of bwv1.6 is bar 1
+def test_infill_keeps_every_note_outside_the_span_exactly(bars, infill_run, bach_dir, tmp_path, capsys):
+    piece = sorted(bach_dir.rglob("*.mid"))[0]
+    png = [] if bars == "3-4" else ["--no-png"]
+    rc = main(["infill", "-c", str(infill_run / "gru"), "--input", str(piece), "--bars", bars, "--num-samples", "3",
+               "-t", "1.2", "-s", "3", "--no-wav", *png, "-o", str(tmp_path)])
+    assert rc == 0
+    enc = get_encoding("meter", infill=True)
+    ref = notes_of(enc.decode(enc.encode_file(piece)))
+    outs = sorted(tmp_path.glob("*.mid"))
+    assert len(outs) == 3 and len(list(tmp_path.glob("*.png"))) == (3 if not png else 0)
+    news = []
+    for mid in outs:
+        info = json.loads(mid.with_suffix(".json").read_text())
+        score = symusic.Score(str(mid))
+        tpq = score.ticks_per_quarter
+        s, e = (round(b * tpq) for b in info["span_beats"])
+        got = notes_of(score)
+        out_got, out_ref = (n[(n[:, 0] < s) | (n[:, 0] >= e)] for n in (got, ref))
+        assert as_set(out_got) == as_set(out_ref) and len(out_got) == len(out_ref)
+        inside = got[(got[:, 0] >= s) & (got[:, 0] < e)]
+        assert (inside[:, 0] + inside[:, 1] <= e).all()
+        assert info["bars"] == bars and e > s and (inside[:, 0] >= 0).all()
+        news.append(info["new_notes"])
+    assert "new notes" in capsys.readouterr().out and max(news) > 0
+
+
+@pytest.mark.parametrize("bars, message", [("0-2", "bars count from 1"), ("4-2", "bars count from 1"),
+                                           ("x", "--bars must be"), ("3-999", "the piece has only")])
+def test_infill_errors_are_one_line(bars, message, infill_run, bach_dir, tmp_path, capsys):
+    piece = sorted(bach_dir.rglob("*.mid"))[0]
+    assert main(["infill", "-c", str(infill_run / "gru"), "--input", str(piece), "--bars", bars,
+                 "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_model_without_fill_tokens_is_refused(bach_dir, tmp_path, capsys):
+    piece = sorted(bach_dir.rglob("*.mid"))[0]
+    assert main(["infill", "-c", "musesynth/pretrained/bach", "--input", str(piece), "--bars", "2-3",
+                 "-o", str(tmp_path)]) == 2
+    assert "not trained for infilling" in capsys.readouterr().err
+
+
+def test_evaluate_reports_infill_against_continuation_nll(infill_run, capsys):
+    assert main(["evaluate", "-c", str(infill_run / "gru"), "--samples", "0", "--split", "train"]) == 0
+    out = capsys.readouterr().out
+    assert "seeing the bars after the span" in out and "continuing" in out
+
+
+def test_the_manifest_records_each_files_header(infill_run):
+    files = json.loads((infill_run / "ds" / "manifest.json").read_text())["files"]
+    assert {f["composer"] for f in files} == {"bach", "palestrina"}
+    assert all({"key", "time_signature", "tempo"} <= f.keys() for f in files)
+
+
+def test_controls_round_trip_from_dataset_to_generated_piece(infill_run, tmp_path):
+    rc = main(["generate", "-c", str(infill_run / "gru"), "--composer", "Palestrina", "--key", "G major",
+               "--tempo", "90", "-n", "60", "--num-samples", "2", "--no-wav", "--no-png", "-q", "-o", str(tmp_path)])
+    assert rc == 0
+    for side in tmp_path.glob("*.json"):
+        info = json.loads(side.read_text())
+        assert (info["composer"], info["key"]) == ("palestrina", "G major") and abs(info["tempo"] - 90) < 3
+        tempos = symusic.Score(info["midi"]).tempos.numpy()
+        assert abs(60e6 / tempos["mspq"][0] - info["tempo"]) < 0.5
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--composer", "mozart"], "unknown composer 'mozart' (known: bach, palestrina)"),
+    (["--tempo", "999"], "unknown tempo 999 BPM (known: "),
+    (["--key", "H major"], "unknown key"),
+])
+def test_unknown_controls_are_one_line_errors_listing_the_known(extra, message, infill_run, tmp_path, capsys):
+    assert main(["generate", "-c", str(infill_run / "gru"), *extra, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_control_report_measures_key_composer_and_tempo(infill_run):
+    import torch
+
+    from musesynth.evaluate.control import _requests, control_report, format_control, generate_controlled
+    from musesynth.generate.sampling import Sampling
+    from musesynth.training.checkpoint import load_model
+
+    model, enc, _ = load_model(infill_run / "gru", torch.device("cpu"))
+    real = [(enc.composer_of(t), t) for t in load_pieces(infill_run / "ds", "train")]
+    requests = _requests(["bach", "palestrina"], [(7, "major"), (2, "minor")], [90.0], 1)
+    seqs = generate_controlled(model, enc, requests, 80, Sampling(top_k=20), 0)
+    r = control_report(enc, requests, seqs, real)
+    assert r["pieces"] == 4 and r["tempo_in_bin"] == 1.0 and np.sum(r["confusion_real_vs_real"]) == len(real)
+    assert 0 <= r["key_accuracy"] <= 1 and "confusion, generated" in format_control(r)
+
+
+def test_the_ablation_report_compares_families_on_both_jobs():
+    from types import SimpleNamespace
+
+    from musesynth.ablate import _infill_table
+
+    i = {"spans": 3, "tokens": 400, "continuation_nll": 1.5, "infill_nll": 1.2, "fill_end_nll": 0.3}
+    rows = [SimpleNamespace(model="lstm", eval=SimpleNamespace(infill=i)),
+            SimpleNamespace(model="gru", eval=SimpleNamespace(infill=None))]
+    table = _infill_table(rows)
+    assert "| lstm | 3 | 400 | 1.5000 | 1.2000 | 0.3000 |" in table and not any("| gru" in x for x in table)
