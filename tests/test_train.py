@@ -131,8 +131,17 @@ def test_train_accepts_a_raw_midi_folder(tiny_midi_dir, tmp_path, monkeypatch):
     assert "cache" in s.dataset_dir and s.steps > 0
 
 
+def _free_port() -> int:
+    """A port nobody listens on now, so two test runs on one machine do not meet at one rendezvous."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_ddp_two_processes_gloo_on_cpu(bach_dataset, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "musesynth.train", "-d", str(bach_dataset), "-m", "gru", "--device", "cpu", "-o", str(tmp_path),
            "--epochs", "2", "--seq-len", "32", "--embed-dim", "32", "--hidden-dim", "64", "--batch-size", "16",
            "--lr", "0.003", "--no-tensorboard", "-q"]

@@ -24,7 +24,7 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--composers", metavar="folder|FILE", help="meter encoding: put each file's composer in its "
                    "header (COMPOSER_<name> tokens, for `generate --composer`): 'folder' reads it from the first "
                    "folder of each path (as `musesynth corpus` writes them), or a CSV (file,composer) / JSON "
-                   "({file: composer}) with paths relative to -d")
+                   "({file: composer}) with paths relative to -d (default: no composer tokens)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=run)
 

@@ -30,7 +30,7 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
                    "meter encoding; a primer is transposed to it; default: the primer's key, else one drawn from the "
                    "training corpus' keys)")
     p.add_argument("--composer", help="composer to write like, e.g. palestrina (models trained on a dataset made "
-                   "with `musesynth data --composers ...`; an unknown name lists the known ones)")
+                   "with `musesynth data --composers ...`; an unknown name lists the known ones; default: none)")
     p.add_argument("--tempo", type=float, help="tempo in BPM of the piece's header (meter encoding; default: the "
                    "primer's, or the model's choice)")
     p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same piece (default %(default)s)")
