@@ -57,6 +57,45 @@ def test_cached_and_naive_generation_agree(family):
         np.testing.assert_array_equal(x, y)
 
 
+def test_transformer_static_cache_matches_full_passes_in_and_past_the_context():
+    """The in-place ring cache: one-token steps, a chunk after steps and steps past ``seq_len``. With one
+    layer a key depends only on its token and position, so step t must equal a fresh pass over the
+    tokens it attends to: itself and the ``seq_len`` before it (as the torch.cat cache did)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("transformer", 312, embed_dim=32, hidden_dim=64, num_layers=1, seq_len=16))
+    model.eval()
+    x = torch.randint(0, 312, (2, 60))
+    with torch.no_grad():
+        logits, state = model(x[:, :5])
+        for i in range(5, 12):
+            logits, state = model(x[:, i : i + 1], state)
+        chunk, state = model(x[:, 12:15], state)  # several tokens after a cache
+        torch.testing.assert_close(chunk, model(x[:, :15])[0][:, 12:], atol=1e-5, rtol=1e-4)
+        for i in range(15, 60):
+            logits, state = model(x[:, i : i + 1], state)
+            ref, _ = model(x[:, max(0, i - 16) : i + 1])
+            torch.testing.assert_close(logits[:, 0], ref[:, -1], atol=1e-5, rtol=1e-4)
+
+
+def test_shipped_model_logits_unchanged_and_fast_decoding_same_tokens():
+    """The shipped weights give the logits recorded before the static cache (full pass, bit-for-bit on
+    the reference machine; 1e-5 here), and cached decoding the naive path's tokens for the same seed."""
+    from musesynth.training.checkpoint import load_model
+    from musesynth.training.shipped import DEFAULT_MODEL
+
+    model, enc, meta = load_model(DEFAULT_MODEL)
+    x = torch.randint(3, len(enc.vocab), (2, 600), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full, _ = model(x)
+    recorded = [-1.3392831087112427, 3.470785617828369, -0.8890968561172485, -1.0213953256607056]
+    torch.testing.assert_close(full[0, -1, :4], torch.tensor(recorded), atol=1e-5, rtol=1e-5)
+    assert abs(full.double().mean().item() - -1.2858009455275012) < 1e-6
+    kw = dict(num_tokens=40, grammar=enc.grammar(), eos_id=enc.eos_id, seed=5, seq_len=meta.model_config.seq_len)
+    a = generate(model, [enc.bos_id], use_cache=True, **kw)[0]
+    b = generate(model, [enc.bos_id], use_cache=False, **kw)[0]
+    np.testing.assert_array_equal(a, b)
+
+
 def test_transformer_generates_past_its_context_with_a_sliding_window():
     model = build_model(ModelConfig("transformer", 312, embed_dim=32, hidden_dim=64, num_layers=1, seq_len=16))
     enc = get_encoding("chord")
