@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from musesynth.data.augment import Augmenter, WindowAugmenter
 from musesynth.data.cache import cached_dataset
 from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_split, load_vocab
-from musesynth.data.loader import WindowDataset
+from musesynth.data.loader import DeviceBatches, WindowDataset
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model, count_params
 from musesynth.tokenize import Encoding, encoding_from_vocab, key_token_ids
@@ -126,6 +126,7 @@ class TrainSetup:
     train_ds: WindowDataset
     sampler: DistributedSampler
     loader: DataLoader
+    batches: DeviceBatches | None  # the same batches cut on the device (None with augmentation)
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
@@ -149,7 +150,8 @@ def _loader(cfg: TrainConfig, data: TrainData, dist: distributed.DistInfo, devic
     loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         drop_last=False, generator=torch.Generator().manual_seed(cfg.seed),
                         pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
-    return ds, sampler, loader
+    batches = None if augment is not None else DeviceBatches(ds, sampler, cfg.batch_size, device)
+    return ds, sampler, loader, batches
 
 
 def key_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
@@ -204,7 +206,7 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
 
     seed_everything(cfg.seed)
     raw_model = build_model(mcfg).to(device)
-    train_ds, sampler, loader = _loader(cfg, data, dist, device)
+    train_ds, sampler, loader, batches = _loader(cfg, data, dist, device)
     total_steps = scheduled_steps(cfg, len(loader), dist.world)
     optimizer = torch.optim.AdamW(_param_groups(raw_model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95),
                                   fused=device.type == "cuda")
@@ -221,6 +223,6 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
     meta = CheckpointMeta(model_config=mcfg, vocab=vocab, train_config=cfg.to_dict(), dataset=str(data.dataset_dir),
                           num_params=count_params(raw_model), world_size=dist.world, progress=progress,
                           key_prior=key_prior(data.enc, data.train_tokens))
-    return TrainSetup(cfg, device, dist, data, raw_model, model, train_ds, sampler, loader, optimizer, scheduler,
-                      torch.amp.GradScaler(enabled=amp_dtype is torch.float16), amp_dtype, total_steps, progress,
-                      meta)
+    return TrainSetup(cfg, device, dist, data, raw_model, model, train_ds, sampler, loader, batches, optimizer,
+                      scheduler, torch.amp.GradScaler(enabled=amp_dtype is torch.float16), amp_dtype, total_steps,
+                      progress, meta)
