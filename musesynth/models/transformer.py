@@ -121,17 +121,23 @@ class Attention(nn.Module):
             return self.out(y), new
         return self.out(y), (k[:, :, -self.window :], v[:, :, -self.window :])
 
-    def step(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv: torch.Tensor, slot: int,
-             n: int) -> torch.Tensor:
+    def step(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv: torch.Tensor,
+             slot: int | torch.Tensor, n: int | torch.Tensor) -> torch.Tensor:
         """One token (B, 1, C), eval mode: rotate q and k with the precomputed tables, write k and v into
-        the ring ``kv`` (B, 2, H, cap, D) at ``slot``, attend over its first ``n`` slots. Few kernels."""
+        the ring ``kv`` (B, 2, H, cap, D) at ``slot``, attend over its first ``n`` slots. Few kernels.
+        With ``slot`` a (1,) device tensor and ``n`` a (cap,) mask of the written slots, every shape is
+        fixed (a CUDA graph can hold the step)."""
         b, _, c = x.shape
         qkv = self.qkv(x).view(b, 3, self.h, c // self.h)
         d = qkv.shape[-1]
         swapped = qkv.view(b, 3, self.h, d // 2, 2).flip(-1).view(b, 3, self.h, d)
         qkv = torch.addcmul(qkv * cos, swapped, sin)  # v's rows of the tables are cos 1, sin 0
-        kv[:, :, :, slot] = qkv[:, 1:]
-        y = F.scaled_dot_product_attention(qkv[:, 0, :, None], kv[:, 0, :, :n], kv[:, 1, :, :n])
+        if isinstance(slot, int):
+            kv[:, :, :, slot] = qkv[:, 1:]
+            y = F.scaled_dot_product_attention(qkv[:, 0, :, None], kv[:, 0, :, :n], kv[:, 1, :, :n])
+        else:
+            kv.index_copy_(3, slot, qkv[:, 1:, :, None])
+            y = F.scaled_dot_product_attention(qkv[:, 0, :, None], kv[:, 0], kv[:, 1], attn_mask=n)
         return self.out(y.view(b, 1, c))
 
 
@@ -153,8 +159,8 @@ class Block(nn.Module):
         x = x + self.drop(a)
         return x + self.mlp(self.ln2(x)), cache
 
-    def step(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv: torch.Tensor, slot: int,
-             n: int) -> torch.Tensor:
+    def step(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv: torch.Tensor,
+             slot: int | torch.Tensor, n: int | torch.Tensor) -> torch.Tensor:
         """``forward`` for one token in eval mode (no dropout calls) on the in-place cache."""
         x = x + self.attn.step(self.ln1(x), cos, sin, kv, slot, n)
         fc, act, proj = self.mlp[0], self.mlp[1], self.mlp[2]
@@ -222,17 +228,21 @@ class TransformerModel(nn.Module):
         cache.pos += t
         return self.head(self.ln(x))
 
-    def rotary_tables(self, upto: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (P, 3, 1, D) for positions < P >= ``upto``, laid out for ``Attention.step``: channel pairs
+    def step_tables(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (T, 3, 1, D) at positions ``pos`` (T,), laid out for ``Attention.step``: channel pairs
         (2i, 2i+1) share an angle, sin carries the sign of the rotation, and the v rows are cos 1, sin 0.
-        Computed with ``rotary_angles``' arithmetic, so the rotated keys are the same numbers."""
+        ``rotary_angles``' arithmetic, so the rotated keys are the same numbers as a full pass's."""
+        cos, sin = rotary_angles(pos, self.head_dim)
+        cos = cos.repeat_interleave(2, -1)
+        sin = torch.stack((-sin, sin), -1).flatten(-2)
+        cos = torch.stack((cos, cos, torch.ones_like(cos)), 1)[:, :, None]
+        return cos, torch.stack((sin, sin, torch.zeros_like(sin)), 1)[:, :, None]
+
+    def rotary_tables(self, upto: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step_tables`` for positions < P, P >= ``upto``: computed once, grown by doubling."""
         if self.rot_cos.shape[0] < upto:
             p = max(upto, 2 * self.rot_cos.shape[0], self.cfg.seq_len + 1)
-            cos, sin = rotary_angles(torch.arange(p, device=self.embed.weight.device), self.head_dim)
-            cos = cos.repeat_interleave(2, -1)
-            sin = torch.stack((-sin, sin), -1).flatten(-2)
-            self.rot_cos = torch.stack((cos, cos, torch.ones_like(cos)), 1)[:, :, None]
-            self.rot_sin = torch.stack((sin, sin, torch.zeros_like(sin)), 1)[:, :, None]
+            self.rot_cos, self.rot_sin = self.step_tables(torch.arange(p, device=self.embed.weight.device))
         return self.rot_cos, self.rot_sin
 
     def decode_step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
@@ -245,6 +255,19 @@ class TransformerModel(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block.step(x, cos, sin, cache.kv[i], slot, n)
         cache.pos = p + 1
+        return self.head(self.ln(x))
+
+    def decode_step_static(self, tokens: torch.Tensor, cache: KVCache, pos: torch.Tensor) -> torch.Tensor:
+        """``decode_step`` with fixed shapes and the position a (1,) device tensor, for CUDA graphs: the
+        tables come from ``pos`` in the graph, attention reads every slot with the unwritten ones masked.
+        Leaves ``cache.pos`` to the caller (a replay cannot advance a Python int)."""
+        cos, sin = self.step_tables(pos)
+        cos, sin = cos[0].to(cache.kv.dtype), sin[0].to(cache.kv.dtype)
+        written = torch.arange(cache.cap, device=pos.device) <= pos  # the ring is full once pos >= cap - 1
+        slot = pos % cache.cap
+        x = self.embed(tokens)
+        for i, block in enumerate(self.blocks):
+            x = block.step(x, cos, sin, cache.kv[i], slot, written)
         return self.head(self.ln(x))
 
     def flops_per_token(self, seq_len: int | None = None) -> float:

@@ -68,7 +68,8 @@ class Trainer:
         if not bool(torch.stack([p.isfinite().all() for p in self.s.raw_model.parameters()]).all()):  # one sync
             self.diverged("the weights are not finite")
         if self.main:
-            save_checkpoint(path, self.s.raw_model, self.s.meta, self.s.optimizer, self.s.scheduler)
+            save_checkpoint(path, self.s.raw_model, self.s.meta, self.s.optimizer, self.s.scheduler,
+                            self.s.scaler)
         self.last_save = time.perf_counter()
 
     def validate(self) -> float:
