@@ -198,15 +198,15 @@ def test_transformer_training_forward_has_no_graph_breaks():
 
 
 def test_compiled_run_resumes_exactly(bach_dataset, tmp_path, monkeypatch):
-    """--compile with --resume gives the uncompiled run's weights. Dynamo traces the model; its backend is
+    """--compile with --resume gives the uninterrupted compiled run's weights. Dynamo traces the model; its backend is
     "eager" here to keep CI fast on CPU (the inductor compile of each family is checked by hand, see
     docs/benchmarks.md)."""
     real = torch.compile
     monkeypatch.setattr(torch, "compile", lambda m, **kw: real(m, backend="eager"))
     torch._dynamo.reset()
-    kw = dict(max_steps=6, epochs=100, seq_len=16, dropout=0.0)
+    kw = dict(compile=True, max_steps=6, epochs=100, seq_len=16, dropout=0.0)
     full = train(tiny_cfg(bach_dataset, tmp_path, "transformer", run_name="full", **kw))
-    part = tiny_cfg(bach_dataset, tmp_path, "transformer", run_name="part", halt_after_steps=3, compile=True, **kw)
+    part = tiny_cfg(bach_dataset, tmp_path, "transformer", run_name="part", halt_after_steps=3, **kw)
     assert train(part).steps == 3
     part.halt_after_steps, part.resume = 0, True
     assert train(part).steps == full.steps == 6

@@ -125,7 +125,7 @@ class Attention(nn.Module):
              slot: int | torch.Tensor, n: int | torch.Tensor) -> torch.Tensor:
         """One token (B, 1, C), eval mode: rotate q and k with the precomputed tables, write k and v into
         the ring ``kv`` (B, 2, H, cap, D) at ``slot``, attend over its first ``n`` slots. Few kernels.
-        With ``slot`` a (1,) device tensor and ``n`` a (cap,) mask of the written slots, every shape is
+        With ``slot`` a (1,) device tensor and ``n`` a (1, cap) mask of the written slots, every shape is
         fixed (a CUDA graph can hold the step)."""
         b, _, c = x.shape
         qkv = self.qkv(x).view(b, 3, self.h, c // self.h)
@@ -263,7 +263,7 @@ class TransformerModel(nn.Module):
         Leaves ``cache.pos`` to the caller (a replay cannot advance a Python int)."""
         cos, sin = self.step_tables(pos)
         cos, sin = cos[0].to(cache.kv.dtype), sin[0].to(cache.kv.dtype)
-        written = torch.arange(cache.cap, device=pos.device) <= pos  # the ring is full once pos >= cap - 1
+        written = (torch.arange(cache.cap, device=pos.device) <= pos)[None]  # (1, cap); full once pos >= cap - 1
         slot = pos % cache.cap
         x = self.embed(tokens)
         for i, block in enumerate(self.blocks):
