@@ -198,9 +198,8 @@ def test_transformer_training_forward_has_no_graph_breaks():
 
 
 def test_compiled_run_resumes_exactly(bach_dataset, tmp_path, monkeypatch):
-    """--compile with --resume gives the uninterrupted compiled run's weights. Dynamo traces the model; its backend is
-    "eager" here to keep CI fast on CPU (the inductor compile of each family is checked by hand, see
-    docs/benchmarks.md)."""
+    """--compile with --resume gives the uninterrupted compiled run's weights. Dynamo traces the model; its
+    backend is "eager" here to keep CI fast on CPU (inductor itself is not exercised by this test)."""
     real = torch.compile
     monkeypatch.setattr(torch, "compile", lambda m, **kw: real(m, backend="eager"))
     torch._dynamo.reset()
