@@ -156,3 +156,68 @@ def test_ddp_two_processes_gloo_on_cpu(bach_dataset, tmp_path):
     assert state["meta"].world_size == 2
     vals = [v for _, _, v in state["meta"].progress.val_history]
     assert len(vals) == 2 and vals[1] < vals[0]
+
+
+def test_device_batches_are_the_dataloaders_batches():
+    """The loop's on-device batches: the same windows in the same order as DataLoader + sampler, from any
+    batch on (resume), every epoch."""
+    import numpy as np
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from musesynth.data.loader import DeviceBatches, WindowDataset
+
+    tokens = np.random.default_rng(0).integers(0, 300, 5000).astype(np.uint16)
+    ds = WindowDataset(tokens, 32, train=True, seed=3)
+    sampler = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=3)
+    loader = DataLoader(ds, batch_size=16, sampler=sampler)
+    fast = DeviceBatches(ds, sampler, 16, torch.device("cpu"))
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        ref = list(loader)
+        for skip in (0, 3):
+            got = list(fast.epoch(skip))
+            assert len(got) == len(ref) - skip
+            for (x, y), (rx, ry) in zip(got, ref[skip:]):
+                assert torch.equal(x, rx) and torch.equal(y, ry)
+
+
+def test_preset_large_sits_under_the_config_file_and_the_command_line():
+    from musesynth.models import build_model, count_params
+    from musesynth.training.config import resolve
+    from musesynth.training.setup import model_config
+
+    cfg = resolve({"lr": 1e-3}, {"preset": "large", "batch_size": 8})
+    assert (cfg.model, cfg.seq_len, cfg.precision, cfg.compile, cfg.lr, cfg.batch_size) == (
+        "transformer", 1024, "bf16", True, 1e-3, 8)
+    with torch.device("meta"):
+        n = count_params(build_model(model_config(cfg, 312)))
+    assert 45e6 < n < 65e6
+    with pytest.raises(MusesynthError, match="unknown preset"):
+        resolve({}, {"preset": "huge"})
+
+
+def test_transformer_training_forward_has_no_graph_breaks():
+    """What --compile (and the large preset's MFU) relies on: one graph for the Transformer's forward."""
+    from musesynth.models import ModelConfig, build_model
+
+    model = build_model(ModelConfig("transformer", 312, embed_dim=32, hidden_dim=64, num_layers=2, seq_len=16))
+    explanation = torch._dynamo.explain(model)(torch.randint(0, 312, (2, 16)))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_compiled_run_resumes_exactly(bach_dataset, tmp_path, monkeypatch):
+    """--compile with --resume gives the uninterrupted compiled run's weights. Dynamo traces the model; its
+    backend is "eager" here to keep CI fast on CPU (inductor itself is not exercised by this test)."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: real(m, backend="eager"))
+    torch._dynamo.reset()
+    kw = dict(compile=True, max_steps=6, epochs=100, seq_len=16, dropout=0.0)
+    full = train(tiny_cfg(bach_dataset, tmp_path, "transformer", run_name="full", **kw))
+    part = tiny_cfg(bach_dataset, tmp_path, "transformer", run_name="part", halt_after_steps=3, **kw)
+    assert train(part).steps == 3
+    part.halt_after_steps, part.resume = 0, True
+    assert train(part).steps == full.steps == 6
+    a, b = load_raw(tmp_path / "full" / "last.pt"), load_raw(tmp_path / "part" / "last.pt")
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-6, rtol=1e-5)

@@ -13,7 +13,7 @@ from musesynth.device import DEVICE_HELP
 from musesynth.models import FAMILIES
 from musesynth.models.config import FAMILY_DEFAULTS
 from musesynth.tokenize import ENCODINGS
-from musesynth.training.config import PRECISIONS, TrainConfig
+from musesynth.training.config import PRECISIONS, PRESETS, TrainConfig
 
 EXAMPLE = "musesynth train -d datasets/bach -m transformer --batch-size 32 --lr 1e-3 --max-time 600"
 MODEL_OPTIONS = [
@@ -62,6 +62,8 @@ def add_train_options(p: argparse.ArgumentParser, skip: frozenset[str] = frozens
         p.add_argument("-m", "--model", choices=FAMILIES, help=f"model family (default {_default('model')})")
     p.add_argument("--config", help="TOML file with training options (a [train] table or top-level keys); the "
                    "command line wins (default: none)")
+    p.add_argument("--preset", choices=list(PRESETS), help="named settings under the config file and the command "
+                   "line; large: a ~57M-parameter Transformer, context 1024, bf16, compiled (for a GPU; default: none)")
     p.add_argument("--encoding", choices=list(ENCODINGS), help="encoding when -d is a MIDI folder (default "
                    f"{_default('encoding')})")
     g = p.add_argument_group("model and optimisation (defaults: the reference design)")
@@ -82,6 +84,9 @@ def add_train_options(p: argparse.ArgumentParser, skip: frozenset[str] = frozens
     b.add_argument("--device", default=None, help=f"{DEVICE_HELP} (default auto)")
     b.add_argument("--precision", default=None, choices=PRECISIONS, help="autocast precision (default fp32)")
     b.add_argument("--compile", action="store_const", const=True, default=None, help="torch.compile the model")
+    b.add_argument("--deterministic", action="store_const", const=True, default=None,
+                   help="deterministic kernels, so a resumed CUDA run matches an uninterrupted one bit for bit "
+                   "(slower; CPU runs are deterministic already; default: off)")
     if "resume" not in skip:
         b.add_argument("--resume", action="store_const", const=True, default=None,
                        help="continue the run from its last.pt exactly (default: a new run)")

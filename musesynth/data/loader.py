@@ -13,6 +13,8 @@ per-token loss of the whole split.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -81,3 +83,25 @@ class WindowDataset(Dataset):
         x = torch.from_numpy(chunk[:-1].copy())
         y = torch.from_numpy(chunk[1:].copy())
         return x, y
+
+
+class DeviceBatches:
+    """A training ``WindowDataset``'s batches cut on the device itself: the whole split is copied there once
+    and each batch is one gather (start + 0..seq_len), so a step has no DataLoader collation, no worker
+    and no host-to-device copy. Same windows, same order, as a DataLoader over ``sampler`` (no augmentation:
+    that path keeps the DataLoader)."""
+
+    def __init__(self, ds: WindowDataset, sampler: Iterable[int], batch_size: int, device: torch.device) -> None:
+        if ds.augment is not None or not ds.train:
+            raise ValueError("DeviceBatches serves un-augmented training windows only")
+        self.ds, self.sampler, self.batch_size, self.device = ds, sampler, batch_size, device
+        self.tokens = torch.as_tensor(np.asarray(ds.tokens, dtype=np.int64)).to(device)
+        self.offsets = torch.arange(ds.seq_len + 1, device=device)
+
+    def epoch(self, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This epoch's (x, y) batches from batch ``skip`` on (call after ``set_epoch`` on ds and sampler)."""
+        order = np.fromiter(iter(self.sampler), dtype=np.int64)
+        starts = torch.as_tensor(self.ds.starts[order]).to(self.device)
+        for a in range(skip * self.batch_size, len(order), self.batch_size):
+            w = self.tokens[starts[a : a + self.batch_size, None] + self.offsets]
+            yield w[:, :-1], w[:, 1:]

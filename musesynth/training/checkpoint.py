@@ -64,7 +64,10 @@ class CheckpointMeta:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
-                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None) -> Path:
+                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+                    scaler: torch.amp.GradScaler | None = None) -> Path:
+    """Everything ``--resume`` needs to continue exactly: weights, optimizer, schedule, the fp16 loss scale
+    and every RNG (CPU, Python, NumPy and each CUDA device's)."""
     state: dict[str, Any] = {
         "format": FORMAT,
         "model": model.state_dict(),
@@ -79,6 +82,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
         state["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
         state["scheduler"] = scheduler.state_dict()
+    if scaler is not None and scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 

@@ -12,11 +12,22 @@ import tomllib
 from musesynth.errors import MusesynthError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+# Named starting points (``--preset``), applied under the config file and the command line.
+PRESETS: dict[str, dict[str, Any]] = {
+    # ~57M parameters at context 1024, shaped for GPU throughput (aim: >= 40% MFU on an H100-class GPU):
+    # wide matmuls (768 / 3072, 12 heads of 64 for flash attention), bf16 autocast, torch.compile (no graph
+    # breaks in the Transformer), fused AdamW (always on CUDA), no dropout (large corpora; raise it for small
+    # ones). Check the figure with benchmarks/train.py and the same sizes.
+    "large": {"model": "transformer", "seq_len": 1024, "embed_dim": 768, "hidden_dim": 3072, "num_layers": 8,
+              "num_heads": 12, "dropout": 0.0, "batch_size": 32, "lr": 6e-4, "warmup_steps": 500,
+              "precision": "bf16", "compile": True},
+}
 
 
 @dataclass
 class TrainConfig:
     dataset: str = ""
+    preset: str = ""  # a name in PRESETS: its values sit under the config file and the command line
     model: str = "gru"
     encoding: str = "chord"  # used when `dataset` is a raw MIDI folder
     # reference hyper-parameters
@@ -57,6 +68,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
     compile: bool = False
+    deterministic: bool = False  # deterministic kernels: bit-exact resume on CUDA, at some speed cost
     num_workers: int = 0
     out_dir: str = "training_checkpoints"
     run_name: str = ""
@@ -80,6 +92,8 @@ class TrainConfig:
         """Every range check of a training option, in one place (the CLI and the Python API both call it)."""
         from musesynth.models import FAMILIES
 
+        if self.preset and self.preset not in PRESETS:
+            raise MusesynthError(f"unknown preset '{self.preset}' (choose from: {', '.join(PRESETS)})")
         if self.model not in FAMILIES:
             raise MusesynthError(f"unknown model '{self.model}' (choose from: {', '.join(FAMILIES)})")
         if self.precision not in PRECISIONS:
@@ -149,6 +163,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def resolve(file_values: dict[str, Any], cli_values: dict[str, Any]) -> TrainConfig:
-    """Defaults, overridden by the config file, overridden by options given on the command line."""
+    """Defaults, overridden by a preset, by the config file, by options given on the command line."""
     merged = {**file_values, **{k: v for k, v in cli_values.items() if v is not None}}
-    return TrainConfig.from_dict(merged)
+    preset = merged.get("preset") or ""
+    if preset and preset not in PRESETS:
+        raise MusesynthError(f"unknown preset '{preset}' (choose from: {', '.join(PRESETS)})")
+    return TrainConfig.from_dict({**PRESETS.get(preset, {}), **merged})

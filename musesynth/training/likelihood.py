@@ -51,17 +51,17 @@ def split_loss(
     ds = WindowDataset(tokens, seq_len, train=False, pad_id=pad_id)
     idx = list(range(rank, len(ds), world))
     loader = DataLoader(torch.utils.data.Subset(ds, idx), batch_size=batch_size, shuffle=False)
-    stats = LossStats()
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # nll, tokens, correct: read once at the end
     for x, y in loader:
-        x, y = x.to(device), y.to(device)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits, _ = model(x)
         logits = logits.float()
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=pad_id,
                                reduction="sum")
         mask = y != pad_id
-        stats.nll_sum += float(loss)
-        stats.tokens += int(mask.sum())
-        stats.correct += int(((logits.argmax(-1) == y) & mask).sum())
+        sums += torch.stack([loss.double(), mask.sum().double(), ((logits.argmax(-1) == y) & mask).sum().double()])
+    nll, count, correct = sums.tolist()
+    stats = LossStats(nll, int(count), int(correct))
     model.train(was_training)
     return stats

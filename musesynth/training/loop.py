@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -63,10 +65,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ bookkeeping
     def save(self, path: Path) -> None:
-        if not all(p.isfinite().all() for p in self.s.raw_model.parameters()):
+        if not bool(torch.stack([p.isfinite().all() for p in self.s.raw_model.parameters()]).all()):  # one sync
             self.diverged("the weights are not finite")
         if self.main:
-            save_checkpoint(path, self.s.raw_model, self.s.meta, self.s.optimizer, self.s.scheduler)
+            save_checkpoint(path, self.s.raw_model, self.s.meta, self.s.optimizer, self.s.scheduler,
+                            self.s.scaler)
         self.last_save = time.perf_counter()
 
     def validate(self) -> float:
@@ -96,25 +99,31 @@ class Trainer:
                   f"{f' x{s.dist.world}' if s.dist.enabled else ''}")
 
     # ------------------------------------------------------------------ one step
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step; returns the loss as a device tensor: reading it (``.item()``) would make the
+        host wait for the device every step, so the loop reads it at log time (each step on CPU, where
+        reading costs nothing and a non-finite loss is caught before the update)."""
         s = self.s
         x, y = x.to(s.device, non_blocking=True), y.to(s.device, non_blocking=True)
         with torch.autocast(s.device.type, dtype=s.amp_dtype) if s.amp_dtype else nullcontext():
             logits, _ = s.model(x)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
                                ignore_index=s.data.enc.pad_id)
-        value = loss.item()
-        if not math.isfinite(value):
-            self.diverged(f"the loss is {value}")
+        if s.device.type == "cpu":
+            self.check_finite(loss.item())
         s.optimizer.zero_grad(set_to_none=True)
         s.scaler.scale(loss).backward()
         if self.cfg.grad_clip > 0:
             s.scaler.unscale_(s.optimizer)
-            torch.nn.utils.clip_grad_norm_(s.raw_model.parameters(), self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(s.raw_model.parameters(), self.cfg.grad_clip, foreach=True)
         s.scaler.step(s.optimizer)
         s.scaler.update()
         s.scheduler.step()
-        return value
+        return loss.detach()
+
+    def check_finite(self, value: float) -> None:
+        if not math.isfinite(value):
+            self.diverged(f"the loss is {value}")
 
     def diverged(self, what: str) -> None:
         """Stop with a clear error; nothing non-finite is saved, so last.pt/best.pt stay the last good ones."""
@@ -149,10 +158,8 @@ class Trainer:
                    f"/{c.epochs}"), disable=self.quiet, unit="step", leave=False)
         t_log, tok_log, loss_acc, n_acc = time.perf_counter(), 0, 0.0, 0
         reason = ""
-        for b, (x, y) in enumerate(s.loader):
-            if b < skip:
-                continue
-            loss_acc += self.step(x, y)
+        for b, (x, y) in enumerate(self.batches(skip), start=skip):
+            loss_acc = loss_acc + self.step(x, y)  # stays on the device until logged
             n_acc += 1
             p.step, p.batch_in_epoch = p.step + 1, b + 1
             p.tokens += x.numel() * s.dist.world
@@ -160,8 +167,10 @@ class Trainer:
             p.elapsed = time.perf_counter() - t_start
             bar.update(1)
             if p.step % c.log_every == 0 or b + 1 == s.steps_per_epoch:
+                loss = float(loss_acc) / n_acc  # the one host sync every log_every steps
+                self.check_finite(loss)
                 tps = tok_log / max(time.perf_counter() - t_log, 1e-9)
-                self._log_train(bar, loss_acc / n_acc, tps)
+                self._log_train(bar, loss, tps)
                 t_log, tok_log, loss_acc, n_acc = time.perf_counter(), 0, 0.0, 0
             if c.eval_every and p.step % c.eval_every == 0 and b + 1 < s.steps_per_epoch:
                 self.log_val(self.validate())
@@ -174,6 +183,13 @@ class Trainer:
                 self.save(self.last_path)
         bar.close()
         return reason
+
+    def batches(self, skip: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This epoch's batches from ``skip`` on: cut on the device when possible, else from the DataLoader
+        (augmentation), whose skipped batches are drawn and dropped so the rest stay the same."""
+        if self.s.batches is not None:
+            return self.s.batches.epoch(skip)
+        return itertools.islice(iter(self.s.loader), skip, None)
 
     def _log_train(self, bar: tqdm, loss: float, tps: float) -> None:
         s, p = self.s, self.p

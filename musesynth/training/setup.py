@@ -19,7 +19,7 @@ from musesynth.data.augment import Augmenter, WindowAugmenter
 from musesynth.data.cache import cached_dataset
 from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_split, load_vocab
 from musesynth.data.fim import Chain, FimTransform
-from musesynth.data.loader import WindowDataset
+from musesynth.data.loader import DeviceBatches, WindowDataset
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model, count_params
 from musesynth.tokenize import Encoding, encoding_from_vocab, key_token_ids
@@ -47,6 +47,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def use_deterministic_kernels() -> None:
+    """Bit-identical reruns and resumes on CUDA: deterministic kernels (cuBLAS with a fixed workspace,
+    cuDNN without autotuning, sort-based embedding/scatter backward). Costs speed (measure it with
+    benchmarks/train.py); ops without a deterministic CUDA kernel only warn."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -127,6 +137,7 @@ class TrainSetup:
     train_ds: WindowDataset
     sampler: DistributedSampler
     loader: DataLoader
+    batches: DeviceBatches | None  # the same batches cut on the device (None with augmentation)
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
@@ -152,7 +163,8 @@ def _loader(cfg: TrainConfig, data: TrainData, dist: distributed.DistInfo, devic
     loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         drop_last=False, generator=torch.Generator().manual_seed(cfg.seed),
                         pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
-    return ds, sampler, loader
+    batches = None if augment is not None else DeviceBatches(ds, sampler, cfg.batch_size, device)
+    return ds, sampler, loader, batches
 
 
 def key_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
@@ -175,13 +187,15 @@ def scheduled_steps(cfg: TrainConfig, steps_per_epoch: int, world: int) -> int:
 
 
 def _resume(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: Any) -> Progress:
+            scheduler: Any, scaler: torch.amp.GradScaler) -> Progress:
     """Load what --resume continues from; any damage in it is a one-line error naming the file."""
     path = state["meta"].path
     load_weights(model, state["model"], path)
     try:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state and scaler.is_enabled():
+            scaler.load_state_dict(state["scaler"])
         restore_rng(state)
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
         raise MusesynthError(f"cannot resume from {path}: damaged optimizer, schedule or RNG state "
@@ -205,16 +219,19 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
     if amp_dtype is torch.float16 and device.type != "cuda":
         raise MusesynthError("--precision fp16 needs a CUDA device (use bf16 on CPU)")
 
+    if cfg.deterministic:
+        use_deterministic_kernels()
     seed_everything(cfg.seed)
     raw_model = build_model(mcfg).to(device)
-    train_ds, sampler, loader = _loader(cfg, data, dist, device)
+    train_ds, sampler, loader, batches = _loader(cfg, data, dist, device)
     total_steps = scheduled_steps(cfg, len(loader), dist.world)
     optimizer = torch.optim.AdamW(_param_groups(raw_model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95),
                                   fused=device.type == "cuda")
     scheduler = warmup_cosine(optimizer, cfg.warmup_steps, total_steps, cfg.min_lr_ratio)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     progress = Progress()
     if resume_state is not None:
-        progress = _resume(resume_state, raw_model, optimizer, scheduler)
+        progress = _resume(resume_state, raw_model, optimizer, scheduler, scaler)
         if not cfg.time_budget_only:
             resize(scheduler, total_steps)  # a longer --max-steps/--epochs on resume lengthens the schedule
 
@@ -224,6 +241,5 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
     meta = CheckpointMeta(model_config=mcfg, vocab=vocab, train_config=cfg.to_dict(), dataset=str(data.dataset_dir),
                           num_params=count_params(raw_model), world_size=dist.world, progress=progress,
                           key_prior=key_prior(data.enc, data.train_tokens))
-    return TrainSetup(cfg, device, dist, data, raw_model, model, train_ds, sampler, loader, optimizer, scheduler,
-                      torch.amp.GradScaler(enabled=amp_dtype is torch.float16), amp_dtype, total_steps, progress,
-                      meta)
+    return TrainSetup(cfg, device, dist, data, raw_model, model, train_ds, sampler, loader, batches, optimizer,
+                      scheduler, scaler, amp_dtype, total_steps, progress, meta)
