@@ -70,7 +70,7 @@ def main() -> None:
     print(f"device {device} ({torch.get_num_threads()} threads), batch 1, {args.tokens} tokens after a "
           f"{args.prefix}-token primer, best of {args.repeat}")
     print(f"{'model':34s}{'params':>12s}{'context':>9s}{'tokens/s':>10s}{'ms/token':>10s}")
-    rows = [("shipped bach (meter, transformer)", shipped, enc, meta.model_config.seq_len),
+    rows = [(f"shipped bach (meter, {meta.family})", shipped, enc, meta.model_config.seq_len),
             ("benchmark default (chord)", default, chord, 100)]
     with torch.no_grad():
         for name, model, e, ctx in rows:
