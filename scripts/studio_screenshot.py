@@ -36,7 +36,7 @@ def main() -> int:
             browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(server.url)
-            expect(page.locator("#model-info")).to_contain_text("transformer")
+            expect(page.locator("#model-info")).to_contain_text("parameters")
             page.select_option("#corpus-piece", args.piece)
             expect(page.locator("#primer-info")).to_contain_text("primer:")
             page.fill("#length", "300")
