@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import symusic
@@ -91,6 +92,11 @@ def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | tup
         ax.set_xlim(0, float((on + dur).max()) + 0.5)
     if boundary_beats is not None:
         ax.axvline(boundary_beats, color="red", linestyle="--", linewidth=1.2, label="primer ends")
+    return _finish(fig, ax, title, png_path)
+
+
+def _finish(fig: Any, ax: Any, title: str, png_path: Path) -> Path:
+    """The axes, title, grid and legend both piano rolls share; the figure saved."""
     ax.set_xlabel("time (beats)")
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
@@ -120,11 +126,4 @@ def _span_roll(score: symusic.Score, png_path: Path, span: tuple[float, float], 
         ax.set_xlim(0, float((on + dur).max()) + 0.5)
     for x in span:
         ax.axvline(x, color="red", linestyle="--", linewidth=1.2)
-    ax.set_xlabel("time (beats)")
-    ax.set_ylabel("MIDI pitch")
-    ax.set_title(title)
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    save_png(fig, png_path)
-    return png_path
+    return _finish(fig, ax, title, png_path)
