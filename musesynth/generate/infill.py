@@ -34,11 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from musesynth.atomic import atomic_write, atomic_write_json
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.generate.render import piano_roll, render_wav
-from musesynth.generate.run import OUTPUT_SUFFIXES, check_soundfont, checkpoint_or_shipped
+from musesynth.generate.run import OUTPUT_SUFFIXES, check_soundfont, checkpoint_or_shipped, write_outputs
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
@@ -267,30 +265,11 @@ def run_infill(opt: InfillOptions) -> list[dict[str, Any]]:
 
 def _write(enc: Encoding, q: dict[str, Any], base: Path, info: dict[str, Any], opt: InfillOptions) -> dict[str, Any]:
     score = enc.score_of(q)  # type: ignore[attr-defined]
-    mid, wav, png = (base.parent / (base.name + x) for x in (".mid", ".wav", ".png"))
-    info.update(midi=str(mid), wav=None, png=None)
-    written: list[Path] = []
-    try:
-        written.append(atomic_write(mid, lambda tmp: Path(tmp).write_bytes(score.dumps_midi())))
-        if opt.wav:
-            why = render_wav(mid, wav, opt.soundfont)
-            if why:
-                info["wav_skipped"] = why
-            else:
-                info["wav"] = str(wav)
-                written.append(wav)
-        if opt.png:
-            s = opt.sampling
-            title = f"{info['model']} | {Path(info['input']).name} bars {info['bars']} | T={s.temperature} " \
-                    f"k={s.top_k} p={s.top_p} seed={opt.seed}"
-            written.append(piano_roll(score, png, tuple(info["span_beats"]), title))
-            info["png"] = str(png)
-        atomic_write_json(base.parent / (base.name + ".json"), info)
-    except OSError as exc:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise MusesynthError(f"cannot write {base.name} in {base.parent}: {exc.strerror or exc}") from None
-    return info
+    s = opt.sampling
+    title = f"{info['model']} | {Path(info['input']).name} bars {info['bars']} | T={s.temperature} " \
+            f"k={s.top_k} p={s.top_p} seed={opt.seed}"
+    return write_outputs(score, base, info, opt.soundfont if opt.wav else False, title if opt.png else None,
+                         tuple(info["span_beats"]))
 
 
 def summarize(results: list[dict[str, Any]]) -> str:

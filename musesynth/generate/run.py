@@ -219,23 +219,33 @@ def _write_piece(enc: Encoding, seq: np.ndarray, primer: np.ndarray, boundary: f
         "generation_seconds": round(dt, 3), "encoding": enc.name,
     }
     info.update(enc.header_info(seq))  # key, and with the meter encoding composer, meter and tempo
+    title = f"{meta.family} | {shown(primer_path.name) if primer_path else 'no primer'} | " \
+            f"T={opt.sampling.temperature} k={opt.sampling.top_k} p={opt.sampling.top_p} seed={opt.seed}"
+    return write_outputs(score, base, info, opt.soundfont if opt.wav else False, title if opt.png else None,
+                         boundary)
+
+
+def write_outputs(score: symusic.Score, base: Path, info: dict[str, Any], soundfont: str | None | bool,
+                  png_title: str | None, marks: float | tuple[float, float] | None) -> dict[str, Any]:
+    """``base``.mid, .wav (``soundfont`` False: none), .png (``png_title`` None: none; ``marks`` where the
+    primer ends or the infilled span) and the .json sidecar ``info``, which gains their paths. On an
+    OSError (a full disk) what was written is removed: no piece is left without its sidecar."""
+    info.update(midi=str(_with(base, ".mid")), wav=None, png=None)
     written: list[Path] = []
     try:
         written.append(atomic_write(_with(base, ".mid"), lambda tmp: Path(tmp).write_bytes(score.dumps_midi())))
-        if opt.wav:
-            why = render_wav(_with(base, ".mid"), _with(base, ".wav"), opt.soundfont)
-            info["wav"] = None if why else str(_with(base, ".wav"))
+        if soundfont is not False:
+            why = render_wav(_with(base, ".mid"), _with(base, ".wav"), soundfont)
             if why:
                 info["wav_skipped"] = why
             else:
+                info["wav"] = str(_with(base, ".wav"))
                 written.append(_with(base, ".wav"))
-        if opt.png:
-            title = f"{meta.family} | {shown(primer_path.name) if primer_path else 'no primer'} | " \
-                    f"T={opt.sampling.temperature} k={opt.sampling.top_k} p={opt.sampling.top_p} seed={opt.seed}"
-            written.append(piano_roll(score, _with(base, ".png"), boundary, title))
+        if png_title is not None:
+            written.append(piano_roll(score, _with(base, ".png"), marks, png_title))
             info["png"] = str(_with(base, ".png"))
         atomic_write_json(_with(base, ".json"), info)
-    except OSError as exc:  # a full disk: leave no piece without its sidecar
+    except OSError as exc:
         for p in written:
             p.unlink(missing_ok=True)
         raise MusesynthError(f"cannot write {base.name} in {base.parent}: {exc.strerror or exc}") from None

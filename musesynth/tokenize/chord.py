@@ -90,16 +90,7 @@ class ChordEncoding(GridEncoding):
         onset, pitch, dur = onset[keep], pitch[keep], dur[keep]
         dur = np.minimum(end_at_restrike(onset, pitch, dur), self.max_dur)
 
-        t_step = np.rint(n.tempo_time * scale).astype(np.int64)
-        t_bin = np.abs(np.log(n.tempo_bpm)[:, None] - np.log(self.tempos)[None, :]).argmin(1)
-        order = np.argsort(t_step, kind="stable")
-        t_step, t_bin = t_step[order], t_bin[order]
-        last_at_step = np.ones(t_step.size, bool)
-        last_at_step[:-1] = t_step[1:] != t_step[:-1]
-        t_step, t_bin = t_step[last_at_step], t_bin[last_at_step]
-        if t_step.size == 0 or t_step[0] > 0:
-            default = int(np.abs(np.log(self.tempos) - np.log(120.0)).argmin())
-            t_step, t_bin = np.r_[0, t_step], np.r_[default, t_bin]
+        t_step, t_bin = self._tempo_map(n.tempo_time, n.tempo_bpm, scale)
         last_onset = onset.max() if onset.size else 0
         inside = t_step <= last_onset
         t_step, t_bin = t_step[inside], t_bin[inside]

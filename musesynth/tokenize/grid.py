@@ -41,6 +41,21 @@ class GridEncoding(Encoding):
         self.tempo_bin_of = np.where(self.is_tempo, ids - self.tempo0, 0)
         return ids
 
+    def _tempo_map(self, time: np.ndarray, bpm: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """Tempo changes as (grid step, tempo bin): in time order, the last of several at one step, and a
+        tempo at step 0 (120 BPM where the file sets none there)."""
+        t_step = np.rint(time * scale).astype(np.int64)
+        t_bin = np.abs(np.log(bpm)[:, None] - np.log(self.tempos)[None, :]).argmin(1)
+        order = np.argsort(t_step, kind="stable")
+        t_step, t_bin = t_step[order], t_bin[order]
+        last_at_step = np.ones(t_step.size, bool)
+        last_at_step[:-1] = t_step[1:] != t_step[:-1]
+        t_step, t_bin = t_step[last_at_step], t_bin[last_at_step]
+        if t_step.size == 0 or t_step[0] > 0:
+            default = int(np.abs(np.log(self.tempos) - np.log(120.0)).argmin())
+            t_step, t_bin = np.r_[0, t_step], np.r_[default, t_bin]
+        return t_step, t_bin
+
     def transpose_table(self, semitones: int) -> np.ndarray:
         """Moves every NOTE token; -1 where a note would leave the piano range."""
         table = np.arange(len(self.vocab))

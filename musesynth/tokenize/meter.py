@@ -441,16 +441,7 @@ class MeterEncoding(GridEncoding):
         inside[0] = True
         ts_step, ts_idx = ts_step[inside], ts_idx[inside]
 
-        t_step = np.rint(n.tempo_time * scale).astype(np.int64)
-        t_bin = np.abs(np.log(n.tempo_bpm)[:, None] - np.log(self.tempos)[None, :]).argmin(1)
-        order = np.argsort(t_step, kind="stable")
-        t_step, t_bin = t_step[order], t_bin[order]
-        last_at_step = np.ones(t_step.size, bool)
-        last_at_step[:-1] = t_step[1:] != t_step[:-1]
-        t_step, t_bin = t_step[last_at_step], t_bin[last_at_step]
-        if t_step.size == 0 or t_step[0] > 0:
-            default = int(np.abs(np.log(self.tempos) - np.log(120.0)).argmin())
-            t_step, t_bin = np.r_[0, t_step], np.r_[default, t_bin]
+        t_step, t_bin = self._tempo_map(n.tempo_time, n.tempo_bpm, scale)
         t_step = np.where(t_step > 0, t_step + shift, 0)  # the tempo at the very start is the header's
         inside = t_step <= last_onset
         t_step, t_bin = t_step[inside], t_bin[inside]
