@@ -1,7 +1,7 @@
 """Measured control (issue 11): pieces generated with --composer/--key/--tempo against what was asked.
 
     python benchmarks/control.py -c RUN [-d DATASET] [--per-cell 4] [--keys "C major" "G major" "D minor" "A minor"]
-        [--tempos 70 100 130] [--length 600] [--json control.json]
+        [--tempos 70 100 130] [--length 600] [--key-strength 0] [--json control.json]
 
 For every composer the checkpoint knows and every key given, ``--per-cell`` pieces are generated from
 ``BOS COMPOSER KEY`` with the header tempo forced (tempos in rotation). The composer classifier is trained
@@ -40,6 +40,9 @@ def main() -> None:
     ap.add_argument("-t", "--temperature", type=float, default=1.0)
     ap.add_argument("-k", "--top-k", type=int, default=0)
     ap.add_argument("-p", "--top-p", type=float, default=1.0)
+    ap.add_argument("--repeat-bias", type=float, default=Sampling.repeat_bias)
+    ap.add_argument("--key-strength", type=float, default=Sampling.key_strength,
+                    help="log-odds taken from out-of-key notes (generate --key-strength)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json")
@@ -50,10 +53,12 @@ def main() -> None:
     real = [(c, t) for c, t in real if c is not None]
     requests = _requests(list(enc.composers), [parse_key(k) for k in a.keys], a.tempos, a.per_cell)
     t0 = time.perf_counter()
-    seqs = generate_controlled(model, enc, requests, a.length, Sampling(a.temperature, a.top_k, a.top_p), a.seed)
+    seqs = generate_controlled(model, enc, requests, a.length, Sampling(a.temperature, a.top_k, a.top_p, a.repeat_bias,
+                                                                              a.key_strength).validate(), a.seed)
     r = control_report(enc, requests, seqs, real, a.seed)
     r.update(checkpoint=meta.path, held_out_pieces=len(real), generation_seconds=round(time.perf_counter() - t0, 1),
-             length=a.length, sampling={"temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p})
+             length=a.length, sampling={"temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,
+                                                        "repeat_bias": a.repeat_bias, "key_strength": a.key_strength})
     print(format_control(r))
     if a.json:
         with open(a.json, "w") as fh:

@@ -21,6 +21,7 @@ import torch
 from musesynth.atomic import atomic_write
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
+from musesynth.generate.controls import HeaderTempo, apply_controls, check_controls
 from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.midi_out import daw_ready
 from musesynth.generate.run import check_fits, checkpoint_or_shipped, primer_ids
@@ -64,20 +65,25 @@ def load_model(path: str | Path | None = None, device: str = "auto") -> Model:
 def generate(model: Model | None = None, primer: str | Path | None = None, length: int = 512, *,
              primer_tokens: int | None = None, primer_seconds: float | None = None, num_samples: int = 1,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-             key: str | None = None, repeat_bias: float = Sampling.repeat_bias) -> list[Piece]:
+             key: str | None = None, composer: str | None = None, tempo: float | None = None,
+             repeat_bias: float = Sampling.repeat_bias, key_strength: float = Sampling.key_strength) -> list[Piece]:
     """New pieces: each continues ``primer`` (a MIDI file; None: from nothing) by up to ``length`` tokens.
-    Scores are DAW-ready like the CLI's: the primer's meter, a piano track, a marker where generation starts."""
+    Scores are DAW-ready like the CLI's: the primer's meter, a piano track, a marker where generation starts.
+    ``key``, ``composer`` and ``tempo`` (BPM) are `musesynth generate`'s --key, --composer and --tempo."""
     if primer_seconds is not None and not primer_seconds > 0:
         raise MusesynthError(f"primer_seconds must be positive (got {primer_seconds})")
     model = model or load_model()
     enc, seq_len = model.encoding, model.meta.model_config.seq_len
-    sampling = Sampling(temperature, top_k, top_p, repeat_bias).validate(len(enc.vocab))
+    sampling = Sampling(temperature, top_k, top_p, repeat_bias, key_strength).validate(len(enc.vocab))
     path = Path(primer) if primer is not None else None
     ids = primer_ids(enc, path, primer_tokens, primer_seconds, seq_len)
     rows = primer_rows(enc, ids, parse_requested_key(enc, key), model.meta.key_prior, num_samples, seed)
-    check_fits(rows, seq_len)
+    tempo_token = check_controls(enc, composer, tempo)
+    rows = check_fits(apply_controls(enc, rows, composer, tempo, model.meta.composer_prior, seed), seq_len)
+    device = next(model.net.parameters()).device
+    force = HeaderTempo(enc, tempo_token, rows, device) if tempo_token is not None else None
     seqs = _sample(model.net, rows, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed, seq_len=seq_len,
-                   repeats=enc.repeat_spec())
+                   repeats=enc.repeat_spec(), keys=enc.key_spec(), constraint=force)
     boundary = enc.end_beats(ids) if path is not None else None
     meter_source = path if enc.name != "meter" else None  # the meter encoding writes the meter it read
     return [Piece(s, daw_ready(enc.decode(s), meter_source, boundary), rows.shape[1]) for s in seqs]

@@ -16,6 +16,7 @@ from musesynth.data.build import build_dataset
 from musesynth.data.dataset import load_pieces
 from musesynth.data.fim import FimTransform
 from musesynth.tokenize import encoding_from_vocab, get_encoding
+from musesynth.training.checkpoint import load_model
 from musesynth.training.config import TrainConfig
 from musesynth.training.loop import train
 
@@ -133,6 +134,13 @@ def test_controls_round_trip_from_dataset_to_generated_piece(infill_run, tmp_pat
         assert (info["composer"], info["key"]) == ("palestrina", "G major") and abs(info["tempo"] - 90) < 3
         tempos = symusic.Score(info["midi"]).tempos.numpy()
         assert abs(60e6 / tempos["mspq"][0] - info["tempo"]) < 0.5
+    # without --composer each piece still gets one, drawn from the training corpus' shares the checkpoint keeps
+    _, _, meta = load_model(infill_run / "gru")
+    assert meta.composer_prior is not None and sum(meta.composer_prior) == pytest.approx(1.0)
+    free = tmp_path / "free"
+    assert main(["generate", "-c", str(infill_run / "gru"), "-n", "30", "--num-samples", "4", "--no-wav", "--no-png",
+                 "-q", "-o", str(free)]) == 0
+    assert {json.loads(f.read_text())["composer"] for f in free.glob("*.json")} <= {"bach", "palestrina"}
 
 
 @pytest.mark.parametrize("extra, message", [

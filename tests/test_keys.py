@@ -65,3 +65,39 @@ def test_key_on_a_model_without_key_tokens_is_a_clear_error(bach_dataset, tmp_pa
                       hidden_dim=16, num_layers=1, batch_size=8, max_steps=2, tensorboard=False, quiet=True))
     assert main(["generate", "-c", str(tmp_path / "gru"), "--key", "D major", "-o", str(tmp_path / "o")]) == 2
     assert "--key needs a model whose encoding has key tokens" in capsys.readouterr().err
+
+
+def test_key_bias_takes_odds_from_out_of_key_notes_only():
+    from musesynth.generate.key_guide import key_bias
+    from musesynth.tokenize import get_encoding
+
+    enc = get_encoding("meter")
+    spec = enc.key_spec()
+    rows = np.array([enc.set_key([enc.bos_id], 7, "major"), enc.set_key([enc.bos_id], 9, "minor")])
+    bias = key_bias(spec, rows, 2.0)
+    notes = spec.pitch_class >= 0
+    assert bias.shape == (2, len(enc.vocab)) and (bias[:, ~notes] == 0).all()
+    g_major, a_minor = {7, 9, 11, 0, 2, 4, 6}, {9, 11, 0, 2, 4, 5, 7, 6, 8}  # A minor with F# and G#
+    for row, scale in ((0, g_major), (1, a_minor)):
+        inside = np.isin(spec.pitch_class, sorted(scale)) & notes
+        assert (bias[row, inside] == 0).all() and (bias[row, notes & ~inside] == -2.0).all()
+    assert key_bias(spec, rows, 0.0) is None and key_bias(None, rows, 2.0) is None
+    assert key_bias(spec, np.array([[enc.bos_id]]), 2.0) is None  # no key in the header: nothing to guide
+
+
+def test_key_strength_keeps_the_notes_in_the_asked_key(meter_run, tmp_path):
+    """At a strength no logit can overcome, every note token drawn lies in the key of its sample's header
+    (two samples, two keys, one batch); the CLI option reaches the sampler and a bad value is a one-line error."""
+    from musesynth.generate.sampling import Sampling, generate
+
+    model, enc, _ = load_model(meter_run)
+    rows = np.array([enc.set_key([enc.bos_id], 3, "major"), enc.set_key([enc.bos_id], 4, "minor")])
+    seqs = generate(model, rows, 300, 2, Sampling(key_strength=20), enc.grammar(), enc.eos_id, seed=0, seq_len=64,
+                    keys=enc.key_spec())
+    scales = ({3, 5, 7, 8, 10, 0, 2}, {4, 6, 7, 9, 11, 0, 1, 2, 3})  # Eb major; E minor with C# and D#
+    for seq, scale in zip(seqs, scales):
+        pcs = {int(enc.pitch_of[t]) % 12 for t in seq if enc.is_note[t]}
+        assert len(pcs) >= 3 and pcs <= scale
+    free = generate(model, rows[:1], 300, 1, Sampling(), enc.grammar(), enc.eos_id, seed=0, seq_len=64)[0]
+    assert {int(enc.pitch_of[t]) % 12 for t in free if enc.is_note[t]} - scales[0]  # unguided, it strays
+    assert main(["generate", "-c", str(meter_run), "--key-strength", "-1", "-o", str(tmp_path / "bad")]) == 2

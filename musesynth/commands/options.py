@@ -30,10 +30,13 @@ def add_sampling_options(p: argparse.ArgumentParser, short: bool = True) -> None
     g.add_argument("--repeat-bias", type=float, default=d.repeat_bias,
                    help="models with repeat marks (meter encoding): log-odds added to the marks, i.e. how readily "
                         "a passage repeats an earlier one (0: the model's own rate; default %(default)s)")
+    g.add_argument("--key-strength", type=float, default=d.key_strength,
+                   help="models with key tokens (meter encoding): log-odds taken from notes outside the piece's key, "
+                        "i.e. how firmly it stays in the key asked for (0: the model's own; default %(default)s)")
 
 
 def sampling_from_args(args: argparse.Namespace) -> Sampling:
-    return Sampling(args.temperature, args.top_k, args.top_p, args.repeat_bias).validate()
+    return Sampling(args.temperature, args.top_k, args.top_p, args.repeat_bias, args.key_strength).validate()
 
 
 def add_device_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:

@@ -85,7 +85,7 @@ def generate_controlled(model: torch.nn.Module, enc: Encoding, requests: list[tu
                          for i in idx])
         force = HeaderTempo(enc, enc.tempo_token_id(bpm), rows, device)  # type: ignore[attr-defined]
         out = generate(model, rows, length, len(idx), sampling, enc.grammar(), enc.eos_id, seed,
-                       seq_len=model.cfg.seq_len, repeats=enc.repeat_spec(), constraint=force)
+                       seq_len=model.cfg.seq_len, repeats=enc.repeat_spec(), constraint=force, keys=enc.key_spec())
         for i, s in zip(idx, out):
             seqs[i] = s
     return seqs  # type: ignore[return-value]

@@ -24,6 +24,7 @@ from musesynth.evaluate.musicality import (
     repetition_summary,
     two_sample_report,
 )
+from musesynth.generate.controls import apply_controls
 from musesynth.generate.keys import primer_rows
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.tokenize import Encoding
@@ -132,14 +133,15 @@ def held_out_pieces(enc: Encoding, dataset: Path, split: str, max_tokens: int, l
 
 
 def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int, seed: int,
-                     sampling: Sampling, key_prior: list[float] | None = None, exact_repeats: bool = True
-                     ) -> tuple[list[Piece], list[tuple[int, str] | None]]:
-    """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys from the prior),
-    and the key each was asked for (None without key tokens)."""
+                     sampling: Sampling, key_prior: list[float] | None = None, exact_repeats: bool = True,
+                     composer_prior: list[float] | None = None) -> tuple[list[Piece], list[tuple[int, str] | None]]:
+    """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys and composers from
+    the priors), and the key each was asked for (None without key tokens)."""
     rows = primer_rows(enc, np.array([enc.bos_id]), None, key_prior, n, seed)
+    rows = apply_controls(enc, rows, None, None, composer_prior, seed)
     seqs = generate(model, rows, length, num_samples=n, sampling=sampling, grammar=enc.grammar(),
                     eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len,
-                    repeats=enc.repeat_spec() if exact_repeats else None)
+                    repeats=enc.repeat_spec() if exact_repeats else None, keys=enc.key_spec())
     key_of = getattr(enc, "key_of", lambda s: None)
     return [piece_from_score(enc.decode(s)) for s in seqs], [key_of(s) for s in seqs]
 
@@ -171,7 +173,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         result.infill = infill_vs_continuation(model, enc, load_pieces(ds, opt.split), seq_len, dev, bars)
     if opt.samples > 0:
         gen, asked = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior,
-                               exact_repeats=not opt.free_repeats)
+                                       exact_repeats=not opt.free_repeats, composer_prior=meta.composer_prior)
         ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=max(opt.samples, 64))
         result.music_stats = compare(ref, gen)
         result.music_stats_mean_distance = mean_distance(result.music_stats)

@@ -26,13 +26,30 @@ def check_controls(enc: Encoding, composer: str | None, tempo: float | None) -> 
     return enc.tempo_token_id(tempo) if tempo is not None else None  # type: ignore[attr-defined]
 
 
-def apply_controls(enc: Encoding, rows: np.ndarray, composer: str | None, tempo: float | None) -> np.ndarray:
-    """Primer rows with the composer inserted and a header tempo (if the primer has one) replaced."""
-    if composer is None and tempo is None:
-        return rows
+def draw_composers(enc: Encoding, rows: np.ndarray, prior: list[float] | None, seed: int) -> list[str | None]:
+    """A composer for each row that has none, for models trained with composer tokens (every training piece
+    had one, so a header without one is unlike anything the model saw): drawn from the training
+    corpus' shares (``prior``; uniform for checkpoints saved without it). None where the row has one or
+    the model knows no composers."""
+    names = tuple(getattr(enc, "composers", ()))
+    if not names:
+        return [None] * len(rows)
+    p = np.asarray(prior if prior is not None and len(prior) == len(names) else np.ones(len(names)), float)
+    drawn = np.random.default_rng([seed, 25]).choice(len(names), size=len(rows), p=p / p.sum())
+    return [None if enc.composer_of(r) is not None else names[d]  # type: ignore[attr-defined]
+            for r, d in zip(rows, drawn)]
+
+
+def apply_controls(enc: Encoding, rows: np.ndarray, composer: str | None, tempo: float | None,
+                   prior: list[float] | None = None, seed: int = 0) -> np.ndarray:
+    """Primer rows with the composer inserted (asked for, or drawn by ``draw_composers``) and a header
+    tempo (if the primer has one) replaced."""
     out = [np.asarray(r, np.int64) for r in rows]
-    if composer is not None:
-        out = [enc.set_composer(r, composer) for r in out]  # type: ignore[attr-defined]
+    names = [composer] * len(out) if composer is not None else draw_composers(enc, rows, prior, seed)
+    if not any(names) and tempo is None:
+        return rows
+    if any(names):
+        out = [enc.set_composer(r, c) if c else r for r, c in zip(out, names)]  # type: ignore[attr-defined]
     if tempo is not None:
         out = [enc.set_tempo(r, tempo) for r in out]  # type: ignore[attr-defined]
     return np.stack(out)

@@ -164,12 +164,13 @@ def run_generate(opt: GenerateOptions, log=print,
             log(f"skipped: {exc}")
             continue
         rows = primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed)
-        rows = check_fits(apply_controls(enc, rows, opt.composer, opt.tempo), seq_len)
+        rows = check_fits(apply_controls(enc, rows, opt.composer, opt.tempo, meta.composer_prior, opt.seed), seq_len)
         force = HeaderTempo(enc, tempo_token, rows, device) if tempo_token is not None else None
         t0 = time.perf_counter()
         seqs = generate(model, rows, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id, opt.seed,
                         use_cache=not opt.no_cache, seq_len=seq_len,
-                        repeats=None if opt.free_repeats else enc.repeat_spec(), constraint=force)
+                        repeats=None if opt.free_repeats else enc.repeat_spec(), constraint=force,
+                        keys=enc.key_spec())
         dt = time.perf_counter() - t0
         boundary = enc.end_beats(ids) if primer_path is not None else None
         stem = os.fsdecode(primer_path.stem) if primer_path is not None else "unconditioned"

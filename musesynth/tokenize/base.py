@@ -49,6 +49,16 @@ class RepeatSpec:
     after_copy: np.ndarray
 
 
+@dataclass(frozen=True)
+class KeySpec:
+    """Per-token tables for key-guided sampling: the key a KEY token names (mode * 12 + tonic pitch
+    class, mode 0 major / 1 minor; -1: not a key token) and the pitch class a note token sounds (-1:
+    not a note)."""
+
+    key_of: np.ndarray
+    pitch_class: np.ndarray
+
+
 class Encoding(ABC):
     """MIDI <-> integer ids. Sequences produced by ``encode`` start with BOS and end with EOS."""
 
@@ -101,6 +111,10 @@ class Encoding(ABC):
 
     def repeat_spec(self) -> RepeatSpec | None:
         """Tables for exact bar repeats at sampling time; None for encodings without repeat tokens."""
+        return None
+
+    def key_spec(self) -> KeySpec | None:
+        """Tables for key-guided sampling; None for encodings without a key token."""
         return None
 
     def encode_file(self, path: str | Path) -> np.ndarray:

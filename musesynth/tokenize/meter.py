@@ -80,7 +80,7 @@ import numpy as np
 import symusic
 
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.tokenize.base import RepeatSpec, check_token_budget, transition_matrix
+from musesynth.tokenize.base import KeySpec, RepeatSpec, check_token_budget, transition_matrix
 from musesynth.tokenize.grid import GridEncoding
 from musesynth.tokenize.midi_io import (
     PIANO_HIGH,
@@ -596,6 +596,10 @@ class MeterEncoding(GridEncoding):
                           is_bar=self.token_type == T_BAR, is_mark=np.isin(self.token_type, (T_REPEAT, T_RUN)),
                           skip=np.isin(self.token_type, (T_TIMESIG, T_REPEAT, T_RUN)),
                           after_copy=np.isin(self.token_type, (T_BAR, T_EOS)))
+
+    def key_spec(self) -> KeySpec:
+        return KeySpec(key_of=np.where(self.token_type == T_KEY, self.key_index_of, -1),
+                       pitch_class=np.where(self.is_note, self.pitch_of % 12, -1))
 
     # ------------------------------------------------------------------ decode
     def _timeline(self, ids: np.ndarray | list[int]) -> dict[str, Any]:

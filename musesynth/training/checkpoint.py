@@ -35,6 +35,7 @@ class CheckpointMeta:
     world_size: int = 1
     progress: Progress = field(default_factory=Progress)
     key_prior: list[float] | None = None  # share of each KEY token in the training data (keyed encodings)
+    composer_prior: list[float] | None = None  # share of each COMPOSER token in the training data
     path: str = ""  # where it was loaded from (not stored)
 
     @property
@@ -47,6 +48,7 @@ class CheckpointMeta:
             "vocab_fingerprint": self.vocab.fingerprint, "train_config": self.train_config,
             "dataset": self.dataset, "num_params": self.num_params, "world_size": self.world_size,
             "progress": self.progress.to_dict(), "key_prior": self.key_prior,
+            "composer_prior": self.composer_prior,
         })
 
     @classmethod
@@ -57,7 +59,8 @@ class CheckpointMeta:
                 model_config=ModelConfig.from_dict(d["model_config"]), vocab=Vocabulary.from_dict(d["vocab"]),
                 train_config=dict(d.get("train_config", {})), dataset=str(d.get("dataset", "")),
                 num_params=int(d.get("num_params", 0)), world_size=int(d.get("world_size", 1)),
-                progress=Progress.from_dict(d.get("progress", {})), key_prior=d.get("key_prior"), path=path,
+                progress=Progress.from_dict(d.get("progress", {})), key_prior=d.get("key_prior"),
+                composer_prior=d.get("composer_prior"), path=path,
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MusesynthError(f"damaged checkpoint {path}: bad metadata ({type(exc).__name__}: {exc})") from None

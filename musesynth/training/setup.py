@@ -178,6 +178,17 @@ def key_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
     return (counts / counts.sum()).tolist() if counts.sum() else None
 
 
+def composer_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
+    """How often each composer token occurs in the training split (one per piece): generation without
+    ``--composer`` draws each piece's composer from it."""
+    first = getattr(enc, "composer0", None)
+    n = len(getattr(enc, "composers", ()))
+    if first is None or not n:
+        return None
+    counts = np.bincount(tokens, minlength=len(enc.vocab))[first : first + n].astype(float)
+    return (counts / counts.sum()).tolist() if counts.sum() else None
+
+
 def scheduled_steps(cfg: TrainConfig, steps_per_epoch: int, world: int) -> int:
     if cfg.max_steps:
         return cfg.max_steps
@@ -240,6 +251,7 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     meta = CheckpointMeta(model_config=mcfg, vocab=vocab, train_config=cfg.to_dict(), dataset=str(data.dataset_dir),
                           num_params=count_params(raw_model), world_size=dist.world, progress=progress,
-                          key_prior=key_prior(data.enc, data.train_tokens))
+                          key_prior=key_prior(data.enc, data.train_tokens),
+                          composer_prior=composer_prior(data.enc, data.train_tokens))
     return TrainSetup(cfg, device, dist, data, raw_model, model, train_ds, sampler, loader, batches, optimizer,
                       scheduler, scaler, amp_dtype, total_steps, progress, meta)
