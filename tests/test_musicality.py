@@ -218,3 +218,18 @@ def test_key_match_counts_pieces_in_the_key_they_were_asked_for():
     r = key_match([c_major] * 4, [(0, "major"), (9, "minor"), (2, "major"), None])
     assert r["asked"] == 3
     assert r["match"] == pytest.approx(1 / 3) and r["same_signature"] == pytest.approx(2 / 3)
+
+
+def test_the_cadence_cue_names_the_key_a_piece_closes_in():
+    """A C major piece that spends most of its time in G (F sharps) before its closing cadence: the
+    pitch-class histogram alone says G major; with the final bass (C) it is C major."""
+    g_major = [67, 71, 74, 78, 79, 74, 71, 66, 67, 69, 71, 74] * 2  # G-major arpeggios and the F# leading tone
+    onset, pitch, dur = list(range(len(g_major))), list(g_major), [1.0] * len(g_major)
+    for t, chord in zip(range(24, 28), [[48, 64, 67, 72], [53, 65, 69, 72], [55, 62, 67, 71], [48, 64, 67, 72]]):
+        onset += [t] * 4
+        pitch += chord
+        dur += [3.0] * 4
+    piece = make_piece(onset, pitch, np.array(dur))
+    assert key_name(*estimate_key(piece)[:2]) == "G major"
+    assert key_name(*estimate_key(piece, cadence=True)[:2]) == "C major"
+    assert key_name(*estimate_key(c_major_cadence(), cadence=True)[:2]) == "C major"  # agrees when KS is right

