@@ -116,6 +116,27 @@ def test_filters():
     assert torch.isinf(filter_logits(logits, Sampling(), allowed)[0, 0])
 
 
+class _NoConstraint:
+    """A constraint that narrows nothing: sends the sampler down its boolean-mask path."""
+
+    def allowed(self, allowed, prev):
+        return allowed
+
+    def advance(self, tok):
+        pass
+
+
+@pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.7, top_k=20, top_p=0.9)])
+def test_the_additive_grammar_path_draws_the_masked_paths_tokens(sampling):
+    torch.manual_seed(2)
+    model = build_model(ModelConfig("gru", 312, embed_dim=16, hidden_dim=32, num_layers=1)).eval()
+    enc = get_encoding("chord")
+    args = dict(num_samples=4, sampling=sampling, grammar=enc.grammar(), eos_id=enc.eos_id, seed=5)
+    fast = generate(model, [enc.bos_id], 200, **args)
+    masked = generate(model, [enc.bos_id], 200, constraint=_NoConstraint(), **args)
+    assert all(np.array_equal(a, b) for a, b in zip(fast, masked))
+
+
 def test_every_sampled_sequence_decodes_and_obeys_the_grammar():
     torch.manual_seed(1)
     model = build_model(ModelConfig("lstm", 312, embed_dim=16, hidden_dim=32, num_layers=1)).eval()

@@ -66,7 +66,9 @@ class Sampling:
 
 def filter_logits(logits: torch.Tensor, s: Sampling, allowed: torch.Tensor | None = None) -> torch.Tensor:
     """(B, V) logits -> logits with disallowed / filtered tokens at -inf."""
-    logits = logits.float() / max(s.temperature, 1e-6)
+    logits = logits.float()
+    if s.temperature != 1.0:
+        logits = logits / max(s.temperature, 1e-6)
     if allowed is not None:
         logits = logits.masked_fill(~allowed, float("-inf"))
     if s.top_k and s.top_k < logits.shape[-1]:
@@ -115,6 +117,10 @@ class Decoder:
         self.device = next(model.parameters()).device
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.grammar = torch.as_tensor(grammar, device=self.device) if grammar is not None else None
+        # the grammar as log-odds (0 / -inf): one indexed add per step where no copier or constraint narrows
+        # the mask further, the same numbers as masking the tokens out
+        self.grammar_add = None if self.grammar is None else \
+            torch.zeros(self.grammar.shape, device=self.device).masked_fill_(~self.grammar, float("-inf"))
         self.eos_id, self.use_cache, self.seq_len = eos_id, use_cache, seq_len
         self.is_transformer = hasattr(model, "blocks")
         seq = torch.as_tensor(np.asarray(primer, np.int64), device=self.device)
@@ -142,12 +148,15 @@ class Decoder:
 
     @torch.no_grad()
     def step(self) -> torch.Tensor:
-        allowed = self.grammar[self.prev] if self.grammar is not None else None
-        if self.copier is not None:
-            allowed = self.copier.allowed(allowed)
-        if self.constraint is not None:
-            allowed = self.constraint.allowed(allowed, self.prev)
         last = self.last if self.bias is None else self.last.float() + self.bias
+        if self.copier is None and self.constraint is None and self.grammar_add is not None:
+            last, allowed = last + self.grammar_add[self.prev], None
+        else:
+            allowed = self.grammar[self.prev] if self.grammar is not None else None
+            if self.copier is not None:
+                allowed = self.copier.allowed(allowed)
+            if self.constraint is not None:
+                allowed = self.constraint.allowed(allowed, self.prev)
         probs = filter_logits(last, self.sampling, allowed).softmax(-1)
         tok = torch.multinomial(probs, 1, generator=self.gen).squeeze(1)
         if self.copier is not None:

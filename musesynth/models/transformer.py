@@ -53,6 +53,7 @@ class KVCache:
 
     def __init__(self, kv: torch.Tensor, pos: int) -> None:
         self.kv, self.pos = kv, pos
+        self.weights: list[tuple[torch.Tensor, ...]] | None = None  # the model's, packed for one-token steps
 
     @property
     def cap(self) -> int:
@@ -245,17 +246,49 @@ class TransformerModel(nn.Module):
             self.rot_cos, self.rot_sin = self.step_tables(torch.arange(p, device=self.embed.weight.device))
         return self.rot_cos, self.rot_sin
 
+    def packed_weights(self) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer (ln1 w, b, qkv W^T, b, out W^T, b, ln2 w, b, fc W^T, b, proj W^T, b), then (ln w, b,
+        head W^T): the one-token step's weights, transposed once per decoding session (a ``KVCache``)
+        so each matmul is one ``addmm`` on a contiguous (in, out) matrix, called without nn.Module
+        dispatch (measured on 2 CPU cores, 4 layers of 256: 3.2 -> see docs/benchmarks.md)."""
+        def t(w: torch.Tensor) -> torch.Tensor:
+            return w.detach().t().contiguous()
+
+        layers = []
+        for b in self.blocks:
+            fc, proj = b.mlp[0], b.mlp[2]
+            layers.append((b.ln1.weight, b.ln1.bias, t(b.attn.qkv.weight), b.attn.qkv.bias, t(b.attn.out.weight),
+                           b.attn.out.bias, b.ln2.weight, b.ln2.bias, t(fc.weight), fc.bias, t(proj.weight), proj.bias))
+        return [*layers, (self.ln.weight, self.ln.bias, t(self.head.weight))]
+
     def decode_step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """One token per row (B, 1) -> logits (B, 1, V), eval mode, keys/values written in place."""
+        """One token per row (B, 1) -> logits (B, 1, V), eval mode, keys/values written in place. The
+        arithmetic of ``Block.step``, written out on packed weights: batch-1 decoding on a CPU is bound by
+        per-call overhead, not by the matmuls."""
+        if cache.weights is None:
+            cache.weights = self.packed_weights()
         p = cache.pos
         cos_t, sin_t = self.rotary_tables(p + 1)
         cos, sin = cos_t[p].to(cache.kv.dtype), sin_t[p].to(cache.kv.dtype)
         slot, n = p % cache.cap, min(p + 1, cache.cap)
-        x = self.embed(tokens)
-        for i, block in enumerate(self.blocks):
-            x = block.step(x, cos, sin, cache.kv[i], slot, n)
+        x = F.embedding(tokens[:, 0], self.embed.weight)
+        b, c = x.shape
+        h = self.cfg.num_heads
+        d = c // h
+        shape = (c,)
+        for i, (l1w, l1b, wqkv, bqkv, wo, bo, l2w, l2b, w1, b1, w2, b2) in enumerate(cache.weights[:-1]):
+            kv = cache.kv[i]
+            qkv = torch.addmm(bqkv, F.layer_norm(x, shape, l1w, l1b), wqkv).view(b, 3, h, d)
+            swapped = qkv.view(b, 3, h, d // 2, 2).flip(-1).view(b, 3, h, d)
+            qkv = torch.addcmul(qkv * cos, swapped, sin)  # v's rows of the tables are cos 1, sin 0
+            kv[:, :, :, slot] = qkv[:, 1:]
+            y = F.scaled_dot_product_attention(qkv[:, 0, :, None], kv[:, 0, :, :n], kv[:, 1, :, :n])
+            x = torch.addmm(x, y.view(b, c), wo).add_(bo)
+            hid = F.gelu(torch.addmm(b1, F.layer_norm(x, shape, l2w, l2b), w1))
+            x = torch.addmm(x, hid, w2).add_(b2)
+        lw, lb, head = cache.weights[-1]
         cache.pos = p + 1
-        return self.head(self.ln(x))
+        return torch.mm(F.layer_norm(x, shape, lw, lb), head)[:, None]
 
     def decode_step_static(self, tokens: torch.Tensor, cache: KVCache, pos: torch.Tensor) -> torch.Tensor:
         """``decode_step`` with fixed shapes and the position a (1,) device tensor, for CUDA graphs: the
