@@ -116,6 +116,17 @@ def test_filters():
     assert torch.isinf(filter_logits(logits, Sampling(), allowed)[0, 0])
 
 
+def test_draw_is_torch_multinomial():
+    from musesynth.generate.sampling import draw
+
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    for i in range(500):
+        logits = torch.randn(1 + i % 4, 40 + i % 300) * (1 + i % 5)
+        logits[:, : i % 30] = float("-inf")
+        p = logits.softmax(-1)
+        assert torch.equal(torch.multinomial(p, 1, generator=g1).squeeze(1), draw(p, g2))
+
+
 class _NoConstraint:
     """A constraint that narrows nothing: sends the sampler down its boolean-mask path."""
 

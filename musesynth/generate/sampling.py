@@ -84,6 +84,13 @@ def filter_logits(logits: torch.Tensor, s: Sampling, allowed: torch.Tensor | Non
     return logits
 
 
+def draw(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One token per row of (B, V) ``probs``: exactly ``torch.multinomial(probs, 1, generator=gen)`` (the
+    same draws: PyTorch's one-sample path is this exponential race, argmax(p / q), q ~ Exp(1)) without
+    its input checks, which cost a dozen kernels and two host syncs per step (on a GPU, a stall)."""
+    return probs.div(torch.empty_like(probs).exponential_(1, generator=gen)).argmax(-1)
+
+
 @contextlib.contextmanager
 def _one_token_backend(device: torch.device) -> Iterator[None]:
     """On CPU, oneDNN's LSTM kernel spends longer setting up a one-token step than computing it
@@ -158,7 +165,7 @@ class Decoder:
             if self.constraint is not None:
                 allowed = self.constraint.allowed(allowed, self.prev)
         probs = filter_logits(last, self.sampling, allowed).softmax(-1)
-        tok = torch.multinomial(probs, 1, generator=self.gen).squeeze(1)
+        tok = draw(probs, self.gen)
         if self.copier is not None:
             tok = self.copier.force(tok, self.hist)
         if self.constraint is not None:
