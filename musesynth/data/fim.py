@@ -1,12 +1,19 @@
 """Fill-in-the-middle (FIM) reordering of training windows, on bar lines, for encodings with infill tokens.
 
 A share ``rate`` of windows is rewritten from ``prefix middle suffix`` to
-``prefix HOLE suffix FILL middle FILL_END``, where the middle is 1 to ``max_bars`` whole bars of one
-piece (it may end at the piece's EOS) and the suffix runs to the end of that piece or of the window;
-what follows the piece stays after FILL_END. The window keeps its length: the 3 added tokens are
-taken from its start (the far past of the prefix). Every token is still a training target, so one
-model learns both jobs: the untouched windows (and every prefix) teach continuation, the reordered
-ones teach writing bars that must lead into a known future.
+``HOLE suffix FILL prefix middle FILL_END`` (the suffix-prefix-middle order, "SPM", of Bavarian et al.
+2022), where the middle is 1 to ``max_bars`` whole bars of one piece (it may end at the piece's EOS) and
+the suffix runs to the end of that piece or of the window; what follows the piece stays after FILL_END.
+The window keeps its length: the 3 added tokens are taken from the suffix's far end (as `musesynth
+infill` cuts a suffix to fit), or from the prefix's start when the suffix is that short. Every token is
+still a training target, so one model learns both jobs: the untouched windows (and every prefix) teach
+continuation, the reordered ones teach writing bars that must lead into a known future.
+
+Why SPM and not prefix-suffix-middle: in SPM the middle follows its prefix directly, exactly as in a
+continuation, and the suffix is read first as the goal to reach. In PSM a recurrent model (the shipped
+family) must carry the music just before the span across the whole suffix: measured on the classical
+corpus after 800 steps, an LSTM trained with PSM scored the span *worse* when it saw the suffix (1.113
+nats/token) than when it merely continued (1.089).
 
 Why this ordering and not anticipation-style interleaving: the bar-aware encoding already cuts the
 music into whole bars, so a span of bars moved after its suffix is exact (no note is cut in two), the
@@ -45,8 +52,12 @@ class FimTransform:
         m = int(ends[min(int(rng.integers(1, self.max_bars + 1)), ends.size) - 1])
         eos = np.flatnonzero(window[m:] == self.eos)
         e = m + int(eos[0]) + 1 if eos.size else window.size
-        out = np.r_[window[:s], self.hole, window[m:e], self.fill, window[s:m], self.fill_end, window[e:]]
-        return out[3:]
+        prefix, suffix = window[:s], window[m:e]
+        if suffix.size > 3:
+            suffix = suffix[:-3]
+        else:
+            prefix = prefix[3:]
+        return np.r_[self.hole, suffix, self.fill, prefix, window[s:m], self.fill_end, window[e:]]
 
 
 class Chain:

@@ -4,7 +4,7 @@ For spans of ``span_bars`` bars at 1/4, 1/2 and 3/4 of each piece (pieces with r
 span's tokens are scored twice by the same model:
 
 - **continuation**: ``prefix middle`` - the middle after the prefix, as when continuing a primer;
-- **infill**: ``prefix HOLE suffix FILL middle FILL_END`` - the middle after the prefix *and* the suffix.
+- **infill**: ``HOLE suffix FILL prefix middle FILL_END`` - the middle after the suffix *and* the prefix.
 
 The prefix is the same tail of the piece in both, and prefix + suffix are cut to fit the model's context
 exactly as `musesynth infill` cuts them, so the difference is only what the suffix tells the model.
@@ -52,7 +52,7 @@ def infill_vs_continuation(model: nn.Module, enc: Encoding, pieces: list[np.ndar
             if middle.size + 8 > seq_len // 2:
                 continue
             prompt = infill_prompt(enc, span, seq_len, middle.size + 1)
-            prefix = prompt[: int(np.flatnonzero(prompt == enc.hole_id)[0])]  # type: ignore[attr-defined]
+            prefix = prompt[int(np.flatnonzero(prompt == enc.fill_id)[0]) + 1 :]  # type: ignore[attr-defined]
             if prefix.size == 0:
                 continue
             fim = np.r_[prompt, middle, enc.fill_end_id]  # type: ignore[attr-defined]

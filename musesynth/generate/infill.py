@@ -13,7 +13,7 @@ The contract (``tests/test_infill.py`` checks it):
   note held over S is dropped (one pitch cannot sound twice in MIDI). Fermatas in the span are the model's.
   In a pickup bar (bar 1 of a piece with an upbeat) new notes start no earlier than the input's first note.
 
-How: a model trained with fill-in-the-middle windows (``data.fim``) reads ``prefix HOLE suffix FILL`` and
+How: a model trained with fill-in-the-middle windows (``data.fim``) reads ``HOLE suffix FILL prefix`` and
 writes the middle until ``FILL_END``. The sampler allows only the middle's own tokens (bar lines,
 positions, notes, durations, phrase marks: the span keeps the input's meter and tempo), exactly as many
 bar lines as the span has bars, and ``FILL_END`` only after the last one; a fill the token budget cuts
@@ -114,14 +114,14 @@ def fill_budget(span: Span, seq_len: int, max_tokens: int | None) -> int:
 
 
 def infill_prompt(enc: Encoding, span: Span, seq_len: int, budget: int) -> np.ndarray:
-    """``prefix HOLE suffix FILL``: the prefix's end and the suffix's start, shared fairly, so that the prompt
+    """``HOLE suffix FILL prefix``: the suffix's start and the prefix's end, shared fairly, so that the prompt
     and the fill's budget fit the model's context."""
     prefix, suffix = span.ids[: span.s], span.ids[span.m :]
     room = max(seq_len - budget - 2, 2)
     q = min(suffix.size, room // 2)
     p = min(prefix.size, room - q)
     q = min(suffix.size, room - p)
-    return np.r_[prefix[prefix.size - p :], enc.hole_id, suffix[:q], enc.fill_id]  # type: ignore[attr-defined]
+    return np.r_[enc.hole_id, suffix[:q], enc.fill_id, prefix[prefix.size - p :]]  # type: ignore[attr-defined]
 
 
 class FillConstraint:

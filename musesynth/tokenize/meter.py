@@ -365,8 +365,8 @@ class MeterEncoding(GridEncoding):
 
     # ------------------------------------------------------------------ infilling
     def natural_order(self, ids: np.ndarray | list[int]) -> np.ndarray:
-        """A fill-in-the-middle sequence ``prefix HOLE suffix FILL middle FILL_END ...`` back in time order
-        (``prefix middle suffix ...``); other sequences unchanged. Stray infill tokens are dropped."""
+        """A fill-in-the-middle sequence ``HOLE suffix FILL prefix middle FILL_END ...`` (``data.fim``) back in
+        time order (``prefix middle suffix ...``); other sequences unchanged. Stray infill tokens are dropped."""
         ids = np.asarray(ids, np.int64)
         if not self.infill:
             return ids
@@ -377,7 +377,7 @@ class MeterEncoding(GridEncoding):
             f = int(fill[fill > h][0])
             end = np.flatnonzero(ids[f:] == self.fill_end_id)
             e = f + int(end[0]) if end.size else ids.size
-            ids = np.r_[ids[:h], ids[f + 1 : e], ids[h + 1 : f], ids[e + 1 :]]
+            ids = np.r_[ids[:h], ids[f + 1 : e], ids[h + 1 : f], ids[e + 1 :]]  # prefix + middle, suffix, rest
         return ids[~np.isin(ids, [self.hole_id, self.fill_id, self.fill_end_id])]
 
     # ------------------------------------------------------------------ encode
