@@ -17,6 +17,9 @@ from conftest import make_score, scale_melody
 
 from musesynth.cli import main
 from musesynth.generate.midi_out import GENERATED_MARKER
+from musesynth.generate.run import GenerateOptions
+from musesynth.generate.sampling import Sampling
+from musesynth.studio.jobs import options_from_request
 
 
 def call(url: str, path: str, data: bytes | dict | None = None, headers: dict[str, str] | None = None
@@ -92,6 +95,9 @@ BAD_REQUESTS = [
     ({"model": "run/tiny-gru", "temperature": "nan"}, "finite"),
     ({"model": "run/tiny-gru", "top_p": 0}, "--top-p"),
     ({"model": "run/tiny-gru", "key": "H major"}, "unknown key"),
+    ({"model": "run/tiny-gru", "repeat_bias": 50}, "--repeat-bias must be a number in [-20, 20] (got 50.0)"),
+    ({"model": "run/tiny-gru", "key_strength": -1}, "--key-strength must be a number in [0, 20] (got -1.0)"),
+    ({"model": "run/tiny-gru", "key_strength": "firm"}, "key strength must be a number (got 'firm')"),
     ({"model": "run/tiny-gru", "primer": "upload/../../etc/passwd"}, "primer is gone"),
 ]
 
@@ -102,6 +108,13 @@ def test_a_bad_generate_request_is_one_line(body, message, studio_url):
     status, answer = call(url, "/api/generate", body)
     assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
     assert studio.jobs.all() == []
+
+
+def test_repeat_bias_and_key_strength_reach_the_options():
+    base = GenerateOptions(checkpoint="x")
+    opt = options_from_request({"repeat_bias": "0", "key_strength": 2.5}, base)
+    assert (opt.sampling.repeat_bias, opt.sampling.key_strength) == (0.0, 2.5) and opt.checkpoint == "x"
+    assert options_from_request({"repeat_bias": "", "key_strength": None}, base).sampling == Sampling()
 
 
 def test_host_paths_and_jobs_that_do_not_exist(studio_url):
@@ -147,8 +160,10 @@ def test_a_corpus_piece_primes(studio_url, tiny_midi_dir):
     status, piece = call(url, "/api/corpus", {"name": "a/piece01.mid"})
     assert status == 200 and piece["notes"] > 0
     assert call(url, "/api/corpus", {"name": "../secret.mid"})[0] == 400
-    job = wait(url, call(url, "/api/generate", {"model": "run/tiny-gru", "primer": piece["id"], "length": 10})[1]["id"])
+    request = {"model": "run/tiny-gru", "primer": piece["id"], "length": 10, "repeat_bias": 0, "key_strength": "2"}
+    job = wait(url, call(url, "/api/generate", request)[1]["id"])
     assert job["state"] == "done" and job["result"]["primer_tokens"] > 1
+    assert (job["request"]["repeat_bias"], job["request"]["key_strength"]) == (0.0, 2.0)
 
 
 def test_studio_command_errors_are_one_line(tmp_path, capsys):

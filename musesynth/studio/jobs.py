@@ -85,7 +85,9 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
     opt = replace(base, length=length, primer_seconds=seconds or None, seed=_number(body, "seed", int, d.seed),
                   key=key, sampling=Sampling(_number(body, "temperature", float, s.temperature),
                                              _number(body, "top_k", int, s.top_k),
-                                             _number(body, "top_p", float, s.top_p)))
+                                             _number(body, "top_p", float, s.top_p),
+                                             _number(body, "repeat_bias", float, s.repeat_bias),
+                                             _number(body, "key_strength", float, s.key_strength)))
     opt.validate()
     return opt
 
