@@ -61,7 +61,8 @@ def test_options_list_the_shipped_model_the_runs_and_the_corpus(studio_url, tiny
     ids = [m["id"] for m in o["models"]]
     assert ids[0] == "shipped/bach" and "run/tiny-gru" in ids
     assert len(o["corpus"]) == 12 and len(o["keys"]) == 24
-    assert call(url, "/api/model?id=run/tiny-gru")[1]["keyed"] is False
+    gru = call(url, "/api/model?id=run/tiny-gru")[1]
+    assert gru["keyed"] is False and gru["composers"] == [] and gru["tempo"] is None and gru["infill"] is False
     assert call(url, "/api/model?id=shipped/bach")[1]["keyed"] is True
     assert call(url, "/")[1].startswith(b"<!doctype html>")
 
@@ -99,6 +100,8 @@ BAD_REQUESTS = [
     ({"model": "run/tiny-gru", "key_strength": -1}, "--key-strength must be a number in [0, 20] (got -1.0)"),
     ({"model": "run/tiny-gru", "key_strength": "firm"}, "key strength must be a number (got 'firm')"),
     ({"model": "run/tiny-gru", "primer": "upload/../../etc/passwd"}, "primer is gone"),
+    ({"model": "run/tiny-gru", "composer": "bach"}, "need a model trained on the meter encoding"),
+    ({"model": "run/tiny-gru", "tempo": 90}, "need a model trained on the meter encoding"),
 ]
 
 
@@ -186,3 +189,29 @@ def test_the_page_ships_with_the_package():
 
     assert PAGE.is_file() and b"/api/generate" in PAGE.read_bytes()
     assert "studio/static/*" in (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+
+
+def test_a_composer_model_offers_its_composers_and_tempo(control_url):
+    url, _ = control_url
+    info = call(url, "/api/model?id=run/tiny-infill")[1]
+    assert info["composers"] == ["bach", "palestrina"] and info["infill"] is True and info["encoding"] == "meter"
+    assert info["tempo"][0] < 60 < 180 < info["tempo"][1]
+    request = {"model": "run/tiny-infill", "composer": "palestrina", "tempo": "90", "length": 30, "seed": 2}
+    asked, drawn = (wait(url, call(url, "/api/generate", r)[1]["id"])
+                    for r in (request, {**request, "composer": "", "tempo": ""}))
+    assert asked["state"] == drawn["state"] == "done", (asked, drawn)
+    assert (asked["request"]["composer"], asked["request"]["tempo"]) == ("palestrina", 90.0)
+    assert asked["result"]["composer"] == "palestrina" and abs(asked["result"]["tempo"] - 90) < 3
+    assert drawn["request"]["composer"] is None and drawn["result"]["composer"] in ("bach", "palestrina")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"composer": "mozart"}, "unknown composer 'mozart' (known: bach, palestrina)"),
+    ({"tempo": 999}, "unknown tempo 999 BPM (known: "),
+    ({"tempo": "fast"}, "tempo must be a number (got 'fast')"),
+], ids=["composer", "tempo", "not-a-number"])
+def test_unknown_controls_are_refused_before_a_job(extra, message, control_url):
+    url, studio = control_url
+    status, answer = call(url, "/api/generate", {"model": "run/tiny-infill", **extra})
+    assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
+    assert studio.jobs.all() == []

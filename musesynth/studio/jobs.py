@@ -47,7 +47,8 @@ class Job:
             r = self.result
             out["result"] = {
                 "name": Path(r["midi"]).name, "notes": r["notes"], "seconds": r["seconds"], "key": r.get("key"),
-                "primer_tokens": r["primer_tokens"], "generated_tokens": r["generated_tokens"],
+                "composer": r.get("composer"), "tempo": r.get("tempo"), "primer_tokens": r["primer_tokens"],
+                "generated_tokens": r["generated_tokens"],
                 "generation_seconds": r["generation_seconds"], "wav_skipped": r.get("wav_skipped"),
                 "files": {k: f"/files/{self.id}/{k}" for k in KINDS if self.file(k) is not None},
             }
@@ -82,12 +83,12 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
     key = str(body.get("key") or "").strip() or None
     if key is not None:
         parse_key(key)  # its spelling now; whether the model knows keys, when the job loads it
+    composer = str(body.get("composer") or "").strip() or None  # None: drawn from the training corpus' shares
+    sampling = Sampling(_number(body, "temperature", float, s.temperature), _number(body, "top_k", int, s.top_k),
+                        _number(body, "top_p", float, s.top_p), _number(body, "repeat_bias", float, s.repeat_bias),
+                        _number(body, "key_strength", float, s.key_strength))
     opt = replace(base, length=length, primer_seconds=seconds or None, seed=_number(body, "seed", int, d.seed),
-                  key=key, sampling=Sampling(_number(body, "temperature", float, s.temperature),
-                                             _number(body, "top_k", int, s.top_k),
-                                             _number(body, "top_p", float, s.top_p),
-                                             _number(body, "repeat_bias", float, s.repeat_bias),
-                                             _number(body, "key_strength", float, s.key_strength)))
+                  key=key, composer=composer, tempo=_number(body, "tempo", float, None), sampling=sampling)
     opt.validate()
     return opt
 

@@ -28,9 +28,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from musesynth.errors import MusesynthError
+from musesynth.generate.controls import check_controls
 from musesynth.generate.run import GenerateOptions
 from musesynth.generate.sampling import Sampling
-from musesynth.studio.catalog import KEYS, Corpus, ModelEntry, list_models, model_info
+from musesynth.studio.catalog import KEYS, Corpus, ModelEntry, list_models, model_encoding, model_info
 from musesynth.studio.jobs import MAX_LENGTH, JobQueue, options_from_request
 from musesynth.studio.uploads import MAX_UPLOAD_BYTES, describe, save_upload
 
@@ -98,8 +99,10 @@ class Studio:
                                primer=str(self.primers[primer_id]) if primer_id else None,
                                soundfont=self.soundfont, device=self.device)
         opt = options_from_request(body, base)
+        check_controls(model_encoding(model), opt.composer, opt.tempo)  # a one-line refusal now, not in the job
         label = {"model": body.get("model"), "primer": primer_id.split("/", 1)[1] if primer_id else None,
                  "primer_seconds": opt.primer_seconds, "length": opt.length, "key": opt.key, "seed": opt.seed,
+                 "composer": opt.composer, "tempo": opt.tempo,
                  "temperature": opt.sampling.temperature, "top_k": opt.sampling.top_k, "top_p": opt.sampling.top_p,
                  "repeat_bias": opt.sampling.repeat_bias, "key_strength": opt.sampling.key_strength}
         return self.jobs.submit(replace(opt, num_samples=1), label).public()
