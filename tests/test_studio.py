@@ -215,3 +215,52 @@ def test_unknown_controls_are_refused_before_a_job(extra, message, control_url):
     status, answer = call(url, "/api/generate", {"model": "run/tiny-infill", **extra})
     assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
     assert studio.jobs.all() == []
+
+
+def test_rewriting_bars_of_a_corpus_piece_keeps_the_rest(control_url, tiny_midi_dir):
+    url, studio = control_url
+    _, piece = call(url, "/api/corpus", {"name": "a/piece01.mid"})
+    request = {"model": "run/tiny-infill", "primer": piece["id"], "mode": "rewrite", "bars_first": 2, "bars_last": "3",
+               "seed": 1, "top_k": 20}
+    job = wait(url, call(url, "/api/generate", request)[1]["id"])
+    assert job["state"] == "done", job
+    r = job["result"]
+    assert job["request"]["bars"] == r["bars"] == "2-3" and r["name"].startswith("piece01_infill2-3_gru_seed1")
+    assert r["notes"] > 0 and "new_notes" in r and {"mid", "png"} <= r["files"].keys()
+    assert call(url, r["files"]["png"])[1][:4] == b"\x89PNG"
+    out = symusic.Score.from_midi(call(url, r["files"]["mid"] + "?download=1")[1]).to("quarter")
+    src = symusic.Score(str(tiny_midi_dir / "a" / "piece01.mid")).to("quarter")
+    first_bar = sorted((round(n.time, 3), n.pitch) for t in src.tracks for n in t.notes if n.time < 4)
+    assert sorted((round(n.time, 3), n.pitch) for t in out.tracks for n in t.notes if n.time < 4) == first_bar
+
+
+REWRITE_ERRORS = [
+    ({"primer": None}, "rewriting bars needs a primer"),
+    ({"mode": "remix"}, "mode must be 'continue' or 'rewrite'"),
+    ({"bars_first": ""}, "give the first bar to rewrite"),
+    ({"bars_first": "x"}, "bars first must be a whole number (got 'x')"),
+    ({"bars_first": 0}, "bars 0-3: bars count from 1"),
+    ({"bars_first": 3, "bars_last": 2}, "bars 3-2: bars count from 1 and the last may not come before the first"),
+    ({"bars_last": 999}, "bars 2-999: a/piece01.mid has only "),
+    ({"key": "D major", "tempo": 90}, "key and tempo cannot be chosen when rewriting bars"),
+    ({"top_p": 2}, "--top-p"),
+]
+
+
+@pytest.mark.parametrize("extra, message", REWRITE_ERRORS, ids=[m for _, m in REWRITE_ERRORS])
+def test_a_bad_rewrite_is_one_line_before_a_job(extra, message, control_url):
+    url, studio = control_url
+    _, piece = call(url, "/api/corpus", {"name": "a/piece01.mid"})
+    request = {"model": "run/tiny-infill", "primer": piece["id"], "mode": "rewrite", "bars_first": 2, "bars_last": 3}
+    status, answer = call(url, "/api/generate", {**request, **extra})
+    assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
+    assert studio.jobs.all() == []
+
+
+def test_a_model_without_infill_tokens_cannot_rewrite(studio_url, primer_bytes):
+    url, studio = studio_url
+    _, primer = upload(url, primer_bytes)
+    status, answer = call(url, "/api/generate", {"model": "run/tiny-gru", "primer": primer["id"], "mode": "rewrite",
+                                                 "bars_first": 1})
+    assert status == 400 and "run/tiny-gru was not trained for infilling" in answer["error"], answer
+    assert studio.jobs.all() == []
