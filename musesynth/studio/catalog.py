@@ -53,7 +53,7 @@ def _read(entry: ModelEntry) -> tuple[dict[str, Any], Encoding]:
         meta = (CheckpointMeta.from_json(src.read_text(), str(entry.path)) if src.name == CONFIG
                 else load_raw(src)["meta"])
         enc = encoding_from_vocab(meta.vocab)
-        tempos = getattr(enc, "tempos", None) if hasattr(enc, "set_tempo") else None
+        tempos = getattr(enc, "tempos", None) if hasattr(enc, "set_composer") else None  # as check_controls asks
         _info_cache[cache_key] = ({
             "id": entry.id, "family": meta.family, "encoding": meta.vocab.encoding, "params": meta.num_params,
             "seq_len": meta.model_config.seq_len, "keyed": any(t.startswith("KEY_") for t in meta.vocab.tokens),
