@@ -98,19 +98,51 @@ def studio_runs(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return root
 
 
-@pytest.fixture
-def studio_url(studio_runs: Path, tiny_midi_dir: Path, tmp_path: Path):
+@pytest.fixture(scope="session")
+def control_runs(tiny_midi_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder holding one tiny GRU on the meter encoding with composer (bach, palestrina) and infill
+    tokens: the studio's test model for its controls and for rewriting bars."""
+    import json
+
+    from musesynth.data.build import build_dataset
+    from musesynth.data.files import find_midi_files
+    from musesynth.training.config import TrainConfig
+    from musesynth.training.loop import train
+
+    root = tmp_path_factory.mktemp("control_runs")
+    files = [p.relative_to(tiny_midi_dir).as_posix() for p in find_midi_files(tiny_midi_dir)]
+    (root / "who.json").write_text(json.dumps({f: "bach" if i % 2 else "palestrina" for i, f in enumerate(files)}))
+    build_dataset(tiny_midi_dir, root / "ds", encoding="meter", params={"infill": True}, workers=1, quiet=True,
+                  composers=str(root / "who.json"))
+    train(TrainConfig(dataset=str(root / "ds"), model="gru", out_dir=str(root / "runs"), run_name="tiny-infill",
+                      seq_len=128, embed_dim=16, hidden_dim=32, num_layers=1, batch_size=8, max_steps=5, lr=3e-3,
+                      warmup_steps=1, tensorboard=False, quiet=True, patience=0))
+    return root / "runs"
+
+
+def serve_studio(runs: Path, corpus: Path, out: Path):
     """A studio on a free port of 127.0.0.1, serving from a thread; yields (url, studio)."""
     import threading
 
     from musesynth.studio.catalog import Corpus
     from musesynth.studio.server import Studio, StudioServer
 
-    out = tmp_path / "studio"
-    studio = Studio(out, studio_runs, Corpus(tiny_midi_dir, out / "corpus"), device="cpu")
+    studio = Studio(out, runs, Corpus(corpus, out / "corpus"), device="cpu")
     server = StudioServer(studio, 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.url, studio
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def studio_url(studio_runs: Path, tiny_midi_dir: Path, tmp_path: Path):
+    """The studio with the tiny chord-encoding GRU (run/tiny-gru)."""
+    yield from serve_studio(studio_runs, tiny_midi_dir, tmp_path / "studio")
+
+
+@pytest.fixture
+def control_url(control_runs: Path, tiny_midi_dir: Path, tmp_path: Path):
+    """The studio with the tiny composer + infill GRU (run/tiny-infill)."""
+    yield from serve_studio(control_runs, tiny_midi_dir, tmp_path / "studio")

@@ -17,6 +17,9 @@ from conftest import make_score, scale_melody
 
 from musesynth.cli import main
 from musesynth.generate.midi_out import GENERATED_MARKER
+from musesynth.generate.run import GenerateOptions
+from musesynth.generate.sampling import Sampling
+from musesynth.studio.jobs import options_from_request
 
 
 def call(url: str, path: str, data: bytes | dict | None = None, headers: dict[str, str] | None = None
@@ -58,7 +61,8 @@ def test_options_list_the_shipped_model_the_runs_and_the_corpus(studio_url, tiny
     ids = [m["id"] for m in o["models"]]
     assert ids[0] == "shipped/bach" and "run/tiny-gru" in ids
     assert len(o["corpus"]) == 12 and len(o["keys"]) == 24
-    assert call(url, "/api/model?id=run/tiny-gru")[1]["keyed"] is False
+    gru = call(url, "/api/model?id=run/tiny-gru")[1]
+    assert gru["keyed"] is False and gru["composers"] == [] and gru["tempo"] is None and gru["infill"] is False
     assert call(url, "/api/model?id=shipped/bach")[1]["keyed"] is True
     assert call(url, "/")[1].startswith(b"<!doctype html>")
 
@@ -92,7 +96,12 @@ BAD_REQUESTS = [
     ({"model": "run/tiny-gru", "temperature": "nan"}, "finite"),
     ({"model": "run/tiny-gru", "top_p": 0}, "--top-p"),
     ({"model": "run/tiny-gru", "key": "H major"}, "unknown key"),
+    ({"model": "run/tiny-gru", "repeat_bias": 50}, "--repeat-bias must be a number in [-20, 20] (got 50.0)"),
+    ({"model": "run/tiny-gru", "key_strength": -1}, "--key-strength must be a number in [0, 20] (got -1.0)"),
+    ({"model": "run/tiny-gru", "key_strength": "firm"}, "key strength must be a number (got 'firm')"),
     ({"model": "run/tiny-gru", "primer": "upload/../../etc/passwd"}, "primer is gone"),
+    ({"model": "run/tiny-gru", "composer": "bach"}, "need a model trained on the meter encoding"),
+    ({"model": "run/tiny-gru", "tempo": 90}, "need a model trained on the meter encoding"),
 ]
 
 
@@ -102,6 +111,13 @@ def test_a_bad_generate_request_is_one_line(body, message, studio_url):
     status, answer = call(url, "/api/generate", body)
     assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
     assert studio.jobs.all() == []
+
+
+def test_repeat_bias_and_key_strength_reach_the_options():
+    base = GenerateOptions(checkpoint="x")
+    opt = options_from_request({"repeat_bias": "0", "key_strength": 2.5}, base)
+    assert (opt.sampling.repeat_bias, opt.sampling.key_strength) == (0.0, 2.5) and opt.checkpoint == "x"
+    assert options_from_request({"repeat_bias": "", "key_strength": None}, base).sampling == Sampling()
 
 
 def test_host_paths_and_jobs_that_do_not_exist(studio_url):
@@ -147,8 +163,10 @@ def test_a_corpus_piece_primes(studio_url, tiny_midi_dir):
     status, piece = call(url, "/api/corpus", {"name": "a/piece01.mid"})
     assert status == 200 and piece["notes"] > 0
     assert call(url, "/api/corpus", {"name": "../secret.mid"})[0] == 400
-    job = wait(url, call(url, "/api/generate", {"model": "run/tiny-gru", "primer": piece["id"], "length": 10})[1]["id"])
+    request = {"model": "run/tiny-gru", "primer": piece["id"], "length": 10, "repeat_bias": 0, "key_strength": "2"}
+    job = wait(url, call(url, "/api/generate", request)[1]["id"])
     assert job["state"] == "done" and job["result"]["primer_tokens"] > 1
+    assert (job["request"]["repeat_bias"], job["request"]["key_strength"]) == (0.0, 2.0)
 
 
 def test_studio_command_errors_are_one_line(tmp_path, capsys):
@@ -171,3 +189,78 @@ def test_the_page_ships_with_the_package():
 
     assert PAGE.is_file() and b"/api/generate" in PAGE.read_bytes()
     assert "studio/static/*" in (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+
+
+def test_a_composer_model_offers_its_composers_and_tempo(control_url):
+    url, _ = control_url
+    info = call(url, "/api/model?id=run/tiny-infill")[1]
+    assert info["composers"] == ["bach", "palestrina"] and info["infill"] is True and info["encoding"] == "meter"
+    assert info["tempo"][0] < 60 < 180 < info["tempo"][1]
+    request = {"model": "run/tiny-infill", "composer": "palestrina", "tempo": "90", "length": 30, "seed": 2}
+    asked, drawn = (wait(url, call(url, "/api/generate", r)[1]["id"])
+                    for r in (request, {**request, "composer": "", "tempo": ""}))
+    assert asked["state"] == drawn["state"] == "done", (asked, drawn)
+    assert (asked["request"]["composer"], asked["request"]["tempo"]) == ("palestrina", 90.0)
+    assert asked["result"]["composer"] == "palestrina" and abs(asked["result"]["tempo"] - 90) < 3
+    assert drawn["request"]["composer"] is None and drawn["result"]["composer"] in ("bach", "palestrina")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"composer": "mozart"}, "unknown composer 'mozart' (known: bach, palestrina)"),
+    ({"tempo": 999}, "unknown tempo 999 BPM (known: "),
+    ({"tempo": "fast"}, "tempo must be a number (got 'fast')"),
+], ids=["composer", "tempo", "not-a-number"])
+def test_unknown_controls_are_refused_before_a_job(extra, message, control_url):
+    url, studio = control_url
+    status, answer = call(url, "/api/generate", {"model": "run/tiny-infill", **extra})
+    assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
+    assert studio.jobs.all() == []
+
+
+def test_rewriting_bars_of_a_corpus_piece_keeps_the_rest(control_url, tiny_midi_dir):
+    url, studio = control_url
+    _, piece = call(url, "/api/corpus", {"name": "a/piece01.mid"})
+    request = {"model": "run/tiny-infill", "primer": piece["id"], "mode": "rewrite", "bars_first": 2, "bars_last": "3",
+               "seed": 1, "top_k": 20}
+    job = wait(url, call(url, "/api/generate", request)[1]["id"])
+    assert job["state"] == "done", job
+    r = job["result"]
+    assert job["request"]["bars"] == r["bars"] == "2-3" and r["name"].startswith("piece01_infill2-3_gru_seed1")
+    assert r["notes"] > 0 and "new_notes" in r and {"mid", "png"} <= r["files"].keys()
+    assert call(url, r["files"]["png"])[1][:4] == b"\x89PNG"
+    out = symusic.Score.from_midi(call(url, r["files"]["mid"] + "?download=1")[1]).to("quarter")
+    src = symusic.Score(str(tiny_midi_dir / "a" / "piece01.mid")).to("quarter")
+    first_bar = sorted((round(n.time, 3), n.pitch) for t in src.tracks for n in t.notes if n.time < 4)
+    assert sorted((round(n.time, 3), n.pitch) for t in out.tracks for n in t.notes if n.time < 4) == first_bar
+
+
+REWRITE_ERRORS = [
+    ({"primer": None}, "rewriting bars needs a primer"),
+    ({"mode": "remix"}, "mode must be 'continue' or 'rewrite'"),
+    ({"bars_first": ""}, "give the first bar to rewrite"),
+    ({"bars_first": "x"}, "bars first must be a whole number (got 'x')"),
+    ({"bars_first": 0}, "bars 0-3: bars count from 1"),
+    ({"bars_first": 3, "bars_last": 2}, "bars 3-2: bars count from 1 and the last may not come before the first"),
+    ({"bars_last": 999}, "bars 2-999: a/piece01.mid has only "),
+    ({"key": "D major", "tempo": 90}, "key and tempo cannot be chosen when rewriting bars"),
+    ({"top_p": 2}, "--top-p"),
+]
+
+
+@pytest.mark.parametrize("extra, message", REWRITE_ERRORS, ids=[m for _, m in REWRITE_ERRORS])
+def test_a_bad_rewrite_is_one_line_before_a_job(extra, message, control_url):
+    url, studio = control_url
+    _, piece = call(url, "/api/corpus", {"name": "a/piece01.mid"})
+    request = {"model": "run/tiny-infill", "primer": piece["id"], "mode": "rewrite", "bars_first": 2, "bars_last": 3}
+    status, answer = call(url, "/api/generate", {**request, **extra})
+    assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
+    assert studio.jobs.all() == []
+
+
+def test_a_model_without_infill_tokens_cannot_rewrite(studio_url, primer_bytes):
+    url, studio = studio_url
+    _, primer = upload(url, primer_bytes)
+    status, answer = call(url, "/api/generate", {"model": "run/tiny-gru", "primer": primer["id"], "mode": "rewrite",
+                                                 "bars_first": 1})
+    assert status == 400 and "run/tiny-gru was not trained for infilling" in answer["error"], answer
+    assert studio.jobs.all() == []

@@ -74,3 +74,29 @@ def test_upload_generate_listen_download(page, studio_url, tmp_path):
     expect(page.locator("#job-2 a.download-mid")).to_be_visible(timeout=60_000)
     expect(page.locator("#results > li")).to_have_count(2)
     assert time.monotonic() - t0 < 60
+
+
+def test_composer_choice_and_rewriting_bars_of_a_corpus_piece(page, control_url):
+    url, _ = control_url
+    expect = sync_api.expect
+    page.goto(url)
+    page.select_option("#model", "run/tiny-infill")
+    expect(page.locator("#mode-rewrite")).to_be_enabled()
+    expect(page.locator("#composer option")).to_have_text(["any (drawn from the corpus)", "bach", "palestrina"])
+    page.select_option("#corpus-piece", "a/piece01.mid")
+    expect(page.locator("#primer-info")).to_contain_text("primer: a/piece01.mid (")
+    page.check("#mode-rewrite")
+    expect(page.locator("#composer")).to_be_disabled()  # the piece keeps its own header
+    expect(page.locator("#length")).to_be_disabled()
+    page.fill("#bars-first", "2")
+    page.fill("#bars-last", "999")
+    page.click("#generate")
+    expect(page.locator("#error")).to_contain_text("has only")  # a span past the end: one line, no job
+    page.fill("#bars-last", "3")
+    page.click("#generate")
+    card = page.locator("#job-1")
+    expect(card.locator("a.download-mid")).to_be_visible(timeout=60_000)
+    expect(card.locator("img.roll")).to_be_visible()
+    expect(card).to_contain_text("bars 2-3 of a/piece01.mid rewritten")
+    expect(card.locator(".legend")).to_contain_text("rewritten")
+    assert "Traceback" not in page.content()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import torch
 
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.generate.run import OUTPUT_SUFFIXES, check_soundfont, checkpoint_or_shipped, write_outputs
+from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_soundfont, checkpoint_or_shipped, write_outputs
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
@@ -228,8 +229,9 @@ def check_infill_model(enc: Encoding, path: str) -> None:
                              f"made with `musesynth data --encoding meter --infill`")
 
 
-def run_infill(opt: InfillOptions) -> list[dict[str, Any]]:
-    """Write ``num_samples`` versions of the input with the bars asked for rewritten."""
+def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """Write ``num_samples`` versions of the input with the bars asked for rewritten. ``progress`` (the studio's
+    progress bar) hears the share of the fill's token budget drawn, in [0, 1]."""
     opt.validate()
     first, end = parse_bars(opt.bars)
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
@@ -241,6 +243,8 @@ def run_infill(opt: InfillOptions) -> list[dict[str, Any]]:
     seq_len = meta.model_config.seq_len
     budget = fill_budget(span, seq_len, opt.max_tokens)
     prompt = infill_prompt(enc, span, seq_len, budget)
+    if progress is not None:
+        model.register_forward_hook(call_counter(progress, budget + 1))
     t0 = time.perf_counter()
     fills = sample_fills(model, enc, prompt, span, budget, opt.sampling, opt.num_samples, opt.seed, seq_len)
     dt = time.perf_counter() - t0
@@ -265,6 +269,7 @@ def run_infill(opt: InfillOptions) -> list[dict[str, Any]]:
 
 def _write(enc: Encoding, q: dict[str, Any], base: Path, info: dict[str, Any], opt: InfillOptions) -> dict[str, Any]:
     score = enc.score_of(q)  # type: ignore[attr-defined]
+    info["seconds"] = round(float(score.to("second").end()) if score.note_num() else 0.0, 2)
     s = opt.sampling
     title = f"{info['model']} | {Path(info['input']).name} bars {info['bars']} | T={s.temperature} " \
             f"k={s.top_k} p={s.top_p} seed={opt.seed}"

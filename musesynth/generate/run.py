@@ -147,7 +147,7 @@ def run_generate(opt: GenerateOptions, log=print,
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     model, enc, meta = load_model(checkpoint_or_shipped(opt.checkpoint), device)
     if progress is not None:
-        model.register_forward_hook(_call_counter(progress, len(primers) * (opt.length + 1)))
+        model.register_forward_hook(call_counter(progress, len(primers) * (opt.length + 1)))
     opt.sampling.validate(len(enc.vocab))
     key = parse_requested_key(enc, opt.key)
     tempo_token = check_controls(enc, opt.composer, opt.tempo)
@@ -183,7 +183,7 @@ def run_generate(opt: GenerateOptions, log=print,
     return results
 
 
-def _call_counter(progress: Callable[[float], None], total: int) -> Callable[..., None]:
+def call_counter(progress: Callable[[float], None], total: int) -> Callable[..., None]:
     """A forward hook: decoding makes one model call per sampled token (+1 per primer), so calls count progress
     without touching the sampler."""
     calls = 0

@@ -12,6 +12,7 @@ from typing import Any
 from musesynth.data.corpus import corpus_pieces, export_piece
 from musesynth.data.files import find_midi_files
 from musesynth.errors import MusesynthError
+from musesynth.tokenize import Encoding, encoding_from_vocab
 from musesynth.training.checkpoint import CheckpointMeta, load_raw
 from musesynth.training.shipped import CONFIG, DEFAULT_MODEL, PRETRAINED_DIR, is_shipped
 
@@ -41,21 +42,36 @@ def list_models(runs_dir: Path) -> list[ModelEntry]:
     return out
 
 
-_info_cache: dict[tuple[str, float], dict[str, Any]] = {}
+_info_cache: dict[tuple[str, float], tuple[dict[str, Any], Encoding]] = {}
 
 
-def model_info(entry: ModelEntry) -> dict[str, Any]:
-    """Family, encoding, context and whether the model knows keys (read once per file version)."""
+def _read(entry: ModelEntry) -> tuple[dict[str, Any], Encoding]:
+    """A model's description and its encoding, read once per file version (the page asks on every change)."""
     src = entry.path / CONFIG if is_shipped(entry.path) else _checkpoint_file(entry.path)
     cache_key = (str(src), src.stat().st_mtime)
     if cache_key not in _info_cache:
         meta = (CheckpointMeta.from_json(src.read_text(), str(entry.path)) if src.name == CONFIG
                 else load_raw(src)["meta"])
-        _info_cache[cache_key] = {
+        enc = encoding_from_vocab(meta.vocab)
+        tempos = getattr(enc, "tempos", None) if hasattr(enc, "set_composer") else None  # as check_controls asks
+        _info_cache[cache_key] = ({
             "id": entry.id, "family": meta.family, "encoding": meta.vocab.encoding, "params": meta.num_params,
             "seq_len": meta.model_config.seq_len, "keyed": any(t.startswith("KEY_") for t in meta.vocab.tokens),
-        }
+            "composers": list(getattr(enc, "composers", ())),
+            "tempo": None if tempos is None else [round(float(tempos[0])), round(float(tempos[-1]))],
+            "infill": bool(getattr(enc, "infill", False)),
+        }, enc)
     return _info_cache[cache_key]
+
+
+def model_info(entry: ModelEntry) -> dict[str, Any]:
+    """Family, encoding, context and the controls the model knows: keys, composers, tempo, infilling."""
+    return _read(entry)[0]
+
+
+def model_encoding(entry: ModelEntry) -> Encoding:
+    """The encoding a model was trained with, to check a request's controls before it is queued."""
+    return _read(entry)[1]
 
 
 def _checkpoint_file(run: Path) -> Path:

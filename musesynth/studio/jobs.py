@@ -1,5 +1,5 @@
-"""Generation jobs: one worker thread runs them in order (two at once would only halve each one's speed on
-a CPU), the page polls a job's state, progress and result. Every failure becomes a one-line message."""
+"""Generation and infill jobs: one worker thread runs them in order (two at once would only halve each one's
+speed on a CPU), the page polls a job's state, progress and result. Every failure becomes a one-line message."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from musesynth.errors import MusesynthError
+from musesynth.generate.infill import InfillOptions, run_infill
 from musesynth.generate.run import GenerateOptions, run_generate
 from musesynth.generate.sampling import Sampling
 from musesynth.tokenize.meter import parse_key
@@ -25,7 +26,7 @@ KINDS = {"mid": "midi", "wav": "wav", "png": "png"}
 @dataclass
 class Job:
     id: int
-    options: GenerateOptions
+    options: GenerateOptions | InfillOptions  # a continuation, or bars of the primer rewritten
     label: dict[str, Any]
     state: str = "queued"  # queued -> running -> done | error
     progress: float = 0.0
@@ -44,19 +45,29 @@ class Job:
         out: dict[str, Any] = {"id": self.id, "state": self.state, "progress": round(self.progress, 3),
                                "error": self.error, "request": self.label}
         if self.result is not None:
-            r = self.result
-            out["result"] = {
-                "name": Path(r["midi"]).name, "notes": r["notes"], "seconds": r["seconds"], "key": r.get("key"),
-                "primer_tokens": r["primer_tokens"], "generated_tokens": r["generated_tokens"],
-                "generation_seconds": r["generation_seconds"], "wav_skipped": r.get("wav_skipped"),
-                "files": {k: f"/files/{self.id}/{k}" for k in KINDS if self.file(k) is not None},
-            }
-            if r["notes"] == 0:
-                out["result"]["warning"] = "this piece has no notes (try a higher top-k or temperature)"
+            out["result"] = self._result(self.result)
+        return out
+
+    def _result(self, r: dict[str, Any]) -> dict[str, Any]:
+        out = {"name": Path(r["midi"]).name, "notes": r["notes"], "seconds": r["seconds"],
+               "generation_seconds": r["generation_seconds"], "wav_skipped": r.get("wav_skipped"),
+               "files": {k: f"/files/{self.id}/{k}" for k in KINDS if self.file(k) is not None}}
+        if "bars" in r:  # an infill (run_infill's sidecar)
+            out.update(bars=r["bars"], new_notes=r["new_notes"], fill_complete=r["fill_complete"])
+            if not r["fill_complete"]:
+                out["warning"] = "the fill ran out of tokens; its last bars were left empty"
+            elif r["new_notes"] == 0:
+                out["warning"] = "the rewritten bars have no notes (try a higher top-k or temperature)"
+            return out
+        out.update(key=r.get("key"), composer=r.get("composer"), tempo=r.get("tempo"),
+                   primer_tokens=r["primer_tokens"], generated_tokens=r["generated_tokens"])
+        if r["notes"] == 0:
+            out["warning"] = "this piece has no notes (try a higher top-k or temperature)"
         return out
 
 
-def _number(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+def number(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    """A number field of a request (empty: ``default``), or a one-line error naming the field."""
     value = body.get(name)
     if value is None or value == "":
         return default
@@ -74,20 +85,28 @@ def _number(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
 
 def options_from_request(body: dict[str, Any], base: GenerateOptions) -> GenerateOptions:
     """The page's numbers as GenerateOptions, checked now so a bad value is refused before it is queued."""
-    d, s = GenerateOptions(), Sampling()
-    length = _number(body, "length", int, d.length)
+    d = GenerateOptions()
+    length = number(body, "length", int, d.length)
     if not 1 <= length <= MAX_LENGTH:
         raise MusesynthError(f"length must be between 1 and {MAX_LENGTH} tokens (got {length})")
-    seconds = _number(body, "primer_seconds", float, None)
+    seconds = number(body, "primer_seconds", float, None)
     key = str(body.get("key") or "").strip() or None
     if key is not None:
         parse_key(key)  # its spelling now; whether the model knows keys, when the job loads it
-    opt = replace(base, length=length, primer_seconds=seconds or None, seed=_number(body, "seed", int, d.seed),
-                  key=key, sampling=Sampling(_number(body, "temperature", float, s.temperature),
-                                             _number(body, "top_k", int, s.top_k),
-                                             _number(body, "top_p", float, s.top_p)))
+    composer = str(body.get("composer") or "").strip() or None  # None: drawn from the training corpus' shares
+    opt = replace(base, length=length, primer_seconds=seconds or None, seed=number(body, "seed", int, d.seed),
+                  key=key, composer=composer, tempo=number(body, "tempo", float, None),
+                  sampling=sampling_from_request(body))
     opt.validate()
     return opt
+
+
+def sampling_from_request(body: dict[str, Any]) -> Sampling:
+    """The sampling dials, checked by ``Sampling.validate`` (the CLI's messages)."""
+    s = Sampling()
+    return Sampling(number(body, "temperature", float, s.temperature), number(body, "top_k", int, s.top_k),
+                    number(body, "top_p", float, s.top_p), number(body, "repeat_bias", float, s.repeat_bias),
+                    number(body, "key_strength", float, s.key_strength)).validate()
 
 
 class JobQueue:
@@ -100,7 +119,7 @@ class JobQueue:
         self._worker = threading.Thread(target=self._work, name="musesynth-studio-jobs", daemon=True)
         self._worker.start()
 
-    def submit(self, options: GenerateOptions, label: dict[str, Any]) -> Job:
+    def submit(self, options: GenerateOptions | InfillOptions, label: dict[str, Any]) -> Job:
         with self._lock:
             job = Job(len(self.jobs) + 1, options, label)
             self.jobs[job.id] = job
@@ -121,9 +140,13 @@ class JobQueue:
 
     @staticmethod
     def run(job: Job) -> None:
+        def progress(share: float) -> None:
+            job.progress = share
+
         job.state = "running"
         try:
-            results = run_generate(job.options, log=lambda _: None, progress=lambda f: setattr(job, "progress", f))
+            results = (run_infill(job.options, progress) if isinstance(job.options, InfillOptions)
+                       else run_generate(job.options, log=lambda _: None, progress=progress))
             job.result, job.progress, job.state = results[0], 1.0, "done"
         except MusesynthError as exc:
             job.error, job.state = str(exc), "error"

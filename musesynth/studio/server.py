@@ -6,9 +6,10 @@ library serves that page, a few JSON endpoints and the generated files with noth
 page (``static/index.html``, plain HTML + JS) plays WAV with the browser's own ``<audio>``.
 
 Endpoints: ``GET /`` the page; ``GET /api/options`` models, corpus pieces, keys, defaults; ``GET
-/api/model?id=`` a model's encoding and whether it knows keys; ``POST /api/upload`` a primer (raw bytes,
-name in ``X-Filename``); ``POST /api/corpus`` a corpus piece as primer; ``POST /api/generate`` a job;
-``GET /api/jobs[/ID]`` state, progress and results; ``GET /files/ID/{mid,wav,png}`` a job's files.
+/api/model?id=`` a model's encoding and controls (keys, composers, tempo, infill); ``POST /api/upload`` a
+primer (raw bytes, name in ``X-Filename``); ``POST /api/corpus`` a corpus piece as primer; ``POST
+/api/generate`` a job (``"mode": "rewrite"`` with ``bars_first``/``bars_last``: bars of the primer
+rewritten); ``GET /api/jobs[/ID]`` state, progress and results; ``GET /files/ID/{mid,wav,png}`` a job's files.
 Requests must name this server as their Host (127.0.0.1 or localhost), so a web page elsewhere cannot
 drive it through DNS rebinding. Every error is JSON ``{"error": one line}``; tracebacks stay on the
 terminal.
@@ -28,10 +29,13 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from musesynth.errors import MusesynthError
+from musesynth.generate.controls import check_controls
+from musesynth.generate.infill import InfillOptions
 from musesynth.generate.run import GenerateOptions
 from musesynth.generate.sampling import Sampling
-from musesynth.studio.catalog import KEYS, Corpus, ModelEntry, list_models, model_info
+from musesynth.studio.catalog import KEYS, Corpus, ModelEntry, list_models, model_encoding, model_info
 from musesynth.studio.jobs import MAX_LENGTH, JobQueue, options_from_request
+from musesynth.studio.rewrite import bars_from_request, check_rewrite, infill_options_from_request
 from musesynth.studio.uploads import MAX_UPLOAD_BYTES, describe, save_upload
 
 PAGE = Path(__file__).with_name("static") / "index.html"
@@ -65,7 +69,8 @@ class Studio:
             "models": [{"id": m.id, "label": m.label} for m in list_models(self.runs_dir)],
             "corpus": sorted(self.corpus.pieces()), "keys": KEYS, "max_upload_bytes": MAX_UPLOAD_BYTES,
             "defaults": {"length": d.length, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
-                         "seed": d.seed, "primer_seconds": 4, "max_length": MAX_LENGTH},
+                         "repeat_bias": s.repeat_bias, "key_strength": s.key_strength, "seed": d.seed,
+                         "primer_seconds": 4, "max_length": MAX_LENGTH},
         }
 
     def model(self, model_id: str) -> ModelEntry:
@@ -93,14 +98,35 @@ class Studio:
         if primer_id is not None and primer_id not in self.primers:
             raise RequestError("that primer is gone (upload it again or pick another)")
         model = self.model(str(body.get("model", "")))
+        bars = bars_from_request(body)
+        if bars is not None:
+            return self._rewrite(body, model, primer_id, bars)
         base = GenerateOptions(checkpoint=str(model.path), out_dir=str(self.out_dir),
                                primer=str(self.primers[primer_id]) if primer_id else None,
                                soundfont=self.soundfont, device=self.device)
         opt = options_from_request(body, base)
+        check_controls(model_encoding(model), opt.composer, opt.tempo)  # a one-line refusal now, not in the job
         label = {"model": body.get("model"), "primer": primer_id.split("/", 1)[1] if primer_id else None,
                  "primer_seconds": opt.primer_seconds, "length": opt.length, "key": opt.key, "seed": opt.seed,
-                 "temperature": opt.sampling.temperature, "top_k": opt.sampling.top_k, "top_p": opt.sampling.top_p}
+                 "composer": opt.composer, "tempo": opt.tempo,
+                 "temperature": opt.sampling.temperature, "top_k": opt.sampling.top_k, "top_p": opt.sampling.top_p,
+                 "repeat_bias": opt.sampling.repeat_bias, "key_strength": opt.sampling.key_strength}
         return self.jobs.submit(replace(opt, num_samples=1), label).public()
+
+    def _rewrite(self, body: dict[str, Any], model: ModelEntry, primer_id: str | None, bars: tuple[int, int]
+                 ) -> dict[str, Any]:
+        """An infill job: bars of the primer rewritten by a model trained with infill tokens."""
+        primer = self.primers[primer_id] if primer_id else None
+        name = primer_id.split("/", 1)[1] if primer_id else ""
+        check_rewrite(body, model_encoding(model), model.id, primer, name, bars)
+        base = InfillOptions(checkpoint=str(model.path), input=str(primer), out_dir=str(self.out_dir),
+                             soundfont=self.soundfont, device=self.device)
+        opt = infill_options_from_request(body, bars, base)
+        s = opt.sampling
+        label = {"model": model.id, "primer": name, "mode": "rewrite", "bars": opt.bars, "seed": opt.seed,
+                 "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "repeat_bias": s.repeat_bias,
+                 "key_strength": s.key_strength}
+        return self.jobs.submit(opt, label).public()
 
 
 class Handler(BaseHTTPRequestHandler):
