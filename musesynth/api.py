@@ -24,7 +24,7 @@ from musesynth.errors import MusesynthError
 from musesynth.generate.controls import HeaderTempo, apply_controls, check_controls
 from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.midi_out import daw_ready
-from musesynth.generate.run import check_fits, checkpoint_or_shipped, primer_ids
+from musesynth.generate.run import check_fits, check_seed, checkpoint_or_shipped, primer_ids
 from musesynth.generate.sampling import Sampling
 from musesynth.generate.sampling import generate as _sample
 from musesynth.tokenize import Encoding, get_encoding
@@ -70,6 +70,7 @@ def generate(model: Model | None = None, primer: str | Path | None = None, lengt
     """New pieces: each continues ``primer`` (a MIDI file; None: from nothing) by up to ``length`` tokens.
     Scores are DAW-ready like the CLI's: the primer's meter, a piano track, a marker where generation starts.
     ``key``, ``composer`` and ``tempo`` (BPM) are `musesynth generate`'s --key, --composer and --tempo."""
+    check_seed(seed)
     if primer_seconds is not None and not primer_seconds > 0:
         raise MusesynthError(f"primer_seconds must be positive (got {primer_seconds})")
     model = model or load_model()

@@ -210,6 +210,7 @@ def test_unconditioned_and_primer_folder(runs, bach_dir, tmp_path):
         (["--primer-tokens", "500"], "longer than the model context of 32 tokens"),
         (["--primer", "MISSING"], "primer not found"),
         (["-t", "0"], "--temperature must be a positive number"),
+        (["-s", "-1"], "--seed must be a whole number, 0 or more"),
     ],
 )
 def test_generation_errors(extra, message, runs, primer, tmp_path, capsys):

@@ -183,3 +183,20 @@ def test_the_ablation_report_compares_families_on_both_jobs():
             SimpleNamespace(model="gru", eval=SimpleNamespace(infill=None))]
     table = _infill_table(rows)
     assert "| lstm | 3 | 400 | 1.5000 | 1.2000 | 0.3000 |" in table and not any("| gru" in x for x in table)
+
+
+def test_a_fill_opens_with_the_spans_first_bar_line(infill_run):
+    """The prompt ends inside the prefix (suffix-prefix-middle), so the grammar alone would let a fill add
+    notes to the bar before the span: the fill constraint allows only a bar line first."""
+    import torch
+
+    from musesynth.generate.infill import FillConstraint
+
+    enc = encoding_from_vocab(json.loads((infill_run / "ds" / "vocab.json").read_text()))
+    c = FillConstraint(enc, n_bars=2, bar_len=48, batch=3, device=torch.device("cpu"))
+    grammar = torch.as_tensor(enc.grammar())
+    prev = torch.full((3,), enc.note0 + 40, dtype=torch.long)  # the prefix ended on a note
+    first = c.allowed(grammar[prev], prev)
+    assert first.sum(1).tolist() == [1, 1, 1] and first[:, enc.bar_id].all()
+    c.advance(torch.full((3,), enc.bar_id))
+    assert c.allowed(grammar[torch.full((3,), enc.bar_id)], torch.full((3,), enc.bar_id)).sum(1).min() > 1

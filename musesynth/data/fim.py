@@ -4,8 +4,9 @@ A share ``rate`` of windows is rewritten from ``prefix middle suffix`` to
 ``HOLE suffix FILL prefix middle FILL_END`` (the suffix-prefix-middle order, "SPM", of Bavarian et al.
 2022), where the middle is 1 to ``max_bars`` whole bars of one piece (it may end at the piece's EOS) and
 the suffix runs to the end of that piece or of the window; what follows the piece stays after FILL_END.
-The window keeps its length: the 3 added tokens are taken from the suffix's far end (as `musesynth
-infill` cuts a suffix to fit), or from the prefix's start when the suffix is that short. Every token is
+The window keeps its length: the 3 added tokens are taken from the suffix's far end (and `musesynth
+infill` leaves the same 3 tokens out of its suffixes, so its prompts look like these windows), or from
+the prefix's start when the suffix is that short. Every token is
 still a training target, so one model learns both jobs: the untouched windows (and every prefix) teach
 continuation, the reordered ones teach writing bars that must lead into a known future.
 

@@ -37,7 +37,14 @@ import torch
 
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_soundfont, checkpoint_or_shipped, write_outputs
+from musesynth.generate.run import (
+    OUTPUT_SUFFIXES,
+    call_counter,
+    check_seed,
+    check_soundfont,
+    checkpoint_or_shipped,
+    write_outputs,
+)
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
@@ -68,6 +75,7 @@ class InfillOptions:
         parse_bars(self.bars)
         if self.num_samples < 1:
             raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
+        check_seed(self.seed)
         if self.max_tokens is not None and self.max_tokens < 1:
             raise MusesynthError(f"--max-tokens must be at least 1 (got {self.max_tokens})")
         if self.soundfont is not None and self.wav:
@@ -118,6 +126,8 @@ def infill_prompt(enc: Encoding, span: Span, seq_len: int, budget: int) -> np.nd
     """``HOLE suffix FILL prefix``: the suffix's start and the prefix's end, shared fairly, so that the prompt
     and the fill's budget fit the model's context."""
     prefix, suffix = span.ids[: span.s], span.ids[span.m :]
+    if suffix.size > 3:  # as in training (data.fim), a suffix never shows its last 3 tokens
+        suffix = suffix[:-3]
     room = max(seq_len - budget - 2, 2)
     q = min(suffix.size, room // 2)
     p = min(prefix.size, room - q)
@@ -137,9 +147,14 @@ class FillConstraint:
         self.keep &= ~self.is_pos | (self.pos < bar_len)
         self.bar, self.end, self.n = enc.bar_id, enc.fill_end_id, n_bars  # type: ignore[attr-defined]
         self.count = torch.zeros(batch, dtype=torch.long, device=device)
+        self.first = True  # the middle opens with the span's first bar line (the prompt ends inside the prefix)
         self.last = torch.full((batch,), -1, dtype=torch.long, device=device)  # position in the bar so far
 
     def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor:
+        if self.first:
+            only = torch.zeros(prev.shape[0], self.keep.shape[0], dtype=torch.bool, device=prev.device)
+            only[:, self.bar] = True
+            return only
         base = (allowed & self.keep) if allowed is not None else self.keep.expand(prev.shape[0], -1).clone()
         base &= ~(self.is_pos[None, :] & (self.pos[None, :] <= self.last[:, None]))
         done = self.count >= self.n
@@ -150,6 +165,7 @@ class FillConstraint:
         return base
 
     def advance(self, tok: torch.Tensor) -> None:
+        self.first = False
         bar = tok == self.bar
         self.count += bar.long()
         self.last = torch.where(bar, -1, torch.where(self.is_pos[tok], self.pos[tok], self.last))

@@ -5,8 +5,8 @@ up, by the Krumhansl-Schmuckler estimate, in the key asked for 21% of the time (
 or an unrelated major instead). So, as a sampling dial like temperature, notes whose pitch class lies
 outside the key's scale get ``strength`` log-odds less. The scale is the major scale, or for minor
 the natural minor with the raised sixth and seventh (melodic / harmonic minor), so a leading tone
-costs nothing. Chromatic notes stay possible: at strength 1 a note with 2x the odds of the best
-in-key note still wins more often than not. Each sample is guided by the key in its own header.
+costs nothing. Chromatic notes stay possible: at strength 1 (odds / e) a chromatic note the model
+rates 3x as likely as the best in-key note still wins. Each sample is guided by the key in its own header.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Sampling from a model, one token at a time with its cache (RNN hidden state / Transformer KV cache).
 
-Each step: logits / temperature, grammar mask (tokens that cannot follow the previous one are
-removed, so every sequence decodes), top-k, nucleus top-p, then a categorical draw from a seeded
+Each step: logits plus the dials' log-odds (repeat marks, key guidance), / temperature, grammar mask
+(tokens that cannot follow the previous one are removed, so every sequence decodes; with a repeat
+copier or a constraint, narrowed further), top-k, nucleus top-p, then a categorical draw from a seeded
 generator (same seed, same piece). Samples are generated as one batch.
 """
 

@@ -250,7 +250,8 @@ class TransformerModel(nn.Module):
         """Per layer (ln1 w, b, qkv W^T, b, out W^T, b, ln2 w, b, fc W^T, b, proj W^T, b), then (ln w, b,
         head W^T): the one-token step's weights, transposed once per decoding session (a ``KVCache``)
         so each matmul is one ``addmm`` on a contiguous (in, out) matrix, called without nn.Module
-        dispatch (measured on 2 CPU cores, 4 layers of 256: 3.2 -> see docs/benchmarks.md)."""
+        dispatch (docs/benchmarks.md). Copies, so they belong to the session: a cache must not outlive a
+        change of the weights or move to another model."""
         def t(w: torch.Tensor) -> torch.Tensor:
             return w.detach().t().contiguous()
 
@@ -263,8 +264,8 @@ class TransformerModel(nn.Module):
 
     def decode_step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One token per row (B, 1) -> logits (B, 1, V), eval mode, keys/values written in place. The
-        arithmetic of ``Block.step``, written out on packed weights: batch-1 decoding on a CPU is bound by
-        per-call overhead, not by the matmuls."""
+        arithmetic of ``Block.step`` written out on packed weights (logits agree to ~1e-6, so tokens agree
+        except at near-ties): batch-1 decoding on a CPU pays per call, not only per FLOP."""
         if cache.weights is None:
             cache.weights = self.packed_weights()
         p = cache.pos

@@ -749,9 +749,12 @@ class MeterEncoding(GridEncoding):
             T_DUR: [T_NOTE, T_PHRASE, T_POS, T_BAR, T_EOS],
             T_PHRASE: [T_POS, T_BAR, T_EOS],
             T_EOS: [T_BOS],
-            # infilling (generate.infill lets FILL_END end a fill; nothing in a continuation leads here)
+            # infilling, ``HOLE suffix FILL prefix middle FILL_END`` (data.fim): the suffix opens at a bar line
+            # or the piece's end; the prefix after FILL may open anywhere (cut to fit); generate.infill opens
+            # the middle with a bar line and lets FILL_END end it. Nothing in a continuation leads here.
             T_HOLE: [T_BAR, T_EOS],
-            T_FILL: [T_BAR],
+            T_FILL: [T_BOS, T_COMPOSER, T_KEY, T_TIMESIG, T_TEMPO, T_BAR, T_REPEAT, T_RUN, T_POS, T_NOTE, T_DUR,
+                     T_PHRASE],
             T_FILL_END: [T_BOS],
         }
         return transition_matrix(self.token_type, allowed, N_TYPES)
