@@ -85,7 +85,8 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
         f"{fmt(mem.get('held_out_share_ge_16_beats'), '.0%')} |",
         "",
         f"Generated: {setup.get('generated', 'n/a')} unconditioned pieces of {setup.get('tokens_per_piece', 'n/a')} "
-        f"tokens at temperature 1.0 and the default repeat bias (keys drawn from the corpus' key distribution); "
+        "tokens at temperature 1.0 and the default repeat bias and key strength (keys drawn from the corpus' key "
+        "distribution); "
         "held-out: "
         f"{setup.get('held_out', 'n/a')} test-split pieces cut to the same length.",
         "",
