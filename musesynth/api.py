@@ -80,7 +80,7 @@ def generate(model: Model | None = None, primer: str | Path | None = None, lengt
     ids = primer_ids(enc, path, primer_tokens, primer_seconds, seq_len)
     rows = primer_rows(enc, ids, parse_requested_key(enc, key), model.meta.key_prior, num_samples, seed)
     tempo_token = check_controls(enc, composer, tempo)
-    rows = check_fits(apply_controls(enc, rows, composer, tempo, model.meta.composer_prior, seed), seq_len)
+    rows = check_fits(apply_controls(enc, rows, composer, tempo, model.meta.composer_prior, seed), seq_len, len(ids))
     device = next(model.net.parameters()).device
     force = HeaderTempo(enc, tempo_token, rows, device) if tempo_token is not None else None
     seqs = _sample(model.net, rows, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed, seq_len=seq_len,

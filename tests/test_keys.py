@@ -98,6 +98,12 @@ def test_key_strength_keeps_the_notes_in_the_asked_key(meter_run, tmp_path):
     for seq, scale in zip(seqs, scales):
         pcs = {int(enc.pitch_of[t]) % 12 for t in seq if enc.is_note[t]}
         assert len(pcs) >= 3 and pcs <= scale
+    # an infill prompt may have lost its header: the key is then read from the piece (key_source)
+    headless = np.array([enc.bar_id])
+    guided = generate(model, headless, 300, 2, Sampling(key_strength=20), enc.grammar(), enc.eos_id, seed=0,
+                      seq_len=64, keys=enc.key_spec(), key_source=rows[:1])
+    for seq in guided:
+        assert {int(enc.pitch_of[t]) % 12 for t in seq if enc.is_note[t]} <= scales[0]
     free = generate(model, rows[:1], 300, 1, Sampling(), enc.grammar(), enc.eos_id, seed=0, seq_len=64)[0]
     assert {int(enc.pitch_of[t]) % 12 for t in free if enc.is_note[t]} - scales[0]  # unguided, it strays
     assert main(["generate", "-c", str(meter_run), "--key-strength", "-1", "-o", str(tmp_path / "bad")]) == 2

@@ -179,7 +179,8 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, prompt: np.ndarray, span
     bar_len = int(length[span.first : span.end].min())
     constraint = FillConstraint(enc, span.n_bars, bar_len, num_samples, device)
     seqs = generate(model, prompt, budget, num_samples, sampling, enc.grammar(), enc.fill_end_id,  # type: ignore
-                    seed, seq_len=seq_len, constraint=constraint, keys=enc.key_spec())
+                    seed, seq_len=seq_len, constraint=constraint, keys=enc.key_spec(),
+                    key_source=span.ids[None])  # the piece's own header: a long prefix is cut before it
     return [np.asarray(s[prompt.size :], np.int64) for s in seqs]
 
 

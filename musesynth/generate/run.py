@@ -120,12 +120,14 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
     return ids
 
 
-def check_fits(rows: np.ndarray, seq_len: int) -> np.ndarray:
-    """The primer rows (a key token may have been added) must fit the model's context."""
+def check_fits(rows: np.ndarray, seq_len: int, primer_tokens: int | None = None) -> np.ndarray:
+    """The primer rows must fit the model's context; ``primer_tokens``: the primer's own length, before the
+    key / composer tokens the controls may have added (the advice counts them)."""
     if rows.shape[-1] > seq_len:
+        added = rows.shape[-1] - primer_tokens if primer_tokens is not None else 0
         raise MusesynthError(
             f"primer is {rows.shape[-1]} tokens, longer than the model context of {seq_len} tokens; "
-            f"use --primer-tokens {seq_len} or fewer (or fewer --primer-seconds)"
+            f"use --primer-tokens {max(seq_len - added, 1)} or fewer (or fewer --primer-seconds)"
         )
     return rows
 
@@ -171,7 +173,8 @@ def run_generate(opt: GenerateOptions, log=print,
             log(f"skipped: {exc}")
             continue
         rows = primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed)
-        rows = check_fits(apply_controls(enc, rows, opt.composer, opt.tempo, meta.composer_prior, opt.seed), seq_len)
+        rows = check_fits(apply_controls(enc, rows, opt.composer, opt.tempo, meta.composer_prior, opt.seed), seq_len,
+                          len(ids))
         force = HeaderTempo(enc, tempo_token, rows, device) if tempo_token is not None else None
         t0 = time.perf_counter()
         seqs = generate(model, rows, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id, opt.seed,

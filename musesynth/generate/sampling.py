@@ -112,14 +112,15 @@ class Decoder:
     ``use_cache=False`` is the naive reference: every step re-runs the model over the whole prefix
     (the last ``seq_len`` tokens for a Transformer), as a model without a cache would. ``repeats`` (an
     encoding's ``repeat_spec()``) makes a written repeat token copy its bar exactly (``generate.repeats``);
-    ``keys`` (its ``key_spec()``) lets ``Sampling.key_strength`` hold each sample in its header's key.
+    ``keys`` (its ``key_spec()``) lets ``Sampling.key_strength`` hold each sample in its header's key
+    (read from ``key_source``, rows of tokens, where the primer may not hold the header: an infill prompt).
     """
 
     def __init__(self, model: nn.Module, primer: list[int] | np.ndarray, num_samples: int = 1,
                  sampling: Sampling | None = None, grammar: np.ndarray | None = None, eos_id: int | None = None,
                  seed: int = 0, use_cache: bool = True, seq_len: int | None = None,
                  repeats: RepeatSpec | None = None, capacity: int = 0, constraint: Constraint | None = None,
-                 keys: KeySpec | None = None) -> None:
+                 keys: KeySpec | None = None, key_source: np.ndarray | None = None) -> None:
         self.model = model.eval()
         self.sampling = sampling or Sampling()
         self.device = next(model.parameters()).device
@@ -144,7 +145,8 @@ class Decoder:
         if repeats is not None and self.sampling.repeat_bias:
             self.bias = torch.as_tensor((repeats.bars_back > 0) * self.sampling.repeat_bias, dtype=torch.float32,
                                         device=self.device)
-        guide = key_bias(keys, seq.cpu().numpy(), self.sampling.key_strength)
+        source = seq.cpu().numpy() if key_source is None else np.asarray(key_source)
+        guide = key_bias(keys, source, self.sampling.key_strength)
         if guide is not None:
             guide_t = torch.as_tensor(guide, device=self.device)
             self.bias = guide_t if self.bias is None else self.bias + guide_t
@@ -231,11 +233,13 @@ def generate(
     repeats: RepeatSpec | None = None,
     constraint: Constraint | None = None,
     keys: KeySpec | None = None,
+    key_source: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Continue ``primer`` (1-D, shared, or 2-D, a row per sample) by up to ``num_tokens`` tokens per sample
     (a sample stops at EOS)."""
     dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, seq_len, repeats,
-                  capacity=np.asarray(primer).shape[-1] + num_tokens, constraint=constraint, keys=keys)
+                  capacity=np.asarray(primer).shape[-1] + num_tokens, constraint=constraint, keys=keys,
+                  key_source=key_source)
     # "all finished?" reads the device; on a GPU that stalls the queue, so it is asked every 16 steps there
     # (finished rows only add EOS, which ``sequences`` cuts)
     every = 1 if dec.device.type == "cpu" else 16
