@@ -40,8 +40,7 @@ from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.run import (
     OUTPUT_SUFFIXES,
     call_counter,
-    check_seed,
-    check_soundfont,
+    check_sample_options,
     checkpoint_or_shipped,
     write_outputs,
 )
@@ -73,14 +72,9 @@ class InfillOptions:
 
     def validate(self) -> None:
         parse_bars(self.bars)
-        if self.num_samples < 1:
-            raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
-        check_seed(self.seed)
+        check_sample_options(self)
         if self.max_tokens is not None and self.max_tokens < 1:
             raise MusesynthError(f"--max-tokens must be at least 1 (got {self.max_tokens})")
-        if self.soundfont is not None and self.wav:
-            check_soundfont(self.soundfont)
-        self.sampling.validate()
 
 
 def parse_bars(text: str) -> tuple[int, int]:

@@ -56,22 +56,27 @@ class GenerateOptions:
     def validate(self) -> None:
         if self.length < 1:
             raise MusesynthError(f"--length must be at least 1 (got {self.length})")
-        if self.num_samples < 1:
-            raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
-        check_seed(self.seed)
+        check_sample_options(self)
         if self.primer_tokens is not None and self.primer_tokens < 1:
             raise MusesynthError(f"--primer-tokens must be at least 1 (got {self.primer_tokens})")
         if self.primer_seconds is not None and not (self.primer_seconds > 0 and np.isfinite(self.primer_seconds)):
             raise MusesynthError(f"--primer-seconds must be positive (got {self.primer_seconds})")
-        if self.soundfont is not None and self.wav:
-            check_soundfont(self.soundfont)
-        self.sampling.validate()
 
 
 def check_seed(seed: int) -> None:
     """Seeds also seed NumPy draws (keys, composers from the corpus' shares), which take no negatives."""
     if not 0 <= seed < 2**63:
         raise MusesynthError(f"--seed must be a whole number, 0 or more (got {seed})")
+
+
+def check_sample_options(opt: Any) -> None:
+    """The options `generate` and `infill` share: samples, seed, sampling dials, soundfont."""
+    if opt.num_samples < 1:
+        raise MusesynthError(f"--num-samples must be at least 1 (got {opt.num_samples})")
+    check_seed(opt.seed)
+    opt.sampling.validate()
+    if opt.soundfont is not None and opt.wav:
+        check_soundfont(opt.soundfont)
 
 
 def checkpoint_or_shipped(checkpoint: str | None) -> str:
