@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from musesynth.commands.options import Subparsers, add_command, add_device_option, add_sampling_options
+from musesynth.commands.options import (
+    Subparsers,
+    add_command,
+    add_device_option,
+    add_output_options,
+    add_sampling_options,
+)
 from musesynth.commands.options import sampling_from_args as _sampling
 from musesynth.generate.run import GenerateOptions
 
@@ -36,13 +42,7 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same piece (default %(default)s)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="pieces per primer, generated as one "
                    "batch (default %(default)s)")
-    p.add_argument("-o", "--out-dir", default=d.out_dir, help="output folder (default %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace pieces of the same name (default: a new "
-                   "name such as NAME-2)")
-    p.add_argument("--no-wav", dest="wav", action="store_false", help="skip FluidSynth rendering")
-    p.add_argument("--no-png", dest="png", action="store_false", help="skip the piano-roll picture")
-    p.add_argument("--soundfont", help="General MIDI .sf2 file (default: $MUSESYNTH_SOUNDFONT or a system "
-                   "soundfont); a missing or non-sf2 file is an error")
+    add_output_options(p, d.out_dir)
     add_device_option(p)
     p.add_argument("--no-cache", action="store_true", help="naive decoding (re-run the prefix every token)")
     p.add_argument("--free-repeats", action="store_true",

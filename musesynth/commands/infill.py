@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from musesynth.commands.options import Subparsers, add_command, add_device_option, add_sampling_options
+from musesynth.commands.options import (
+    Subparsers,
+    add_command,
+    add_device_option,
+    add_output_options,
+    add_sampling_options,
+)
 from musesynth.commands.options import sampling_from_args as _sampling
 from musesynth.generate.infill import InfillOptions
 
@@ -27,12 +33,7 @@ def add_parser(sub: Subparsers) -> None:
                    "(default %(default)s)")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget of a fill (default: 3x the span's "
                    "tokens + 32, at most half the model context)")
-    p.add_argument("-o", "--out-dir", default=d.out_dir, help="output folder (default %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace pieces of the same name (default: a new "
-                   "name such as NAME-2)")
-    p.add_argument("--no-wav", dest="wav", action="store_false", help="skip FluidSynth rendering")
-    p.add_argument("--no-png", dest="png", action="store_false", help="skip the piano-roll picture")
-    p.add_argument("--soundfont", help="General MIDI .sf2 file (default: $MUSESYNTH_SOUNDFONT or a system soundfont)")
+    add_output_options(p, d.out_dir)
     add_device_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=run)

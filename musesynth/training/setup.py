@@ -171,11 +171,7 @@ def key_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
     """How often each key token occurs in the training split (one per piece, before augmentation), so
     generation without a primer can follow the corpus' keys even when transposition augmentation taught
     the model every key."""
-    ids = key_token_ids(enc)
-    if ids is None:
-        return None
-    counts = np.bincount(tokens, minlength=len(enc.vocab))[ids].astype(float)
-    return (counts / counts.sum()).tolist() if counts.sum() else None
+    return token_shares(enc, tokens, key_token_ids(enc))
 
 
 def composer_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
@@ -183,9 +179,14 @@ def composer_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
     ``--composer`` draws each piece's composer from it."""
     first = getattr(enc, "composer0", None)
     n = len(getattr(enc, "composers", ()))
-    if first is None or not n:
+    return token_shares(enc, tokens, np.arange(first, first + n) if first is not None and n else None)
+
+
+def token_shares(enc: Encoding, tokens: np.ndarray, ids: np.ndarray | None) -> list[float] | None:
+    """Each of ``ids``' share of their occurrences in ``tokens``; None without ids or occurrences."""
+    if ids is None:
         return None
-    counts = np.bincount(tokens, minlength=len(enc.vocab))[first : first + n].astype(float)
+    counts = np.bincount(tokens, minlength=len(enc.vocab))[ids].astype(float)
     return (counts / counts.sum()).tolist() if counts.sum() else None
 
 
