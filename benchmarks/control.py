@@ -54,7 +54,8 @@ def main() -> None:
     requests = _requests(list(enc.composers), [parse_key(k) for k in a.keys], a.tempos, a.per_cell)
     t0 = time.perf_counter()
     seqs = generate_controlled(model, enc, requests, a.length, Sampling(a.temperature, a.top_k, a.top_p, a.repeat_bias,
-                                                                              a.key_strength).validate(), a.seed)
+                                                                              a.key_strength).validate(), a.seed,
+                               meta.key_relative)
     r = control_report(enc, requests, seqs, real, a.seed)
     r.update(checkpoint=meta.path, held_out_pieces=len(real), generation_seconds=round(time.perf_counter() - t0, 1),
              length=a.length, sampling={"temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,

@@ -19,6 +19,7 @@ import symusic
 import torch
 
 from musesynth.atomic import atomic_write
+from musesynth.data.key_frame import KeyFrame
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.generate.controls import HeaderTempo, apply_controls, check_controls
@@ -82,9 +83,11 @@ def generate(model: Model | None = None, primer: str | Path | None = None, lengt
     tempo_token = check_controls(enc, composer, tempo)
     rows = check_fits(apply_controls(enc, rows, composer, tempo, model.meta.composer_prior, seed), seq_len, len(ids))
     device = next(model.net.parameters()).device
+    frame = KeyFrame(enc, model.meta.key_relative)
+    rows = frame.to_model(rows)
     force = HeaderTempo(enc, tempo_token, rows, device) if tempo_token is not None else None
-    seqs = _sample(model.net, rows, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed, seq_len=seq_len,
-                   repeats=enc.repeat_spec(), keys=enc.key_spec(), constraint=force)
+    seqs = frame.to_user(_sample(model.net, rows, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed,
+                                 seq_len=seq_len, repeats=enc.repeat_spec(), keys=enc.key_spec(), constraint=force))
     boundary = enc.end_beats(ids) if path is not None else None
     meter_source = path if enc.name != "meter" else None  # the meter encoding writes the meter it read
     return [Piece(s, daw_ready(enc.decode(s), meter_source, boundary), rows.shape[1]) for s in seqs]

@@ -81,6 +81,10 @@ def add_train_options(p: argparse.ArgumentParser, skip: frozenset[str] = frozens
     if "out_dir" not in skip:
         b.add_argument("-o", "--out-dir", default=None,
                        help=f"checkpoint root folder (default {_default('out_dir')})")
+    b.add_argument("--key-relative", action="store_const", const=True, default=None,
+                   help="learn every piece moved to a tonic of C (C major / C minor); generation moves each piece "
+                   "to the key asked for. Holds keys far better on small corpora (datasets with key tokens: "
+                   "--encoding meter; default: off, pieces in their written keys)")
     b.add_argument("--device", default=None, help=f"{DEVICE_HELP} (default auto)")
     b.add_argument("--precision", default=None, choices=PRECISIONS, help="autocast precision (default fp32)")
     b.add_argument("--compile", action="store_const", const=True, default=None, help="torch.compile the model")

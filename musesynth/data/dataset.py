@@ -125,7 +125,16 @@ def load_split(dataset_dir: str | Path, split: str) -> np.ndarray:
         raise MusesynthError(f"damaged dataset file {path}: {exc}") from None
 
 
+def load_offsets(dataset_dir: str | Path, split: str) -> np.ndarray:
+    """Where each piece of a split starts, plus the split's length."""
+    path = Path(dataset_dir) / f"{split}_offsets.npy"
+    try:
+        return np.load(path)
+    except (ValueError, OSError) as exc:
+        raise MusesynthError(f"damaged dataset file {path}: {exc}") from None
+
+
 def load_pieces(dataset_dir: str | Path, split: str) -> list[np.ndarray]:
     tokens = load_split(dataset_dir, split)
-    offsets = np.load(Path(dataset_dir) / f"{split}_offsets.npy")
+    offsets = load_offsets(dataset_dir, split)
     return [np.asarray(tokens[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]

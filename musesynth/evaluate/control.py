@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from musesynth.data.key_frame import KeyFrame
 from musesynth.evaluate.music_stats import Piece, piece_from_score
 from musesynth.evaluate.musicality import estimate_key, window_features
 from musesynth.generate.controls import HeaderTempo
@@ -75,18 +76,20 @@ def _requests(composers: list[str], keys: list[tuple[int, str]], tempos: list[fl
 
 
 def generate_controlled(model: torch.nn.Module, enc: Encoding, requests: list[tuple[str, tuple[int, str], float]],
-                        length: int, sampling: Sampling, seed: int, key_prior: Any = None) -> list[np.ndarray]:
+                        length: int, sampling: Sampling, seed: int, key_relative: bool = False) -> list[np.ndarray]:
     """One piece per request, from ``BOS COMPOSER KEY`` with the header tempo forced (one batch per request
     set of equal tempo, so a batch shares its forced token)."""
     seqs: list[np.ndarray | None] = [None] * len(requests)
     device = next(model.parameters()).device
     for bpm in sorted({r[2] for r in requests}):
         idx = [i for i, r in enumerate(requests) if r[2] == bpm]
-        rows = np.stack([enc.set_composer(enc.set_key([enc.bos_id], *requests[i][1]), requests[i][0])  # type: ignore
-                         for i in idx])
+        frame = KeyFrame(enc, key_relative)
+        rows = frame.to_model(np.stack([enc.set_composer(enc.set_key([enc.bos_id], *requests[i][1]),  # type: ignore
+                                                         requests[i][0]) for i in idx]))
         force = HeaderTempo(enc, enc.tempo_token_id(bpm), rows, device)  # type: ignore[attr-defined]
-        out = generate(model, rows, length, len(idx), sampling, enc.grammar(), enc.eos_id, seed,
-                       seq_len=model.cfg.seq_len, repeats=enc.repeat_spec(), constraint=force, keys=enc.key_spec())
+        out = frame.to_user(generate(model, rows, length, len(idx), sampling, enc.grammar(), enc.eos_id, seed,
+                                     seq_len=model.cfg.seq_len, repeats=enc.repeat_spec(), constraint=force,
+                                     keys=enc.key_spec()))
         for i, s in zip(idx, out):
             seqs[i] = s
     return seqs  # type: ignore[return-value]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musesynth.evaluate.music_stats import Piece
+from musesynth.tokenize import key_finding
 from musesynth.tokenize.meter import key_name  # one spelling of key names (re-exported here)
 
 GRID = 12  # grid steps per beat
@@ -360,23 +361,11 @@ def repetition_summary(pieces: list[Piece], min_beats: int = 8) -> dict:
 # ---------------------------------------------------------------------------------------------
 # 3. key
 
-# Krumhansl & Kessler (1982) probe-tone profiles, tonic first
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 MODES = ("major", "minor")
 # spelling: flats for F Bb Eb Ab Db major (and their relative minors), sharps otherwise; 6 accidentals
 # as F# major / Eb minor
 _LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _LETTER_FIFTHS = {"F": -1, "C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5}
-
-
-def _key_profiles() -> np.ndarray:
-    """(24, 12): rows 0-11 major on tonic t, 12-23 minor on tonic t."""
-    idx = (np.arange(12)[None, :] - np.arange(12)[:, None]) % 12  # [t, pc] -> degree of pc in key t
-    return np.vstack([KK_MAJOR[idx], KK_MINOR[idx]])
-
-
-_PROFILES = _key_profiles()
 
 
 def pitch_class_weights(piece: Piece) -> np.ndarray:
@@ -385,40 +374,23 @@ def pitch_class_weights(piece: Piece) -> np.ndarray:
                        minlength=12)
 
 
-# Correlation added to the keys on the final bass note (``estimate_key(cadence=True)``): on the 410 Bach
-# chorales, KS alone names the key of the file's signature and mode 69% of the time (most misses are its
-# dominant or subdominant: a piece that modulates); with the final bass at +0.15, 82%.
-FINAL_BASS_BONUS = 0.15
-
-
 def final_bass(piece: Piece) -> int | None:
     """Pitch class of the lowest note struck at the last onset: the bass of the closing chord."""
-    onset = np.asarray(piece.onset, float)
-    if not onset.size:
-        return None
-    last = onset >= onset.max() - 1e-6
-    return int(np.asarray(piece.pitch)[last].min()) % 12
+    return key_finding.final_bass(piece.onset, piece.pitch)
 
 
 def estimate_key(piece: Piece, cadence: bool = False) -> tuple[int, str, float]:
     """Krumhansl-Schmuckler key finding: the key whose profile correlates best with the piece's
     duration-weighted pitch classes. Returns (tonic pitch class, "major"/"minor", Pearson r).
-    ``cadence``: keys whose tonic is the closing chord's bass gain ``FINAL_BASS_BONUS`` (pieces end
-    on their tonic; whole-piece histograms lean to the keys they modulate to)."""
+    ``cadence``: keys whose tonic is the closing chord's bass gain ``key_finding.FINAL_BASS_BONUS`` (pieces
+    end on their tonic; whole-piece histograms lean to the keys they modulate to): the rule the meter
+    encoding labels training pieces by, less the key signature (a generated piece's is its header's)."""
     w = pitch_class_weights(piece)
     if w.sum() <= 0 or np.all(w == w[0]):
         return 0, "major", 0.0
-    a = _PROFILES - _PROFILES.mean(1, keepdims=True)
-    b = w - w.mean()
-    r = a @ b / (np.linalg.norm(a, axis=1) * np.linalg.norm(b))
-    score = r.copy()
-    bass = final_bass(piece) if cadence else None
-    if bass is not None:
-        score[[bass, 12 + bass]] += FINAL_BASS_BONUS
-    k = int(np.argmax(score))
+    r = key_finding.key_correlations(np.arange(12), w)
+    k = int(np.argmax(key_finding.key_scores(r, final_bass(piece) if cadence else None)))
     return k % 12, MODES[k // 12], float(r[k])
-
-
 
 
 def parse_key(name: str) -> tuple[int, str, int]:

@@ -14,6 +14,7 @@ import symusic
 
 from musesynth.atomic import atomic_write, atomic_write_json
 from musesynth.data.files import find_midi_files
+from musesynth.data.key_frame import KeyFrame
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.controls import HeaderTempo, apply_controls, check_controls
@@ -180,12 +181,14 @@ def run_generate(opt: GenerateOptions, log=print,
         rows = primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed)
         rows = check_fits(apply_controls(enc, rows, opt.composer, opt.tempo, meta.composer_prior, opt.seed), seq_len,
                           len(ids))
-        force = HeaderTempo(enc, tempo_token, rows, device) if tempo_token is not None else None
+        frame = KeyFrame(enc, meta.key_relative)
+        rows_in = frame.to_model(rows)
+        force = HeaderTempo(enc, tempo_token, rows_in, device) if tempo_token is not None else None
         t0 = time.perf_counter()
-        seqs = generate(model, rows, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id, opt.seed,
-                        use_cache=not opt.no_cache, seq_len=seq_len,
-                        repeats=None if opt.free_repeats else enc.repeat_spec(), constraint=force,
-                        keys=enc.key_spec())
+        seqs = frame.to_user(generate(model, rows_in, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id,
+                                      opt.seed, use_cache=not opt.no_cache, seq_len=seq_len,
+                                      repeats=None if opt.free_repeats else enc.repeat_spec(), constraint=force,
+                                      keys=enc.key_spec()))
         dt = time.perf_counter() - t0
         boundary = enc.end_beats(ids) if primer_path is not None else None
         stem = os.fsdecode(primer_path.stem) if primer_path is not None else "unconditioned"

@@ -49,16 +49,12 @@ Reading rules (on top of midi_io's and the chord encoding's note and tempo quant
   way; only a rest that opens a full first bar (5 of the 410 chorales) is dropped from the MIDI.
 - **Fermatas**: marker events whose text contains "fermata" become a PHRASE after the notes of the
   onset at the marker (or of the latest onset before it; the first onset if before all notes).
-- **Key** (one per piece, from the first key signature; key changes are not encoded):
-  a key signature gives the tonic pair (major tonic = 7 x sharps mod 12 and its relative minor).
-  If it says minor, that is taken. If it says major, the mode is checked, because many writers
-  (music21 for a bare KeySignature, sequencers by default) write mode 0 without knowing it, and
-  some music21 chorales even carry a major Key on minor music (bwv166.6: B- major, ends on G):
-  the piece is read as the relative minor when the Krumhansl-Schmuckler correlation of its
-  duration-weighted pitch-class histogram with the minor profile beats the major one by more than
-  ``MODE_MARGIN`` (0.05; near-ties such as bwv244.17 in E-flat major stay major). Without a key
-  signature, the best correlated of all 24 keys wins.
-  The histogram uses the quantised notes, so a decoded piece re-estimates the same key.
+- **Key** (one per piece; key changes are not encoded): the key that best explains the piece's
+  duration-weighted pitch classes (Krumhansl-Schmuckler), its final bass and its first key signature,
+  by the rule of ``tokenize.key_finding`` (the one ``musesynth evaluate`` measures generated pieces by):
+  a G minor chorale notated with one flat is G minor, not D minor; a piece ending on D with no
+  signature and D minor's notes is D minor. The histogram and final bass use the quantised notes, and
+  decoding writes the key's own signature, so a decoded piece re-reads the same key.
 
 Decoding rules for token sequences a model may write: tokens before the first BAR belong to the
 first bar; a POS that goes backwards within a bar is ignored (the notes join the current onset);
@@ -82,6 +78,7 @@ import symusic
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.tokenize.base import KeySpec, RepeatSpec, check_token_budget, transition_matrix
 from musesynth.tokenize.grid import GridEncoding
+from musesynth.tokenize.key_finding import find_key
 from musesynth.tokenize.midi_io import (
     PIANO_HIGH,
     PIANO_LOW,
@@ -119,10 +116,6 @@ TS_DENOMINATORS = (2, 4, 8, 16)
 TS_MAX_NUMERATOR = 16
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 MODES = ("major", "minor")
-# Krumhansl-Kessler key profiles (Krumhansl 1990), tonic first.
-KS_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KS_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-MODE_MARGIN = 0.05  # a "major" signature reads as minor when the minor profile correlates this much better
 _LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 _KEY_RE = re.compile(r"^\s*([a-g])\s*(#|♯|b|♭)?[\s_]*(major|minor|maj|min)\s*$", re.IGNORECASE)
 _KEY_FORM = "a tonic A-G with an optional # or b, then major or minor (e.g. 'D major', 'F# minor', 'Bb major')"
@@ -163,37 +156,17 @@ def key_name(tonic: int, mode: str | int) -> str:
     return f"{(_MINOR_NAMES if m else _MAJOR_NAMES)[int(tonic) % 12]} {MODES[m]}"
 
 
+def tonic_offset(semitones: int) -> int:
+    """An interval as the smaller move between its pitch classes: -5..+6 semitones (a tritone goes up)."""
+    step = int(semitones) % 12
+    return step - 12 if step > 6 else step
+
+
 def key_signature_sharps(tonic: int, mode: str | int) -> int:
     """Sharps (negative: flats, in -5..6) of the key signature of a key."""
     major_tonic = (int(tonic) + (3 if _mode_index(mode) else 0)) % 12
     s = (major_tonic * 7) % 12
     return s - 12 if s > 6 else s
-
-
-def key_correlations(pitch: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Pearson correlation of the weighted pitch-class histogram with the 24 key profiles:
-    index ``mode * 12 + tonic``."""
-    hist = np.bincount(np.asarray(pitch, np.int64) % 12, weights=np.asarray(weight, np.float64), minlength=12)
-    profiles = np.stack([np.roll(p, t) for p in (KS_MAJOR, KS_MINOR) for t in range(12)])
-    h = hist - hist.mean()
-    p = profiles - profiles.mean(1, keepdims=True)
-    denom = np.sqrt((h**2).sum() * (p**2).sum(1))
-    return np.where(denom > 0, p @ h / np.where(denom > 0, denom, 1.0), 0.0)
-
-
-def estimate_key(
-    pitch: np.ndarray, weight: np.ndarray, sharps: int | None = None, tonality: int | None = None
-) -> tuple[int, int]:
-    """``(tonic, mode)`` (mode 0 major, 1 minor) by the rule in the module docstring."""
-    corr = key_correlations(pitch, weight)
-    if sharps is None:
-        best = int(np.argmax(corr)) if np.any(corr) else 0
-        return best % 12, best // 12
-    major = (7 * int(sharps)) % 12
-    minor = (major + 9) % 12
-    if tonality == 1 or corr[12 + minor] > corr[major] + MODE_MARGIN:
-        return minor, 1
-    return major, 0
 
 
 # ---------------------------------------------------------------------- encoding
@@ -275,6 +248,19 @@ class MeterEncoding(GridEncoding):
         k = int(self.key_index_of[ids[at[0]]])
         return k % 12, MODES[k // 12]
 
+    def transpose_ids(self, ids: np.ndarray | list[int], semitones: int | np.ndarray) -> np.ndarray:
+        """``ids`` moved by ``semitones`` (one number, or one per token): notes (folded back into the piano
+        range by octaves where they would leave it) and KEY tokens' tonics; everything else unchanged."""
+        ids = np.array(ids, np.int64)
+        shift = np.broadcast_to(np.asarray(semitones, np.int64), ids.shape)
+        inside = (ids >= 0) & (ids < len(self.vocab))
+        typ = np.where(inside, self.token_type[np.where(inside, ids, 0)], -1)
+        notes, keys = typ == T_NOTE, typ == T_KEY
+        ids[notes] = self.note0 + fold_pitches(self.pitch_of[ids[notes]] + shift[notes]) - PIANO_LOW
+        k = self.key_index_of[ids[keys]]
+        ids[keys] = self.key0 + (k // 12) * 12 + (k % 12 + shift[keys]) % 12
+        return ids
+
     def set_key(self, ids: np.ndarray | list[int], tonic: int, mode: str | int,
                 transpose: bool = False) -> np.ndarray:
         """``ids`` with the header key replaced by the given key (inserted after BOS if there is none).
@@ -284,15 +270,10 @@ class MeterEncoding(GridEncoding):
         ids = np.array(ids, np.int64)
         new = self.key_token_id(tonic, mode)
         old = self.key_of(ids)
-        inside = (ids >= 0) & (ids < len(self.vocab))
-        typ = np.where(inside, self.token_type[np.where(inside, ids, 0)], -1)
-        at = np.flatnonzero(typ == T_KEY)
         if transpose and old is not None:
-            step = (int(tonic) - old[0]) % 12
-            step = step - 12 if step > 6 else step
-            notes = typ == T_NOTE
-            pitch = fold_pitches(self.pitch_of[ids[notes]] + step)
-            ids[notes] = self.note0 + pitch - PIANO_LOW
+            ids = self.transpose_ids(ids, tonic_offset(int(tonic) - old[0]))
+        inside = (ids >= 0) & (ids < len(self.vocab))
+        at = np.flatnonzero(inside & (self.token_type[np.where(inside, ids, 0)] == T_KEY))
         if at.size:
             ids[at[0]] = new
             return ids
@@ -456,9 +437,7 @@ class MeterEncoding(GridEncoding):
             phrase = np.unique(starts[np.clip(np.searchsorted(starts, f, side="right") - 1, 0, None)])
 
         ks = np.argsort(n.key_time, kind="stable")
-        sharps = int(n.key_sharps[ks[0]]) if ks.size else None
-        tonality = int(n.key_tonality[ks[0]]) if ks.size else None
-        tonic, mode = estimate_key(pitch, dur, sharps, tonality)
+        tonic, mode = find_key(pitch, dur, onset, int(n.key_sharps[ks[0]]) if ks.size else None)
         return {"onset": onset, "pitch": pitch, "duration": dur, "tempo_step": t_step, "tempo_bin": t_bin,
                 "ts_step": ts_step, "ts_index": ts_idx, "phrase_step": phrase,
                 "key": np.array([tonic, mode], np.int64)}

@@ -42,6 +42,11 @@ class CheckpointMeta:
     def family(self) -> str:
         return self.model_config.family
 
+    @property
+    def key_relative(self) -> bool:
+        """Trained with every piece moved to a tonic of C (``train --key-relative``, ``data.key_frame``)."""
+        return bool(self.train_config.get("key_relative", False))
+
     def to_json(self) -> str:
         return json.dumps({
             "model_config": self.model_config.to_dict(), "vocab": self.vocab.to_dict(),

@@ -63,6 +63,7 @@ class TrainConfig:
     augment_tempo: int = 0
     piece_starts: float = 0.0  # share of training windows that begin at a piece's BOS
     fim_rate: float = 0.5  # share of windows reordered fill-in-the-middle (encodings with infill tokens only)
+    key_relative: bool = False  # learn every piece moved to a tonic of C (data.key_frame); keyed encodings only
     # runtime
     seed: int = 0
     device: str = "auto"

@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from musesynth.data.augment import Augmenter, WindowAugmenter
 from musesynth.data.cache import cached_dataset
-from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_split, load_vocab
+from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_offsets, load_split, load_vocab
 from musesynth.data.fim import Chain, FimTransform
+from musesynth.data.key_frame import pieces_to_c
 from musesynth.data.loader import DeviceBatches, WindowDataset
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model, count_params
@@ -71,8 +72,10 @@ class TrainData:
     dataset_dir: Path
     manifest: Manifest
     enc: Encoding
-    train_tokens: np.ndarray
+    train_tokens: np.ndarray  # as the model reads them (moved to C for --key-relative)
     val_tokens: np.ndarray
+    key_prior: list[float] | None = None  # of the pieces' own keys, before any move to C
+    composer_prior: list[float] | None = None
 
 
 def load_data(cfg: TrainConfig, quiet: bool) -> TrainData:
@@ -84,7 +87,12 @@ def load_data(cfg: TrainConfig, quiet: bool) -> TrainData:
     if len(train_tokens) < cfg.seq_len + 1:
         raise MusesynthError(f"--seq-len {cfg.seq_len} is larger than the training data ({len(train_tokens)} tokens)"
                              f" of {dataset_dir}; use a smaller --seq-len")
-    return TrainData(dataset_dir, load_manifest(dataset_dir), encoding_from_vocab(vocab), train_tokens, val_tokens)
+    enc = encoding_from_vocab(vocab)
+    priors = key_prior(enc, train_tokens), composer_prior(enc, train_tokens)
+    if cfg.key_relative:
+        train_tokens, val_tokens = (pieces_to_c(enc, load_split(dataset_dir, s), load_offsets(dataset_dir, s))
+                                    for s in ("train", "val"))
+    return TrainData(dataset_dir, load_manifest(dataset_dir), enc, train_tokens, val_tokens, *priors)
 
 
 def available_memory() -> int:
@@ -226,6 +234,9 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
             raise MusesynthError(f"--resume: no checkpoint to resume from at {last}")
         resume_state = load_raw(last)
         check_compatible(resume_state["meta"], cfg.model, vocab, mcfg)
+        if resume_state["meta"].key_relative != cfg.key_relative:
+            was = "with" if resume_state["meta"].key_relative else "without"
+            raise MusesynthError(f"--resume: the run was trained {was} --key-relative; resume it the same way")
     check_memory(cfg, mcfg, len(data.train_tokens) // cfg.seq_len, device)
     amp_dtype = DTYPES[cfg.precision]
     if amp_dtype is torch.float16 and device.type != "cuda":
@@ -252,7 +263,6 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     meta = CheckpointMeta(model_config=mcfg, vocab=vocab, train_config=cfg.to_dict(), dataset=str(data.dataset_dir),
                           num_params=count_params(raw_model), world_size=dist.world, progress=progress,
-                          key_prior=key_prior(data.enc, data.train_tokens),
-                          composer_prior=composer_prior(data.enc, data.train_tokens))
+                          key_prior=data.key_prior, composer_prior=data.composer_prior)
     return TrainSetup(cfg, device, dist, data, raw_model, model, train_ds, sampler, loader, batches, optimizer,
                       scheduler, scaler, amp_dtype, total_steps, progress, meta)
