@@ -28,6 +28,25 @@ def test_cuda_graph_decoding_gives_the_same_tokens_as_eager():
     np.testing.assert_array_equal(a[0], b[0])
 
 
+def test_generate_replays_cuda_graphs_for_a_transformer_with_the_same_tokens():
+    """`musesynth generate` on a GPU: the Decoder wraps a Transformer in GraphedDecoding by itself, at batch 1 and
+    64, through the sliding window past the context, with the grammar and filters of a real run."""
+    from musesynth.generate.sampling import Decoder, Sampling, generate
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("transformer", 312, embed_dim=64, hidden_dim=128, num_layers=2, seq_len=32))
+    model = model.cuda().eval()
+    enc = get_encoding("chord")
+    assert type(Decoder(model, [enc.bos_id]).model).__name__ == "GraphedDecoding"
+    for n in (1, 64):
+        kw = dict(num_tokens=90, num_samples=n, grammar=enc.grammar(), seed=3, seq_len=32,
+                  sampling=Sampling(temperature=0.9, top_k=40, top_p=0.95))
+        fast = generate(model, [enc.bos_id], **kw)
+        slow = generate(model, [enc.bos_id], cuda_graphs=False, **kw)
+        for a, b in zip(fast, slow):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("family", ["gru", "transformer"])
 def test_deterministic_cuda_run_resumes_bit_for_bit(family, bach_dataset, tmp_path):
     from musesynth.training.checkpoint import load_raw
