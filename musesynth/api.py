@@ -81,12 +81,12 @@ def generate(model: Model | None = None, primer: str | Path | None = None, lengt
     ids = primer_ids(enc, path, primer_tokens, primer_seconds, seq_len)
     rows = primer_rows(enc, ids, parse_requested_key(enc, key), model.meta.key_prior, num_samples, seed)
     tempo_token = check_controls(enc, composer, tempo)
-    rows = check_fits(apply_controls(enc, rows, composer, tempo, model.meta.composer_prior, seed), seq_len, len(ids))
-    device = next(model.net.parameters()).device
+    rows = apply_controls(enc, rows, composer, tempo, model.meta.composer_prior, seed)
     frame = KeyFrame(enc, model.meta.key_relative)
-    rows = frame.to_model(rows)
-    force = HeaderTempo(enc, tempo_token, rows, device) if tempo_token is not None else None
-    seqs = frame.to_user(_sample(model.net, rows, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed,
+    rows_in = check_fits(frame.to_model(rows), seq_len, len(ids))
+    device = next(model.net.parameters()).device
+    force = HeaderTempo(enc, tempo_token, rows_in, device) if tempo_token is not None else None
+    seqs = frame.to_user(_sample(model.net, rows_in, length, num_samples, sampling, enc.grammar(), enc.eos_id, seed,
                                  seq_len=seq_len, repeats=enc.repeat_spec(), keys=enc.key_spec(), constraint=force))
     boundary = enc.end_beats(ids) if path is not None else None
     meter_source = path if enc.name != "meter" else None  # the meter encoding writes the meter it read

@@ -2,19 +2,29 @@
 
 A model trained on pieces in their written keys has to learn each key from the pieces written in it
 (the 410 chorales put 8 to 45 pieces in each of their 20 keys), and its KEY token barely holds the music:
-the shipped recipe's LSTM wrote 15% of its pieces in the key asked for (Krumhansl-Schmuckler). Trained on
-the same chorales moved to C major / C minor, the same recipe wrote 73% in C, the key it was asked for,
-next to 81% for Bach's own pieces cut to the same length: every piece now teaches the one tonal frame.
+the shipped recipe's LSTM wrote 29% of its pieces in the key asked for (Krumhansl-Schmuckler). Moved to C,
+every piece teaches the same tonal frame.
 
-- **Training** (and validation, and `musesynth evaluate`'s test NLL): each piece moves by the interval from
-  its key's tonic to C, the smaller way (``tonic_offset``: -5..+6 semitones, so a piece in G rises a fourth
-  and one in D falls a tone), its KEY token with it. Notes that would leave the piano range fold by an
-  octave (none of the chorales has one). Transposition augmentation still applies on top.
-- **Generation**: a prompt moves the same way into C (its key: the one asked for, the primer's own or one
-  drawn from the corpus' key distribution, which is counted before the move), the model writes in C, and
-  the new tokens move back by the opposite interval, so a piece asked in G sits where the corpus' G pieces
-  sit. The primer's own tokens are kept as they were. Same seed, same piece: in another key it is the
-  same music transposed.
+The model's view of a piece (its *frame*) has two KEY tokens::
+
+    BOS [COMPOSER] KEY_C_minor KEY_E_minor TIMESIG ... notes moved from E to C ...
+
+- the **frame key** (first): the tonic the notes are written on, C, in the piece's mode;
+- the **piece's key** (second): where the piece really sits, so the model can place its voices where
+  pieces in that key sit (chorale voices keep their ranges whatever the key: moved to C without it, a G
+  major piece would come back 5 semitones low).
+
+Each piece's notes move by the interval from its tonic to C, the smaller way (``tonic_offset``: -5..+6
+semitones, so a piece in G rises a fourth and one in D falls a tone); notes that would leave the piano range
+fold by an octave (no chorale has one). Transposition augmentation then moves notes and both keys alike, as
+for any model, so the frame key always names the notes' tonic. The training and validation splits, and
+`musesynth evaluate`'s test split, are read this way.
+
+Generation: a prompt (its key: the one asked for, the primer's own or one drawn from the corpus' key
+distribution, counted from the pieces' own keys) is moved into the frame, the model writes, and the new
+notes move back by the opposite interval; the user's primer and header come back as they were. Key guidance
+reads the frame key, so it favours C's scale in the frame, the asked key's scale once moved back. Same
+seed, same piece: asked in another key, it is the same music, transposed.
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ import numpy as np
 
 from musesynth.errors import MusesynthError
 from musesynth.tokenize import Encoding
-from musesynth.tokenize.meter import tonic_offset
+from musesynth.tokenize.meter import T_KEY, tonic_offset
+
+HEADER = 16  # tokens in which a piece's KEY token is looked for
 
 
 def check_keyed(enc: Encoding) -> None:
@@ -34,45 +46,70 @@ def check_keyed(enc: Encoding) -> None:
                              f"make it with `musesynth data --encoding meter`)")
 
 
-def to_c_shift(enc: Encoding, ids: np.ndarray) -> int:
-    """Semitones that move a piece (or prompt) with these tokens to a tonic of C; 0 without a KEY token."""
-    key = enc.key_of(ids)  # type: ignore[attr-defined]
-    return -tonic_offset(key[0]) if key is not None else 0
+def first_key(enc: Encoding, ids: np.ndarray) -> int | None:
+    """Index of the first KEY token among the first ``HEADER`` tokens, None without one."""
+    head = np.asarray(ids[:HEADER], np.int64)
+    at = np.flatnonzero(enc.token_type[np.clip(head, 0, len(enc.vocab) - 1)] == T_KEY)  # type: ignore[attr-defined]
+    return int(at[0]) if at.size else None
 
 
-def pieces_to_c(enc: Encoding, tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """A split's tokens (pieces at ``offsets``) with every piece moved to a tonic of C, in ``tokens``' dtype."""
+def to_frame(enc: Encoding, ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """A piece or prompt as a key-relative model reads it (notes on C, the frame key before its own), and the
+    shift its notes took. Without a KEY token: unchanged, shift 0."""
+    at = first_key(enc, ids)
+    if at is None:
+        return np.asarray(ids, np.int64), 0
+    key = enc.key_of(ids[at : at + 1])  # type: ignore[attr-defined]
+    shift = -tonic_offset(key[0])
+    moved = enc.transpose_ids(ids, shift, keys=False)  # type: ignore[attr-defined]
+    return np.insert(moved, at, enc.key_token_id(0, key[1])), shift  # type: ignore[attr-defined]
+
+
+def pieces_to_c(enc: Encoding, tokens: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A split's tokens (pieces at ``offsets``) in the key-relative frame, in ``tokens``' dtype, and the new
+    offsets (each piece with a KEY gains its frame key)."""
     check_keyed(enc)
-    offsets = np.asarray(offsets, np.int64)
-    tokens = np.asarray(tokens)
-    shifts = np.array([to_c_shift(enc, tokens[a : min(b, a + 16)]) for a, b in zip(offsets[:-1], offsets[1:])],
-                      np.int64)  # the KEY sits in the header
-    per_token = np.repeat(shifts, np.diff(offsets))
-    return enc.transpose_ids(tokens, per_token).astype(tokens.dtype)  # type: ignore[attr-defined]
+    offsets, tokens = np.asarray(offsets, np.int64), np.asarray(tokens)
+    n = offsets.size - 1
+    shift, gained, at, frame = np.zeros(n, np.int64), np.zeros(n, np.int64), [], []
+    for i, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        k = first_key(enc, tokens[a:b])
+        if k is not None:
+            tonic, mode = enc.key_of(tokens[a + k : a + k + 1])  # type: ignore[attr-defined]
+            shift[i], gained[i] = -tonic_offset(tonic), 1
+            at.append(a + k)
+            frame.append(enc.key_token_id(0, mode))  # type: ignore[attr-defined]
+    moved = enc.transpose_ids(tokens, np.repeat(shift, np.diff(offsets)), keys=False)  # type: ignore[attr-defined]
+    out = np.insert(moved, np.array(at, np.int64), np.array(frame, np.int64)).astype(tokens.dtype)
+    return out, offsets + np.r_[0, np.cumsum(gained)]
 
 
 @dataclass
 class KeyFrame:
-    """A model's key frame around sampling: ``to_model`` moves prompt rows into it, ``to_user`` moves the
+    """A model's key frame around sampling: ``to_model`` moves prompt rows into it, ``to_user`` brings the
     sampled sequences back to each row's key. The identity for models trained in written keys."""
 
     enc: Encoding
     relative: bool
     shifts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rows: np.ndarray | None = None
+    model_len: int = 0  # tokens of a row in the frame
 
     def to_model(self, rows: np.ndarray) -> np.ndarray:
         rows = np.atleast_2d(np.asarray(rows, np.int64))
-        self.rows = rows
+        self.rows, self.model_len = rows, rows.shape[1]
         if not self.relative:
             return rows
-        self.shifts = np.array([to_c_shift(self.enc, r) for r in rows], np.int64)
-        return np.stack([self.enc.transpose_ids(r, s) for r, s in zip(rows, self.shifts)])  # type: ignore
+        framed = [to_frame(self.enc, r) for r in rows]
+        self.shifts = np.array([s for _, s in framed], np.int64)
+        out = np.stack([f for f, _ in framed])
+        self.model_len = out.shape[1]
+        return out
 
     def to_user(self, seqs: list[np.ndarray]) -> list[np.ndarray]:
-        """Each sequence in its row's key: the row (the user's primer) as it was, the new tokens moved back."""
+        """Each sequence in its row's key: the row (the user's primer and header) as it was, the new tokens'
+        notes moved back."""
         if not self.relative or self.rows is None:
             return seqs
-        n = self.rows.shape[1]
-        return [np.r_[row, self.enc.transpose_ids(s[n:], -shift)]  # type: ignore[attr-defined]
+        return [np.r_[row, self.enc.transpose_ids(s[self.model_len :], -shift, keys=False)]  # type: ignore
                 for row, s, shift in zip(self.rows, seqs, self.shifts)]

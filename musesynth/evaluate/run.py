@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from musesynth.data.dataset import is_dataset, load_offsets, load_pieces, load_split, load_vocab
-from musesynth.data.key_frame import KeyFrame, pieces_to_c
+from musesynth.data.key_frame import KeyFrame, pieces_to_c, to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
@@ -176,7 +176,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     if len(tokens) < 2:
         raise MusesynthError(f"the {opt.split} split of {ds} is empty")
     if meta.key_relative:  # scored as the model reads music: each piece moved to C
-        tokens = pieces_to_c(enc, tokens, load_offsets(ds, opt.split))
+        tokens = pieces_to_c(enc, tokens, load_offsets(ds, opt.split))[0]
     seq_len = meta.model_config.seq_len
     s = split_loss(model, tokens, seq_len, opt.batch_size, dev, enc.pad_id)
     result = Evaluation(checkpoint=meta.path, model=meta.family, params=meta.num_params, dataset=str(ds),
@@ -186,7 +186,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         bars = 4 if seq_len >= 256 else 1  # 4 bars of chorale take ~150 tokens: a small context fits one
         pieces = load_pieces(ds, opt.split)
         if meta.key_relative:
-            pieces = [pieces_to_c(enc, p, np.array([0, p.size])) for p in pieces]
+            pieces = [to_frame(enc, p)[0] for p in pieces]
         result.infill = infill_vs_continuation(model, enc, pieces, seq_len, dev, bars)
     if opt.samples > 0:
         gen, asked = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior,

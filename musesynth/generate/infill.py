@@ -28,14 +28,14 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from musesynth.data.key_frame import to_c_shift
+from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.run import (
@@ -167,21 +167,20 @@ class FillConstraint:
 
 
 def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int, sampling: Sampling,
-                 num_samples: int, seed: int, seq_len: int, key_relative: bool = False) -> list[np.ndarray]:
-    """Each sample's middle tokens (FILL_END included when it was written). A key-relative model reads the
-    piece moved to C (``data.key_frame``) and its fills move back."""
+                 num_samples: int, seed: int, seq_len: int, key_relative: bool = False) -> tuple[list[np.ndarray], int]:
+    """Each sample's middle tokens (FILL_END included when it was written), and the prompt's length. A
+    key-relative model reads the piece in its frame (``data.key_frame``) and its fills move back."""
     device = next(model.parameters()).device
     start, length = enc.bar_times(span.ids)  # type: ignore[attr-defined]
     bar_len = int(length[span.first : span.end].min())
     constraint = FillConstraint(enc, span.n_bars, bar_len, num_samples, device)
-    shift = to_c_shift(enc, span.ids) if key_relative else 0
-    ids = enc.transpose_ids(span.ids, shift) if shift else span.ids  # type: ignore[attr-defined]
-    prompt = infill_prompt(enc, replace(span, ids=ids), seq_len, budget)
+    ids, shift = to_frame(enc, span.ids) if key_relative else (span.ids, 0)
+    prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
     seqs = generate(model, prompt, budget, num_samples, sampling, enc.grammar(), enc.fill_end_id,  # type: ignore
                     seed, seq_len=seq_len, constraint=constraint, keys=enc.key_spec(),
                     key_source=ids[None])  # the piece's own header: a long prefix is cut before it
     fills = [np.asarray(s[prompt.size :], np.int64) for s in seqs]
-    return [enc.transpose_ids(f, -shift) for f in fills] if shift else fills  # type: ignore[attr-defined]
+    return [enc.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size  # type: ignore
 
 
 def splice(enc: Encoding, span: Span, fill: np.ndarray) -> np.ndarray:
@@ -262,8 +261,8 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
     if progress is not None:
         model.register_forward_hook(call_counter(progress, budget + 1))
     t0 = time.perf_counter()
-    fills = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, opt.seed, seq_len,
-                         meta.key_relative)
+    fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, opt.seed, seq_len,
+                                        meta.key_relative)
     dt = time.perf_counter() - t0
     s, e = span_steps(enc, span)
     stem = os.fsdecode(Path(opt.input).stem)
@@ -273,7 +272,7 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
         res = enc.resolution  # type: ignore[attr-defined]
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "model": meta.family, "span_beats": [(s - q["offset"]) / res, (e - q["offset"]) / res],
-                "prompt_tokens": int(infill_prompt(enc, span, seq_len, budget).size), "fill_tokens": int(fill.size),
+                "prompt_tokens": prompt_tokens, "fill_tokens": int(fill.size),
                 "fill_complete": bool(fill.size and fill[-1] == enc.fill_end_id),  # type: ignore[attr-defined]
                 "notes": int(q["onset"].size), "new_notes": int(((q["onset"] >= s) & (q["onset"] < e)).sum()),
                 "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples},

@@ -179,10 +179,9 @@ def run_generate(opt: GenerateOptions, log=print,
             log(f"skipped: {exc}")
             continue
         rows = primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed)
-        rows = check_fits(apply_controls(enc, rows, opt.composer, opt.tempo, meta.composer_prior, opt.seed), seq_len,
-                          len(ids))
+        rows = apply_controls(enc, rows, opt.composer, opt.tempo, meta.composer_prior, opt.seed)
         frame = KeyFrame(enc, meta.key_relative)
-        rows_in = frame.to_model(rows)
+        rows_in = check_fits(frame.to_model(rows), seq_len, len(ids))
         force = HeaderTempo(enc, tempo_token, rows_in, device) if tempo_token is not None else None
         t0 = time.perf_counter()
         seqs = frame.to_user(generate(model, rows_in, opt.length, opt.num_samples, opt.sampling, grammar, enc.eos_id,

@@ -248,17 +248,19 @@ class MeterEncoding(GridEncoding):
         k = int(self.key_index_of[ids[at[0]]])
         return k % 12, MODES[k // 12]
 
-    def transpose_ids(self, ids: np.ndarray | list[int], semitones: int | np.ndarray) -> np.ndarray:
+    def transpose_ids(self, ids: np.ndarray | list[int], semitones: int | np.ndarray, keys: bool = True) -> np.ndarray:
         """``ids`` moved by ``semitones`` (one number, or one per token): notes (folded back into the piano
-        range by octaves where they would leave it) and KEY tokens' tonics; everything else unchanged."""
+        range by octaves where they would leave it) and, with ``keys``, KEY tokens' tonics; nothing else."""
         ids = np.array(ids, np.int64)
         shift = np.broadcast_to(np.asarray(semitones, np.int64), ids.shape)
         inside = (ids >= 0) & (ids < len(self.vocab))
         typ = np.where(inside, self.token_type[np.where(inside, ids, 0)], -1)
-        notes, keys = typ == T_NOTE, typ == T_KEY
+        notes = typ == T_NOTE
         ids[notes] = self.note0 + fold_pitches(self.pitch_of[ids[notes]] + shift[notes]) - PIANO_LOW
-        k = self.key_index_of[ids[keys]]
-        ids[keys] = self.key0 + (k // 12) * 12 + (k % 12 + shift[keys]) % 12
+        if keys:
+            at = typ == T_KEY
+            k = self.key_index_of[ids[at]]
+            ids[at] = self.key0 + (k // 12) * 12 + (k % 12 + shift[at]) % 12
         return ids
 
     def set_key(self, ids: np.ndarray | list[int], tonic: int, mode: str | int,

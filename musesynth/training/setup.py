@@ -90,7 +90,7 @@ def load_data(cfg: TrainConfig, quiet: bool) -> TrainData:
     enc = encoding_from_vocab(vocab)
     priors = key_prior(enc, train_tokens), composer_prior(enc, train_tokens)
     if cfg.key_relative:
-        train_tokens, val_tokens = (pieces_to_c(enc, load_split(dataset_dir, s), load_offsets(dataset_dir, s))
+        train_tokens, val_tokens = (pieces_to_c(enc, load_split(dataset_dir, s), load_offsets(dataset_dir, s))[0]
                                     for s in ("train", "val"))
     return TrainData(dataset_dir, load_manifest(dataset_dir), enc, train_tokens, val_tokens, *priors)
 
