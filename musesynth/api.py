@@ -67,16 +67,18 @@ def generate(model: Model | None = None, primer: str | Path | None = None, lengt
              primer_tokens: int | None = None, primer_seconds: float | None = None, num_samples: int = 1,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
              key: str | None = None, composer: str | None = None, tempo: float | None = None,
-             repeat_bias: float = Sampling.repeat_bias, key_strength: float = Sampling.key_strength) -> list[Piece]:
+             repeat_bias: float = Sampling.repeat_bias, key_strength: float = Sampling.key_strength,
+             ending: float = Sampling.ending) -> list[Piece]:
     """New pieces: each continues ``primer`` (a MIDI file; None: from nothing) by up to ``length`` tokens.
     Scores are DAW-ready like the CLI's: the primer's meter, a piano track, a marker where generation starts.
-    ``key``, ``composer`` and ``tempo`` (BPM) are `musesynth generate`'s --key, --composer and --tempo."""
+    ``key``, ``composer``, ``tempo`` (BPM) and ``ending`` are `musesynth generate`'s --key, --composer, --tempo
+    and --ending."""
     check_seed(seed)
     if primer_seconds is not None and not primer_seconds > 0:
         raise MusesynthError(f"primer_seconds must be positive (got {primer_seconds})")
     model = model or load_model()
     enc, seq_len = model.encoding, model.meta.model_config.seq_len
-    sampling = Sampling(temperature, top_k, top_p, repeat_bias, key_strength).validate(len(enc.vocab))
+    sampling = Sampling(temperature, top_k, top_p, repeat_bias, key_strength, ending).validate(len(enc.vocab))
     path = Path(primer) if primer is not None else None
     ids = primer_ids(enc, path, primer_tokens, primer_seconds, seq_len)
     rows = primer_rows(enc, ids, parse_requested_key(enc, key), model.meta.key_prior, num_samples, seed)

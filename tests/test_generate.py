@@ -162,6 +162,23 @@ def test_every_sampled_sequence_decodes_and_obeys_the_grammar():
         score.dumps_midi()
 
 
+def test_the_ending_draws_pieces_to_a_close_inside_the_budget_and_changes_nothing_before():
+    """--ending adds log-odds to EOS over the budget's last 30%: more pieces end before the limit, and every
+    token drawn before the ramp starts is the one drawn without it (same seed)."""
+    torch.manual_seed(3)
+    model = build_model(ModelConfig("gru", 312, embed_dim=16, hidden_dim=32, num_layers=1)).eval()
+    enc = get_encoding("chord")
+    args = dict(num_samples=16, grammar=enc.grammar(), eos_id=enc.eos_id, seed=2)
+    off = generate(model, [enc.bos_id], 100, sampling=Sampling(ending=0.0), **args)
+    on = generate(model, [enc.bos_id], 100, sampling=Sampling(ending=20.0), **args)
+    ended = lambda seqs: sum(s[-1] == enc.eos_id for s in seqs)  # noqa: E731
+    assert ended(on) > ended(off) and ended(on) >= 14
+    for a, b in zip(off, on):
+        np.testing.assert_array_equal(a[:71], b[:71])  # BOS + the 70 tokens before the last 30 of 100
+    assert generate(model, [enc.bos_id], 100, sampling=Sampling(ending=20.0), ending=False, **args)[0].size == \
+        off[0].size  # an infill's fill: the constraint decides where it ends
+
+
 def test_fixed_seed_same_piece(runs, primer, tmp_path):
     args = ["generate", "-c", str(runs / "gru"), "--primer", str(primer), "-n", "80", "-k", "20", "-s", "7",
             "--no-wav", "-q"]
@@ -211,6 +228,7 @@ def test_unconditioned_and_primer_folder(runs, bach_dir, tmp_path):
         (["--primer", "MISSING"], "primer not found"),
         (["-t", "0"], "--temperature must be a positive number"),
         (["-s", "-1"], "--seed must be a whole number, 0 or more"),
+        (["--ending", "30"], "--ending must be a number in [0, 20]"),
     ],
 )
 def test_generation_errors(extra, message, runs, primer, tmp_path, capsys):

@@ -27,7 +27,7 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--input", required=True, help="the MIDI file to rewrite (it is only read)")
     p.add_argument("--bars", required=True, help="bars to rewrite, counted from 1 (a pickup is bar 1), e.g. 5-8 "
                    "or 5; every note starting outside them is kept exactly")
-    add_sampling_options(p)
+    add_sampling_options(p, ending=False)
     p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same fill (default %(default)s)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="versions to write, sampled as one batch "
                    "(default %(default)s)")

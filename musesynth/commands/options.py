@@ -16,7 +16,8 @@ def add_command(sub: Subparsers, name: str, summary: str, example: str) -> argpa
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_sampling_options(p: argparse.ArgumentParser, short: bool = True) -> None:
+def add_sampling_options(p: argparse.ArgumentParser, short: bool = True, ending: bool = True) -> None:
+    """The sampling dials; ``ending`` False where a piece's end is not the sampler's to choose (infill)."""
     d = Sampling()
     g = p.add_argument_group("sampling")
     names = (("-t", "--temperature"), ("-k", "--top-k"), ("-p", "--top-p")) if short else \
@@ -33,6 +34,12 @@ def add_sampling_options(p: argparse.ArgumentParser, short: bool = True) -> None
     g.add_argument("--key-strength", type=float, default=d.key_strength,
                    help="models with key tokens (meter encoding): log-odds taken from notes outside the piece's key, "
                         "i.e. how firmly it stays in the key asked for (0: the model's own; default %(default)s)")
+    if not ending:
+        return
+    g.add_argument("--ending", type=float, default=d.ending,
+                   help="log-odds added to the end of the piece over the last 30%% of --length, rising to this, so "
+                        "it stops at a phrase end the model would close on rather than mid-bar at the limit (0: "
+                        "off, the piece runs to --length or to where the model ends it; default %(default)s)")
 
 
 def add_output_options(p: argparse.ArgumentParser, out_dir: str) -> None:
@@ -47,7 +54,8 @@ def add_output_options(p: argparse.ArgumentParser, out_dir: str) -> None:
 
 
 def sampling_from_args(args: argparse.Namespace) -> Sampling:
-    return Sampling(args.temperature, args.top_k, args.top_p, args.repeat_bias, args.key_strength).validate()
+    return Sampling(args.temperature, args.top_k, args.top_p, args.repeat_bias, args.key_strength,
+                    getattr(args, "ending", Sampling.ending)).validate()
 
 
 def add_device_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:

@@ -38,6 +38,15 @@ from musesynth.tokenize import Encoding
 from musesynth.tokenize.meter import T_KEY, tonic_offset
 
 HEADER = 16  # tokens in which a piece's KEY token is looked for
+FRAME_TONICS = (0,)  # the tonics pieces are moved to (each to the nearest): C
+
+
+def frame_move(tonic: int) -> tuple[int, int]:
+    """(frame tonic, semitones) that move a piece on ``tonic`` to its frame: the nearest of ``FRAME_TONICS``,
+    the smaller way (``tonic_offset``)."""
+    moves = [(abs(tonic_offset(tonic - f)), f, -tonic_offset(tonic - f)) for f in FRAME_TONICS]
+    _, frame, shift = min(moves)
+    return frame, shift
 
 
 def check_keyed(enc: Encoding) -> None:
@@ -59,10 +68,10 @@ def to_frame(enc: Encoding, ids: np.ndarray) -> tuple[np.ndarray, int]:
     at = first_key(enc, ids)
     if at is None:
         return np.asarray(ids, np.int64), 0
-    key = enc.key_of(ids[at : at + 1])  # type: ignore[attr-defined]
-    shift = -tonic_offset(key[0])
+    tonic, mode = enc.key_of(ids[at : at + 1])  # type: ignore[attr-defined]
+    frame, shift = frame_move(tonic)
     moved = enc.transpose_ids(ids, shift, keys=False)  # type: ignore[attr-defined]
-    return np.insert(moved, at, enc.key_token_id(0, key[1])), shift  # type: ignore[attr-defined]
+    return np.insert(moved, at, enc.key_token_id(frame, mode)), shift  # type: ignore[attr-defined]
 
 
 def pieces_to_c(enc: Encoding, tokens: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,9 +85,10 @@ def pieces_to_c(enc: Encoding, tokens: np.ndarray, offsets: np.ndarray) -> tuple
         k = first_key(enc, tokens[a:b])
         if k is not None:
             tonic, mode = enc.key_of(tokens[a + k : a + k + 1])  # type: ignore[attr-defined]
-            shift[i], gained[i] = -tonic_offset(tonic), 1
+            f, shift[i] = frame_move(tonic)
+            gained[i] = 1
             at.append(a + k)
-            frame.append(enc.key_token_id(0, mode))  # type: ignore[attr-defined]
+            frame.append(enc.key_token_id(f, mode))  # type: ignore[attr-defined]
     moved = enc.transpose_ids(tokens, np.repeat(shift, np.diff(offsets)), keys=False)  # type: ignore[attr-defined]
     out = np.insert(moved, np.array(at, np.int64), np.array(frame, np.int64)).astype(tokens.dtype)
     return out, offsets + np.r_[0, np.cumsum(gained)]

@@ -177,7 +177,7 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
     ids, shift = to_frame(enc, span.ids) if key_relative else (span.ids, 0)
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
     seqs = generate(model, prompt, budget, num_samples, sampling, enc.grammar(), enc.fill_end_id,  # type: ignore
-                    seed, seq_len=seq_len, constraint=constraint, keys=enc.key_spec(),
+                    seed, seq_len=seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
                     key_source=ids[None])  # the piece's own header: a long prefix is cut before it
     fills = [np.asarray(s[prompt.size :], np.int64) for s in seqs]
     return [enc.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size  # type: ignore

@@ -51,6 +51,9 @@ class Sampling:
     # the shipped model (48 pieces): pieces in the key asked for 21% / 33% / 42% / 42% at 0 / 1 / 2 / 3, the
     # classifier test 0.548 / 0.562 / 0.604 / 0.664: 1 holds the key better at no clear cost to realism.
     key_strength: float = 1.0
+    # Log-odds added to EOS over the last ``ENDING_SHARE`` of the length budget, rising linearly to this, so
+    # a piece stops at a phrase end the model would close on rather than mid-bar at the token limit (0: off).
+    ending: float = 8.0
 
     def validate(self, vocab_size: int | None = None) -> Sampling:
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -64,7 +67,12 @@ class Sampling:
             raise MusesynthError(f"--repeat-bias must be a number in [-20, 20] (got {self.repeat_bias})")
         if not (math.isfinite(self.key_strength) and 0 <= self.key_strength <= 20):
             raise MusesynthError(f"--key-strength must be a number in [0, 20] (got {self.key_strength})")
+        if not (math.isfinite(self.ending) and 0 <= self.ending <= 20):
+            raise MusesynthError(f"--ending must be a number in [0, 20] (got {self.ending})")
         return self
+
+
+ENDING_SHARE = 0.3  # the share of the length budget over which ``Sampling.ending`` draws a piece to its close
 
 
 def filter_logits(logits: torch.Tensor, s: Sampling, allowed: torch.Tensor | None = None) -> torch.Tensor:
@@ -124,7 +132,8 @@ class Decoder:
                  sampling: Sampling | None = None, grammar: np.ndarray | None = None, eos_id: int | None = None,
                  seed: int = 0, use_cache: bool = True, seq_len: int | None = None,
                  repeats: RepeatSpec | None = None, capacity: int = 0, constraint: Constraint | None = None,
-                 keys: KeySpec | None = None, key_source: np.ndarray | None = None, cuda_graphs: bool = True) -> None:
+                 keys: KeySpec | None = None, key_source: np.ndarray | None = None, cuda_graphs: bool = True,
+                 budget: int = 0) -> None:
         self.sampling = sampling or Sampling()
         self.device = next(model.parameters()).device
         model = model.eval()
@@ -162,10 +171,20 @@ class Decoder:
         with torch.no_grad():
             logits, self.state = model(seq)
         self.last, self.prev = logits[:, -1], seq[:, -1]
+        # the ending ramp: at generated token i >= start, EOS gains ending * (i - start + 1) / (budget - start)
+        self.ramp: torch.Tensor | None = None
+        if budget and self.sampling.ending and eos_id is not None:
+            span = max(int(round(ENDING_SHARE * budget)), 1)
+            self.ending_start, self.ending_step = budget - span, self.sampling.ending / span
+            self.ramp = torch.zeros(logits.shape[-1], device=self.device)
+            self.ramp[eos_id] = 1.0
 
     @torch.no_grad()
     def step(self) -> torch.Tensor:
         last = self.last if self.bias is None else self.last.float() + self.bias
+        i = self.length - self.primer_len
+        if self.ramp is not None and i >= self.ending_start:
+            last = last.float() + self.ramp * (self.ending_step * (i - self.ending_start + 1))
         if self.copier is None and self.constraint is None and self.grammar_add is not None:
             last, allowed = last + self.grammar_add[self.prev], None
         else:
@@ -242,12 +261,14 @@ def generate(
     keys: KeySpec | None = None,
     key_source: np.ndarray | None = None,
     cuda_graphs: bool = True,
+    ending: bool = True,
 ) -> list[np.ndarray]:
     """Continue ``primer`` (1-D, shared, or 2-D, a row per sample) by up to ``num_tokens`` tokens per sample
-    (a sample stops at EOS)."""
+    (a sample stops at EOS; ``Sampling.ending`` draws it there over the budget's last ``ENDING_SHARE``, unless
+    ``ending`` is False: an infill's fill, whose end the constraint decides)."""
     dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, seq_len, repeats,
                   capacity=np.asarray(primer).shape[-1] + num_tokens, constraint=constraint, keys=keys,
-                  key_source=key_source, cuda_graphs=cuda_graphs)
+                  key_source=key_source, cuda_graphs=cuda_graphs, budget=num_tokens if ending else 0)
     # "all finished?" reads the device; on a GPU that stalls the queue, so it is asked every 16 steps there
     # (finished rows only add EOS, which ``sequences`` cuts)
     every = 1 if dec.device.type == "cpu" else 16
