@@ -55,7 +55,7 @@ def main() -> None:
     t0 = time.perf_counter()
     seqs = generate_controlled(model, enc, requests, a.length, Sampling(a.temperature, a.top_k, a.top_p, a.repeat_bias,
                                                                               a.key_strength).validate(), a.seed,
-                               meta.key_relative)
+                               meta.key_frames)
     r = control_report(enc, requests, seqs, real, a.seed)
     r.update(checkpoint=meta.path, held_out_pieces=len(real), generation_seconds=round(time.perf_counter() - t0, 1),
              length=a.length, sampling={"temperature": a.temperature, "top_k": a.top_k, "top_p": a.top_p,

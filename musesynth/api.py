@@ -84,7 +84,7 @@ def generate(model: Model | None = None, primer: str | Path | None = None, lengt
     rows = primer_rows(enc, ids, parse_requested_key(enc, key), model.meta.key_prior, num_samples, seed)
     tempo_token = check_controls(enc, composer, tempo)
     rows = apply_controls(enc, rows, composer, tempo, model.meta.composer_prior, seed)
-    frame = KeyFrame(enc, model.meta.key_relative)
+    frame = KeyFrame(enc, model.meta.key_frames)
     rows_in = check_fits(frame.to_model(rows), seq_len, len(ids))
     device = next(model.net.parameters()).device
     force = HeaderTempo(enc, tempo_token, rows_in, device) if tempo_token is not None else None

@@ -15,7 +15,7 @@ from musesynth import api
 from musesynth.cli import main
 from musesynth.data.build import build_dataset
 from musesynth.data.dataset import load_offsets, load_split
-from musesynth.data.key_frame import KeyFrame, pieces_to_c, to_frame
+from musesynth.data.key_frame import KeyFrame, frame_move, frame_tonics, pieces_to_frame, to_frame
 from musesynth.tokenize import get_encoding
 from musesynth.tokenize.meter import T_NOTE, tonic_offset
 from musesynth.training.checkpoint import load_model
@@ -31,7 +31,7 @@ def relative_run(bach_dir, tmp_path_factory) -> Path:
     build_dataset(bach_dir, root / "ds", encoding="meter", params={"infill": True}, workers=1, quiet=True)
     train(TrainConfig(dataset=str(root / "ds"), model="gru", out_dir=str(root), run_name="rel", seq_len=128,
                       embed_dim=32, hidden_dim=64, num_layers=1, batch_size=16, lr=3e-3, max_steps=20,
-                      warmup_steps=1, key_relative=True, augment_transpose=1, tensorboard=False, quiet=True,
+                      warmup_steps=1, key_relative=1, augment_transpose=1, tensorboard=False, quiet=True,
                       patience=0))
     return root
 
@@ -40,15 +40,21 @@ def notes(ids: np.ndarray) -> np.ndarray:
     return ENC.pitch_of[ids[ENC.token_type[ids] == T_NOTE]]
 
 
-def test_tonic_offset_takes_the_smaller_way():
+def test_tonic_offset_takes_the_smaller_way_and_frames_take_the_nearest_tonic():
     assert [tonic_offset(t) for t in range(12)] == [0, 1, 2, 3, 4, 5, 6, -5, -4, -3, -2, -1]
     assert tonic_offset(-3) == -3 and tonic_offset(14) == 2
+    assert [frame_tonics(n) for n in range(5)] == [(), (0,), (0, 6), (0, 4, 8), (0, 3, 6, 9)]
+    assert [frame_move(t, (0,)) for t in (0, 2, 6, 7, 11)] == [(0, 0), (0, -2), (0, -6), (0, 5), (0, 1)]
+    # two frames: no piece moves more than a minor third (G: down a tone to F#, A: up a minor third to C)
+    moves = [frame_move(t, (0, 6)) for t in range(12)]
+    assert max(abs(s) for _, s in moves) == 3 and moves[7] == (6, -1) and moves[9] == (0, 3)
+    assert all((t + s) % 12 == f for t, (f, s) in enumerate(moves))
 
 
 def test_every_piece_moves_to_c_and_back_exactly(relative_run):
     ds = relative_run / "ds"
     tokens, offsets = load_split(ds, "train"), load_offsets(ds, "train")
-    moved, new_offsets = pieces_to_c(ENC, tokens, offsets)
+    moved, new_offsets = pieces_to_frame(ENC, tokens, offsets, (0,))
     assert moved.dtype == tokens.dtype and moved.size == tokens.size + offsets.size - 1
     keys = set()
     for a, b, c, d in zip(offsets[:-1], offsets[1:], new_offsets[:-1], new_offsets[1:]):
@@ -58,8 +64,8 @@ def test_every_piece_moves_to_c_and_back_exactly(relative_run):
         at = int(np.flatnonzero(piece == ENC.key_token_id(tonic, mode))[0])
         # the frame key (the notes' tonic, C) comes first, then the piece's own key
         assert framed[at] == ENC.key_token_id(0, mode) and framed[at + 1] == piece[at]
-        np.testing.assert_array_equal(framed, to_frame(ENC, piece)[0])
-        shift = to_frame(ENC, piece)[1]
+        np.testing.assert_array_equal(framed, to_frame(ENC, piece, (0,))[0])
+        shift = to_frame(ENC, piece, (0,))[1]
         assert shift == -tonic_offset(tonic)
         rest = np.delete(framed, at)
         np.testing.assert_array_equal(notes(rest), notes(piece) + shift)  # no chorale note leaves the piano
@@ -69,7 +75,7 @@ def test_every_piece_moves_to_c_and_back_exactly(relative_run):
 
 def test_the_key_frame_moves_prompts_in_and_pieces_out():
     rows = np.stack([ENC.set_key([ENC.bos_id], 2, "major"), ENC.set_key([ENC.bos_id], 6, "minor")])
-    frame = KeyFrame(ENC, relative=True)
+    frame = KeyFrame(ENC, (0,))
     inside = frame.to_model(rows)
     assert [ENC.vocab.tokens[i] for i in inside[1]] == ["BOS", "KEY_C_minor", "KEY_F#_minor"]
     assert [ENC.key_of(r) for r in inside] == [(0, "major"), (0, "minor")]  # key guidance reads C
@@ -79,14 +85,14 @@ def test_the_key_frame_moves_prompts_in_and_pieces_out():
     np.testing.assert_array_equal(out[0][:2], rows[0])  # the user's own tokens as they were, one KEY
     assert out[0].size == written[0].size - 1
     assert notes(out[0]).tolist() == [62, 69] and notes(out[1]).tolist() == [66, 73]  # D: up 2; F#: up 6
-    identity = KeyFrame(ENC, relative=False)
+    identity = KeyFrame(ENC, ())
     assert identity.to_model(rows) is not None and identity.to_user(written) is written
 
 
 def test_a_key_relative_model_writes_in_the_key_asked_for(relative_run, bach_dir, tmp_path):
     run = relative_run / "rel"
     _, _, meta = load_model(run)
-    assert meta.key_relative and meta.train_config["key_relative"]
+    assert meta.key_frames == (0,) and meta.train_config["key_relative"] == 1
     ks = np.asarray(meta.key_prior)
     assert (ks > 0).sum() > 3  # the prior counts the pieces' own keys, not C
     for key, sharps in (("C major", 0), ("A major", 3)):
@@ -116,7 +122,7 @@ def test_key_relative_training_needs_key_tokens_and_a_matching_resume(relative_r
     assert main(["train", "-d", str(relative_run / "ds"), "-m", "gru", "--seq-len", "128", "--embed-dim", "32",
                  "--hidden-dim", "64", "--num-layers", "1", "--batch-size", "16", "--max-steps", "8",
                  "-o", str(relative_run), "--run-name", "rel", "--resume", "-q"]) == 2
-    assert "trained with --key-relative; resume it the same way" in capsys.readouterr().err
+    assert "trained with --key-relative 1; resume it the same way" in capsys.readouterr().err
 
 
 def test_infill_with_a_key_relative_model_keeps_the_outside_and_evaluate_scores_in_c(relative_run, bach_dir,
@@ -148,6 +154,7 @@ def test_evaluate_scores_a_key_relative_model_on_the_notes_it_reads(relative_run
     model, enc, meta = load_model(relative_run / "rel")
     tokens = load_split(ds, "test")
     cpu = torch.device("cpu")
-    moved = split_loss(model, pieces_to_c(enc, tokens, load_offsets(ds, "test"))[0], 128, 64, cpu, enc.pad_id).nll
+    framed = pieces_to_frame(enc, tokens, load_offsets(ds, "test"), (0,))[0]
+    moved = split_loss(model, framed, 128, 64, cpu, enc.pad_id).nll
     as_written = split_loss(model, tokens, 128, 64, cpu, enc.pad_id).nll
     assert reported == pytest.approx(moved) and moved != pytest.approx(as_written)

@@ -81,10 +81,11 @@ def add_train_options(p: argparse.ArgumentParser, skip: frozenset[str] = frozens
     if "out_dir" not in skip:
         b.add_argument("-o", "--out-dir", default=None,
                        help=f"checkpoint root folder (default {_default('out_dir')})")
-    b.add_argument("--key-relative", action="store_const", const=True, default=None,
-                   help="learn every piece moved to a tonic of C (C major / C minor); generation moves each piece "
-                   "to the key asked for. Holds keys far better on small corpora (datasets with key tokens: "
-                   "--encoding meter; default: off, pieces in their written keys)")
+    b.add_argument("--key-relative", type=int, nargs="?", const=1, default=None, metavar="N",
+                   help="learn every piece moved to the nearest of N tonics (1: C; 2: C or F#; up to 4), and have "
+                   "generation move each piece back to the key asked for: on small corpora the model holds a key far "
+                   "better (1) or is as realistic with a better hold (2); datasets with key tokens (--encoding "
+                   "meter). Alone: 1 (default: 0, pieces in their written keys)")
     b.add_argument("--device", default=None, help=f"{DEVICE_HELP} (default auto)")
     b.add_argument("--precision", default=None, choices=PRECISIONS, help="autocast precision (default fp32)")
     b.add_argument("--compile", action="store_const", const=True, default=None, help="torch.compile the model")

@@ -1,30 +1,32 @@
-"""Key-relative models (``musesynth train --key-relative``): every piece is learnt with its tonic on C.
+"""Key-relative models (``musesynth train --key-relative N``): pieces are learnt moved to one of N tonics.
 
-A model trained on pieces in their written keys has to learn each key from the pieces written in it
-(the 410 chorales put 8 to 45 pieces in each of their 20 keys), and its KEY token barely holds the music:
-the shipped recipe's LSTM wrote 29% of its pieces in the key asked for (Krumhansl-Schmuckler). Moved to C,
-every piece teaches the same tonal frame.
+A model trained on pieces in their written keys has to learn each key from the pieces written in it (the 410
+chorales put 8 to 45 pieces in each of their 20 keys), and its KEY token barely holds the music: the shipped
+recipe's LSTM wrote 29% of its pieces in the key asked for (Krumhansl-Schmuckler). Moved to one tonic, every
+piece teaches the same tonal frame.
 
 The model's view of a piece (its *frame*) has two KEY tokens::
 
     BOS [COMPOSER] KEY_C_minor KEY_E_minor TIMESIG ... notes moved from E to C ...
 
-- the **frame key** (first): the tonic the notes are written on, C, in the piece's mode;
-- the **piece's key** (second): where the piece really sits, so the model can place its voices where
-  pieces in that key sit (chorale voices keep their ranges whatever the key: moved to C without it, a G
-  major piece would come back 5 semitones low).
+- the **frame key** (first): the tonic the notes are written on, in the piece's mode;
+- the **piece's key** (second): where the piece really sits, so the model can place its voices where pieces
+  in that key sit (chorale voices keep their ranges whatever the key: moved to C without it, a G major
+  piece came back 5 semitones low).
 
-Each piece's notes move by the interval from its tonic to C, the smaller way (``tonic_offset``: -5..+6
-semitones, so a piece in G rises a fourth and one in D falls a tone); notes that would leave the piano range
+Each piece moves to the nearest frame tonic (``frame_tonics(N)``: C; C and F#; ... evenly spread), the
+smaller way (``tonic_offset``: with one frame -6..+5 semitones, so a piece in G rises a fourth; with two,
+at most a minor third). The fewer the frames, the more pieces share one and the firmer the model holds a
+key; the more, the less a piece moves and the surer its register. Notes that would leave the piano range
 fold by an octave (no chorale has one). Transposition augmentation then moves notes and both keys alike, as
 for any model, so the frame key always names the notes' tonic. The training and validation splits, and
 `musesynth evaluate`'s test split, are read this way.
 
 Generation: a prompt (its key: the one asked for, the primer's own or one drawn from the corpus' key
-distribution, counted from the pieces' own keys) is moved into the frame, the model writes, and the new
-notes move back by the opposite interval; the user's primer and header come back as they were. Key guidance
-reads the frame key, so it favours C's scale in the frame, the asked key's scale once moved back. Same
-seed, same piece: asked in another key, it is the same music, transposed.
+distribution, counted from the pieces' own keys) is moved into its frame, the model writes, and the new notes
+move back by the opposite interval; the user's primer and header come back as they were. Key guidance reads
+the frame key, so it favours the frame's scale, the asked key's once moved back. Same seed, same piece: asked
+in another key of the same frame, it is the same music, transposed.
 """
 
 from __future__ import annotations
@@ -38,14 +40,18 @@ from musesynth.tokenize import Encoding
 from musesynth.tokenize.meter import T_KEY, tonic_offset
 
 HEADER = 16  # tokens in which a piece's KEY token is looked for
-FRAME_TONICS = (0,)  # the tonics pieces are moved to (each to the nearest): C
 
 
-def frame_move(tonic: int) -> tuple[int, int]:
-    """(frame tonic, semitones) that move a piece on ``tonic`` to its frame: the nearest of ``FRAME_TONICS``,
-    the smaller way (``tonic_offset``)."""
-    moves = [(abs(tonic_offset(tonic - f)), f, -tonic_offset(tonic - f)) for f in FRAME_TONICS]
-    _, frame, shift = min(moves)
+def frame_tonics(n: int) -> tuple[int, ...]:
+    """The tonics of ``n`` frames, evenly spread from C: 1 (C), 2 (C, F#), 3 (C, E, G#), 4 (C, D#, F#, A);
+    0: none (a model of written keys)."""
+    return tuple(12 * i // n for i in range(n)) if n else ()
+
+
+def frame_move(tonic: int, frames: tuple[int, ...]) -> tuple[int, int]:
+    """(frame tonic, semitones) that move a piece on ``tonic`` to its frame: the nearest of ``frames``, the
+    smaller way (``tonic_offset``)."""
+    _, frame, shift = min((abs(tonic_offset(tonic - f)), f, -tonic_offset(tonic - f)) for f in frames)
     return frame, shift
 
 
@@ -62,19 +68,20 @@ def first_key(enc: Encoding, ids: np.ndarray) -> int | None:
     return int(at[0]) if at.size else None
 
 
-def to_frame(enc: Encoding, ids: np.ndarray) -> tuple[np.ndarray, int]:
-    """A piece or prompt as a key-relative model reads it (notes on C, the frame key before its own), and the
-    shift its notes took. Without a KEY token: unchanged, shift 0."""
+def to_frame(enc: Encoding, ids: np.ndarray, frames: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """A piece or prompt as a key-relative model reads it (notes on the frame tonic, the frame key before its
+    own), and the shift its notes took. Without a KEY token: unchanged, shift 0."""
     at = first_key(enc, ids)
     if at is None:
         return np.asarray(ids, np.int64), 0
     tonic, mode = enc.key_of(ids[at : at + 1])  # type: ignore[attr-defined]
-    frame, shift = frame_move(tonic)
+    frame, shift = frame_move(tonic, frames)
     moved = enc.transpose_ids(ids, shift, keys=False)  # type: ignore[attr-defined]
     return np.insert(moved, at, enc.key_token_id(frame, mode)), shift  # type: ignore[attr-defined]
 
 
-def pieces_to_c(enc: Encoding, tokens: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pieces_to_frame(enc: Encoding, tokens: np.ndarray, offsets: np.ndarray,
+                    frames: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """A split's tokens (pieces at ``offsets``) in the key-relative frame, in ``tokens``' dtype, and the new
     offsets (each piece with a KEY gains its frame key)."""
     check_keyed(enc)
@@ -85,7 +92,7 @@ def pieces_to_c(enc: Encoding, tokens: np.ndarray, offsets: np.ndarray) -> tuple
         k = first_key(enc, tokens[a:b])
         if k is not None:
             tonic, mode = enc.key_of(tokens[a + k : a + k + 1])  # type: ignore[attr-defined]
-            f, shift[i] = frame_move(tonic)
+            f, shift[i] = frame_move(tonic, frames)
             gained[i] = 1
             at.append(a + k)
             frame.append(enc.key_token_id(f, mode))  # type: ignore[attr-defined]
@@ -100,7 +107,7 @@ class KeyFrame:
     sampled sequences back to each row's key. The identity for models trained in written keys."""
 
     enc: Encoding
-    relative: bool
+    frames: tuple[int, ...]  # the model's frame tonics (``CheckpointMeta.key_frames``); () for written keys
     shifts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rows: np.ndarray | None = None
     model_len: int = 0  # tokens of a row in the frame
@@ -108,9 +115,9 @@ class KeyFrame:
     def to_model(self, rows: np.ndarray) -> np.ndarray:
         rows = np.atleast_2d(np.asarray(rows, np.int64))
         self.rows, self.model_len = rows, rows.shape[1]
-        if not self.relative:
+        if not self.frames:
             return rows
-        framed = [to_frame(self.enc, r) for r in rows]
+        framed = [to_frame(self.enc, r, self.frames) for r in rows]
         self.shifts = np.array([s for _, s in framed], np.int64)
         out = np.stack([f for f, _ in framed])
         self.model_len = out.shape[1]
@@ -119,7 +126,7 @@ class KeyFrame:
     def to_user(self, seqs: list[np.ndarray]) -> list[np.ndarray]:
         """Each sequence in its row's key: the row (the user's primer and header) as it was, the new tokens'
         notes moved back."""
-        if not self.relative or self.rows is None:
+        if not self.frames or self.rows is None:
             return seqs
         return [np.r_[row, self.enc.transpose_ids(s[self.model_len :], -shift, keys=False)]  # type: ignore
                 for row, s, shift in zip(self.rows, seqs, self.shifts)]

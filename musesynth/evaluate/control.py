@@ -76,14 +76,15 @@ def _requests(composers: list[str], keys: list[tuple[int, str]], tempos: list[fl
 
 
 def generate_controlled(model: torch.nn.Module, enc: Encoding, requests: list[tuple[str, tuple[int, str], float]],
-                        length: int, sampling: Sampling, seed: int, key_relative: bool = False) -> list[np.ndarray]:
+                        length: int, sampling: Sampling, seed: int,
+                        key_frames: tuple[int, ...] = ()) -> list[np.ndarray]:
     """One piece per request, from ``BOS COMPOSER KEY`` with the header tempo forced (one batch per request
     set of equal tempo, so a batch shares its forced token)."""
     seqs: list[np.ndarray | None] = [None] * len(requests)
     device = next(model.parameters()).device
     for bpm in sorted({r[2] for r in requests}):
         idx = [i for i, r in enumerate(requests) if r[2] == bpm]
-        frame = KeyFrame(enc, key_relative)
+        frame = KeyFrame(enc, key_frames)
         rows = frame.to_model(np.stack([enc.set_composer(enc.set_key([enc.bos_id], *requests[i][1]),  # type: ignore
                                                          requests[i][0]) for i in idx]))
         force = HeaderTempo(enc, enc.tempo_token_id(bpm), rows, device)  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from musesynth.data.dataset import is_dataset, load_offsets, load_pieces, load_split, load_vocab
-from musesynth.data.key_frame import KeyFrame, pieces_to_c, to_frame
+from musesynth.data.key_frame import KeyFrame, pieces_to_frame, to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
@@ -145,11 +145,11 @@ def held_out_keys(enc: Encoding, dataset: Path, split: str, limit: int) -> list[
 def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int, seed: int,
                      sampling: Sampling, key_prior: list[float] | None = None, exact_repeats: bool = True,
                      composer_prior: list[float] | None = None,
-                     key_relative: bool = False) -> tuple[list[Piece], list[tuple[int, str] | None]]:
+                     key_frames: tuple[int, ...] = ()) -> tuple[list[Piece], list[tuple[int, str] | None]]:
     """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys and composers from
     the priors), and the key each was asked for (None without key tokens)."""
     rows = primer_rows(enc, np.array([enc.bos_id]), None, key_prior, n, seed)
-    frame = KeyFrame(enc, key_relative)
+    frame = KeyFrame(enc, key_frames)
     rows = frame.to_model(apply_controls(enc, rows, None, None, composer_prior, seed))
     seqs = frame.to_user(generate(model, rows, length, num_samples=n, sampling=sampling, grammar=enc.grammar(),
                                   eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len,
@@ -175,8 +175,8 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     tokens = load_split(ds, opt.split)
     if len(tokens) < 2:
         raise MusesynthError(f"the {opt.split} split of {ds} is empty")
-    if meta.key_relative:  # scored as the model reads music: each piece moved to C
-        tokens = pieces_to_c(enc, tokens, load_offsets(ds, opt.split))[0]
+    if meta.key_frames:  # scored as the model reads music: each piece moved to its frame
+        tokens = pieces_to_frame(enc, tokens, load_offsets(ds, opt.split), meta.key_frames)[0]
     seq_len = meta.model_config.seq_len
     s = split_loss(model, tokens, seq_len, opt.batch_size, dev, enc.pad_id)
     result = Evaluation(checkpoint=meta.path, model=meta.family, params=meta.num_params, dataset=str(ds),
@@ -185,13 +185,13 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     if getattr(enc, "infill", False):
         bars = 4 if seq_len >= 256 else 1  # 4 bars of chorale take ~150 tokens: a small context fits one
         pieces = load_pieces(ds, opt.split)
-        if meta.key_relative:
-            pieces = [to_frame(enc, p)[0] for p in pieces]
+        if meta.key_frames:
+            pieces = [to_frame(enc, p, meta.key_frames)[0] for p in pieces]
         result.infill = infill_vs_continuation(model, enc, pieces, seq_len, dev, bars)
     if opt.samples > 0:
         gen, asked = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior,
                                        exact_repeats=not opt.free_repeats, composer_prior=meta.composer_prior,
-                                       key_relative=meta.key_relative)
+                                       key_frames=meta.key_frames)
         ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=max(opt.samples, 64))
         result.music_stats = compare(ref, gen)
         result.music_stats_mean_distance = mean_distance(result.music_stats)

@@ -167,14 +167,15 @@ class FillConstraint:
 
 
 def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int, sampling: Sampling,
-                 num_samples: int, seed: int, seq_len: int, key_relative: bool = False) -> tuple[list[np.ndarray], int]:
+                 num_samples: int, seed: int, seq_len: int,
+                 key_frames: tuple[int, ...] = ()) -> tuple[list[np.ndarray], int]:
     """Each sample's middle tokens (FILL_END included when it was written), and the prompt's length. A
     key-relative model reads the piece in its frame (``data.key_frame``) and its fills move back."""
     device = next(model.parameters()).device
     start, length = enc.bar_times(span.ids)  # type: ignore[attr-defined]
     bar_len = int(length[span.first : span.end].min())
     constraint = FillConstraint(enc, span.n_bars, bar_len, num_samples, device)
-    ids, shift = to_frame(enc, span.ids) if key_relative else (span.ids, 0)
+    ids, shift = to_frame(enc, span.ids, key_frames) if key_frames else (span.ids, 0)
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
     seqs = generate(model, prompt, budget, num_samples, sampling, enc.grammar(), enc.fill_end_id,  # type: ignore
                     seed, seq_len=seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
@@ -262,7 +263,7 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
         model.register_forward_hook(call_counter(progress, budget + 1))
     t0 = time.perf_counter()
     fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, opt.seed, seq_len,
-                                        meta.key_relative)
+                                        meta.key_frames)
     dt = time.perf_counter() - t0
     s, e = span_steps(enc, span)
     stem = os.fsdecode(Path(opt.input).stem)

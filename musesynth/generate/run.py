@@ -180,7 +180,7 @@ def run_generate(opt: GenerateOptions, log=print,
             continue
         rows = primer_rows(enc, ids, key, meta.key_prior, opt.num_samples, opt.seed)
         rows = apply_controls(enc, rows, opt.composer, opt.tempo, meta.composer_prior, opt.seed)
-        frame = KeyFrame(enc, meta.key_relative)
+        frame = KeyFrame(enc, meta.key_frames)
         rows_in = check_fits(frame.to_model(rows), seq_len, len(ids))
         force = HeaderTempo(enc, tempo_token, rows_in, device) if tempo_token is not None else None
         t0 = time.perf_counter()

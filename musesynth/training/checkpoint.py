@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from musesynth.atomic import atomic_write
+from musesynth.data.key_frame import frame_tonics
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model
 from musesynth.tokenize import Encoding, Vocabulary, encoding_from_vocab
@@ -43,9 +44,10 @@ class CheckpointMeta:
         return self.model_config.family
 
     @property
-    def key_relative(self) -> bool:
-        """Trained with every piece moved to a tonic of C (``train --key-relative``, ``data.key_frame``)."""
-        return bool(self.train_config.get("key_relative", False))
+    def key_frames(self) -> tuple[int, ...]:
+        """The frame tonics a key-relative model reads pieces on (``train --key-relative N``, ``data.key_frame``);
+        () for a model of written keys."""
+        return frame_tonics(int(self.train_config.get("key_relative", 0)))
 
     def to_json(self) -> str:
         return json.dumps({

@@ -63,7 +63,7 @@ class TrainConfig:
     augment_tempo: int = 0
     piece_starts: float = 0.0  # share of training windows that begin at a piece's BOS
     fim_rate: float = 0.5  # share of windows reordered fill-in-the-middle (encodings with infill tokens only)
-    key_relative: bool = False  # learn every piece moved to a tonic of C (data.key_frame); keyed encodings only
+    key_relative: int = 0  # frames (tonics) pieces are learnt on, each moved to the nearest (data.key_frame); 0: off
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -116,6 +116,8 @@ class TrainConfig:
                 raise MusesynthError(f"--{name.replace('_', '-')} must be a finite number, {kind} (got {value})")
         if not 0 <= self.dropout < 1:
             raise MusesynthError(f"--dropout must be in [0, 1) (got {self.dropout})")
+        if not 0 <= self.key_relative <= 4:
+            raise MusesynthError(f"--key-relative takes 1 to 4 frames, or 0 for written keys (got {self.key_relative})")
         if not 0 <= self.fim_rate <= 1:
             raise MusesynthError(f"--fim-rate must be in [0, 1] (got {self.fim_rate})")
         if not 0 <= self.min_lr_ratio <= 1:

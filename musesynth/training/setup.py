@@ -19,7 +19,7 @@ from musesynth.data.augment import Augmenter, WindowAugmenter
 from musesynth.data.cache import cached_dataset
 from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_offsets, load_split, load_vocab
 from musesynth.data.fim import Chain, FimTransform
-from musesynth.data.key_frame import pieces_to_c
+from musesynth.data.key_frame import frame_tonics, pieces_to_frame
 from musesynth.data.loader import DeviceBatches, WindowDataset
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model, count_params
@@ -90,7 +90,9 @@ def load_data(cfg: TrainConfig, quiet: bool) -> TrainData:
     enc = encoding_from_vocab(vocab)
     priors = key_prior(enc, train_tokens), composer_prior(enc, train_tokens)
     if cfg.key_relative:
-        train_tokens, val_tokens = (pieces_to_c(enc, load_split(dataset_dir, s), load_offsets(dataset_dir, s))[0]
+        frames = frame_tonics(cfg.key_relative)
+        train_tokens, val_tokens = (pieces_to_frame(enc, load_split(dataset_dir, s), load_offsets(dataset_dir, s),
+                                                    frames)[0]
                                     for s in ("train", "val"))
     return TrainData(dataset_dir, load_manifest(dataset_dir), enc, train_tokens, val_tokens, *priors)
 
@@ -234,9 +236,9 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
             raise MusesynthError(f"--resume: no checkpoint to resume from at {last}")
         resume_state = load_raw(last)
         check_compatible(resume_state["meta"], cfg.model, vocab, mcfg)
-        if resume_state["meta"].key_relative != cfg.key_relative:
-            was = "with" if resume_state["meta"].key_relative else "without"
-            raise MusesynthError(f"--resume: the run was trained {was} --key-relative; resume it the same way")
+        if resume_state["meta"].key_frames != frame_tonics(cfg.key_relative):
+            was = len(resume_state["meta"].key_frames)
+            raise MusesynthError(f"--resume: the run was trained with --key-relative {was}; resume it the same way")
     check_memory(cfg, mcfg, len(data.train_tokens) // cfg.seq_len, device)
     amp_dtype = DTYPES[cfg.precision]
     if amp_dtype is torch.float16 and device.type != "cuda":
