@@ -28,6 +28,15 @@ def budget(t: dict) -> str:
     return f"{t['epochs']} epochs"
 
 
+def frames(t: dict) -> str:
+    n = int(t.get("key_relative") or 0)
+    if not n:
+        return ""
+    where = {1: "C", 2: "the nearer of C and F#"}.get(n, f"the nearest of {n} tonics")
+    return (f" Key-relative (`--key-relative {n}`): every piece is learnt moved to {where}, its own key written "
+            "beside the frame key in the header; generation moves each piece back to the key asked for.")
+
+
 def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = "") -> str:
     cfg = json.loads((model_dir / "config.json").read_text())
     m, t, tr = cfg["model_config"], cfg["train_config"], cfg.get("training", {})
@@ -36,6 +45,7 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
     mu = ev.get("musicality") or {}
     c, rep, rep0, keys, mem = (mu.get(k, {}) for k in ("classifier", "repetition", "repetition_held_out", "keys",
                                                         "memorisation"))
+    km, km0 = keys.get("key_match") or {}, keys.get("key_match_held_out") or {}
     setup = ev.get("music_stats_setup") or {}
     if m["family"] == "transformer":
         arch = (f"{m['num_layers']} layers, embedding {m['embed_dim']}, {m['num_heads']} heads, feed-forward "
@@ -57,7 +67,7 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
         f"Batch {t['batch_size']} x {t['seq_len']} tokens, AdamW lr {t['lr']} (warm-up {t['warmup_steps']} steps, "
         f"cosine to {t['min_lr_ratio']} of the peak, sized to {budget(t)}), weight decay "
         f"{t['weight_decay']}, dropout {t['dropout']}, transposition augmentation +/-{t['augment_transpose']} "
-        f"semitones (the key token moves with the notes), seed {t['seed']}.", "",
+        f"semitones (the key token moves with the notes), seed {t['seed']}.{frames(t)}", "",
         f"Hardware: {hardware}. Training: {tr.get('steps', 'n/a')} steps, {fmt(tr.get('tokens'), ',')} tokens in "
         f"{fmt(tr.get('elapsed_s'), '.0f')} s ({fmt(tr.get('tokens_per_s'), ',.0f')} tokens/s); best validation NLL "
         f"{fmt(tr.get('best_val_loss'), '.4f')}.", "",
@@ -74,6 +84,9 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
         f"{fmt(rep0.get('mean_longest_repeat_beats'), '.1f')} |",
         f"| pieces in keys with 4+ sharps/flats | {fmt(keys.get('generated_share_4plus_accidentals'), '.0%')} | "
         f"held-out {fmt(keys.get('reference_share_4plus_accidentals'), '.0%')} |",
+        f"| pieces in the key asked for (Krumhansl-Schmuckler estimate / with the final bass) | "
+        f"{fmt(km.get('match'), '.0%')} / {fmt(km.get('match_cadence'), '.0%')} | held-out in their own key "
+        f"{fmt(km0.get('match'), '.0%')} / {fmt(km0.get('match_cadence'), '.0%')} |",
         f"| key distribution distance (total variation, 24 keys) | {fmt(keys.get('key_distribution_distance'), '.3f')}"
         " | 0 |",
         f"| scale consistency | {fmt(keys.get('scale_consistency_generated'), '.3f')} | held-out "
