@@ -99,6 +99,7 @@ BAD_REQUESTS = [
     ({"model": "run/tiny-gru", "repeat_bias": 50}, "--repeat-bias must be a number in [-20, 20] (got 50.0)"),
     ({"model": "run/tiny-gru", "key_strength": -1}, "--key-strength must be a number in [0, 20] (got -1.0)"),
     ({"model": "run/tiny-gru", "key_strength": "firm"}, "key strength must be a number (got 'firm')"),
+    ({"model": "run/tiny-gru", "ending": 30}, "--ending must be a number in [0, 20] (got 30.0)"),
     ({"model": "run/tiny-gru", "primer": "upload/../../etc/passwd"}, "primer is gone"),
     ({"model": "run/tiny-gru", "composer": "bach"}, "need a model trained on the meter encoding"),
     ({"model": "run/tiny-gru", "tempo": 90}, "need a model trained on the meter encoding"),
@@ -113,10 +114,11 @@ def test_a_bad_generate_request_is_one_line(body, message, studio_url):
     assert studio.jobs.all() == []
 
 
-def test_repeat_bias_and_key_strength_reach_the_options():
+def test_sampling_dials_reach_the_options():
     base = GenerateOptions(checkpoint="x")
-    opt = options_from_request({"repeat_bias": "0", "key_strength": 2.5}, base)
-    assert (opt.sampling.repeat_bias, opt.sampling.key_strength) == (0.0, 2.5) and opt.checkpoint == "x"
+    opt = options_from_request({"repeat_bias": "0", "key_strength": 2.5, "ending": "0"}, base)
+    assert (opt.sampling.repeat_bias, opt.sampling.key_strength, opt.sampling.ending) == (0.0, 2.5, 0.0)
+    assert opt.checkpoint == "x"
     assert options_from_request({"repeat_bias": "", "key_strength": None}, base).sampling == Sampling()
 
 

@@ -106,7 +106,8 @@ def sampling_from_request(body: dict[str, Any]) -> Sampling:
     s = Sampling()
     return Sampling(number(body, "temperature", float, s.temperature), number(body, "top_k", int, s.top_k),
                     number(body, "top_p", float, s.top_p), number(body, "repeat_bias", float, s.repeat_bias),
-                    number(body, "key_strength", float, s.key_strength)).validate()
+                    number(body, "key_strength", float, s.key_strength),
+                    number(body, "ending", float, s.ending)).validate()
 
 
 class JobQueue:

@@ -69,8 +69,8 @@ class Studio:
             "models": [{"id": m.id, "label": m.label} for m in list_models(self.runs_dir)],
             "corpus": sorted(self.corpus.pieces()), "keys": KEYS, "max_upload_bytes": MAX_UPLOAD_BYTES,
             "defaults": {"length": d.length, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
-                         "repeat_bias": s.repeat_bias, "key_strength": s.key_strength, "seed": d.seed,
-                         "primer_seconds": 4, "max_length": MAX_LENGTH},
+                         "repeat_bias": s.repeat_bias, "key_strength": s.key_strength, "ending": s.ending,
+                         "seed": d.seed, "primer_seconds": 4, "max_length": MAX_LENGTH},
         }
 
     def model(self, model_id: str) -> ModelEntry:
@@ -110,7 +110,8 @@ class Studio:
                  "primer_seconds": opt.primer_seconds, "length": opt.length, "key": opt.key, "seed": opt.seed,
                  "composer": opt.composer, "tempo": opt.tempo,
                  "temperature": opt.sampling.temperature, "top_k": opt.sampling.top_k, "top_p": opt.sampling.top_p,
-                 "repeat_bias": opt.sampling.repeat_bias, "key_strength": opt.sampling.key_strength}
+                 "repeat_bias": opt.sampling.repeat_bias, "key_strength": opt.sampling.key_strength,
+                 "ending": opt.sampling.ending}
         return self.jobs.submit(replace(opt, num_samples=1), label).public()
 
     def _rewrite(self, body: dict[str, Any], model: ModelEntry, primer_id: str | None, bars: tuple[int, int]
