@@ -274,7 +274,8 @@ def summarize(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         lines.append(f"{r['midi']}  ({r['notes']} notes, {r['seconds']} s, {r['generated_tokens']} new tokens)")
-        lines.append(f"  wav: {r['wav'] or 'not written - ' + r.get('wav_skipped', '')}")
+        if r["wav"] or r.get("wav_skipped"):  # nothing to say after --no-wav
+            lines.append(f"  wav: {r['wav'] or 'not written - ' + r['wav_skipped']}")
         if r["png"]:
             lines.append(f"  png: {r['png']}")
         if r["notes"] == 0:
