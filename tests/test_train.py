@@ -206,15 +206,16 @@ def test_transformer_training_forward_has_no_graph_breaks():
     assert explanation.graph_break_count == 0, explanation.break_reasons
 
 
-def test_compiled_run_resumes_exactly(bach_dataset, tmp_path, monkeypatch):
-    """--compile with --resume gives the uninterrupted compiled run's weights. Dynamo traces the model; its
-    backend is "eager" here to keep CI fast on CPU (inductor itself is not exercised by this test)."""
+@pytest.mark.parametrize("family", ["gru", "lstm", "transformer"])
+def test_compiled_run_resumes_exactly(family, bach_dataset, tmp_path, monkeypatch):
+    """--compile with --resume gives the uninterrupted compiled run's weights, for every family. Dynamo traces
+    the model; its backend is "eager" here to keep CI fast on CPU (inductor itself is not exercised here)."""
     real = torch.compile
     monkeypatch.setattr(torch, "compile", lambda m, **kw: real(m, backend="eager"))
     torch._dynamo.reset()
     kw = dict(compile=True, max_steps=6, epochs=100, seq_len=16, dropout=0.0)
-    full = train(tiny_cfg(bach_dataset, tmp_path, "transformer", run_name="full", **kw))
-    part = tiny_cfg(bach_dataset, tmp_path, "transformer", run_name="part", halt_after_steps=3, **kw)
+    full = train(tiny_cfg(bach_dataset, tmp_path, family, run_name="full", **kw))
+    part = tiny_cfg(bach_dataset, tmp_path, family, run_name="part", halt_after_steps=3, **kw)
     assert train(part).steps == 3
     part.halt_after_steps, part.resume = 0, True
     assert train(part).steps == full.steps == 6
