@@ -226,12 +226,17 @@ def _infill_table(rows: list[Row]) -> list[str]:
     if not rows:
         return []
     lines = ["", "## Infilling (same span tokens, same prefix)", "",
-             "| model | spans | tokens | continuation NLL | infill NLL | FILL_END NLL |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| model | spans | tokens | continuation NLL | infill NLL | gain (95% interval over spans) "
+             "| FILL_END NLL |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         i = r.eval.infill
+        low, high = i.get("gain_95") or (None, None)
+        gain = (f"{i['continuation_nll'] - i['infill_nll']:+.4f} ({_f(low, '+.4f')} to {_f(high, '+.4f')})"
+                if i["tokens"] else "-")
         lines.append(f"| {r.model} | {i['spans']} | {i['tokens']:,} | {_f(i['continuation_nll'], '.4f')} "
-                     f"| {_f(i['infill_nll'], '.4f')} | {_f(i['fill_end_nll'], '.4f')} |")
+                     f"| {_f(i['infill_nll'], '.4f')} | {gain} | {_f(i['fill_end_nll'], '.4f')} |")
+    lines += ["", "A gain whose interval lies above 0 means the model uses the bars after the span."]
     return lines
 
 

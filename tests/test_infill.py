@@ -178,11 +178,13 @@ def test_the_ablation_report_compares_families_on_both_jobs():
 
     from musesynth.ablate import _infill_table
 
-    i = {"spans": 3, "tokens": 400, "continuation_nll": 1.5, "infill_nll": 1.2, "fill_end_nll": 0.3}
+    i = {"spans": 3, "tokens": 400, "continuation_nll": 1.5, "infill_nll": 1.2, "fill_end_nll": 0.3,
+         "gain_95": [0.1, 0.45]}
     rows = [SimpleNamespace(model="lstm", eval=SimpleNamespace(infill=i)),
             SimpleNamespace(model="gru", eval=SimpleNamespace(infill=None))]
     table = _infill_table(rows)
-    assert "| lstm | 3 | 400 | 1.5000 | 1.2000 | 0.3000 |" in table and not any("| gru" in x for x in table)
+    assert "| lstm | 3 | 400 | 1.5000 | 1.2000 | +0.3000 (+0.1000 to +0.4500) | 0.3000 |" in table
+    assert not any("| gru" in x for x in table)
 
 
 def test_a_fill_opens_with_the_spans_first_bar_line(infill_run):
