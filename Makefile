@@ -40,7 +40,7 @@ demo: setup $(CORPUS)
 	$(BIN)/musesynth demo --midi-dir $(CORPUS) --minutes $(DEMO_MINUTES)
 
 # Rebuild the shipped model from scratch: meter-encoded dataset, the recipe in configs/, export, evaluate,
-# model card (about 50 minutes on 2 idle CPU cores).
+# model card (about 20 minutes on 2 idle CPU cores).
 pretrained: $(BIN)/musesynth $(CORPUS)
 	$(BIN)/musesynth data -d $(CORPUS) -o datasets/bach-meter --encoding meter
 	$(BIN)/musesynth train -d datasets/bach-meter --config configs/pretrained-bach.toml --overwrite
