@@ -68,7 +68,7 @@ def generate(model: Model | None = None, primer: str | Path | None = None, lengt
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
              key: str | None = None, composer: str | None = None, tempo: float | None = None,
              repeat_bias: float = Sampling.repeat_bias, key_strength: float = Sampling.key_strength,
-             ending: float = Sampling.ending) -> list[Piece]:
+             ending: float | None = Sampling.ending) -> list[Piece]:
     """New pieces: each continues ``primer`` (a MIDI file; None: from nothing) by up to ``length`` tokens.
     Scores are DAW-ready like the CLI's: the primer's meter, a piano track, a marker where generation starts.
     ``key``, ``composer``, ``tempo`` (BPM) and ``ending`` are `musesynth generate`'s --key, --composer, --tempo

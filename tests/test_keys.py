@@ -107,3 +107,54 @@ def test_key_strength_keeps_the_notes_in_the_asked_key(meter_run, tmp_path):
     free = generate(model, rows[:1], 300, 1, Sampling(), enc.grammar(), enc.eos_id, seed=0, seq_len=64)[0]
     assert {int(enc.pitch_of[t]) % 12 for t in free if enc.is_note[t]} - scales[0]  # unguided, it strays
     assert main(["generate", "-c", str(meter_run), "--key-strength", "-1", "-o", str(tmp_path / "bad")]) == 2
+
+
+def test_a_close_is_a_full_chord_on_the_tonic():
+    """TonicBass (the ending ramp's gate): the latest onset's bass (its first note: ascending order) is the
+    header key's tonic and it has struck as many notes as the fullest chord so far (at most four)."""
+    import torch
+
+    from musesynth.generate.key_guide import TonicBass
+    from musesynth.tokenize import get_encoding
+
+    enc = get_encoding("meter")
+    v = enc.vocab.id
+    rows = np.array([enc.set_key([enc.bos_id], 7, "major"), [enc.bos_id, enc.bos_id]])  # G major; no key
+    gate = TonicBass(enc.key_spec(), rows, torch.device("cpu"))
+
+    def play(*tokens: str) -> list[bool]:
+        for t in tokens:
+            gate.advance(torch.tensor([v(t)] * 2))
+        return gate.closed().tolist()
+
+    assert play("BAR") == [False, True]  # no onset yet; a row without a key is always closed
+    chord = ("NOTE_43", "DUR_24", "NOTE_59", "DUR_24", "NOTE_62", "DUR_24", "NOTE_67", "DUR_24")  # G B D G
+    assert play("POS_0", *chord) == [True, True]
+    assert play("POS_24", "NOTE_50", "DUR_24", "NOTE_54", "DUR_24", "NOTE_57", "DUR_24", "NOTE_62",
+                "DUR_24") == [False, True]  # D F# A D: the dominant
+    assert play("PHRASE", "BAR", "POS_0", *chord[:6]) == [False, True]  # three notes: a fourth may come
+    assert play(*chord[6:]) == [True, True]
+    assert play("POS_12", "NOTE_55", "DUR_12") == [False, True]  # G alone: not the full chord
+
+
+def test_the_ending_closes_pieces_on_the_tonic():
+    """The default ending of a model with keys draws pieces to EOS only at a full tonic chord: the shipped
+    model's pieces in G major end on G's bass where the plain ramp ends most of them elsewhere."""
+    import dataclasses
+
+    from musesynth.data.key_frame import KeyFrame
+    from musesynth.evaluate.music_stats import piece_from_score
+    from musesynth.generate.sampling import Sampling, generate
+    from musesynth.tokenize.key_finding import final_bass
+    from musesynth.training.shipped import DEFAULT_MODEL
+
+    model, enc, meta = load_model(DEFAULT_MODEL)
+    rows = KeyFrame(enc, meta.key_frames).to_model(np.array([[enc.bos_id, enc.vocab.id("KEY_G_major")]] * 16))
+    tonic = enc.key_of(rows[0])[0] % 12  # the model's frame key (notes are in the frame while sampling)
+    counts = []
+    for spec in (enc.key_spec(), dataclasses.replace(enc.key_spec(), onset=None)):  # gated; plain
+        seqs = generate(model, rows, 300, 16, Sampling(), enc.grammar(), enc.eos_id, seed=0, seq_len=512,
+                        keys=spec, repeats=enc.repeat_spec())
+        ended = [piece_from_score(enc.decode(s)) for s in seqs if s[-1] == enc.eos_id]
+        counts.append(sum(final_bass(p.onset, p.pitch) == tonic for p in ended))
+    assert counts[0] >= 8 and counts[0] >= counts[1] + 4, counts

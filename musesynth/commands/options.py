@@ -37,9 +37,11 @@ def add_sampling_options(p: argparse.ArgumentParser, short: bool = True, ending:
     if not ending:
         return
     g.add_argument("--ending", type=float, default=d.ending,
-                   help="log-odds added to the end of the piece over the last 30%% of --length, rising to this, so "
-                        "it stops at a phrase end the model would close on rather than mid-bar at the limit (0: "
-                        "off, the piece runs to --length or to where the model ends it; default %(default)s)")
+                   help="log-odds added to the end of the piece near --length, rising to this, so it stops at a "
+                        "close rather than mid-bar at the limit. Models with key tokens (meter encoding) may end "
+                        "only on a full chord on the key's tonic, over the last 50%% of --length (default 20); "
+                        "others wherever the model would end, over the last 30%% (default 8). 0: off, the piece "
+                        "runs to --length or to where the model ends it")
 
 
 def add_output_options(p: argparse.ArgumentParser, out_dir: str) -> None:

@@ -12,6 +12,7 @@ rates 3x as likely as the best in-key note still wins. Each sample is guided by 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from musesynth.tokenize.base import KeySpec
 
@@ -53,3 +54,39 @@ def key_bias(spec: KeySpec | None, rows: np.ndarray, strength: float) -> np.ndar
         bias[b, out] = -strength
         guided = True
     return bias if guided else None
+
+
+class TonicBass:
+    """Which samples' latest onset is a close in the header's key, step by step on the device.
+
+    Chorales close on the tonic chord; a model drawn to an end (``Sampling.ending``) also closes on a half
+    cadence or in the key it drifted to (the shipped model: of 34 pieces that ended, 12 on the dominant's
+    bass, 10 on the tonic's). The ending ramp is given only where the latest onset stands on the tonic and
+    has struck a full chord (at least ``FULL`` notes, or as many as the fullest chord so far where the
+    texture is thinner), so a piece stops at a close in its own key and never on a bass note whose chord
+    is still to come; elsewhere EOS keeps the model's own odds. Rows without a key always count as closed:
+    the plain ramp."""
+
+    FULL = 4
+
+    def __init__(self, spec: KeySpec, rows: np.ndarray, device: torch.device) -> None:
+        assert spec.onset is not None
+        tonic = [row_key(spec, row) for row in np.atleast_2d(np.asarray(rows, np.int64))]  # once per sample
+        self.tonic = torch.tensor([-1 if k is None else k % 12 for k in tonic], device=device)
+        self.onset = torch.as_tensor(spec.onset, device=device)
+        self.pitch_class = torch.as_tensor(spec.pitch_class, device=device)
+        self.bass = torch.full_like(self.tonic, -2)  # -2: no onset yet, -1: an onset whose bass is still to come
+        self.notes = torch.zeros_like(self.tonic)  # notes struck at the latest onset
+        self.fullest = torch.zeros_like(self.tonic)
+
+    def advance(self, tok: torch.Tensor) -> None:
+        pc, onset = self.pitch_class[tok], self.onset[tok]
+        self.bass = torch.where(onset, torch.full_like(self.bass, -1),
+                                torch.where((self.bass == -1) & (pc >= 0), pc, self.bass))
+        self.notes = torch.where(onset, torch.zeros_like(self.notes), self.notes + (pc >= 0).long())
+        self.fullest = torch.maximum(self.fullest, self.notes)
+
+    def closed(self) -> torch.Tensor:
+        """(B,) bool: the latest onset is a full chord on the tonic (or the row has no key)."""
+        full = self.notes >= torch.clamp(self.fullest, max=self.FULL)
+        return (self.tonic < 0) | ((self.bass == self.tonic) & full & (self.notes > 0))

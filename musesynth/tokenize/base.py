@@ -57,6 +57,9 @@ class KeySpec:
 
     key_of: np.ndarray
     pitch_class: np.ndarray
+    # tokens that open an onset, after which the notes follow in ascending pitch (the first is the bass);
+    # None: the encoding does not say, and endings are not held to the tonic
+    onset: np.ndarray | None = None
 
 
 class Encoding(ABC):
