@@ -310,5 +310,10 @@ def test_demo_end_to_end_in_seconds(tiny_midi_dir, tmp_path, monkeypatch, capsys
     out = capsys.readouterr().out
     assert "[4/4] generating" in out and '"best_val_loss"' in out
     assert list((tmp_path / "generated").glob("*_lstm_seed0_0.mid"))
-    assert (tmp_path / "training_checkpoints" / "demo-lstm" / "best.pt").is_file()
+    first = tmp_path / "training_checkpoints" / "demo-lstm" / "best.pt"
+    assert first.is_file()
+    before = first.read_bytes()
     assert main(["demo", "--midi-dir", str(tiny_midi_dir), "--minutes", "0.03", "--length", "20"]) == 0  # again
+    assert "demo-lstm holds an earlier run: kept" in capsys.readouterr().out
+    assert first.read_bytes() == before  # the earlier run is the user's: a second demo trains demo-lstm-2
+    assert (tmp_path / "training_checkpoints" / "demo-lstm-2" / "best.pt").is_file()

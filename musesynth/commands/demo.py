@@ -34,6 +34,8 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--length", type=int, default=600, help="new tokens to generate (default %(default)s)")
     p.add_argument("-o", "--out-dir", default="generated", help="output folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="train into training_checkpoints/demo-MODEL even if an "
+                   "earlier demo run is there (default: the earlier run is kept and this one is demo-MODEL-2, ...)")
     p.set_defaults(func=run)
 
 
@@ -56,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"[2/4] dataset {dataset}")
     manifest = load_manifest(dataset) if is_dataset(dataset) else build_dataset(midi_dir, dataset)
     print(manifest.report())
-    print(f"[3/4] training a {args.model} for {args.minutes:g} min on {dataset}")
-    cfg = TrainConfig(dataset=str(dataset), model=args.model, run_name=f"demo-{args.model}", overwrite=True,
+    run_name = f"demo-{args.model}" if args.overwrite else free_run_name(f"demo-{args.model}")
+    print(f"[3/4] training a {args.model} for {args.minutes:g} min on {dataset} into training_checkpoints/{run_name}"
+          + ("" if run_name == f"demo-{args.model}" else f" (demo-{args.model} holds an earlier run: kept)"))
+    cfg = TrainConfig(dataset=str(dataset), model=args.model, run_name=run_name, overwrite=args.overwrite,
                       max_time=args.minutes * 60, seed=args.seed, **DEMO_TRAIN)
-    summary = train(cfg)
+    summary = train(cfg, interrupt_hint="training stopped early; the demo goes on with the model as it is "
+                                        "(saved in {last})")
     primer = first_test_file(dataset)
     print(f"[4/4] generating {args.length} tokens from the opening of {primer.name if primer else 'nothing'}")
     opt = GenerateOptions(checkpoint=summary.run_dir, primer=str(primer) if primer else None, primer_tokens=48,
@@ -70,6 +75,15 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({"shipped_model_piece": shipped, "midi": r["midi"], "wav": r["wav"], "png": r["png"],
                       "best_val_loss": round(summary.best_val_loss, 4)}, indent=2))
     return 0
+
+
+def free_run_name(name: str, out_dir: str = "training_checkpoints") -> str:
+    """``name``, or ``name-2``, ``name-3``, ... : the first that holds no trained run (nothing is replaced)."""
+    taken = lambda n: any((Path(out_dir) / n / f).exists() for f in ("best.pt", "last.pt"))  # noqa: E731
+    k = 1
+    while taken(name if k == 1 else f"{name}-{k}"):
+        k += 1
+    return name if k == 1 else f"{name}-{k}"
 
 
 def play_shipped(args: argparse.Namespace) -> dict[str, str | None] | None:

@@ -35,8 +35,9 @@ from musesynth.training.setup import TrainSetup, prepare
 STOP_REASONS = ["", "max_steps", "max_tokens", "max_time", "halted", "interrupted"]
 
 
-def train(cfg: TrainConfig) -> TrainSummary:
-    """Train per ``cfg``; returns the summary (best/last validation loss, steps, paths)."""
+def train(cfg: TrainConfig, interrupt_hint: str | None = None) -> TrainSummary:
+    """Train per ``cfg``; returns the summary (best/last validation loss, steps, paths). ``interrupt_hint``:
+    what to print after Ctrl-C instead of how to resume (a caller that goes on with the model as it is)."""
     cfg.validate()
     device = pick_device(cfg.device)
     dist = distributed.setup(device.type)
@@ -49,14 +50,15 @@ def train(cfg: TrainConfig) -> TrainSummary:
         setup = prepare(cfg, device, dist, quiet)
         run_dir = RunDir(cfg.run_dir, resume=cfg.resume, overwrite=cfg.overwrite) if dist.is_main else None
         with run_dir or nullcontext():
-            return Trainer(setup, quiet).run()
+            return Trainer(setup, quiet, interrupt_hint).run()
     finally:
         distributed.teardown(dist)
 
 
 class Trainer:
-    def __init__(self, s: TrainSetup, quiet: bool) -> None:
+    def __init__(self, s: TrainSetup, quiet: bool, interrupt_hint: str | None = None) -> None:
         self.s, self.cfg, self.p, self.quiet = s, s.cfg, s.progress, quiet
+        self.interrupt_hint = interrupt_hint or "resume with the same command plus --resume (from {last})"
         self.main = s.dist.is_main
         self.run_dir = self.cfg.run_dir
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
@@ -259,5 +261,5 @@ class Trainer:
                 best = f"{p.best_val:.4f}" if math.isfinite(p.best_val) else "none yet"
                 print(f"done ({reason}): best val loss {best}, checkpoints in {self.run_dir}")
                 if reason == "interrupted":
-                    print(f"resume with the same command plus --resume (from {self.last_path})")
+                    print(self.interrupt_hint.format(last=self.last_path))
         return summary
