@@ -66,7 +66,7 @@ BAD = [
     (["generate", "-c", "{ck}", "--soundfont", "text.sf2"], "not a SoundFont"),
     (["generate", "-c", "{ck}", "--device", "tpu"], "device"),
     (["generate", "-c", "{ck}", "--device", "cuda:7"], "CUDA"),
-    (["generate", "-c", "FILE"], "cannot read checkpoint"),
+    (["generate", "-c", "FILE"], "not a PyTorch checkpoint file"),
     (["generate", "-c", "zero.pt"], "cannot read checkpoint"),
     (["train", "-d", "{ds}", "--lr", "-1"], "--lr"),
     (["train", "-d", "{ds}", "--lr", "0"], "--lr"),
@@ -257,14 +257,15 @@ def _damaged(kind: str, ckpt: Path, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind, message", [("zero", "cannot read checkpoint"), ("truncated", "cannot read checkpoint"),
+@pytest.mark.parametrize("kind, message", [("zero", "cannot read checkpoint {path}: the file is empty"),
+                                           ("truncated", "the file is damaged or cut short"),
                                            ("metadata", "damaged checkpoint"), ("shape", "does not fit its model"),
                                            ("nan", "NaN/inf weights")])
 def test_a_damaged_checkpoint_is_one_line_naming_the_file(kind, message, ckpt, tmp_path, capsys):
     path = _damaged(kind, ckpt, tmp_path)
     assert main(["generate", "-c", str(path), "-n", "5", "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert message in err and str(path) in err and err.count("\n") == 1, err
+    assert message.format(path=path) in err and str(path) in err and err.count("\n") == 1, err
 
 
 def test_resume_with_other_sizes_is_a_clear_error(bach_dataset, tmp_path, capsys):

@@ -118,14 +118,29 @@ def resolve_path(path: str | Path) -> Path:
     return p
 
 
+def _why_unreadable(p: Path, exc: Exception) -> str:
+    """torch.load's reason in a user's words (its own text runs to paragraphs and suggests unsafe loading)."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    if not head:
+        return "the file is empty"
+    if not head.startswith((b"PK", b"\x80")):  # torch.save writes a zip; old versions a bare pickle
+        return "not a PyTorch checkpoint file (an exported model is a folder: pass the folder)"
+    if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+        return "it holds Python objects besides tensors, which musesynth never loads (not a musesynth checkpoint)"
+    return "the file is damaged or cut short (an incomplete copy?)"
+
+
 def load_raw(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The checkpoint's dict with ``meta`` parsed into a ``CheckpointMeta``; any damage is a one-line error."""
     p = resolve_path(path)
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # zero bytes, truncation, a text file, a pickle with code: all one message
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MusesynthError(f"cannot read checkpoint {p}: {first[:200]}") from None
+        raise MusesynthError(f"cannot read checkpoint {p}: {_why_unreadable(p, exc)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise MusesynthError(f"{p} is not a musesynth checkpoint")
     if not isinstance(state.get("meta"), str) or not isinstance(state.get("model"), dict):
