@@ -72,3 +72,13 @@ def test_ctrl_c_of_a_training_says_how_to_resume(tiny_dataset, tmp_path):
     assert proc.returncode == 0, err[-2000:]
     assert "resume with the same command plus --resume" in out and "Traceback" not in err
     assert (tmp_path / "gru" / "last.pt").is_file()
+
+
+def test_a_primer_the_model_ends_at_once_gets_a_note():
+    from musesynth.generate.run import summarize
+
+    r = {"midi": "a.mid", "notes": 200, "seconds": 44.0, "generated_tokens": 1, "wav": None, "png": None,
+         "primer": "bwv10.7.mid"}
+    assert "the model ended the piece where the primer ends" in summarize([r])
+    assert "primer ends" not in summarize([{**r, "generated_tokens": 300}])
+    assert "primer ends" not in summarize([{**r, "primer": None}])

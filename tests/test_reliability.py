@@ -67,6 +67,7 @@ BAD = [
     (["generate", "-c", "{ck}", "--device", "tpu"], "device"),
     (["generate", "-c", "{ck}", "--device", "cuda:7"], "CUDA"),
     (["generate", "-c", "FILE"], "not a PyTorch checkpoint file"),
+    (["generate", "-c", "{ck}", "--primer-seconds", "4"], "--primer-seconds cuts a primer: give one with --primer"),
     (["generate", "-c", "zero.pt"], "cannot read checkpoint"),
     (["train", "-d", "{ds}", "--lr", "-1"], "--lr"),
     (["train", "-d", "{ds}", "--lr", "0"], "--lr"),

@@ -13,6 +13,7 @@ from musesynth.commands.options import (
     add_sampling_options,
 )
 from musesynth.commands.options import sampling_from_args as _sampling
+from musesynth.errors import MusesynthError
 from musesynth.generate.run import GenerateOptions
 
 EXAMPLE = ("musesynth generate -c training_checkpoints/transformer --primer data/bach_midi/bach/bwv10.7.mid "
@@ -59,6 +60,9 @@ def options_from_args(args: argparse.Namespace) -> GenerateOptions:
 def run(args: argparse.Namespace) -> int:
     from musesynth.generate.run import run_generate, summarize
 
+    if args.primer is None and (args.primer_seconds is not None or args.primer_tokens is not None):
+        flag = "--primer-seconds" if args.primer_seconds is not None else "--primer-tokens"
+        raise MusesynthError(f"{flag} cuts a primer: give one with --primer FILE (or leave {flag} out)")
     results = run_generate(options_from_args(args))
     if not args.quiet:
         print(summarize(results))  # its lines warn about pieces without notes

@@ -280,4 +280,7 @@ def summarize(results: list[dict[str, Any]]) -> str:
             lines.append(f"  png: {r['png']}")
         if r["notes"] == 0:
             lines.append("  warning: this piece has no notes (try a higher --top-k or --temperature)")
+        elif r.get("primer") and r["generated_tokens"] <= 1:
+            lines.append("  note: the model ended the piece where the primer ends (a whole piece as primer?); "
+                         "use less of it: --primer-seconds or --primer-tokens")
     return "\n".join(lines)
