@@ -46,6 +46,7 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
     c, rep, rep0, keys, mem = (mu.get(k, {}) for k in ("classifier", "repetition", "repetition_held_out", "keys",
                                                         "memorisation"))
     km, km0 = keys.get("key_match") or {}, keys.get("key_match_held_out") or {}
+    end, end0 = mu.get("endings") or {}, mu.get("endings_held_out") or {}
     setup = ev.get("music_stats_setup") or {}
     if m["family"] == "transformer":
         arch = (f"{m['num_layers']} layers, embedding {m['embed_dim']}, {m['num_heads']} heads, feed-forward "
@@ -87,6 +88,10 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
         f"| pieces in the key asked for (Krumhansl-Schmuckler estimate / with the final bass) | "
         f"{fmt(km.get('match'), '.0%')} / {fmt(km.get('match_cadence'), '.0%')} | held-out in their own key "
         f"{fmt(km0.get('match'), '.0%')} / {fmt(km0.get('match_cadence'), '.0%')} |",
+        f"| pieces that end before the limit / close on the tonic's bass / on a full chord | "
+        f"{fmt(end.get('ended'), '.0%')} / {fmt(end.get('tonic_close'), '.0%')} / {fmt(end.get('full_close'), '.0%')}"
+        f" | held-out whole pieces 100% / {fmt(end0.get('tonic_close'), '.0%')} / "
+        f"{fmt(end0.get('full_close'), '.0%')} |",
         f"| key distribution distance (total variation, 24 keys) | {fmt(keys.get('key_distribution_distance'), '.3f')}"
         " | 0 |",
         f"| scale consistency | {fmt(keys.get('scale_consistency_generated'), '.3f')} | held-out "

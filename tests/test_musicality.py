@@ -233,3 +233,18 @@ def test_the_cadence_cue_names_the_key_a_piece_closes_in():
     assert key_name(*estimate_key(piece)[:2]) == "G major"
     assert key_name(*estimate_key(piece, cadence=True)[:2]) == "C major"
     assert key_name(*estimate_key(c_major_cadence(), cadence=True)[:2]) == "C major"  # agrees when KS is right
+
+
+def test_endings_count_closes_on_the_full_tonic_chord():
+    from musesynth.evaluate.musicality import ending_report
+
+    def piece(*onsets):  # (beat, pitches)
+        on = [b for b, ps in onsets for _ in ps]
+        return Piece(np.array(on, float), np.ones(len(on)), np.array([p for _, ps in onsets for p in ps]))
+
+    g = (7, "major")
+    closes = piece((0, [43, 59, 62, 67]), (1, [50, 54, 57, 62]), (2, [43, 59, 62, 67]))  # ... V I
+    half = piece((0, [43, 59, 62, 67]), (1, [50, 54, 57, 62]))  # ends on the dominant
+    thin = piece((0, [43, 59, 62, 67]), (1, [55]))  # G alone
+    r = ending_report([closes, half, thin, closes], [True, True, True, False], [g, g, g, g])
+    assert r == {"pieces": 4, "ended": 0.75, "tonic_close": 0.5, "full_close": 0.5}

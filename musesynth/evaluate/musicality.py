@@ -572,3 +572,21 @@ def memorisation_report(generated: list[Piece], train_pieces: list[Piece], held_
         "held_out_max_beats": float(held.max()) if held.size else nan,
         "held_out_share_ge_16_beats": float((held >= 16).mean()) if held.size else nan,
     }
+
+
+def ending_report(pieces: list[Piece], ended: list[bool], keys: list[tuple[int, str] | None]) -> dict:
+    """How pieces close: the share that end before the length limit, that end on the tonic's bass of their
+    key (the key asked for, or a real piece's own), and on a full chord (as many notes as the piece's fullest
+    onset, up to four). A chorale closes on the full tonic chord; a piece cut at the limit does not close."""
+    tonic, full = [], []
+    for p, e, k in zip(pieces, ended, keys):
+        if not np.size(p.pitch):
+            tonic.append(False)
+            full.append(False)
+            continue
+        bass = key_finding.final_bass(p.onset, p.pitch)
+        _, counts = np.unique(p.onset, return_counts=True)
+        tonic.append(bool(e) and k is not None and bass == k[0] % 12)
+        full.append(bool(e) and counts[-1] >= min(int(counts.max()), 4))
+    return {"pieces": len(pieces), "ended": _mean(np.array(ended, bool)), "tonic_close": _mean(np.array(tonic)),
+            "full_close": _mean(np.array(full))}

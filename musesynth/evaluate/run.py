@@ -19,6 +19,7 @@ from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, un
 from musesynth.evaluate.infill import format_infill, infill_vs_continuation
 from musesynth.evaluate.music_stats import Piece, compare, mean_distance, piece_from_score
 from musesynth.evaluate.musicality import (
+    ending_report,
     key_match,
     key_report,
     memorisation_report,
@@ -145,9 +146,10 @@ def held_out_keys(enc: Encoding, dataset: Path, split: str, limit: int) -> list[
 def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int, seed: int,
                      sampling: Sampling, key_prior: list[float] | None = None, exact_repeats: bool = True,
                      composer_prior: list[float] | None = None,
-                     key_frames: tuple[int, ...] = ()) -> tuple[list[Piece], list[tuple[int, str] | None]]:
+                     key_frames: tuple[int, ...] = ()
+                     ) -> tuple[list[Piece], list[tuple[int, str] | None], list[bool]]:
     """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys and composers from
-    the priors), and the key each was asked for (None without key tokens)."""
+    the priors), the key each was asked for (None without key tokens) and whether each ended (EOS)."""
     rows = primer_rows(enc, np.array([enc.bos_id]), None, key_prior, n, seed)
     frame = KeyFrame(enc, key_frames)
     rows = frame.to_model(apply_controls(enc, rows, None, None, composer_prior, seed))
@@ -155,7 +157,8 @@ def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int,
                                   eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len,
                                   repeats=enc.repeat_spec() if exact_repeats else None, keys=enc.key_spec()))
     key_of = getattr(enc, "key_of", lambda s: None)
-    return [piece_from_score(enc.decode(s)) for s in seqs], [key_of(s) for s in seqs]
+    return ([piece_from_score(enc.decode(s)) for s in seqs], [key_of(s) for s in seqs],
+            [bool(s[-1] == enc.eos_id) for s in seqs])
 
 
 def _dataset_for(opt: EvaluateOptions, trained_on: str, enc: Encoding) -> Path:
@@ -189,9 +192,9 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
             pieces = [to_frame(enc, p, meta.key_frames)[0] for p in pieces]
         result.infill = infill_vs_continuation(model, enc, pieces, seq_len, dev, bars)
     if opt.samples > 0:
-        gen, asked = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling, meta.key_prior,
-                                       exact_repeats=not opt.free_repeats, composer_prior=meta.composer_prior,
-                                       key_frames=meta.key_frames)
+        gen, asked, ended = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling,
+                                             meta.key_prior, exact_repeats=not opt.free_repeats,
+                                             composer_prior=meta.composer_prior, key_frames=meta.key_frames)
         ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=max(opt.samples, 64))
         result.music_stats = compare(ref, gen)
         result.music_stats_mean_distance = mean_distance(result.music_stats)
@@ -200,6 +203,11 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
         result.musicality = musicality(gen, ref, train, opt.seed, asked,
                                        held_out_keys(enc, ds, opt.split, max(opt.samples, 64)))
+        whole = load_pieces(ds, opt.split)[: max(opt.samples, 64)]  # real closes: whole pieces, not cut
+        result.musicality["endings"] = ending_report(gen, ended, asked)
+        result.musicality["endings_held_out"] = ending_report(
+            [piece_from_score(enc.decode(p)) for p in whole], [True] * len(whole),
+            [getattr(enc, "key_of", lambda s: None)(p) for p in whole])
     return result
 
 
@@ -221,6 +229,12 @@ def format_result(r: Evaluation) -> str:
     return "\n".join(lines)
 
 
+def format_endings(e: dict[str, Any], e0: dict[str, Any]) -> str:
+    return (f"  pieces that end before the limit {e['ended']:.0%}: on the tonic's bass {e['tonic_close']:.0%}, on a "
+            f"full chord {e['full_close']:.0%} (held-out whole pieces: {e0['tonic_close']:.0%} / "
+            f"{e0['full_close']:.0%})")
+
+
 def format_musicality(m: dict[str, dict[str, Any]]) -> list[str]:
     c, rep, rep0, k, mem = (m[x] for x in ("classifier", "repetition", "repetition_held_out", "keys",
                                            "memorisation"))
@@ -240,6 +254,7 @@ def format_musicality(m: dict[str, dict[str, Any]]) -> list[str]:
            if "key_match" in k else "")
         + (f"; held-out pieces in their own key {k['key_match_held_out']['match']:.0%} / "
            f"{k['key_match_held_out']['match_cadence']:.0%}" if "key_match_held_out" in k else ""),
+        *([format_endings(m["endings"], m["endings_held_out"])] if "endings" in m else []),
         f"  longest run copied from training: median {mem['median_beats']:.1f}, max {mem['max_beats']:.1f} beats, "
         f"{mem['share_ge_16_beats']:.0%} >= 16 beats (held-out vs train: median "
         f"{mem['held_out_median_beats']:.1f}, max {mem['held_out_max_beats']:.1f})",
