@@ -55,6 +55,10 @@ def train(cfg: TrainConfig, interrupt_hint: str | None = None) -> TrainSummary:
         distributed.teardown(dist)
 
 
+def clock(seconds: float) -> str:
+    return f"{seconds / 60:g}-minute" if seconds >= 60 else f"{seconds:g}-second"
+
+
 class Trainer:
     def __init__(self, s: TrainSetup, quiet: bool, interrupt_hint: str | None = None) -> None:
         self.s, self.cfg, self.p, self.quiet = s, s.cfg, s.progress, quiet
@@ -97,7 +101,10 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir, self.cfg.tensorboard, append=self.cfg.resume)
         if not self.quiet:
             print(f"{self.cfg.model}: {s.meta.num_params:,} parameters, {len(s.data.train_tokens):,} train tokens, "
-                  f"{s.steps_per_epoch} steps/epoch, {s.total_steps} scheduled steps, device {s.device}"
+                  f"{s.steps_per_epoch} steps/epoch, "
+                  + (f"a {clock(self.cfg.max_time)} budget (the schedule follows the clock)"
+                     if self.cfg.time_budget_only else f"{s.total_steps} scheduled steps")
+                  + f", device {s.device}"
                   f"{f' x{s.dist.world}' if s.dist.enabled else ''}")
 
     # ------------------------------------------------------------------ one step
