@@ -127,14 +127,15 @@ def test_a_close_is_a_full_chord_on_the_tonic():
             gate.advance(torch.tensor([v(t)] * 2))
         return gate.closed().tolist()
 
-    assert play("BAR") == [False, True]  # no onset yet; a row without a key is always closed
+    assert gate.keyed.tolist() == [True, False]  # a row without a key is never closed: it gets the plain ramp
+    assert play("BAR") == [False, False]  # no onset yet
     chord = ("NOTE_43", "DUR_24", "NOTE_59", "DUR_24", "NOTE_62", "DUR_24", "NOTE_67", "DUR_24")  # G B D G
-    assert play("POS_0", *chord) == [True, True]
+    assert play("POS_0", *chord) == [True, False]
     assert play("POS_24", "NOTE_50", "DUR_24", "NOTE_54", "DUR_24", "NOTE_57", "DUR_24", "NOTE_62",
-                "DUR_24") == [False, True]  # D F# A D: the dominant
-    assert play("PHRASE", "BAR", "POS_0", *chord[:6]) == [False, True]  # three notes: a fourth may come
-    assert play(*chord[6:]) == [True, True]
-    assert play("POS_12", "NOTE_55", "DUR_12") == [False, True]  # G alone: not the full chord
+                "DUR_24") == [False, False]  # D F# A D: the dominant
+    assert play("PHRASE", "BAR", "POS_0", *chord[:6]) == [False, False]  # three notes: a fourth may come
+    assert play(*chord[6:]) == [True, False]
+    assert play("POS_12", "NOTE_55", "DUR_12") == [False, False]  # G alone: not the full chord
 
 
 def test_the_ending_closes_pieces_on_the_tonic():
@@ -151,10 +152,15 @@ def test_the_ending_closes_pieces_on_the_tonic():
     model, enc, meta = load_model(DEFAULT_MODEL)
     rows = KeyFrame(enc, meta.key_frames).to_model(np.array([[enc.bos_id, enc.vocab.id("KEY_G_major")]] * 16))
     tonic = enc.key_of(rows[0])[0] % 12  # the model's frame key (notes are in the frame while sampling)
-    counts = []
-    for spec in (enc.key_spec(), dataclasses.replace(enc.key_spec(), onset=None)):  # gated; plain
-        seqs = generate(model, rows, 300, 16, Sampling(), enc.grammar(), enc.eos_id, seed=0, seq_len=512,
-                        keys=spec, repeats=enc.repeat_spec())
-        ended = [piece_from_score(enc.decode(s)) for s in seqs if s[-1] == enc.eos_id]
-        counts.append(sum(final_bass(p.onset, p.pitch) == tonic for p in ended))
-    assert counts[0] >= 8 and counts[0] >= counts[1] + 4, counts
+    counts = [0, 0]
+    for seed in range(3):  # 48 pieces: seeds 0-2 and 3-5 both give 26-27 against 7
+        for k, spec in enumerate((enc.key_spec(), dataclasses.replace(enc.key_spec(), onset=None))):  # gated, plain
+            seqs = generate(model, rows, 300, 16, Sampling(), enc.grammar(), enc.eos_id, seed=seed, seq_len=512,
+                            keys=spec, repeats=enc.repeat_spec())
+            ended = [piece_from_score(enc.decode(s)) for s in seqs if s[-1] == enc.eos_id]
+            counts[k] += sum(final_bass(p.onset, p.pitch) == tonic for p in ended)
+    assert counts[0] >= 20 and counts[0] >= counts[1] + 12, counts
+    # rows without a key get the plain ramp: the same tokens as without key tables at all
+    a, b = (generate(model, [enc.bos_id], 200, 8, Sampling(), enc.grammar(), enc.eos_id, seed=0, seq_len=512,
+                     keys=spec) for spec in (enc.key_spec(), None))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -248,3 +248,4 @@ def test_endings_count_closes_on_the_full_tonic_chord():
     thin = piece((0, [43, 59, 62, 67]), (1, [55]))  # G alone
     r = ending_report([closes, half, thin, closes], [True, True, True, False], [g, g, g, g])
     assert r == {"pieces": 4, "ended": 0.75, "tonic_close": 0.5, "full_close": 0.5}
+    assert np.isnan(ending_report([closes], [True], [None])["tonic_close"])  # no keys: no tonic to close on

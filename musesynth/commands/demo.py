@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     print(summarize(results))
     r = results[0]
     print(json.dumps({"shipped_model_piece": shipped, "midi": r["midi"], "wav": r["wav"], "png": r["png"],
-                      "best_val_loss": round(summary.best_val_loss, 4)}, indent=2))
+                      "best_val_loss": None if summary.best_val_loss is None else round(summary.best_val_loss, 4)},
+                     indent=2))
     return 0
 
 

@@ -588,5 +588,6 @@ def ending_report(pieces: list[Piece], ended: list[bool], keys: list[tuple[int, 
         _, counts = np.unique(p.onset, return_counts=True)
         tonic.append(bool(e) and k is not None and bass == k[0] % 12)
         full.append(bool(e) and counts[-1] >= min(int(counts.max()), 4))
-    return {"pieces": len(pieces), "ended": _mean(np.array(ended, bool)), "tonic_close": _mean(np.array(tonic)),
-            "full_close": _mean(np.array(full))}
+    keyed = any(k is not None for k in keys)  # without key tokens there is no tonic to close on: NaN
+    return {"pieces": len(pieces), "ended": _mean(np.array(ended, bool)),
+            "tonic_close": _mean(np.array(tonic)) if keyed else float("nan"), "full_close": _mean(np.array(full))}

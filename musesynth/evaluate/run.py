@@ -230,6 +230,9 @@ def format_result(r: Evaluation) -> str:
 
 
 def format_endings(e: dict[str, Any], e0: dict[str, Any]) -> str:
+    if e["tonic_close"] != e["tonic_close"]:  # NaN: no key tokens
+        return (f"  pieces that end before the limit {e['ended']:.0%}: on a full chord {e['full_close']:.0%} "
+                f"(held-out whole pieces: {e0['full_close']:.0%})")
     return (f"  pieces that end before the limit {e['ended']:.0%}: on the tonic's bass {e['tonic_close']:.0%}, on a "
             f"full chord {e['full_close']:.0%} (held-out whole pieces: {e0['tonic_close']:.0%} / "
             f"{e0['full_close']:.0%})")

@@ -64,8 +64,8 @@ class TonicBass:
     bass, 10 on the tonic's). The ending ramp is given only where the latest onset stands on the tonic and
     has struck a full chord (at least ``FULL`` notes, or as many as the fullest chord so far where the
     texture is thinner), so a piece stops at a close in its own key and never on a bass note whose chord
-    is still to come; elsewhere EOS keeps the model's own odds. Rows without a key always count as closed:
-    the plain ramp."""
+    is still to come; elsewhere EOS keeps the model's own odds. Rows without a key (``keyed`` False) are
+    never closed: the decoder gives them the plain ramp."""
 
     FULL = 4
 
@@ -73,6 +73,7 @@ class TonicBass:
         assert spec.onset is not None
         tonic = [row_key(spec, row) for row in np.atleast_2d(np.asarray(rows, np.int64))]  # once per sample
         self.tonic = torch.tensor([-1 if k is None else k % 12 for k in tonic], device=device)
+        self.keyed = self.tonic >= 0
         self.onset = torch.as_tensor(spec.onset, device=device)
         self.pitch_class = torch.as_tensor(spec.pitch_class, device=device)
         self.bass = torch.full_like(self.tonic, -2)  # -2: no onset yet, -1: an onset whose bass is still to come
@@ -87,6 +88,6 @@ class TonicBass:
         self.fullest = torch.maximum(self.fullest, self.notes)
 
     def closed(self) -> torch.Tensor:
-        """(B,) bool: the latest onset is a full chord on the tonic (or the row has no key)."""
+        """(B,) bool: the latest onset is a full chord on the row's tonic (False for a row without a key)."""
         full = self.notes >= torch.clamp(self.fullest, max=self.FULL)
-        return (self.tonic < 0) | ((self.bass == self.tonic) & full & (self.notes > 0))
+        return self.keyed & (self.bass == self.tonic) & full & (self.notes > 0)

@@ -178,27 +178,32 @@ class Decoder:
         with torch.no_grad():
             logits, self.state = model(seq)
         self.last, self.prev = logits[:, -1], seq[:, -1]
-        # the ending ramp: at generated token i >= start, EOS gains ending * (i - start + 1) / (budget - start)
+        # the ending ramps: at generated token i >= start, EOS gains strength * (i - start + 1) / (budget - start);
+        # the gated one (True) only where the latest onset is a full chord on the tonic of the sample's key, for
+        # rows with a key; rows without one get the plain ramp (False)
         self.ramp: torch.Tensor | None = None
         self.tonic: TonicBass | None = None
-        closes = keys is not None and keys.onset is not None
-        strength, share = ENDING[closes]
-        strength = strength if self.sampling.ending is None else self.sampling.ending
-        if budget and strength and eos_id is not None:
-            span = max(int(round(share * budget)), 1)
-            self.ending_start, self.ending_step = budget - span, strength / span
-            self.ramp = torch.zeros(logits.shape[-1], device=self.device)
-            self.ramp[eos_id] = 1.0
-            if closes:  # the ramp only where the latest onset is a full chord on the tonic of the sample's key
-                self.tonic = TonicBass(keys, source, self.device)  # type: ignore[arg-type]
+        self.ramps: dict[bool, tuple[int, float]] = {}
+        if budget and eos_id is not None:
+            tonic = TonicBass(keys, source, self.device) if keys is not None and keys.onset is not None else None
+            self.tonic = tonic if tonic is not None and bool(tonic.keyed.any()) else None
+            for gated in {False, self.tonic is not None}:
+                strength, share = ENDING[gated]
+                strength = strength if self.sampling.ending is None else self.sampling.ending
+                if strength:
+                    span = max(int(round(share * budget)), 1)
+                    self.ramps[gated] = (budget - span, strength / span)
+            if self.ramps:
+                self.ramp = torch.zeros(logits.shape[-1], device=self.device)
+                self.ramp[eos_id] = 1.0
 
     @torch.no_grad()
     def step(self) -> torch.Tensor:
         last = self.last if self.bias is None else self.last.float() + self.bias
         i = self.length - self.primer_len
-        if self.ramp is not None and i >= self.ending_start:
-            gain = self.ramp * (self.ending_step * (i - self.ending_start + 1))
-            last = last.float() + (gain if self.tonic is None else self.tonic.closed()[:, None] * gain)
+        gain = self._ending_gain(i) if self.ramp is not None else None
+        if gain is not None:
+            last = last.float() + gain * self.ramp
         if self.copier is None and self.constraint is None and self.grammar_add is not None:
             last, allowed = last + self.grammar_add[self.prev], None
         else:
@@ -227,6 +232,20 @@ class Decoder:
             logits, _ = self.model(full)
         self.last = logits[:, -1]
         return tok
+
+    def _ending_gain(self, i: int) -> float | torch.Tensor | None:
+        """EOS log-odds at generated token ``i``: a number for every row, or (B, 1) where the gate decides."""
+        def at(gated: bool) -> float:
+            start, step = self.ramps.get(gated, (i + 1, 0.0))
+            return step * (i - start + 1) if i >= start else 0.0
+
+        plain, gated = at(False), at(True)
+        if self.tonic is None:
+            return plain or None
+        if not (plain or gated):
+            return None
+        closed = self.tonic.closed().float() * gated
+        return torch.where(self.tonic.keyed, closed, torch.full_like(closed, plain))[:, None]
 
     def _append(self, tok: torch.Tensor) -> None:
         if self.length == self.hist.shape[1]:

@@ -44,15 +44,18 @@ def train(cfg: TrainConfig, interrupt_hint: str | None = None) -> TrainSummary:
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     quiet = cfg.quiet or not dist.is_main
+    finished = False
     try:
         if dist.is_main:
             check_writable_dir(cfg.out_dir, "-o/--out-dir")
         setup = prepare(cfg, device, dist, quiet)
         run_dir = RunDir(cfg.run_dir, resume=cfg.resume, overwrite=cfg.overwrite) if dist.is_main else None
         with run_dir or nullcontext():
-            return Trainer(setup, quiet, interrupt_hint).run()
+            summary = Trainer(setup, quiet, interrupt_hint).run()
+        finished = True
+        return summary
     finally:
-        distributed.teardown(dist)
+        distributed.teardown(dist, finished)
 
 
 def clock(seconds: float) -> str:
