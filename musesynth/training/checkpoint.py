@@ -142,7 +142,8 @@ def load_raw(path: str | Path, map_location: str | torch.device = "cpu") -> dict
     except Exception as exc:  # zero bytes, truncation, a text file, a pickle with code: all one message
         raise MusesynthError(f"cannot read checkpoint {p}: {_why_unreadable(p, exc)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise MusesynthError(f"{p} is not a musesynth checkpoint")
+        hint = " (an exported model's weights: pass its folder)" if p.suffix == ".safetensors" else ""
+        raise MusesynthError(f"{p} is not a musesynth checkpoint{hint}")
     if not isinstance(state.get("meta"), str) or not isinstance(state.get("model"), dict):
         raise MusesynthError(f"damaged checkpoint {p}: no metadata or weights")
     state["meta"] = CheckpointMeta.from_json(state["meta"], str(p))
