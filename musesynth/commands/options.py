@@ -38,8 +38,8 @@ def add_sampling_options(p: argparse.ArgumentParser, short: bool = True, ending:
         return
     g.add_argument("--ending", type=float, default=d.ending,
                    help="log-odds added to the end of the piece near --length, rising to this, so it stops at a "
-                        "close rather than mid-bar at the limit. Models with key tokens (meter encoding) may end "
-                        "only on a full chord on the key's tonic, over the last 50%% of --length (default 20); "
+                        "close rather than mid-bar at the limit. For models with key tokens (meter encoding) only "
+                        "on a full chord on the key's tonic, over the last 50%% of --length (default 20); for "
                         "others wherever the model would end, over the last 30%% (default 8). 0: off, the piece "
                         "runs to --length or to where the model ends it")
 
