@@ -199,6 +199,7 @@ def test_a_checkpoint_of_each_family_generates_all_outputs(family, runs, primer,
     base = tmp_path / f"{primer.stem}_{family}_seed0_1"
     side = json.loads((tmp_path / (base.name + ".json")).read_text())
     assert side["primer_tokens"] == 20 and side["sampling"]["seed"] == 0 and side["model"] == family
+    assert side["sampling"]["ending"] == 8.0  # the default it used (chord encoding: the plain ramp), not null
     assert (tmp_path / (base.name + ".mid")).is_file() and (tmp_path / (base.name + ".png")).is_file()
     if side["wav"]:
         stats = wav_stats(tmp_path / (base.name + ".wav"))

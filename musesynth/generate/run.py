@@ -22,7 +22,7 @@ from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.midi_out import daw_ready
 from musesynth.generate.primer import clip_seconds
 from musesynth.generate.render import piano_roll, render_wav
-from musesynth.generate.sampling import Sampling, generate
+from musesynth.generate.sampling import ENDING, Sampling, generate
 from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import load_score
@@ -232,8 +232,8 @@ def _write_piece(enc: Encoding, seq: np.ndarray, primer: np.ndarray, boundary: f
         "primer": os.fsdecode(primer_path) if primer_path else None, "primer_tokens": int(primer.size),
         "generated_tokens": int(seq.size - primer.size), "notes": int(score.note_num()),
         "seconds": round(float(score.to("second").end()) if score.note_num() else 0.0, 2),
-        "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples,
-                     "cache": not opt.no_cache},
+        "sampling": {**asdict(opt.sampling), "ending": resolved_ending(opt.sampling, enc, seq), "seed": opt.seed,
+                     "num_samples": opt.num_samples, "cache": not opt.no_cache},
         "generation_seconds": round(dt, 3), "encoding": enc.name,
     }
     info.update(enc.header_info(seq))  # key, and with the meter encoding composer, meter and tempo
@@ -268,6 +268,15 @@ def write_outputs(score: symusic.Score, base: Path, info: dict[str, Any], soundf
             p.unlink(missing_ok=True)
         raise MusesynthError(f"cannot write {base.name} in {base.parent}: {exc.strerror or exc}") from None
     return info
+
+
+def resolved_ending(sampling: Sampling, enc: Encoding, seq: np.ndarray) -> float:
+    """The ending strength the sampler used for this piece (``Sampling.ending`` None: the default by gate)."""
+    if sampling.ending is not None:
+        return sampling.ending
+    spec = enc.key_spec()
+    keyed = spec is not None and spec.onset is not None and getattr(enc, "key_of", lambda s: None)(seq) is not None
+    return ENDING[keyed][0]
 
 
 def summarize(results: list[dict[str, Any]]) -> str:
