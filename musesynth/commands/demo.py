@@ -13,6 +13,7 @@ from musesynth.data.corpus import DEFAULT_CORPUS_DIR
 from musesynth.errors import MusesynthError
 from musesynth.generate.sampling import Sampling
 from musesynth.models import FAMILIES
+from musesynth.outputs import free_name
 
 # A CPU-sized profile: the reference learning rate (1e-4) with batch 256 needs many epochs; a higher
 # rate with small batches, its cosine decay sized to the time budget, gets the LSTM to a validation NLL
@@ -80,11 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 def free_run_name(name: str, out_dir: str = "training_checkpoints") -> str:
     """``name``, or ``name-2``, ``name-3``, ... : the first that holds no trained run (nothing is replaced)."""
-    taken = lambda n: any((Path(out_dir) / n / f).exists() for f in ("best.pt", "last.pt"))  # noqa: E731
-    k = 1
-    while taken(name if k == 1 else f"{name}-{k}"):
-        k += 1
-    return name if k == 1 else f"{name}-{k}"
+    return free_name(Path(out_dir), name, ("/best.pt", "/last.pt")).name
 
 
 def play_shipped(args: argparse.Namespace) -> dict[str, str | None] | None:

@@ -195,19 +195,18 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         gen, asked, ended = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling,
                                              meta.key_prior, exact_repeats=not opt.free_repeats,
                                              composer_prior=meta.composer_prior, key_frames=meta.key_frames)
-        ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=max(opt.samples, 64))
+        limit = max(opt.samples, 64)
+        ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=limit)
         result.music_stats = compare(ref, gen)
         result.music_stats_mean_distance = mean_distance(result.music_stats)
         result.music_stats_setup = {"generated": opt.samples, "held_out": len(ref), "tokens_per_piece": opt.length,
                                     "exact_repeats": enc.repeat_spec() is not None and not opt.free_repeats}
         train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
-        result.musicality = musicality(gen, ref, train, opt.seed, asked,
-                                       held_out_keys(enc, ds, opt.split, max(opt.samples, 64)))
-        whole = load_pieces(ds, opt.split)[: max(opt.samples, 64)]  # real closes: whole pieces, not cut
+        ref_keys = held_out_keys(enc, ds, opt.split, limit)
+        result.musicality = musicality(gen, ref, train, opt.seed, asked, ref_keys)
+        whole = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, opt.split)[:limit]]  # closes: not cut
         result.musicality["endings"] = ending_report(gen, ended, asked)
-        result.musicality["endings_held_out"] = ending_report(
-            [piece_from_score(enc.decode(p)) for p in whole], [True] * len(whole),
-            [getattr(enc, "key_of", lambda s: None)(p) for p in whole])
+        result.musicality["endings_held_out"] = ending_report(whole, [True] * len(whole), ref_keys)
     return result
 
 

@@ -18,11 +18,12 @@ from musesynth.data.key_frame import KeyFrame
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.controls import HeaderTempo, apply_controls, check_controls
+from musesynth.generate.key_guide import row_key
 from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.midi_out import daw_ready
 from musesynth.generate.primer import clip_seconds
 from musesynth.generate.render import piano_roll, render_wav
-from musesynth.generate.sampling import ENDING, Sampling, generate
+from musesynth.generate.sampling import Sampling, ending_ramp, generate
 from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import load_score
@@ -232,7 +233,7 @@ def _write_piece(enc: Encoding, seq: np.ndarray, primer: np.ndarray, boundary: f
         "primer": os.fsdecode(primer_path) if primer_path else None, "primer_tokens": int(primer.size),
         "generated_tokens": int(seq.size - primer.size), "notes": int(score.note_num()),
         "seconds": round(float(score.to("second").end()) if score.note_num() else 0.0, 2),
-        "sampling": {**asdict(opt.sampling), "ending": resolved_ending(opt.sampling, enc, seq), "seed": opt.seed,
+        "sampling": {**asdict(opt.sampling), "ending": resolved_ending(opt.sampling, enc, primer), "seed": opt.seed,
                      "num_samples": opt.num_samples, "cache": not opt.no_cache},
         "generation_seconds": round(dt, 3), "encoding": enc.name,
     }
@@ -270,13 +271,11 @@ def write_outputs(score: symusic.Score, base: Path, info: dict[str, Any], soundf
     return info
 
 
-def resolved_ending(sampling: Sampling, enc: Encoding, seq: np.ndarray) -> float:
-    """The ending strength the sampler used for this piece (``Sampling.ending`` None: the default by gate)."""
-    if sampling.ending is not None:
-        return sampling.ending
+def resolved_ending(sampling: Sampling, enc: Encoding, prompt: np.ndarray) -> float:
+    """The ending strength the sampler used for this piece: gated where the Decoder gates (a key in its prompt)."""
     spec = enc.key_spec()
-    keyed = spec is not None and spec.onset is not None and getattr(enc, "key_of", lambda s: None)(seq) is not None
-    return ENDING[keyed][0]
+    gated = spec is not None and spec.onset is not None and row_key(spec, prompt) is not None
+    return ending_ramp(sampling, gated)[0]
 
 
 def summarize(results: list[dict[str, Any]]) -> str:

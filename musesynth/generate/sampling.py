@@ -82,6 +82,12 @@ class Sampling:
 ENDING = {False: (8.0, 0.3), True: (20.0, 0.5)}
 
 
+def ending_ramp(sampling: Sampling, gated: bool) -> tuple[float, float]:
+    """(log-odds, share of the budget) of the ending ramp: ``sampling.ending`` if set, else the gate's default."""
+    strength, share = ENDING[gated]
+    return (strength if sampling.ending is None else sampling.ending), share
+
+
 def filter_logits(logits: torch.Tensor, s: Sampling, allowed: torch.Tensor | None = None) -> torch.Tensor:
     """(B, V) logits -> logits with disallowed / filtered tokens at -inf."""
     logits = logits.float()
@@ -188,8 +194,7 @@ class Decoder:
             tonic = TonicBass(keys, source, self.device) if keys is not None and keys.onset is not None else None
             self.tonic = tonic if tonic is not None and bool(tonic.keyed.any()) else None
             for gated in {False, self.tonic is not None}:
-                strength, share = ENDING[gated]
-                strength = strength if self.sampling.ending is None else self.sampling.ending
+                strength, share = ending_ramp(self.sampling, gated)
                 if strength:
                     span = max(int(round(share * budget)), 1)
                     self.ramps[gated] = (budget - span, strength / span)
