@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from musesynth.commands.options import Subparsers, add_command
@@ -21,19 +22,61 @@ def add_parser(sub: Subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _legacy_export(folder: Path) -> bool:
+    """An export made before the marker existed: our config.json, told by its content (a Hugging Face or
+    other config.json beside a model.safetensors is not ours), and the weights as a plain file."""
+    from musesynth.ownership import is_plain_file, read_json
+
+    d = read_json(folder / "config.json")
+    return (isinstance(d, dict) and {"model_config", "vocab", "vocab_fingerprint", "ties"} <= d.keys()
+            and is_plain_file(folder / "model.safetensors"))
+
+
+def _export_entry(entry: Path) -> bool:
+    """What a new export may replace in an earlier one: the plain files export wrote, and those `make
+    pretrained` adds (an evaluation and a model card), each told by its content."""
+    from musesynth.ownership import MARKER, is_plain_file, read_json
+
+    if not is_plain_file(entry):
+        return False
+    if entry.name in {"model.safetensors", "config.json", MARKER}:
+        return True
+    if entry.name == "evaluation.json":  # `musesynth evaluate --json`
+        d = read_json(entry)
+        return isinstance(d, dict) and "model_metrics" in d
+    if entry.name == "MODEL_CARD.md":  # scripts/model_card.py
+        try:
+            with open(entry, "rb") as fh:
+                return fh.read(14) == b"# Model card: "
+        except OSError:
+            return False
+    return False
+
+
+def check_export_target(out: Path, overwrite: bool) -> None:
+    """``out`` may be new, empty, or an earlier export of ours (with --overwrite, and only if everything in
+    it is ours); anything else is refused in one line and nothing is touched."""
+    from musesynth.ownership import check_owned, first_foreign, refuse_foreign
+
+    if os.path.lexists(out) and not out.is_dir():
+        raise MusesynthError(f"-o/--out {out} is a file; choose a new folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    check_owned(out, "export", _legacy_export, "an exported model musesynth wrote", "choose a new folder")
+    extra = first_foreign(out, _export_entry)
+    if extra is not None:
+        raise refuse_foreign(extra, "export folder")
+    if not overwrite:
+        raise MusesynthError(f"{out} already holds an exported model; pass --overwrite to replace it")
+
+
 def run(args: argparse.Namespace) -> int:
     from musesynth.outputs import check_writable_dir
-    from musesynth.training.shipped import SHIPPED_FILES, export, is_shipped
+    from musesynth.ownership import replacing, resolve_target, write_marker
+    from musesynth.training.shipped import export
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not is_shipped(out):
-            raise MusesynthError(f"{out} exists and is not an exported model; choose a new folder")
-        if not args.overwrite:
-            raise MusesynthError(f"{out} already holds an exported model; pass --overwrite to replace it")
-        extra = sorted(f.name for f in out.iterdir() if f.name not in SHIPPED_FILES)
-        if extra:
-            raise MusesynthError(f"{out} also holds files export did not write ({extra[0]}); move them first")
+    out = resolve_target(args.out, "-o/--out")
+    check_export_target(out, args.overwrite)
     check_writable_dir(out, "-o/--out")
     extra = {}
     if args.summary:
@@ -41,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
             extra["training"] = json.loads(Path(args.summary).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise MusesynthError(f"cannot read --summary {args.summary}: {exc}") from None
-    export(args.checkpoint, out, extra)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(out):
+        check_export_target(out, args.overwrite)  # again, under the lock: it may have changed meanwhile
+        export(args.checkpoint, out, extra)
+        write_marker(out, "export")
     size = sum(f.stat().st_size for f in out.iterdir())
-    print(f"exported {args.checkpoint} -> {out} ({size / 1e6:.1f} MB)")
+    print(f"exported {args.checkpoint} -> {args.out} ({size / 1e6:.1f} MB)")
     return 0

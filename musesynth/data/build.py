@@ -27,11 +27,22 @@ from tqdm import tqdm
 
 from musesynth.atomic import atomic_replace_dir, atomic_write_json
 from musesynth.data.composers import composer_of_files
-from musesynth.data.dataset import Manifest, foreign_files, is_dataset
-from musesynth.data.files import find_midi_files
+from musesynth.data.dataset import DATASET_FILES, MANIFEST, Manifest
+from musesynth.data.files import scan_midi
 from musesynth.data.split import SPLITS, assign_splits
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.outputs import check_not_over_input, check_writable_dir
+from musesynth.ownership import (
+    MARKER,
+    check_owned,
+    first_foreign,
+    is_plain_file,
+    read_json,
+    refuse_foreign,
+    replacing,
+    resolve_target,
+    write_marker,
+)
 from musesynth.tokenize import get_encoding
 from musesynth.tokenize.base import Encoding
 
@@ -232,19 +243,31 @@ def _write_splits(tmp: Path, used: dict[str, np.ndarray], split: dict[str, str])
     return totals
 
 
+def _legacy_dataset(folder: Path) -> bool:
+    """A dataset written before the marker existed: our manifest, told by its content, and a vocabulary."""
+    d = read_json(folder / MANIFEST)
+    return (isinstance(d, dict) and {"format_version", "vocab_fingerprint", "encoding", "splits"} <= d.keys()
+            and is_plain_file(folder / "vocab.json"))
+
+
+def _dataset_entry(entry: Path) -> bool:
+    """A path in an earlier dataset that a new one may replace: a file we write there, as a plain file."""
+    return entry.name in DATASET_FILES | {MARKER} and is_plain_file(entry)
+
+
 def check_dataset_target(out_dir: Path, midi_dir: Path) -> None:
-    """The dataset folder may be new or an earlier dataset (replaced); anything else is the user's: refused."""
+    """The dataset folder may be new or an earlier dataset of ours (replaced whole); anything else is the
+    user's and refused in one line naming it. Ours: our marker, or (made before the marker) our manifest by
+    its content; and every path in it must be a plain file of a name we write, so a user's folder or link
+    that took the place of one of our files is never deleted."""
     check_not_over_input(out_dir, midi_dir, "dataset folder")
-    if out_dir.exists() and not out_dir.is_dir():
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise MusesynthError(f"dataset folder {out_dir} is a file; choose a new folder name")
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not is_dataset(out_dir):
-            raise MusesynthError(f"{out_dir} already exists and is not a musesynth dataset; choose a new folder: "
-                                 f"nothing in it is replaced")
-        extra = foreign_files(out_dir)
-        if extra:
-            raise MusesynthError(f"dataset folder {out_dir} also holds files musesynth did not write ({extra[0]}"
-                                 f"{', ...' if len(extra) > 1 else ''}); move them or choose a new folder")
+        check_owned(out_dir, "dataset", _legacy_dataset, "a musesynth dataset", "choose a new folder")
+        extra = first_foreign(out_dir, _dataset_entry)
+        if extra is not None:
+            raise refuse_foreign(extra, "dataset folder")
     check_writable_dir(out_dir.parent, "dataset parent folder")
 
 
@@ -260,10 +283,10 @@ def build_dataset(
     """Tokenize every MIDI file in parallel, split by file, and write the dataset atomically. ``composers``
     ('folder' or a CSV/JSON file, ``data.composers``) puts each file's composer in its header (meter encoding)."""
     t0 = time.perf_counter()
-    midi_dir, out_dir = Path(midi_dir), Path(out_dir)
+    midi_dir, out_dir = Path(midi_dir), resolve_target(out_dir, "dataset folder")
     check_dataset_target(out_dir, midi_dir)
-    files = find_midi_files(midi_dir)
-    if not files:
+    files, odd = scan_midi(midi_dir)
+    if not files and not odd:
         raise MusesynthError(f"no .mid/.midi files found in {midi_dir}")
     rels = [p.relative_to(midi_dir).as_posix() for p in files]
     params = dict(params or {})
@@ -281,6 +304,8 @@ def build_dataset(
     used = {r: enc.set_composer(ids, who[r]).astype(np.uint16) if r in who else ids  # type: ignore[attr-defined]
             for r, ids in used.items()}
     skipped = [{"file": r, "reason": err} for r, (ids, err) in zip(rels, results) if ids is None]
+    skipped = sorted(skipped + [{"file": p.relative_to(midi_dir).as_posix(), "reason": why} for p, why in odd],
+                     key=lambda s: s["file"])
     if not used:
         reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
         raise MusesynthError(f"no usable MIDI file in {midi_dir} ({len(skipped)} skipped: {reasons})")
@@ -291,7 +316,7 @@ def build_dataset(
     try:
         manifest = Manifest(
             source=str(midi_dir.resolve()), encoding=enc.name, encoding_params=enc.vocab.params,
-            vocab_size=len(enc.vocab), vocab_fingerprint=enc.vocab.fingerprint, files_found=len(files),
+            vocab_size=len(enc.vocab), vocab_fingerprint=enc.vocab.fingerprint, files_found=len(files) + len(odd),
             files_used=len(used), files_skipped=len(skipped), splits=_write_splits(tmp, used, split),
             files=[{"file": r, "split": split[r], "tokens": int(used[r].size), **enc.header_info(used[r])}
                    for r in sorted(used)],
@@ -299,7 +324,10 @@ def build_dataset(
         )
         atomic_write_json(tmp / "manifest.json", manifest.to_dict())
         atomic_write_json(tmp / "vocab.json", enc.vocab.to_dict())
-        atomic_replace_dir(tmp, out_dir)
+        write_marker(tmp, "dataset")
+        with replacing(out_dir):
+            check_dataset_target(out_dir, midi_dir)  # again: the folder may have changed while we worked
+            atomic_replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

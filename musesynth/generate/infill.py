@@ -52,7 +52,7 @@ from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TI
 from musesynth.tokenize.midi_io import load_score
 from musesynth.training.checkpoint import load_model
 
-_BARS_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
+_BARS_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", re.ASCII)  # ASCII digits: int() would take "３"
 
 
 @dataclass
