@@ -82,8 +82,10 @@ def describe(path: Path) -> str:
 def refuse_foreign(entry: Path, what: str) -> MusesynthError:
     """The one-line refusal for a path in a folder of ours that musesynth did not put there (or not as what
     it is now: a folder or link where we write a file)."""
-    return MusesynthError(f"{what} {entry.parent} also holds files musesynth did not write ({entry.name}: a "
-                          f"{describe(entry)}); move them or choose another folder (nothing was changed)")
+    kind = describe(entry)
+    detail = "" if kind == "file" else f": {entry.name} is a {kind} where musesynth writes a file"
+    return MusesynthError(f"{what} {entry.parent} also holds files musesynth did not write ({entry.name}){detail}; "
+                          f"move them or choose another folder (nothing was changed)")
 
 
 def first_foreign(folder: Path, ours: Callable[[Path], bool]) -> Path | None:

@@ -337,13 +337,16 @@ def campaign(tmp_path_factory):
 
 def test_fuzzed_folder_builds_in_bounded_time_memory_and_tokens(campaign):
     src, ds, made, stats = campaign
+    dirs = [src / "dirs" / "x.mid", src / "dirs" / "y.MIDI"]
     assert made >= 250
     assert stats["self_kb"] < 1.5 * 2**20 and stats["children_kb"] < 1.5 * 2**20, stats
     assert sum(stats["seconds"].values()) < 60, stats
     for enc in ("chord", "performance", "meter"):
         m = load_manifest(ds / enc)
-        assert m.files_found == made  # folders named x.mid are not files
-        assert m.files_used + m.files_skipped == made
+        assert m.files_found == made + len(dirs)  # folders named x.mid are reported as skipped, not read
+        assert m.files_used + m.files_skipped == made + len(dirs)
+        assert {s["file"] for s in m.skipped if "a folder" in s["reason"]} == {d.relative_to(src).as_posix()
+                                                                               for d in dirs}
         assert all(isinstance(s["reason"], str) and s["reason"].strip() for s in m.skipped)
         assert not any("Traceback" in s["reason"] for s in m.skipped)
         assert m.files_used >= 20  # the good files, and every mutant that still parses
