@@ -69,11 +69,36 @@ def check_replaceable_json(path: str | Path, what: str, key: str) -> None:
         raise MusesynthError(f"{what} {p} exists and is not a result musesynth wrote; choose another file name")
 
 
-def check_report_dir(path: str | Path, marker: str) -> None:
-    """A report folder must be new, empty, or an earlier report of ours (it holds ``marker``)."""
+REPORT_FILES = ("report.md", "results.json", "learning_curves.png", "music_stats.png")  # what `ablate` writes
+REPORT_FOLDERS = ("samples", "checkpoints")
+
+
+def check_report_dir(path: str | Path, marker: str, files: tuple[str, ...] = REPORT_FILES,
+                     folders: tuple[str, ...] = REPORT_FOLDERS) -> None:
+    """A report folder must be new, empty, or an earlier report of ours: our ownership marker, or (made
+    before the marker existed) a ``marker`` JSON file with the report's content. In it, each of ``files``
+    must be a plain file and each of ``folders`` a real folder if present: a user's folder or link in their
+    place is refused, never replaced. A folder that passes is claimed: the marker is written now."""
+    from musesynth.ownership import check_owned, describe, is_plain_file, marker_kind, read_json, write_marker
+
     p = Path(path)
-    if p.is_dir() and any(p.iterdir()) and not (p / marker).is_file():
-        raise MusesynthError(f"{p} exists and is not an earlier report (no {marker}); choose a new folder")
+    if p.is_dir() and any(p.iterdir()):
+        def legacy(folder: Path) -> bool:
+            d = read_json(folder / marker)
+            return isinstance(d, dict) and {"command", "rows"} <= d.keys()
+
+        check_owned(p, "report", legacy, "an earlier report", "choose a new folder")
+        for name in files + folders:
+            q = p / name
+            if os.path.lexists(q) and not (is_plain_file(q) if name in files else q.is_dir() and not q.is_symlink()):
+                raise MusesynthError(f"report folder {p} holds {name} as a {describe(q)} musesynth did not write; "
+                                     f"move it or choose a new folder (nothing was changed)")
+    if marker_kind(p) != "report":
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+            write_marker(p, "report")
+        except OSError as exc:
+            raise MusesynthError(f"--report {p} is not writable: {exc.strerror or exc}") from None
 
 
 def free_name(folder: Path, name: str, suffixes: tuple[str, ...]) -> Path:

@@ -20,7 +20,6 @@ from typing import Any
 
 from musesynth.atomic import atomic_write_json
 from musesynth.errors import MusesynthError
-from musesynth.outputs import is_inside
 
 MARKER = ".musesynth.json"
 VERSION = 1
@@ -115,7 +114,7 @@ def resolve_target(path: str | Path, what: str) -> Path:
     """The folder an output path names, symlinks followed (a link the user made stays a link and the output
     lands where it points); refused when it is, or holds, the current folder, which would be replaced whole."""
     p = Path(os.path.realpath(path))
-    if is_inside(Path.cwd(), p):
+    if Path(os.path.realpath(os.getcwd())).is_relative_to(p):
         raise MusesynthError(f"{what} {path} is the current folder or holds it; it is written as a whole: run from "
                              f"elsewhere or name another folder")
     return p

@@ -201,3 +201,32 @@ def test_bars_take_ascii_digits_only(bars, capsys):
     with pytest.raises(MusesynthError, match="--bars must be bar numbers"):
         parse_bars(bars)
     assert parse_bars(" 3 - 4 ") == (2, 4)
+
+
+def test_infill_refuses_fullwidth_bars_in_one_line(capsys):
+    err = one_line_refusal(capsys, main(["infill", "-c", "nowhere", "--input", "nothing.mid", "--bars", "３"]))
+    assert "--bars must be bar numbers" in err
+
+
+def test_ablate_refuses_a_folder_holding_a_file_named_results_json(tiny_dataset, tmp_path, capsys):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "results.json").write_text('{"mine": 1}')
+    (notes / "report.md").write_text("my report")
+    before = snapshot(tmp_path)
+    err = one_line_refusal(capsys, main(["ablate", "-d", str(tiny_dataset), "--budget-tokens", "10", "--report",
+                                         str(notes)]))
+    assert "not an earlier report" in err and "--overwrite" not in err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_report_folder_is_claimed_with_the_marker(tmp_path, capsys):
+    from musesynth.errors import MusesynthError
+    from musesynth.outputs import check_report_dir
+
+    report = tmp_path / "report"
+    check_report_dir(report, "results.json")
+    assert marker_kind(report) == "report"
+    (report / "samples").symlink_to(tmp_path)
+    with pytest.raises(MusesynthError, match="samples as a symlink"):
+        check_report_dir(report, "results.json")
