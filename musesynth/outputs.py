@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from musesynth.errors import MusesynthError
+from musesynth.ownership import check_owned, describe, has_entries, is_plain_file, marker_kind, read_json, write_marker
 
 
 def _first_existing_parent(path: Path) -> Path:
@@ -79,10 +80,8 @@ def check_report_dir(path: str | Path, marker: str, files: tuple[str, ...] = REP
     before the marker existed) a ``marker`` JSON file with the report's content. In it, each of ``files``
     must be a plain file and each of ``folders`` a real folder if present: a user's folder or link in their
     place is refused, never replaced. A folder that passes is claimed: the marker is written now."""
-    from musesynth.ownership import check_owned, describe, is_plain_file, marker_kind, read_json, write_marker
-
     p = Path(path)
-    if p.is_dir() and any(p.iterdir()):
+    if p.is_dir() and has_entries(p):
         def legacy(folder: Path) -> bool:
             d = read_json(folder / marker)
             return isinstance(d, dict) and {"command", "rows"} <= d.keys()

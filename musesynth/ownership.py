@@ -57,7 +57,20 @@ def marker_kind(folder: Path) -> str | None:
 
 
 def write_marker(folder: Path, kind: str) -> None:
-    atomic_write_json(Path(folder) / MARKER, {"tool": "musesynth", "kind": kind, "version": VERSION})
+    """Mark ``folder`` as ours (atomically: a half-written marker never exists); a full disk is one line."""
+    path = Path(folder) / MARKER
+    try:
+        atomic_write_json(path, {"tool": "musesynth", "kind": kind, "version": VERSION})
+    except OSError as exc:
+        raise MusesynthError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def has_entries(folder: Path) -> bool:
+    """Whether a folder holds anything; an unreadable one is a one-line error, not a traceback."""
+    try:
+        return any(Path(folder).iterdir())
+    except OSError as exc:
+        raise MusesynthError(f"cannot read the folder {folder}: {exc.strerror or exc}") from None
 
 
 def is_empty_dir(path: Path) -> bool:
@@ -89,7 +102,11 @@ def refuse_foreign(entry: Path, what: str) -> MusesynthError:
 
 def first_foreign(folder: Path, ours: Callable[[Path], bool]) -> Path | None:
     """The first entry of ``folder`` (sorted) that ``ours`` does not accept, or None if all are ours."""
-    for entry in sorted(Path(folder).iterdir()):
+    try:
+        found = sorted(Path(folder).iterdir())
+    except OSError as exc:
+        raise MusesynthError(f"cannot read the folder {folder}: {exc.strerror or exc}") from None
+    for entry in found:
         if not ours(entry):
             return entry
     return None

@@ -56,11 +56,11 @@ def _export_entry(entry: Path) -> bool:
 def check_export_target(out: Path, overwrite: bool) -> None:
     """``out`` may be new, empty, or an earlier export of ours (with --overwrite, and only if everything in
     it is ours); anything else is refused in one line and nothing is touched."""
-    from musesynth.ownership import check_owned, first_foreign, refuse_foreign
+    from musesynth.ownership import check_owned, first_foreign, has_entries, refuse_foreign
 
     if os.path.lexists(out) and not out.is_dir():
         raise MusesynthError(f"-o/--out {out} is a file; choose a new folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not has_entries(out):
         return
     check_owned(out, "export", _legacy_export, "an exported model musesynth wrote", "choose a new folder")
     extra = first_foreign(out, _export_entry)

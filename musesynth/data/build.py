@@ -36,6 +36,7 @@ from musesynth.ownership import (
     MARKER,
     check_owned,
     first_foreign,
+    has_entries,
     is_plain_file,
     read_json,
     refuse_foreign,
@@ -263,7 +264,7 @@ def check_dataset_target(out_dir: Path, midi_dir: Path) -> None:
     check_not_over_input(out_dir, midi_dir, "dataset folder")
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise MusesynthError(f"dataset folder {out_dir} is a file; choose a new folder name")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
+    if out_dir.is_dir() and has_entries(out_dir):
         check_owned(out_dir, "dataset", _legacy_dataset, "a musesynth dataset", "choose a new folder")
         extra = first_foreign(out_dir, _dataset_entry)
         if extra is not None:

@@ -15,6 +15,7 @@ from musesynth.ownership import (
     MARKER,
     check_owned,
     describe,
+    has_entries,
     is_plain_file,
     marker_kind,
     read_json,
@@ -23,6 +24,7 @@ from musesynth.ownership import (
 
 OUTPUTS = ("best.pt", "last.pt", "summary.json", "metrics.csv", "config.json")
 LOCK = ".lock"
+TENSORBOARD = "tensorboard"  # the event files' folder
 HINT = "choose another --run-name or -o"
 
 
@@ -46,13 +48,14 @@ class RunDir:
         something else now (a user's folder or link named like our file)."""
         if self.path.exists() and not self.path.is_dir():
             raise MusesynthError(f"run folder {self.path} is a file; {HINT}")
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if self.path.is_dir() and has_entries(self.path):
             check_owned(self.path, "run", legacy_run, "a musesynth run folder", HINT)
-        for name in (*OUTPUTS, LOCK, MARKER):
+        for name in (*OUTPUTS, LOCK, MARKER, TENSORBOARD):
             p = self.path / name
-            if os.path.lexists(p) and not is_plain_file(p):
-                raise MusesynthError(f"run folder {self.path} holds {name} as a {describe(p)}, not a file musesynth "
-                                     f"wrote; move it or {HINT} (nothing was changed)")
+            ours = p.is_dir() and not p.is_symlink() if name == TENSORBOARD else is_plain_file(p)
+            if os.path.lexists(p) and not ours:
+                raise MusesynthError(f"run folder {self.path} holds {name} as a {describe(p)}, not what musesynth "
+                                     f"writes there; move it or {HINT} (nothing was changed)")
 
     def __enter__(self) -> RunDir:
         self._check()
