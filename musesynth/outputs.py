@@ -7,7 +7,6 @@ the user asks for ``--overwrite``; and an output never lands inside or over the 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -60,13 +59,12 @@ def check_writable_file(path: str | Path, what: str) -> Path:
 def check_replaceable_json(path: str | Path, what: str, key: str) -> None:
     """An existing file may be replaced only if it is a JSON result this command wrote (it has ``key``)."""
     p = Path(path)
-    if not p.is_file():
+    if not os.path.lexists(p):
         return
-    try:
-        ours = key in json.loads(p.read_text())
-    except (OSError, ValueError, UnicodeDecodeError, TypeError):
-        ours = False
-    if not ours:
+    if not is_plain_file(p):  # the write renames a new file onto the path: a link or FIFO there would be lost
+        raise MusesynthError(f"{what} {p} is a {describe(p)}, not a file musesynth wrote; give a new file name")
+    d = read_json(p)
+    if not (isinstance(d, dict) and key in d):
         raise MusesynthError(f"{what} {p} exists and is not a result musesynth wrote; choose another file name")
 
 

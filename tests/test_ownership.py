@@ -230,3 +230,20 @@ def test_a_report_folder_is_claimed_with_the_marker(tmp_path, capsys):
     (report / "samples").symlink_to(tmp_path)
     with pytest.raises(MusesynthError, match="samples as a symlink"):
         check_report_dir(report, "results.json")
+
+
+def test_evaluate_json_never_replaces_a_link_or_a_users_json(tmp_path, capsys):
+    from musesynth.errors import MusesynthError
+    from musesynth.outputs import check_replaceable_json
+
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"my": 1}')
+    link = tmp_path / "link.json"
+    link.symlink_to(mine)
+    for path in (mine, link):
+        with pytest.raises(MusesynthError, match="not a (file|result) musesynth wrote"):
+            check_replaceable_json(path, "--json", "model_metrics")
+    ours = tmp_path / "ours.json"
+    ours.write_text('{"model_metrics": {}}')
+    check_replaceable_json(ours, "--json", "model_metrics")
+    check_replaceable_json(tmp_path / "new.json", "--json", "model_metrics")
