@@ -141,17 +141,24 @@ def resolve_target(path: str | Path, what: str) -> Path:
 def replacing(final_dir: Path) -> Iterator[None]:
     """Hold the lock of ``final_dir``'s parent folder while a new folder is swapped in there; afterwards
     remove the ``.NAME.lock`` file ``atomic_replace_dir`` leaves beside it (safe: every swap through here
-    holds the parent's lock first, so no one else can be waiting on that file)."""
+    holds the parent's lock first, so no one else can be waiting on that file). A parent that cannot be
+    opened for reading still gets its swap, under ``atomic_replace_dir``'s own lock, which then stays."""
     parent = Path(final_dir).parent
-    fd = os.open(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fd = os.open(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-        lock = parent / f".{Path(final_dir).name}.lock"
         try:
-            if is_plain_file(lock) and lock.stat().st_size == 0:
-                lock.unlink()
-        except OSError:
-            pass
+            yield
+        finally:
+            lock = parent / f".{Path(final_dir).name}.lock"
+            try:
+                if is_plain_file(lock) and lock.stat().st_size == 0:
+                    lock.unlink()
+            except OSError:
+                pass
     finally:
         os.close(fd)  # closing releases the lock
