@@ -80,9 +80,11 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(out, "-o/--out")
     extra = {}
     if args.summary:
+        if not Path(args.summary).is_file():  # a FIFO would block the read forever
+            raise MusesynthError(f"--summary {args.summary} is not a file")
         try:
             extra["training"] = json.loads(Path(args.summary).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise MusesynthError(f"cannot read --summary {args.summary}: {exc}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     with replacing(out):
