@@ -28,6 +28,7 @@ from tqdm import tqdm
 from musesynth.atomic import atomic_replace_dir, atomic_write_json
 from musesynth.data.composers import composer_of_files
 from musesynth.data.dataset import DATASET_FILES, MANIFEST, Manifest
+from musesynth.data.files import find_midi_files as find_midi_files  # re-exported: callers import it from here
 from musesynth.data.files import scan_midi
 from musesynth.data.split import SPLITS, assign_splits
 from musesynth.errors import MidiReadError, MusesynthError
