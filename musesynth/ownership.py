@@ -1,8 +1,8 @@
 """Which folders musesynth made: told by a marker it wrote itself, never by the names of the files inside.
 
-Every folder musesynth creates (a run, a dataset, an export) holds ``.musesynth.json`` with its kind and
-version. A folder without the marker is the user's: nothing in it is replaced, whatever its files are called
-(folders made before the marker existed are recognised by their content, by the caller: see ``legacy``).
+Every folder musesynth creates (a run, a dataset, an export, a report) holds ``.musesynth.json`` with its
+kind and version. A folder without the marker is the user's: nothing in it is replaced, whatever its files
+are called (folders made before the marker existed are recognised by their content: see ``check_owned``).
 Inside a folder of ours, a path is replaced only if it is the kind of thing we wrote there: a regular file
 where we write a file, never a folder or a symlink the user put in its place.
 """
