@@ -22,8 +22,8 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from musesynth.artifacts.shipped import SHIPPED_FILES, export, is_shipped
     from musesynth.outputs import check_writable_dir
-    from musesynth.training.shipped import SHIPPED_FILES, export, is_shipped
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
