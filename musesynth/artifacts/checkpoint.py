@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from musesynth.artifacts.meta import CheckpointMeta
-from musesynth.artifacts.weights import check_digest, load_weights, weights_digest
+from musesynth.artifacts.weights import check_digest, load_weights, tree_digest, weights_digest
 from musesynth.atomic import atomic_write
 from musesynth.errors import MusesynthError
 from musesynth.models import build_model
@@ -33,7 +33,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
     state: dict[str, Any] = {
         "format": FORMAT,
         "model": weights,
-        "meta": meta.to_json(weights_sha256=weights_digest(weights)),
         "rng_torch": torch.get_rng_state(),
         "rng_python": json.dumps(random.getstate()),
         "rng_numpy": json.dumps(np.random.get_state(legacy=False), default=_np_default),
@@ -46,6 +45,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
         state["scheduler"] = scheduler.state_dict()
     if scaler is not None and scaler.is_enabled():
         state["scaler"] = scaler.state_dict()
+    state["meta"] = meta.to_json(weights_sha256=weights_digest(weights), state_sha256=resume_digest(state))
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -55,6 +55,11 @@ def _np_default(o: Any) -> Any:
     if isinstance(o, np.integer):
         return int(o)
     raise TypeError(type(o))
+
+
+def resume_digest(state: dict[str, Any]) -> str:
+    """SHA-256 of everything in a checkpoint but its weights and metadata."""
+    return tree_digest({k: v for k, v in state.items() if k not in ("model", "meta")})
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -100,8 +105,8 @@ def _ends_cleanly(p: Path) -> bool:
 
 
 def load_raw(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint's dict with ``meta`` parsed into a checked ``CheckpointMeta`` and the weights checked
-    against its SHA-256; any damage is a one-line error."""
+    """The checkpoint's dict with ``meta`` parsed into a checked ``CheckpointMeta``, the weights and the rest
+    checked against their SHA-256s; any damage is a one-line error."""
     p = resolve_path(path)
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
@@ -116,6 +121,9 @@ def load_raw(path: str | Path, map_location: str | torch.device = "cpu") -> dict
         raise MusesynthError(f"damaged checkpoint {p}: unexpected bytes after the end of the file (a damaged copy?)")
     meta = CheckpointMeta.from_json(state["meta"], str(p))
     check_digest(state["model"], meta.weights_sha256, str(p))
+    if meta.state_sha256 and resume_digest(state) != meta.state_sha256:  # a damaged file is refused whole
+        raise MusesynthError(f"damaged checkpoint {p}: its optimizer, schedule or RNG state does not match its "
+                             f"SHA-256 (changed or corrupted since it was saved); use another copy")
     state["meta"] = meta
     return state
 

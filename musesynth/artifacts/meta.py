@@ -31,6 +31,7 @@ class CheckpointMeta:
     composer_prior: list[float] | None = None  # share of each COMPOSER token in the training data
     path: str = ""  # where it was loaded from (not stored)
     weights_sha256: str = ""  # of the weights as saved ("" in files written before musesynth stored it)
+    state_sha256: str = ""  # of the optimizer, schedule and RNG states (what --resume continues from)
 
     @property
     def family(self) -> str:
@@ -51,8 +52,9 @@ class CheckpointMeta:
             "composer_prior": self.composer_prior,
         }
 
-    def to_json(self, weights_sha256: str = "") -> str:
-        return json.dumps({**self.to_dict(), **({"weights_sha256": weights_sha256} if weights_sha256 else {})})
+    def to_json(self, weights_sha256: str = "", state_sha256: str = "") -> str:
+        digests = {"weights_sha256": weights_sha256, "state_sha256": state_sha256}
+        return json.dumps({**self.to_dict(), **{k: v for k, v in digests.items() if v}})
 
     @classmethod
     def from_json(cls, text: str, path: str) -> CheckpointMeta:
@@ -73,14 +75,15 @@ class CheckpointMeta:
             train_config = d.get("train_config", {})
             if not isinstance(train_config, dict):
                 raise ValueError("train_config is not an object")
-            digest = d.get("weights_sha256", "")
-            if not isinstance(digest, str) or (digest and len(digest) != 64):
-                raise ValueError("weights_sha256 is not a SHA-256")
+            digest, state_digest = d.get("weights_sha256", ""), d.get("state_sha256", "")
+            if not all(isinstance(x, str) and len(x) in (0, 64) for x in (digest, state_digest)):
+                raise ValueError("weights_sha256/state_sha256 is not a SHA-256")
             meta = cls(
                 model_config=mcfg, vocab=vocab, train_config=train_config, dataset=str(d.get("dataset", "")),
                 num_params=_count(d.get("num_params", 0)), world_size=_count(d.get("world_size", 1)),
                 progress=Progress.from_dict(d.get("progress", {})), key_prior=_shares(d.get("key_prior"), "key_prior"),
                 composer_prior=_shares(d.get("composer_prior"), "composer_prior"), path=path, weights_sha256=digest,
+                state_sha256=state_digest,
             )
             meta.key_frames  # noqa: B018 (checks train_config's key_relative)
             return meta

@@ -37,6 +37,34 @@ def weights_digest(weights: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+def tree_digest(obj: Any) -> str:
+    """SHA-256 of nested dicts/lists of tensors and plain values (the optimizer, schedule and RNG states),
+    keys in sorted order: damage anywhere in what ``--resume`` continues from changes it."""
+    h = hashlib.sha256()
+
+    def walk(o: Any, depth: int) -> None:
+        if depth > 32:
+            h.update(b"too-deep")
+        elif isinstance(o, Mapping):
+            h.update(b"{")
+            for k in sorted(o, key=repr):
+                h.update(repr(k).encode() + b":")
+                walk(o[k], depth + 1)
+            h.update(b"}")
+        elif isinstance(o, (list, tuple)):
+            h.update(b"[")
+            for x in o:
+                walk(x, depth + 1)
+            h.update(b"]")
+        elif torch.is_tensor(o):
+            h.update(weights_digest({"t": o}).encode())
+        else:
+            h.update(f"{type(o).__name__}:{o!r};".encode())
+
+    walk(obj, 0)
+    return h.hexdigest()
+
+
 def check_digest(weights: Mapping[str, Any], expected: str, path: str) -> None:
     """Compare with the digest recorded at save time ("" for files saved before musesynth stored one)."""
     if expected and weights_digest(weights) != expected:

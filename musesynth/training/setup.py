@@ -240,6 +240,7 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
             raise MusesynthError(f"--resume: no checkpoint to resume from at {last}")
         resume_state = load_raw(last)
         check_compatible(resume_state["meta"], cfg.model, vocab, mcfg)
+        resume_state["meta"].check_encoding(data.enc)
         if resume_state["meta"].key_frames != frame_tonics(cfg.key_relative):
             was = len(resume_state["meta"].key_frames)
             raise MusesynthError(f"--resume: the run was trained with --key-relative {was}; resume it the same way")
