@@ -51,7 +51,8 @@ def write_failure(exc: BaseException, path: str | Path, where: str | Path | None
         except OSError:
             pass
     reason = "no space left on device" if full else reason.lower()
-    return MusesynthError(f"cannot write {path}: {reason}; nothing was written (free some space and run again)")
+    return MusesynthError(f"cannot write {path}: {reason} (the partial file was removed; free some space and run "
+                          f"again)")
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:

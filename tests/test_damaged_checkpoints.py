@@ -376,3 +376,57 @@ def test_a_damaged_shipped_model_is_refused_in_one_line_everywhere(variant, pris
 
 def test_there_are_at_least_forty_variants():
     assert len(PT_VARIANTS) + len(SHIPPED_VARIANTS) >= 40
+
+
+# ---------------------------------------------------------------- a full disk
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MB tmpfs (needs root, as in CI containers; skipped elsewhere), unmounted afterwards."""
+    import subprocess
+
+    where = tmp_path / "disk"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def fill(disk: Path, leave: int) -> None:
+    import os
+
+    st = os.statvfs(disk)
+    (disk / "filler").write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(str(f.relative_to(folder)) for f in folder.rglob("*") if ".tmp" in f.name or ".old." in f.name)
+
+
+def test_a_full_disk_is_one_line_in_train_and_export_and_leaves_no_partial_file(pristine, small_disk, capsys):
+    fill(small_disk, leave=40_000)  # room for the run's small files, not for a checkpoint
+    rc = main(["train", "-d", str(pristine.dataset), "-o", str(small_disk / "runs"), "--max-steps", "2",
+               *MODEL_ARGS])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "no space left on device" in err, err
+    assert not leftovers(small_disk) and not (small_disk / "runs" / "t" / "last.pt").exists()
+    rc = main(["export", "-c", str(pristine.last), "-o", str(small_disk / "exported")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "no space left on device" in err, err
+    assert not leftovers(small_disk) and not (small_disk / "exported").exists()
+
+
+def test_a_failed_checkpoint_write_is_one_line_and_removes_its_temp_file(pristine, tmp_path, monkeypatch, capsys):
+    """The same without root: torch.save fails the way its zip writer does on a full disk."""
+    def failing_save(obj: Any, f: Any, *a: Any, **k: Any) -> None:
+        Path(f).write_bytes(b"PK partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    rc = main(["train", "-d", str(pristine.dataset), "-o", str(tmp_path / "runs"), "--max-steps", "2", *MODEL_ARGS])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "cannot write" in err and "last.pt" in err, err
+    assert not leftovers(tmp_path) and not list((tmp_path / "runs").rglob("*.pt"))

@@ -6,6 +6,7 @@ checkpoint, and refuses weights that are damaged or do not fit their config."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from musesynth.artifacts.checkpoint import build_checked, load_raw
 from musesynth.artifacts.jsonsafe import loads
 from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.artifacts.weights import FLOATS
-from musesynth.atomic import atomic_replace_dir, atomic_write_json, public_mode, write_failure
+from musesynth.atomic import atomic_replace_dir, public_mode, write_failure
 from musesynth.errors import MusesynthError
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
@@ -106,8 +107,8 @@ def export(checkpoint: str | Path, out_dir: str | Path, extra: dict[str, Any] | 
     except OSError as exc:
         raise write_failure(exc, out) or exc from None
     try:  # the whole folder at once: weights and config always belong together
-        (tmp / WEIGHTS).write_bytes(blob)
-        atomic_write_json(tmp / CONFIG, config)
+        (tmp / WEIGHTS).write_bytes(blob)  # plain writes: the temp folder is what makes them atomic
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, allow_nan=False) + "\n")
         public_mode(tmp / WEIGHTS)
         atomic_replace_dir(tmp, out)
     except BaseException as exc:

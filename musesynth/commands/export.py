@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from musesynth.commands.options import Subparsers, add_command
@@ -22,6 +21,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from musesynth.artifacts.jsonsafe import loads
     from musesynth.artifacts.shipped import SHIPPED_FILES, export, is_shipped
     from musesynth.outputs import check_writable_dir
 
@@ -38,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
     extra = {}
     if args.summary:
         try:
-            extra["training"] = json.loads(Path(args.summary).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise MusesynthError(f"cannot read --summary {args.summary}: {exc}") from None
+            text = Path(args.summary).read_bytes()
+        except OSError as exc:
+            raise MusesynthError(f"cannot read --summary {args.summary}: {exc.strerror or exc}") from None
+        extra["training"] = loads(text, f"cannot read --summary {args.summary}")
     export(args.checkpoint, out, extra)
     size = sum(f.stat().st_size for f in out.iterdir())
     print(f"exported {args.checkpoint} -> {out} ({size / 1e6:.1f} MB)")
