@@ -18,6 +18,8 @@ import numpy as np
 import symusic
 import torch
 
+from musesynth.artifacts.load import load_model as _load
+from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.atomic import atomic_write
 from musesynth.data.key_frame import KeyFrame
 from musesynth.device import pick_device
@@ -30,8 +32,6 @@ from musesynth.generate.sampling import Sampling
 from musesynth.generate.sampling import generate as _sample
 from musesynth.tokenize import Encoding, get_encoding
 from musesynth.tokenize.midi_io import load_score
-from musesynth.training.checkpoint import CheckpointMeta
-from musesynth.training.checkpoint import load_model as _load
 from musesynth.training.config import TrainConfig
 from musesynth.training.loop import train as _train
 from musesynth.training.progress import TrainSummary

@@ -6,6 +6,7 @@ the permissions the user's umask gives any new file, so outputs are shared as th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -14,6 +15,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from musesynth.errors import MusesynthError
+
+# What a full or failing disk looks like from the libraries that write for us: torch.save's zip writer
+# (a RuntimeError from inline_container.cc), safetensors (an I/O error carrying "os error 28").
+_WRITE_FAILURES = ("inline_container", "file write failed", "unexpected pos", "os error", "i/o error")
 
 
 def _umask() -> int:
@@ -27,19 +34,47 @@ def public_mode(path: str | Path, folder: bool = False) -> None:
     os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
 
 
+def write_failure(exc: BaseException, path: str | Path, where: str | Path | None = None) -> MusesynthError | None:
+    """A failed write (full disk, quota, I/O error) as one line naming ``path``; None for other errors.
+    ``where``: a path on the same filesystem, to tell a full disk from other failures."""
+    if isinstance(exc, OSError):
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    elif any(s in str(exc).lower() for s in _WRITE_FAILURES):
+        reason = "the write failed"
+    else:
+        return None
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) or "os error 28" in str(exc)
+    if not full:
+        try:
+            st = os.statvfs(where or Path(path).parent)
+            full = st.f_bavail * st.f_frsize < 1 << 20
+        except OSError:
+            pass
+    reason = "no space left on device" if full else reason.lower()
+    return MusesynthError(f"cannot write {path}: {reason} (the partial file was removed; free some space and run "
+                          f"again)")
+
+
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
-    """Call ``write(tmp_path)`` then rename the temp file onto ``path`` (same folder, same filesystem)."""
+    """Call ``write(tmp_path)`` then rename the temp file onto ``path`` (same folder, same filesystem).
+    A failed write (a full disk) removes the temp file and is one ``MusesynthError``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_failure(exc, path) from None
     os.close(fd)
     try:
         write(tmp)
         public_mode(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        failure = write_failure(exc, path, tmp) if isinstance(exc, Exception) else None
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if failure is not None:
+            raise failure from None
         raise
     return path
 

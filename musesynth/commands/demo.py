@@ -86,8 +86,8 @@ def free_run_name(name: str, out_dir: str = "training_checkpoints") -> str:
 
 def play_shipped(args: argparse.Namespace) -> dict[str, str | None] | None:
     """Step 1: a piece from the shipped model in seconds (skipped, with the reason, if it is absent)."""
+    from musesynth.artifacts.shipped import DEFAULT_MODEL, is_shipped
     from musesynth.generate.run import GenerateOptions, run_generate, summarize
-    from musesynth.training.shipped import DEFAULT_MODEL, is_shipped
 
     if not is_shipped(DEFAULT_MODEL):
         print(f"[1/4] no shipped model in {DEFAULT_MODEL} (make pretrained builds it): skipped")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -71,9 +70,10 @@ def check_export_target(out: Path, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from musesynth.artifacts.jsonsafe import loads
+    from musesynth.artifacts.shipped import export
     from musesynth.outputs import check_writable_dir
     from musesynth.ownership import replacing, resolve_target, write_marker
-    from musesynth.training.shipped import export
 
     out = resolve_target(args.out, "-o/--out")
     check_export_target(out, args.overwrite)
@@ -83,9 +83,10 @@ def run(args: argparse.Namespace) -> int:
         if not Path(args.summary).is_file():  # a FIFO would block the read forever
             raise MusesynthError(f"--summary {args.summary} is not a file")
         try:
-            extra["training"] = json.loads(Path(args.summary).read_text())
-        except (OSError, ValueError, RecursionError) as exc:
-            raise MusesynthError(f"cannot read --summary {args.summary}: {exc}") from None
+            text = Path(args.summary).read_bytes()
+        except OSError as exc:
+            raise MusesynthError(f"cannot read --summary {args.summary}: {exc.strerror or exc}") from None
+        extra["training"] = loads(text, f"cannot read --summary {args.summary}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with replacing(out):
         check_export_target(out, args.overwrite)  # again, under the lock: it may have changed meanwhile

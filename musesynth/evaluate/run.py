@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from musesynth.artifacts.load import load_model
 from musesynth.data.dataset import is_dataset, load_offsets, load_pieces, load_split, load_vocab
 from musesynth.data.key_frame import KeyFrame, pieces_to_frame, to_frame
 from musesynth.device import pick_device
@@ -30,7 +31,6 @@ from musesynth.generate.controls import apply_controls
 from musesynth.generate.keys import primer_rows
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.tokenize import Encoding
-from musesynth.training.checkpoint import load_model
 from musesynth.training.likelihood import LossStats, split_loss
 
 SPLIT_NAMES = ("train", "val", "test")

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from musesynth.artifacts.load import load_model
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
@@ -50,7 +51,6 @@ from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
 from musesynth.tokenize.midi_io import load_score
-from musesynth.training.checkpoint import load_model
 
 _BARS_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", re.ASCII)  # ASCII digits: int() would take "３"
 

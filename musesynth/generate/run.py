@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import symusic
 
+from musesynth.artifacts.load import CheckpointMeta, load_model
+from musesynth.artifacts.shipped import DEFAULT_MODEL, is_shipped
 from musesynth.atomic import atomic_write, atomic_write_json
 from musesynth.data.files import find_midi_files
 from musesynth.data.key_frame import KeyFrame
@@ -27,8 +29,6 @@ from musesynth.generate.sampling import Sampling, ending_ramp, generate
 from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import load_score
-from musesynth.training.checkpoint import CheckpointMeta, load_model
-from musesynth.training.shipped import DEFAULT_MODEL, is_shipped
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from musesynth.artifacts.checkpoint import CheckpointMeta, load_raw
+from musesynth.artifacts.shipped import CONFIG, DEFAULT_MODEL, PRETRAINED_DIR, is_shipped
 from musesynth.data.corpus import corpus_pieces, export_piece
 from musesynth.data.files import find_midi_files
 from musesynth.errors import MusesynthError
 from musesynth.tokenize import Encoding, encoding_from_vocab
-from musesynth.training.checkpoint import CheckpointMeta, load_raw
-from musesynth.training.shipped import CONFIG, DEFAULT_MODEL, PRETRAINED_DIR, is_shipped
 
 KEYS = [f"{t} {m}" for m in ("major", "minor") for t in
         (["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"] if m == "major" else

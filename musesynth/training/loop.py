@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from musesynth.artifacts.checkpoint import save_checkpoint
 from musesynth.atomic import atomic_write_json
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.outputs import check_writable_dir
 from musesynth.training import distributed
-from musesynth.training.checkpoint import save_checkpoint
 from musesynth.training.config import TrainConfig
 from musesynth.training.interrupt import Interrupt
 from musesynth.training.likelihood import split_loss
@@ -71,6 +71,7 @@ class Trainer:
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
         self.metrics: MetricsLog | None = None
         self.last_save = time.perf_counter()
+        self.saved_last = False  # whether this run wrote last.pt: only then is it known to be good
 
     # ------------------------------------------------------------------ bookkeeping
     def save(self, path: Path) -> None:
@@ -79,6 +80,7 @@ class Trainer:
         if self.main:
             save_checkpoint(path, self.s.raw_model, self.s.meta, self.s.optimizer, self.s.scheduler,
                             self.s.scaler)
+            self.saved_last = self.saved_last or path == self.last_path
         self.last_save = time.perf_counter()
 
     def validate(self) -> float:
@@ -138,8 +140,9 @@ class Trainer:
             self.diverged(f"the loss is {value}")
 
     def diverged(self, what: str) -> None:
-        """Stop with a clear error; nothing non-finite is saved, so last.pt/best.pt stay the last good ones."""
-        kept = f"; the last good checkpoint is {self.last_path}" if self.last_path.is_file() else ""
+        """Stop with a clear error; nothing non-finite is saved, so a last.pt this run wrote is the last good one
+        (one it only resumed from is not claimed: the divergence may come from it)."""
+        kept = f"; the last good checkpoint is {self.last_path}" if self.saved_last else ""
         raise MusesynthError(f"training diverged at step {self.p.step + 1}: {what}{kept}; try a lower --lr "
                              f"(now {self.cfg.lr:g}) or --precision fp32")
 

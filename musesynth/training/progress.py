@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from musesynth.artifacts.progress import Progress
 
-@dataclass
-class Progress:
-    """Everything besides weights, optimizer and RNG that ``--resume`` needs to continue exactly."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    tokens: int = 0
-    best_val: float = math.inf
-    bad_epochs: int = 0
-    elapsed: float = 0.0
-    val_history: list[list[float]] = field(default_factory=list)  # [step, tokens, val loss]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["best_val"] = None if math.isinf(self.best_val) else self.best_val  # JSON has no Infinity
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Progress:
-        names = {f.name for f in fields(cls)}
-        p = cls(**{k: v for k, v in d.items() if k in names})
-        if p.best_val is None:
-            p.best_val = math.inf
-        return p
+__all__ = ["Progress", "TrainSummary"]
 
 
 @dataclass

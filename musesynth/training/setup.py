@@ -15,6 +15,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 
+from musesynth.artifacts.checkpoint import load_raw
+from musesynth.artifacts.meta import CheckpointMeta
+from musesynth.artifacts.weights import load_weights
 from musesynth.data.augment import Augmenter, WindowAugmenter
 from musesynth.data.cache import cached_dataset
 from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_offsets, load_split, load_vocab
@@ -25,7 +28,7 @@ from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model, count_params
 from musesynth.tokenize import Encoding, encoding_from_vocab, key_token_ids
 from musesynth.training import distributed
-from musesynth.training.checkpoint import CheckpointMeta, check_compatible, load_raw, load_weights, restore_rng
+from musesynth.training.checkpoint import check_compatible, check_resume_state, restore_rng
 from musesynth.training.config import TrainConfig
 from musesynth.training.progress import Progress
 from musesynth.training.schedule import resize, warmup_cosine
@@ -214,12 +217,13 @@ def _resume(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.opti
     path = state["meta"].path
     load_weights(model, state["model"], path)
     try:
+        check_resume_state(state, optimizer)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if "scaler" in state and scaler.is_enabled():
             scaler.load_state_dict(state["scaler"])
         restore_rng(state)
-    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError, MusesynthError) as exc:
         raise MusesynthError(f"cannot resume from {path}: damaged optimizer, schedule or RNG state "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
     return state["meta"].progress
@@ -236,6 +240,7 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
             raise MusesynthError(f"--resume: no checkpoint to resume from at {last}")
         resume_state = load_raw(last)
         check_compatible(resume_state["meta"], cfg.model, vocab, mcfg)
+        resume_state["meta"].check_encoding(data.enc)
         if resume_state["meta"].key_frames != frame_tonics(cfg.key_relative):
             was = len(resume_state["meta"].key_frames)
             raise MusesynthError(f"--resume: the run was trained with --key-relative {was}; resume it the same way")
