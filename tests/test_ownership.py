@@ -247,3 +247,19 @@ def test_evaluate_json_never_replaces_a_link_or_a_users_json(tmp_path, capsys):
     ours.write_text('{"model_metrics": {}}')
     check_replaceable_json(ours, "--json", "model_metrics")
     check_replaceable_json(tmp_path / "new.json", "--json", "model_metrics")
+
+
+def test_export_through_a_symlink_keeps_the_link_and_never_over_the_current_folder(run, tmp_path, monkeypatch,
+                                                                                  capsys):
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    assert main(["export", "-c", str(run), "-o", str(link)]) == 0
+    assert link.is_symlink() and marker_kind(target) == "export" and (target / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
+    monkeypatch.chdir(target)
+    before = snapshot(tmp_path)
+    err = one_line_refusal(capsys, main(["export", "-c", str(run), "-o", ".", "--overwrite"]))
+    assert "current folder" in err
+    assert snapshot(tmp_path) == before
