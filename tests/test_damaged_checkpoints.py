@@ -218,6 +218,7 @@ PT_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "progress step a string": (edit_pt(set_meta("progress.step", "x")), DAMAGED),
     "progress not an object": (edit_pt(set_meta("progress", [1, 2])), DAMAGED),
     "key_relative garbage": (edit_pt(set_meta("train_config.key_relative", "x")), DAMAGED),
+    "key_relative a billion": (edit_pt(set_meta("train_config.key_relative", 10**9)), DAMAGED),
     "scheduler state garbage": (edit_pt(lambda s, m: s.__setitem__("scheduler", {"last_epoch": "x"})), RESUME_ONLY),
     "scheduler lambdas garbage": (edit_pt(lambda s, m: s["scheduler"].__setitem__("lr_lambdas", [{"total": "x"}])),
                                   RESUME_ONLY),

@@ -72,3 +72,23 @@ def test_damaged_shipped_weights_are_a_one_line_error(run_dir, tmp_path, capsys)
     assert main(["generate", "-c", str(out), "-o", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err
     assert "does not match its SHA-256" in err and err.count("\n") == 1
+
+
+def test_the_shipped_model_is_signed_and_a_changed_copy_is_refused(tmp_path):
+    """The package's own model carries the SHA-256 of its weights (scripts/sign_shipped.py), so a damaged
+    install is one line instead of music from damaged weights."""
+    import hashlib
+    import shutil
+
+    from musesynth.artifacts.shipped import DEFAULT_MODEL, DIGEST
+    from musesynth.errors import MusesynthError
+
+    config = json.loads((DEFAULT_MODEL / CONFIG).read_text())
+    assert config[DIGEST] == hashlib.sha256((DEFAULT_MODEL / WEIGHTS).read_bytes()).hexdigest()
+    copy = tmp_path / "bach"
+    shutil.copytree(DEFAULT_MODEL, copy)
+    blob = bytearray((copy / WEIGHTS).read_bytes())
+    blob[len(blob) // 2] ^= 0x01  # one bit of one weight
+    (copy / WEIGHTS).write_bytes(bytes(blob))
+    with pytest.raises(MusesynthError, match="does not match its SHA-256"):
+        load_model(copy)

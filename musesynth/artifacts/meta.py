@@ -85,7 +85,9 @@ class CheckpointMeta:
                 composer_prior=_shares(d.get("composer_prior"), "composer_prior"), path=path, weights_sha256=digest,
                 state_sha256=state_digest,
             )
-            meta.key_frames  # noqa: B018 (checks train_config's key_relative)
+            frames = train_config.get("key_relative", 0)
+            if not isinstance(frames, int) or isinstance(frames, bool) or not 0 <= frames <= 12:
+                raise ValueError(f"train_config key_relative is {frames!r}, not 0..12 frames")
             return meta
         except MusesynthError as exc:
             raise MusesynthError(f"damaged checkpoint {path}: {exc}") from None

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from musesynth.artifacts.checkpoint import save_checkpoint
+from musesynth.artifacts.weights import MAX_ABS
 from musesynth.atomic import atomic_write_json
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
@@ -75,8 +76,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ bookkeeping
     def save(self, path: Path) -> None:
-        if not bool(torch.stack([p.isfinite().all() for p in self.s.raw_model.parameters()]).all()):  # one sync
-            self.diverged("the weights are not finite")
+        params = list(self.s.raw_model.parameters())
+        if not bool(torch.stack([p.isfinite().all() & (p.abs().max() <= MAX_ABS) for p in params]).all()):  # one sync
+            self.diverged(f"the weights are not finite or over {MAX_ABS:g} (loading would refuse them)")
         if self.main:
             save_checkpoint(path, self.s.raw_model, self.s.meta, self.s.optimizer, self.s.scheduler,
                             self.s.scaler)

@@ -238,7 +238,10 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistInfo, 
         last = cfg.run_dir / "last.pt"
         if not last.is_file():
             raise MusesynthError(f"--resume: no checkpoint to resume from at {last}")
-        resume_state = load_raw(last)
+        try:
+            resume_state = load_raw(last)
+        except MusesynthError as exc:
+            raise MusesynthError(f"cannot resume from {last}: {exc}") from None
         check_compatible(resume_state["meta"], cfg.model, vocab, mcfg)
         resume_state["meta"].check_encoding(data.enc)
         if resume_state["meta"].key_frames != frame_tonics(cfg.key_relative):
