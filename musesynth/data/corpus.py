@@ -114,7 +114,9 @@ def write_score_midi(score: Any, path: str) -> None:
     import symusic
 
     score.write("midi", fp=path)
-    midi = symusic.Score.from_midi(Path(path).read_bytes())  # the temp name has no .mid suffix
+    from musesynth.tokenize.midi_io import one_signature_per_tick
+
+    midi = one_signature_per_tick(symusic.Score.from_midi(Path(path).read_bytes()))  # temp name: no .mid suffix
     tpq = midi.ticks_per_quarter
     for off in fermata_offsets(score):
         midi.markers.append(symusic.TextMeta(int(round(off * tpq)), "fermata"))
