@@ -99,6 +99,9 @@ BAD = [
     (["demo", "--minutes", "0"], "--minutes"),
     (["demo", "--minutes", "-1"], "--minutes"),
     (["ablate", "-d", "{ds}", "--budget-tokens", "0"], "budget"),
+    (["ablate", "-d", "{ds}", "--budget-tokens", "10", "--models", "gru", "lstm", "gru"], "names gru twice"),
+    (["train", "-d", "{ds}", "--fim-rate", "0.9"], "--fim-rate 0.9 trains infilling"),
+    (["train", "-d", "{midi}", "--fim-rate", "0.9"], "is a MIDI folder"),
     (["ablate", "-d", "{ds}", "--budget-tokens", "10", "--report", "FILE"], "is a file"),
 ]
 
