@@ -13,9 +13,11 @@ music21's MIDI writer drops, so that meter-aware encodings can read them back:
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import signal
+import zipfile
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +148,10 @@ def _export_one(job: tuple[str, str]) -> tuple[str, str | None]:
 
 
 MARKER = ".musesynth-corpus.json"  # written when an export has run to its end: the folder is complete
-SCORE_BYTES_PER_S = 4000  # music21 parse + MIDI write per core, measured on 6 scores (2-10 KB/s); a rough guide
+# music21 parse + MIDI write, per core, measured on one score of each composer: MusicXML 48-305 KB/s of
+# uncompressed XML (a .mxl is a zip: its packed size says little), Humdrum **kern 3 KB/s. A rough guide, for
+# the first estimate and the progress bar's weights; the bar's ETA then follows the real pace.
+XML_BYTES_PER_S, KERN_BYTES_PER_S = 130_000, 3_000
 
 
 def corpus_complete(out_dir: str | Path, name: str = "bach") -> bool:
@@ -181,14 +186,14 @@ def export_corpus(
     ``per_composer`` scores of each composer (the first by name: a balanced multi-composer set).
 
     Scores go to a process pool one at a time, largest first (a quartet movement takes 30 s, a chorale 1 s:
-    big ones last would leave one core busy alone at the end); the progress bar and its ETA count score
-    bytes, which track the time far better than the number of scores."""
+    big ones last would leave one core busy alone at the end); the progress bar and its ETA weigh each score
+    by its expected time (``_work``), which tracks the time far better than the number of scores."""
     out = Path(out_dir)
     if not quiet:
         print(f"export {name}: finding its scores in music21's corpus", flush=True)
     paths = select_scores(name, limit, per_composer)
     jobs = sorted(((str(p), str(out / _out_name(p))) for p in paths if not (out / _out_name(p)).exists()),
-                  key=lambda j: -Path(j[0]).stat().st_size)
+                  key=lambda j: -_work(Path(j[0])))
     failed: list[tuple[str, str]] = []
     if jobs:
         workers = min(workers or len(os.sched_getaffinity(0)), len(jobs))
@@ -202,32 +207,53 @@ def export_corpus(
 
 
 def _run_jobs(name: str, jobs: list[tuple[str, str]], workers: int, quiet: bool) -> list[tuple[str, str]]:
-    sizes = {src: Path(src).stat().st_size for src, _ in jobs}
+    sizes = {src: _work(Path(src)) for src, _ in jobs}
     total = sum(sizes.values())
     if not quiet:
-        guess = total / SCORE_BYTES_PER_S / workers
-        print(f"export {name}: {len(jobs)} scores ({total / 1e6:.1f} MB) on {workers} process"
-              f"{'es' if workers > 1 else ''}, roughly {_duration(guess)} (the bar's ETA follows the real pace)",
-              flush=True)
+        print(f"export {name}: {len(jobs)} scores on {workers} process{'es' if workers > 1 else ''}, roughly "
+              f"{_duration(total / workers)} (the bar's ETA follows the real pace)", flush=True)
     failed: list[tuple[str, str]] = []
     bar = tqdm(total=total, desc=f"export {name} 0/{len(jobs)} scores", disable=quiet,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
-    pool = ProcessPoolExecutor(max_workers=workers)
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals)
     try:
-        futures = [pool.submit(_export_one, job) for job in jobs]
-        for done, fut in enumerate(as_completed(futures), start=1):
-            src, err = fut.result()
+        for done, (src, err) in enumerate(pool.imap_unordered(_export_one, jobs), start=1):
             if err:
                 failed.append((src, err))
             bar.set_description_str(f"export {name} {done}/{len(jobs)} scores", refresh=False)
             bar.update(sizes[src])
-    except BaseException:  # Ctrl-C / SIGTERM: scores being written finish (atomically), the rest never start
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.close()
+    except BaseException:  # Ctrl-C / SIGTERM: each worker removes the temp file of the score it was writing
+        pool.terminate()
         raise
     finally:
         bar.close()
-    pool.shutdown()
+        pool.join()
     return sorted(failed)
+
+
+def _work(path: Path) -> float:
+    """About how many seconds music21 takes over a score, from its (uncompressed) size and format."""
+    try:
+        if path.suffix.lower() == ".mxl":
+            with zipfile.ZipFile(path) as z:
+                size = sum(i.file_size for i in z.infolist() if not i.filename.startswith("META-INF"))
+        else:
+            size = path.stat().st_size
+    except (OSError, zipfile.BadZipFile):
+        return 1.0
+    return size / (KERN_BYTES_PER_S if path.suffix.lower() == ".krn" else XML_BYTES_PER_S)
+
+
+def _worker_signals() -> None:
+    """Ctrl-C reaches the whole process group: the parent alone handles it and stops the workers with SIGTERM,
+    which unwinds a worker (SystemExit: it ends quietly) so that its atomic write deletes its temp file."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _unwind)
+
+
+def _unwind(*_: Any) -> None:
+    raise SystemExit(1)
 
 
 def _duration(seconds: float) -> str:
