@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -148,13 +150,30 @@ def train_and_generate(args: argparse.Namespace, plan: Plan, shipped: dict[str, 
           f"{primer.name if primer else 'nothing'}")
     opt = GenerateOptions(checkpoint=summary.run_dir, primer=str(primer) if primer else None, primer_tokens=48,
                           length=args.length, sampling=DEMO_SAMPLING, seed=args.seed, out_dir=args.out_dir)
-    results = run_generate(opt)
+    with token_bar("generating") as progress:
+        results = run_generate(opt, progress=progress)
     print(summarize(results))
     r = results[0]
     print(json.dumps({"shipped_model_piece": shipped, "midi": r["midi"], "wav": r["wav"], "png": r["png"],
                       "best_val_loss": None if summary.best_val_loss is None else round(summary.best_val_loss, 4)},
                      indent=2))
     return 0
+
+
+@contextmanager
+def token_bar(desc: str) -> Iterator[Callable[[float], None]]:
+    """A progress bar for one generation (the share of model calls done), cleared when it ends: a piece may
+    end before --length."""
+    from tqdm import tqdm
+
+    fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
+    with tqdm(total=100, desc=desc, leave=False, bar_format=fmt) as bar:
+        def update(share: float) -> None:
+            n = int(share * 100)
+            if n > bar.n:
+                bar.update(n - bar.n)
+
+        yield update
 
 
 def free_run_name(name: str, out_dir: str = CHECKPOINTS) -> str:
@@ -173,6 +192,7 @@ def play_shipped(args: argparse.Namespace, steps: int = 4) -> dict[str, str | No
     print(f"[1/{steps}] a new piece from the shipped model ({DEFAULT_MODEL.name})")
     opt = GenerateOptions(checkpoint=str(DEFAULT_MODEL), length=args.length, sampling=Sampling(), seed=args.seed,
                           out_dir=args.out_dir)
-    r = run_generate(opt)[0]
+    with token_bar("generating") as progress:
+        r = run_generate(opt, progress=progress)[0]
     print(summarize([r]))
     return {"midi": r["midi"], "wav": r["wav"], "png": r["png"]}
