@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +17,7 @@ from musesynth.errors import MusesynthError
 from musesynth.generate.sampling import Sampling
 from musesynth.models import FAMILIES
 from musesynth.outputs import free_name
+from musesynth.progress_bar import share_bar
 
 # A CPU-sized profile: the reference learning rate (1e-4) with batch 256 needs many epochs; a higher
 # rate with small batches, its cosine decay sized to the time budget, gets the LSTM to a validation NLL
@@ -150,7 +149,7 @@ def train_and_generate(args: argparse.Namespace, plan: Plan, shipped: dict[str, 
           f"{primer.name if primer else 'nothing'}")
     opt = GenerateOptions(checkpoint=summary.run_dir, primer=str(primer) if primer else None, primer_tokens=48,
                           length=args.length, sampling=DEMO_SAMPLING, seed=args.seed, out_dir=args.out_dir)
-    with token_bar("generating") as progress:
+    with share_bar("generating") as progress:
         results = run_generate(opt, progress=progress)
     print(summarize(results))
     r = results[0]
@@ -158,22 +157,6 @@ def train_and_generate(args: argparse.Namespace, plan: Plan, shipped: dict[str, 
                       "best_val_loss": None if summary.best_val_loss is None else round(summary.best_val_loss, 4)},
                      indent=2))
     return 0
-
-
-@contextmanager
-def token_bar(desc: str) -> Iterator[Callable[[float], None]]:
-    """A progress bar for one generation (the share of model calls done), cleared when it ends: a piece may
-    end before --length."""
-    from tqdm import tqdm
-
-    fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
-    with tqdm(total=100, desc=desc, leave=False, bar_format=fmt) as bar:
-        def update(share: float) -> None:
-            n = int(share * 100)
-            if n > bar.n:
-                bar.update(n - bar.n)
-
-        yield update
 
 
 def free_run_name(name: str, out_dir: str = CHECKPOINTS) -> str:
@@ -192,7 +175,7 @@ def play_shipped(args: argparse.Namespace, steps: int = 4) -> dict[str, str | No
     print(f"[1/{steps}] a new piece from the shipped model ({DEFAULT_MODEL.name})")
     opt = GenerateOptions(checkpoint=str(DEFAULT_MODEL), length=args.length, sampling=Sampling(), seed=args.seed,
                           out_dir=args.out_dir)
-    with token_bar("generating") as progress:
+    with share_bar("generating") as progress:
         r = run_generate(opt, progress=progress)[0]
     print(summarize([r]))
     return {"midi": r["midi"], "wav": r["wav"], "png": r["png"]}
