@@ -46,7 +46,8 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musesynth.data.dataset import is_dataset
+    from musesynth.data.build import build_dataset
+    from musesynth.data.dataset import is_dataset, load_manifest
 
     plan = check_plan(args)  # everything is checked before anything is written
     steps = 4 + plan.export
@@ -58,9 +59,6 @@ def run(args: argparse.Namespace) -> int:
         export_default_corpus(plan.midi_dir)
         step += 1
     print(f"[{step}/{steps}] dataset {plan.dataset}")
-    from musesynth.data.build import build_dataset
-    from musesynth.data.dataset import load_manifest
-
     manifest = load_manifest(plan.dataset) if is_dataset(plan.dataset) else build_dataset(plan.midi_dir,
                                                                                           plan.dataset)
     print(manifest.report())
