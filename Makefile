@@ -1,4 +1,5 @@
-# Two entry points: `make demo` (set up + run the whole chain on the embedded corpus) and `make test`.
+# Two entry points: `make demo` (set up, a piece from the shipped model, then the whole chain on the embedded
+# corpus) and `make test`.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -26,7 +27,7 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing $(BROWSER_PKGS)"; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null \
-		|| echo "note: could not install$$missing; WAV rendering or the browser test will be skipped"; \
+		|| echo "note: could not install $$(echo $$missing); WAV rendering or the browser test will be skipped"; \
 	fi
 
 $(CORPUS): | $(BIN)/musesynth
@@ -35,8 +36,10 @@ $(CORPUS): | $(BIN)/musesynth
 DEMO_MINUTES ?= 10
 PRETRAINED ?= musesynth/pretrained/bach
 
-# First music from the shipped model (seconds), then the chain: dataset, a CPU training run, a piece.
-demo: setup $(CORPUS)
+# First music from the shipped model (seconds), then the chain: the corpus export (the demo does it itself,
+# after the first piece), dataset, a CPU training run, a piece. A CORPUS other than the default is exported
+# here first, as before.
+demo: setup $(if $(filter data/bach_midi,$(CORPUS)),,$(CORPUS))
 	$(BIN)/musesynth demo --midi-dir $(CORPUS) --minutes $(DEMO_MINUTES)
 
 # Rebuild the shipped model from scratch: meter-encoded dataset, the recipe in configs/, export, evaluate,

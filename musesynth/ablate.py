@@ -19,6 +19,7 @@ import numpy as np
 
 from musesynth.atomic import atomic_write_json, atomic_write_text
 from musesynth.data.dataset import first_test_file, load_vocab
+from musesynth.errors import MusesynthError
 from musesynth.evaluate.music_stats import BINS
 from musesynth.evaluate.run import EvaluateOptions, Evaluation, evaluate_checkpoint, json_safe
 from musesynth.generate.run import GenerateOptions, run_generate
@@ -63,7 +64,15 @@ def budgeted_config(base: TrainConfig, opt: AblationOptions) -> TrainConfig:
     return cfg
 
 
+def check_no_repeats(models: list[str]) -> None:
+    """A family named twice would train twice into one run folder, the second run replacing the first."""
+    twice = next((m for i, m in enumerate(models) if m in models[:i]), None)
+    if twice is not None:
+        raise MusesynthError(f"--models names {twice} twice; list each family once")
+
+
 def run_ablation(base: TrainConfig, opt: AblationOptions) -> Path:
+    check_no_repeats(opt.models)
     report = Path(opt.report)
     cfg0 = budgeted_config(base, opt)
     rows: list[Row] = []

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from musesynth.commands import ablate, corpus, data, demo, evaluate, export, generate, infill, studio, train
 from musesynth.errors import MusesynthError
+from musesynth.signals import terminate_as_interrupt
 
 COMMANDS = [corpus, data, train, generate, infill, evaluate, ablate, export, demo, studio]
 
@@ -46,7 +47,8 @@ def run_guarded(func: Callable[[], int]) -> int:
     """Run a command body: user errors become one line on stderr with exit code 2."""
     safe_streams()
     try:
-        return func()
+        with terminate_as_interrupt():  # kill / SIGTERM: temp files cleaned up as after Ctrl-C
+            return func()
     except MusesynthError as exc:
         print(f"musesynth: error: {exc}", file=sys.stderr)
         return 2

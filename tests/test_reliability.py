@@ -99,6 +99,9 @@ BAD = [
     (["demo", "--minutes", "0"], "--minutes"),
     (["demo", "--minutes", "-1"], "--minutes"),
     (["ablate", "-d", "{ds}", "--budget-tokens", "0"], "budget"),
+    (["ablate", "-d", "{ds}", "--budget-tokens", "10", "--models", "gru", "lstm", "gru"], "names gru twice"),
+    (["train", "-d", "{ds}", "--fim-rate", "0.9"], "--fim-rate 0.9 trains infilling"),
+    (["train", "-d", "{midi}", "--fim-rate", "0.9"], "is a MIDI folder"),
     (["ablate", "-d", "{ds}", "--budget-tokens", "10", "--report", "FILE"], "is a file"),
 ]
 
@@ -118,7 +121,8 @@ def test_bad_arguments_one_line_rc2_nothing_written(argv, message, ckpt, bach_da
     assert (work / "notes" / "mine.txt").read_text() == "keep me"
 
 
-def test_data_never_writes_over_its_input(tiny_midi_dir, tmp_path, capsys):
+def test_data_never_writes_over_its_input(tiny_midi_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     src = tmp_path / "songs"
     src.mkdir()
     for f in sorted(tiny_midi_dir.rglob("*.mid"))[:4]:
@@ -129,6 +133,7 @@ def test_data_never_writes_over_its_input(tiny_midi_dir, tmp_path, capsys):
     assert main(["demo", "--midi-dir", str(src), "--dataset", str(src)]) == 2
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     assert "overlaps the input folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["songs"]  # the refused demo wrote no piece either
 
 
 def test_data_refuses_a_folder_it_did_not_make_and_replaces_its_own(tiny_midi_dir, tmp_path, capsys):

@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from musesynth.ablate import AblationOptions
+from musesynth.ablate import AblationOptions, check_no_repeats
 from musesynth.commands.options import Subparsers, add_command, add_sampling_options, sampling_from_args
 from musesynth.commands.train import add_train_options, config_from_args
 from musesynth.errors import MusesynthError
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in args.models if m not in FAMILIES]
     if unknown:
         raise MusesynthError(f"unknown model '{unknown[0]}' (choose from: {', '.join(FAMILIES)})")
+    check_no_repeats(args.models)
     if (args.budget_tokens is not None and args.budget_tokens < 1) or \
             (args.budget_seconds is not None and not args.budget_seconds > 0):
         raise MusesynthError("the budget must be positive")

@@ -59,11 +59,13 @@ def options_from_args(args: argparse.Namespace) -> GenerateOptions:
 
 def run(args: argparse.Namespace) -> int:
     from musesynth.generate.run import run_generate, summarize
+    from musesynth.progress_bar import share_bar
 
     if args.primer is None and (args.primer_seconds is not None or args.primer_tokens is not None):
         flag = "--primer-seconds" if args.primer_seconds is not None else "--primer-tokens"
         raise MusesynthError(f"{flag} cuts a primer: give one with --primer FILE (or leave {flag} out)")
-    results = run_generate(options_from_args(args))
+    with share_bar("generating", disable=args.quiet) as progress:
+        results = run_generate(options_from_args(args), progress=progress)
     if not args.quiet:
         print(summarize(results))  # its lines warn about pieces without notes
     for r in results if args.quiet else []:  # quiet prints nothing on success, but an empty piece is no success

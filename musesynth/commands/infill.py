@@ -41,10 +41,12 @@ def add_parser(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from musesynth.generate.infill import run_infill, summarize
+    from musesynth.progress_bar import share_bar
 
     names = set(InfillOptions.__dataclass_fields__) - {"sampling"}
-    results = run_infill(InfillOptions(**{k: v for k, v in vars(args).items() if k in names},
-                                       sampling=_sampling(args)))
+    with share_bar("infilling", disable=args.quiet) as progress:
+        results = run_infill(InfillOptions(**{k: v for k, v in vars(args).items() if k in names},
+                                           sampling=_sampling(args)), progress=progress)
     if not args.quiet:
         print(summarize(results))
     return 0

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+from pathlib import Path
 
 from musesynth.commands.options import Subparsers, add_command
 from musesynth.device import DEVICE_HELP
+from musesynth.errors import MusesynthError
 from musesynth.models import FAMILIES
 from musesynth.models.config import FAMILY_DEFAULTS
 from musesynth.tokenize import ENCODINGS
@@ -109,7 +111,27 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cli = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     cfg = resolve(file_values, cli)
     cfg.validate()
+    if cfg.fim_rate > 0 and (args.fim_rate is not None or "fim_rate" in file_values):
+        check_fim_dataset(cfg)
     return cfg
+
+
+def check_fim_dataset(cfg: TrainConfig) -> None:
+    """A --fim-rate asked for on a dataset without infill tokens would be ignored in silence: refused instead."""
+    from musesynth.data.dataset import is_dataset, load_manifest
+
+    path = Path(cfg.dataset)
+    if is_dataset(path):
+        manifest = load_manifest(path)
+        if manifest.encoding_params.get("infill"):
+            return
+        what = f"{path} ({manifest.encoding} encoding) has none"
+    elif path.is_dir():
+        what = f"{path} is a MIDI folder, whose dataset is built without them"
+    else:
+        return  # a missing dataset is reported by training, with its own message
+    raise MusesynthError(f"--fim-rate {cfg.fim_rate:g} trains infilling, which needs a dataset with infill tokens "
+                         f"(musesynth data --encoding meter --infill); {what}: leave --fim-rate out")
 
 
 def run(args: argparse.Namespace) -> int:

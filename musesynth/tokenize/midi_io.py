@@ -90,6 +90,22 @@ def load_score(path: str | Path) -> symusic.Score:
     except Exception as exc:  # symusic raises RuntimeError/ValueError with a C++ message
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MidiReadError(f"corrupt MIDI: {msg}") from None
+    return one_signature_per_tick(score)
+
+
+def one_signature_per_tick(score: symusic.Score) -> symusic.Score:
+    """Keep the last time signature at each tick: music21 writes the signature into every part, so a
+    chorale read back has 5 identical events at one tick, which a copy into new MIDI would repeat."""
+    ts = score.time_signatures.numpy()
+    order = np.argsort(ts["time"], kind="stable")
+    t = ts["time"][order]
+    last = np.ones(t.size, bool)
+    last[:-1] = t[1:] != t[:-1]
+    if last.all():
+        return score
+    keep = order[last]
+    score.time_signatures = symusic.TimeSignature.from_numpy(
+        time=ts["time"][keep], numerator=ts["numerator"][keep], denominator=ts["denominator"][keep])
     return score
 
 

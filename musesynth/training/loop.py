@@ -28,7 +28,7 @@ from musesynth.training.config import TrainConfig
 from musesynth.training.interrupt import Interrupt
 from musesynth.training.likelihood import split_loss
 from musesynth.training.metrics import MetricsLog
-from musesynth.training.progress import TrainSummary
+from musesynth.training.progress import TrainSummary, run_left
 from musesynth.training.rundir import RunDir
 from musesynth.training.schedule import resize
 from musesynth.training.setup import TrainSetup, prepare
@@ -215,7 +215,8 @@ class Trainer:
             total = min(total, self.cfg.epochs * s.steps_per_epoch)  # the epoch limit may end the run first
             s.total_steps = distributed.broadcast_int(total, s.dist, s.device)  # one schedule on every rank
             resize(s.scheduler, s.total_steps)
-        bar.set_postfix(step=f"{p.step}/{s.total_steps}", loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
+        bar.set_postfix(step=f"{p.step}/{s.total_steps}", loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}",
+                        run=run_left(p, s.total_steps, self.cfg.max_time).replace(" of the run,", ","))
         if self.metrics:
             self.metrics.write(kind="train", step=p.step, epoch=p.epoch, tokens=p.tokens, loss=loss,
                                lr=s.scheduler.get_last_lr()[0], tokens_per_s=round(tps, 1),
@@ -236,7 +237,7 @@ class Trainer:
             self.save(self.best_path)
         if self.main and not self.quiet:
             print(f"epoch {epoch + 1}: step {p.step}, val loss {val:.4f}{' (best)' if improved else ''}, "
-                  f"{p.elapsed:.0f} s")
+                  f"{p.elapsed:.0f} s; {run_left(p, self.s.total_steps, c.max_time)}")
         if c.patience and p.bad_epochs >= c.patience and not reason:
             reason = f"early stopping (no better validation loss in {c.patience} epochs)"
         return reason
