@@ -455,3 +455,30 @@ def test_a_client_that_goes_away_leaves_no_traceback(studio_url, capfd):
     time.sleep(0.5)
     assert "Traceback" not in capfd.readouterr().err
     no_trace_of(studio)
+
+
+def test_a_run_without_best_pt_is_labelled_not_validated(studio_runs, tmp_path):
+    from musesynth.studio.catalog import list_models
+
+    runs = tmp_path / "runs"
+    (runs / "halted").mkdir(parents=True)
+    (runs / "halted" / "last.pt").write_bytes((studio_runs / "tiny-gru" / "best.pt").read_bytes())
+    (runs / "empty").mkdir()
+    halted = [m for m in list_models(runs) if m.id.startswith("run/")]
+    assert [m.id for m in halted] == ["run/halted"]
+    assert "last.pt, not validated" in halted[0].label and "no best.pt" in halted[0].note
+
+
+def test_studio_says_when_its_folders_are_missing(tmp_path, capsys, monkeypatch):
+    from musesynth.studio.server import StudioServer
+
+    def stop(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StudioServer, "serve_forever", stop)
+    assert main(["studio", "--port", "0", "-o", str(tmp_path / "s"), "--runs", str(tmp_path / "nope"),
+                 "--corpus-dir", str(tmp_path / "nope2")]) == 0
+    err = capsys.readouterr().err
+    assert f"--runs {tmp_path / 'nope'}: no such folder; only the shipped models are offered" in err
+    assert f"--corpus-dir {tmp_path / 'nope2'}: no such folder; the corpus pieces are the Bach chorales" in err
+    assert "Traceback" not in err
