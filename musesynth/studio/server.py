@@ -192,6 +192,7 @@ class Studio:
 class Handler(BaseHTTPRequestHandler):
     server: StudioServer
     protocol_version = "HTTP/1.1"
+    timeout = 120  # seconds a client may stall mid-request before its connection is dropped (quietly)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if self.server.verbose:
@@ -204,7 +205,9 @@ class Handler(BaseHTTPRequestHandler):
         self._guarded(self._post)
 
     def _guarded(self, route: Any) -> None:
-        self._body_read = self.command != "POST"
+        self._body_read, self._wants_close = self.command != "POST", self.close_connection
+        if not self._body_read or (self.headers.get("Content-Length") or "0").strip() != "0":
+            self.close_connection = True  # until a POST's body is read (a GET's body never is), nothing follows it
         url = urlsplit(self.path)
         try:
             self._check_host()
@@ -214,7 +217,7 @@ class Handler(BaseHTTPRequestHandler):
                              else HTTPStatus.BAD_REQUEST)
             about = getattr(exc, "field", None) or ("primer" if url.path in ("/api/upload", "/api/corpus") else None)
             self._json({"error": str(exc), "field": field_of(str(exc), about)}, status)
-        except ConnectionError:  # the client went away (a closed tab): nothing to answer, nothing to report
+        except (ConnectionError, TimeoutError):  # the client went away or stalled: nothing to answer or report
             self.close_connection = True
         except Exception as exc:  # a bug: one line for the page, the traceback for the terminal
             traceback.print_exc(file=sys.stderr)
@@ -298,7 +301,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _read(self, length: int) -> bytes:
         data = self.rfile.read(length) if length else b""
-        self._body_read = True
+        self._body_read, self.close_connection = True, self._wants_close
         if len(data) < length:
             raise ConnectionResetError("the client sent less than its Content-Length")
         return data
@@ -324,8 +327,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, data: bytes, ctype: str, disposition: str | None = None,
               status: HTTPStatus = HTTPStatus.OK) -> None:
-        if not self._body_read:  # a refused POST's body is still in the stream: this connection ends here
-            self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
