@@ -429,8 +429,8 @@ def test_each_generate_takes_a_new_seed_unless_one_is_typed(studio_url):
 
 def test_a_failing_job_says_why_at_once(studio_url, primer_bytes, monkeypatch):
     """A primer that the job cannot use after all (here: one whose first seconds are drums only) fails its job
-    with one line, which /api/jobs reports (the page's card shows it)."""
-    url, _ = studio_url
+    with one line, which /api/jobs reports (the page's card shows it), naming the file as the page knows it."""
+    url, studio = studio_url
     drums = make_score(scale_melody(2, 30), drum=True)
     piano = make_score([(t + 480 * 40, d, p) for t, d, p in scale_melody(3, 30)])
     drums.tracks.append(piano.tracks[0])
@@ -438,6 +438,7 @@ def test_a_failing_job_says_why_at_once(studio_url, primer_bytes, monkeypatch):
     job = wait(url, call(url, "/api/generate", {"model": "run/tiny-gru", "primer": primer["id"],
                                                 "primer_seconds": 1, "length": 5})[1]["id"])
     assert job["state"] == "error" and "no pitched notes" in job["error"] and "\n" not in job["error"], job
+    assert "cannot use primer 'drums_first.mid'" in job["error"] and str(studio.out_dir) not in job["error"]
     assert call(url, "/api/jobs")[1]["jobs"][0]["error"] == job["error"]
 
 

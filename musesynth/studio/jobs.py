@@ -162,6 +162,14 @@ def sampling_from_request(body: dict[str, Any]) -> Sampling:
     return dials.validate()
 
 
+def without_paths(message: str, options: GenerateOptions | InfillOptions) -> str:
+    """A job's error as the page may show it: the studio's folders become the file names the page knows."""
+    for path in (getattr(options, "primer", None), getattr(options, "input", None)):
+        if path:
+            message = message.replace(str(path), Path(path).name)
+    return message.replace(str(Path(options.out_dir)) + "/", "").replace(str(options.out_dir), "the studio's folder")
+
+
 class JobQueue:
     """Jobs by id, run one after another by a daemon thread."""
 
@@ -206,7 +214,7 @@ class JobQueue:
                        else run_generate(job.options, log=lambda _: None, progress=progress))
             job.result, job.progress, job.state = results[0], 1.0, "done"
         except MusesynthError as exc:
-            job.error, job.state = str(exc), "error"
+            job.error, job.state = without_paths(str(exc), job.options), "error"
         except OSError as exc:  # a full disk, a folder removed while the studio runs
             job.error, job.state = f"cannot write the piece: {exc.strerror or exc}", "error"
         except Exception as exc:  # a bug: one line in the page, the traceback on the studio's terminal
