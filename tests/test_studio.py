@@ -427,18 +427,32 @@ def test_each_generate_takes_a_new_seed_unless_one_is_typed(studio_url):
         wait(url, job.id)
 
 
-def test_a_failing_job_says_why_at_once(studio_url, primer_bytes, monkeypatch):
-    """A primer that the job cannot use after all (here: one whose first seconds are drums only) fails its job
-    with one line, which /api/jobs reports (the page's card shows it), naming the file as the page knows it."""
+def test_an_opening_without_pitched_notes_is_refused_beside_its_seconds(studio_url):
+    """A primer usable as a whole whose first seconds hold only drums: the job would find nothing to continue,
+    so Generate is refused at once, naming the seconds box, and nothing is queued."""
     url, studio = studio_url
     drums = make_score(scale_melody(2, 30), drum=True)
-    piano = make_score([(t + 480 * 40, d, p) for t, d, p in scale_melody(3, 30)])
-    drums.tracks.append(piano.tracks[0])
-    _, primer = upload(url, drums.dumps_midi(), "drums first.mid")
-    job = wait(url, call(url, "/api/generate", {"model": "run/tiny-gru", "primer": primer["id"],
-                                                "primer_seconds": 1, "length": 5})[1]["id"])
-    assert job["state"] == "error" and "no pitched notes" in job["error"] and "\n" not in job["error"], job
-    assert "cannot use primer 'drums_first.mid'" in job["error"] and str(studio.out_dir) not in job["error"]
+    drums.tracks.append(make_score([(t + 480 * 40, d, p) for t, d, p in scale_melody(3, 30)]).tracks[0])
+    status, primer = upload(url, drums.dumps_midi(), "drums first.mid")
+    assert status == 200, primer
+    request = {"model": "run/tiny-gru", "primer": primer["id"], "primer_seconds": 1, "length": 5}
+    status, answer = call(url, "/api/generate", request)
+    assert status == 400 and answer["field"] == "primer_seconds", answer
+    assert answer["error"] == ("cannot use primer 'drums_first.mid': no pitched notes in its first 1 s (use more "
+                               "seconds, or 0 for half the context)")
+    assert studio.jobs.all() == []
+    job = wait(url, call(url, "/api/generate", {**request, "primer_seconds": 0})[1]["id"])
+    assert job["state"] == "done", job
+
+
+def test_a_failing_job_says_why_without_server_paths(studio_url):
+    """A job that fails (here: its output folder became a file) reports one line at once through /api/jobs,
+    which the page's card shows; the studio's folders are not shown to the page."""
+    url, studio = studio_url
+    studio.out_dir.write_text("a user's file")
+    job = wait(url, call(url, "/api/generate", {"model": "run/tiny-gru", "length": 5})[1]["id"])
+    assert job["state"] == "error" and "is a file, not a folder" in job["error"] and "\n" not in job["error"], job
+    assert str(studio.out_dir) not in job["error"] and studio.out_dir.read_text() == "a user's file"
     assert call(url, "/api/jobs")[1]["jobs"][0]["error"] == job["error"]
 
 

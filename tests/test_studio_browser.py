@@ -129,7 +129,7 @@ def test_an_unusable_upload_is_refused_at_upload(page, studio_url, tmp_path):
     assert studio.primers == {} and page.evaluate("window.scrollY") == 0
 
 
-def test_a_failing_job_shows_its_error_on_its_card(page, studio_url, tmp_path):
+def test_an_opening_without_notes_is_refused_beside_its_seconds(page, studio_url, tmp_path):
     """Drums for 20 seconds, then piano: usable as a whole, but its first second has no pitched note."""
     url, studio = studio_url
     expect = sync_api.expect
@@ -138,17 +138,34 @@ def test_a_failing_job_shows_its_error_on_its_card(page, studio_url, tmp_path):
     page.set_input_files("#primer-file", str(drums(tmp_path, "late piano.mid", piano_after=40)))
     expect(page.locator("#primer-info")).to_contain_text("primer: late piano.mid (")
     page.fill("#primer-seconds", "1")
+    page.click("#generate")
+    expect(page.locator("#primer-error")).to_contain_text("no pitched notes in its first 1 s")
+    expect(page.locator("#primer-error")).to_be_in_viewport()
+    expect(page.locator("#primer-seconds")).to_have_class(re.compile("invalid"))
+    assert studio.jobs.all() == []
+
+
+def test_a_failing_job_shows_its_error_on_its_card(page, studio_url):
+    """The job fails on the server (its output folder became a file): its card says why within a second of the
+    failure, and again after a reload, instead of 'generating: 0%' forever."""
+    url, studio = studio_url
+    expect = sync_api.expect
+    page.goto(url)
+    page.select_option("#model", "run/tiny-gru")
+    expect(page.locator("#model-info")).to_contain_text("gru")
     page.fill("#length", "5")
+    studio.out_dir.write_text("a user's file")
     page.click("#generate")
     end = time.monotonic() + 60
     while not studio.jobs.all() or studio.jobs.all()[0].state != "error":
         assert time.monotonic() < end, "the job did not fail"
         time.sleep(0.02)
     card_error = page.locator("#job-1 .job-error")
-    expect(card_error).to_contain_text("no pitched notes", timeout=1000)  # within a second of the failure
+    expect(card_error).to_contain_text("is a file, not a folder", timeout=1000)  # within a second of the failure
     expect(card_error).to_be_in_viewport()
+    expect(page.locator("#job-1 progress")).to_have_count(0)
     page.reload()  # and after a reload
-    expect(page.locator("#job-1 .job-error")).to_contain_text("no pitched notes", timeout=5000)
+    expect(page.locator("#job-1 .job-error")).to_contain_text("is a file, not a folder")
     expect(page.locator("#job-1 progress")).to_have_count(0)
 
 

@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from musesynth.errors import MusesynthError
 from musesynth.generate.controls import check_controls
 from musesynth.generate.infill import InfillOptions
-from musesynth.generate.run import GenerateOptions
+from musesynth.generate.run import GenerateOptions, primer_ids
 from musesynth.generate.sampling import Sampling
 from musesynth.studio.catalog import KEYS, Corpus, ModelEntry, list_models, model_encoding, model_info
 from musesynth.studio.fields import field_of
@@ -143,6 +143,19 @@ class Studio:
         with self.lock:
             self.checked.add((primer_id, model.id))
 
+    def check_opening(self, primer_id: str, model: ModelEntry, seconds: float | None) -> None:
+        """The primer's first ``seconds`` as the job will cut them (a file that passed the budget, so quick): an
+        opening with nothing to continue (drums only, say) is refused beside the seconds box, not by a job."""
+        if seconds is None:
+            return
+        path, name = self.primers[primer_id], primer_id.split("/", 1)[1]
+        try:
+            with self.lock:  # the cached encoding is shared by the request threads
+                primer_ids(model_encoding(model), path, None, seconds, model_info(model)["seq_len"])
+        except MusesynthError as exc:
+            raise FieldError("primer_seconds", f"{str(exc).replace(str(path), name)} in its first {seconds:g} s "
+                             f"(use more seconds, or 0 for half the context)") from None
+
     def pick_corpus(self, name: str) -> dict[str, Any]:
         path = self.corpus.resolve(name)
         primer_id = f"corpus/{name}"
@@ -165,6 +178,8 @@ class Studio:
                                soundfont=self.soundfont, device=self.device)
         opt = options_from_request(body, base)
         check_controls(model_encoding(model), opt.composer, opt.tempo)  # a one-line refusal now, not in the job
+        if primer_id is not None:
+            self.check_opening(primer_id, model, opt.primer_seconds)
         label = {"model": model.id, "primer": primer_id.split("/", 1)[1] if primer_id else None,
                  "primer_seconds": opt.primer_seconds, "length": opt.length, "key": opt.key, "seed": opt.seed,
                  "composer": opt.composer, "tempo": opt.tempo,
