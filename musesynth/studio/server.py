@@ -50,7 +50,8 @@ from musesynth.studio.uploads import (
     MAX_UPLOADS_BYTES,
     describe,
     encode_within_budget,
-    save_upload,
+    read_upload,
+    write_upload,
 )
 
 PAGE = Path(__file__).with_name("static") / "index.html"
@@ -99,25 +100,27 @@ class Studio:
                 return m
         raise RequestError(f"unknown model '{model_id}' (reload the page to see the current list)", field="model")
 
-    def check_upload_room(self, size: int, filename: str) -> None:
-        """Refuse an upload past the session's bounds before its body is read."""
+    def check_upload_room(self, size: int, filename: str, reserve: bool = False) -> None:
+        """Refuse an upload past the session's bounds (before its body is read), or take its room (``reserve``)."""
         with self.lock:
             if len(self.uploaded) >= MAX_UPLOADS or sum(self.uploaded) + size > MAX_UPLOADS_BYTES:
                 raise RequestError(f"{filename}: this studio keeps {len(self.uploaded)} uploads "
                                    f"({sum(self.uploaded) / 2**20:.1f} MB) already, its limit is {MAX_UPLOADS} "
                                    f"files / {MAX_UPLOADS_BYTES // 2**20} MB; restart it for new ones (or pick a "
                                    f"corpus piece)", HTTPStatus.TOO_MANY_REQUESTS, "primer")
+            if reserve:
+                self.uploaded.append(size)  # held while the file is checked; given back if it is refused
 
     def upload(self, data: bytes, filename: str, model_id: str | None = None) -> dict[str, Any]:
         """Keep an upload that the chosen model (default: the first listed) can read within the budget."""
         models = list_models(self.runs_dir)
         model = next((m for m in models if m.id == model_id), models[0] if models else None)
         enc = model_encoding(model) if model is not None else None
-        self.check_upload_room(len(data), filename)
-        with self.lock:  # free names are picked and taken under one lock
-            self.uploaded.append(len(data))  # held while the file is checked; given back if it is refused
+        self.check_upload_room(len(data), filename, reserve=True)
         try:
-            path, info = save_upload(data, filename, self.out_dir / "primers", enc)
+            with self.lock:  # free names are picked and taken under one lock
+                path = write_upload(data, filename, self.out_dir / "primers")
+            info = read_upload(path, filename, enc)  # up to the per-file budget: outside the lock
         except BaseException:
             with self.lock:
                 self.uploaded.remove(len(data))
@@ -271,10 +274,12 @@ class Handler(BaseHTTPRequestHandler):
         if not (text.isascii() and text.isdigit()) or len(text) > 18:
             raise RequestError(f"bad Content-Length {text[:20]!r} (a whole number of bytes, 0 or more)")
         length = int(text)
+        if length > limit and path == "/api/upload":
+            raise RequestError(f"a file of {length} bytes: larger than {limit // 2**20} MB; a MIDI primer is far "
+                               f"smaller", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "primer")
         if length > limit:
-            raise RequestError(f"request body of {length} bytes: larger than {limit // 2**20 or limit} "
-                               f"{'MB' if limit >= 2**20 else 'bytes'}; a MIDI primer is far smaller",
-                               HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "primer" if path == "/api/upload" else None)
+            raise RequestError(f"a request of {length} bytes: larger than {limit} bytes",
+                               HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         return length
 
     def _get(self, url: Any) -> None:

@@ -53,21 +53,26 @@ def encode_within_budget(path: Path, enc: Encoding) -> np.ndarray:
     return ids.astype(np.int64)
 
 
-def save_upload(data: bytes, filename: str, folder: Path, enc: Encoding | None) -> tuple[Path, dict[str, Any]]:
-    """Write an uploaded primer, check it as generation with ``enc`` reads it, and describe it; a file that
-    cannot be used is removed again (the studio wrote it a moment ago)."""
+def write_upload(data: bytes, filename: str, folder: Path) -> Path:
+    """Write an uploaded primer under a free name (call it under one lock: the name is picked, then taken)."""
     check_upload(data, filename)
     folder.mkdir(parents=True, exist_ok=True)
     path = free_name(folder, safe_stem(filename), (".mid",))
     path = path.parent / (path.name + ".mid")
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return path
+
+
+def read_upload(path: Path, filename: str, enc: Encoding | None) -> dict[str, Any]:
+    """Check a written upload as generation with ``enc`` reads it, and describe it; a file that cannot be used
+    is removed again (the studio wrote it a moment ago)."""
     try:
+        if enc is not None:  # first, in a worker: a file that crashes the parser costs that worker only
+            encode_within_budget(path, enc)
         score = load_score(path)
         if pitched_notes(score) == 0:
             raise MidiReadError("it has no pitched notes (drums are left out)" if score.note_num() else
                                 "it has no notes")
-        if enc is not None:
-            encode_within_budget(path, enc)
         info = describe_score(score)
     except MidiReadError as exc:
         path.unlink(missing_ok=True)
@@ -75,7 +80,7 @@ def save_upload(data: bytes, filename: str, folder: Path, enc: Encoding | None) 
     except Exception as exc:  # a parser bug on an odd file: still one line, and the file goes
         path.unlink(missing_ok=True)
         raise MusesynthError(f"{filename}: cannot read this MIDI file ({type(exc).__name__})") from None
-    return path, {**info, "name": filename}
+    return {**info, "name": filename}
 
 
 def pitched_notes(score: symusic.Score) -> int:
