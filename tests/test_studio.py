@@ -397,7 +397,9 @@ def test_uploads_are_bounded(studio_url, primer_bytes, monkeypatch):
     ({"composer": ["bach"]}, "composer", "composer must be text (got a list)"),
     ({"model": True}, "model", "model must be text (got true)"),
     ({"mode": 1}, "mode", "mode must be text (got int)"),
-    ({"primer_seconds": -2}, "primer_seconds", "primer seconds must be 0"),
+    ({"primer_seconds": -2}, "primer_seconds", "primer seconds must be from 0 (half the context) to 3600 (got -2)"),
+    ({"primer_seconds": 1e30}, "primer_seconds", "primer seconds must be from 0 (half the context) to 3600"),
+    ({"top_k": 10**30}, "top_k", "--top-k must be 0 (off) or a positive count"),
 ], ids=lambda v: str(v) if not isinstance(v, dict) else "-".join(map(str, v.items())))
 def test_fields_are_checked_by_type_with_one_line(extra, field, message, studio_url):
     url, studio = studio_url

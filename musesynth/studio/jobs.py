@@ -25,6 +25,7 @@ from musesynth.tokenize.meter import parse_key
 MAX_LENGTH = 4096  # new tokens per request: minutes on a CPU already
 MAX_PENDING = 8  # jobs waiting behind the running one; more is refused (HTTP 429) until some are done
 MAX_SEED = 2**31 - 1  # seeds the page draws or accepts: any of them can be typed back in
+MAX_PRIMER_SECONDS = 3600.0  # a primer's opening is seconds long; past an hour a number is a typo
 KINDS = {"mid": "midi", "wav": "wav", "png": "png"}
 
 
@@ -96,7 +97,7 @@ def number(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
         number = kind(value) if not isinstance(value, str) else kind(float(value) if kind is int else value)
     except (TypeError, ValueError, OverflowError):
         raise FieldError(name, f"{what} (got {value!r})") from None
-    if kind is int and number != float(value):
+    if kind is int and not isinstance(value, int) and number != float(value):
         raise FieldError(name, f"{name.replace('_', ' ')} must be a whole number (got {value!r})")
     if isinstance(number, float) and not math.isfinite(number):
         raise FieldError(name, f"{name.replace('_', ' ')} must be a finite number (got {value!r})")
@@ -137,8 +138,9 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
     if not 1 <= length <= MAX_LENGTH:
         raise FieldError("length", f"length must be between 1 and {MAX_LENGTH} tokens (got {length})")
     seconds = number(body, "primer_seconds", float, None)
-    if seconds is not None and seconds < 0:
-        raise FieldError("primer_seconds", f"primer seconds must be 0 (half the context) or more (got {seconds})")
+    if seconds is not None and not 0 <= seconds <= MAX_PRIMER_SECONDS:
+        raise FieldError("primer_seconds", f"primer seconds must be from 0 (half the context) to "
+                         f"{MAX_PRIMER_SECONDS:g} (got {seconds:g})")
     key = text(body, "key")
     if key is not None:
         try:
@@ -167,7 +169,14 @@ def without_paths(message: str, options: GenerateOptions | InfillOptions) -> str
     for path in (getattr(options, "primer", None), getattr(options, "input", None)):
         if path:
             message = message.replace(str(path), Path(path).name)
-    return message.replace(str(Path(options.out_dir)) + "/", "").replace(str(options.out_dir), "the studio's folder")
+    message = message.replace(str(Path(options.out_dir)) + "/", "").replace(str(options.out_dir), "the studio's folder")
+    return one_line(message)
+
+
+def one_line(message: str) -> str:
+    """The first line of a message (a library's multi-line text), as the page shows errors: one line each."""
+    lines = message.strip().splitlines()
+    return lines[0] if lines else message
 
 
 class JobQueue:

@@ -42,7 +42,16 @@ from musesynth.generate.run import GenerateOptions, primer_ids
 from musesynth.generate.sampling import Sampling
 from musesynth.studio.catalog import KEYS, Corpus, ModelEntry, list_models, model_encoding, model_info
 from musesynth.studio.fields import field_of
-from musesynth.studio.jobs import MAX_LENGTH, MAX_SEED, FieldError, JobQueue, QueueFull, options_from_request, text
+from musesynth.studio.jobs import (
+    MAX_LENGTH,
+    MAX_SEED,
+    FieldError,
+    JobQueue,
+    QueueFull,
+    one_line,
+    options_from_request,
+    text,
+)
 from musesynth.studio.rewrite import bars_from_request, check_rewrite, infill_options_from_request
 from musesynth.studio.uploads import (
     MAX_UPLOAD_BYTES,
@@ -180,6 +189,7 @@ class Studio:
                                primer=str(self.primers[primer_id]) if primer_id else None,
                                soundfont=self.soundfont, device=self.device)
         opt = options_from_request(body, base)
+        opt.sampling.validate(len(model_encoding(model).vocab))  # top-k against this model's vocabulary
         check_controls(model_encoding(model), opt.composer, opt.tempo)  # a one-line refusal now, not in the job
         if primer_id is not None:
             self.check_opening(primer_id, model, opt.primer_seconds)
@@ -200,6 +210,7 @@ class Studio:
         base = InfillOptions(checkpoint=str(model.path), input=str(primer), out_dir=str(self.out_dir),
                              soundfont=self.soundfont, device=self.device)
         opt = infill_options_from_request(body, bars, base)
+        opt.sampling.validate(len(model_encoding(model).vocab))
         s = opt.sampling
         label = {"model": model.id, "primer": name, "mode": "rewrite", "bars": opt.bars, "seed": opt.seed,
                  "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "repeat_bias": s.repeat_bias,
@@ -234,7 +245,7 @@ class Handler(BaseHTTPRequestHandler):
             status = getattr(exc, "status", HTTPStatus.TOO_MANY_REQUESTS if isinstance(exc, QueueFull)
                              else HTTPStatus.BAD_REQUEST)
             about = getattr(exc, "field", None) or ("primer" if url.path in ("/api/upload", "/api/corpus") else None)
-            self._json({"error": str(exc), "field": field_of(str(exc), about)}, status)
+            self._json({"error": one_line(str(exc)), "field": field_of(str(exc), about)}, status)
         except (ConnectionError, TimeoutError):  # the client went away or stalled: nothing to answer or report
             self.close_connection = True
         except Exception as exc:  # a bug: one line for the page, the traceback for the terminal
