@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import symusic
@@ -25,6 +28,8 @@ from musesynth.studio.jobs import options_from_request
 def call(url: str, path: str, data: bytes | dict | None = None, headers: dict[str, str] | None = None
          ) -> tuple[int, Any]:
     body = json.dumps(data).encode() if isinstance(data, dict) else data
+    if isinstance(data, dict):
+        headers = {"Content-Type": "application/json", **(headers or {})}
     req = urllib.request.Request(url.rstrip("/") + path, data=body, headers=headers or {},
                                  method="GET" if data is None else "POST")
     try:
@@ -36,7 +41,8 @@ def call(url: str, path: str, data: bytes | dict | None = None, headers: dict[st
 
 
 def upload(url: str, data: bytes, name: str = "my primer.mid") -> tuple[int, Any]:
-    return call(url, "/api/upload", data, {"X-Filename": urllib.request.quote(name)})
+    return call(url, "/api/upload", data, {"X-Filename": urllib.request.quote(name),
+                                           "Content-Type": "application/octet-stream"})
 
 
 def wait(url: str, job_id: int, timeout: float = 60) -> dict[str, Any]:
@@ -71,11 +77,11 @@ BAD_UPLOADS = [
     (b"", 400, "empty file"),
     (b"this is not midi at all", 400, "not a MIDI file"),
     (b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0" + b"\x00" * 40, 400, "cannot use this file"),
-    (b"MThd" + b"\x00" * (6 * 2**20), 413, "larger than 5 MB"),
+    (make_score(scale_melody(1, 20), drum=True).dumps_midi(), 400, "as a primer: no pitched notes"),
 ]
 
 
-@pytest.mark.parametrize("data, status, message", BAD_UPLOADS, ids=["empty", "text", "truncated", "huge"])
+@pytest.mark.parametrize("data, status, message", BAD_UPLOADS, ids=["empty", "text", "truncated", "drums"])
 def test_a_bad_upload_is_one_line_and_leaves_no_file(data, status, message, studio_url):
     url, studio = studio_url
     got, body = upload(url, data)
@@ -84,9 +90,10 @@ def test_a_bad_upload_is_one_line_and_leaves_no_file(data, status, message, stud
 
 
 def test_a_midi_without_notes_is_refused(studio_url):
+    """Generation reads pitched notes only: a file without them is refused at upload, not by a job."""
     url, _ = studio_url
     status, body = upload(url, symusic.Score(480).dumps_midi(), "silence.mid")
-    assert status == 400 and "no notes" in body["error"]
+    assert status == 400 and "no pitched notes" in body["error"]
 
 
 BAD_REQUESTS = [
@@ -266,3 +273,237 @@ def test_a_model_without_infill_tokens_cannot_rewrite(studio_url, primer_bytes):
                                                  "bars_first": 1})
     assert status == 400 and "run/tiny-gru was not trained for infilling" in answer["error"], answer
     assert studio.jobs.all() == []
+
+
+def raw(url: str, head: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
+    """One request over a raw socket (headers as given, nothing added); the server's status and JSON. The
+    socket's timeout fails the test if the server waits for a body it was told not to read."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    with socket.create_connection((host, port), timeout=20) as s:
+        s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n\r\n" + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+def no_trace_of(studio) -> None:
+    assert studio.jobs.all() == [] and studio.primers == {}
+    assert not (studio.out_dir / "primers").exists() or not any((studio.out_dir / "primers").iterdir())
+
+
+@pytest.mark.parametrize("path", ["/api/generate", "/api/upload", "/api/corpus"])
+@pytest.mark.parametrize("headers, status", [
+    ({"Origin": "http://evil.example"}, 403),
+    ({"Origin": "null"}, 403),
+    ({"Sec-Fetch-Site": "cross-site"}, 403),
+    ({"Sec-Fetch-Site": "same-site"}, 403),  # another port of 127.0.0.1 is the same site, not the studio
+    ({"Content-Type": "text/plain"}, 415),  # what a cross-site page may send without asking first
+    ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ({"Content-Type": "multipart/form-data; boundary=x"}, 415),
+], ids=["origin", "null-origin", "cross-site", "same-site", "text-plain", "form", "multipart"])
+def test_requests_from_other_sites_are_refused(path, headers, status, studio_url, primer_bytes):
+    url, studio = studio_url
+    body = primer_bytes if path == "/api/upload" else json.dumps(
+        {"model": "run/tiny-gru", "length": 4096, "name": "a/piece01.mid"}).encode()
+    ctype = "application/octet-stream" if path == "/api/upload" else "application/json"
+    got, answer = call(url, path, body, {"Content-Type": ctype, "X-Filename": "p.mid", **headers})
+    assert got == status and "\n" not in answer["error"], answer
+    no_trace_of(studio)
+
+
+def test_the_studios_own_page_may_post(studio_url, primer_bytes):
+    url, studio = studio_url
+    port = urlsplit(url).port
+    own = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
+    assert call(url, "/api/corpus", {"name": "a/piece01.mid"}, own)[0] == 200
+    got, primer = call(url, "/api/upload", primer_bytes, {**own, "Content-Type": "application/octet-stream"})
+    assert got == 200 and primer["notes"] > 0
+
+
+@pytest.mark.parametrize("length, status, message", [
+    (None, 411, "Content-Length header is required"),
+    ("-1", 400, "bad Content-Length '-1'"),
+    ("abc", 400, "bad Content-Length 'abc'"),
+    ("1e3", 400, "bad Content-Length"),
+    ("1500000000", 413, "larger than 5 MB"),
+    (str(10**40), 400, "bad Content-Length"),
+], ids=["missing", "negative", "text", "float", "huge", "absurd"])
+@pytest.mark.parametrize("path", ["/api/upload", "/api/generate"])
+def test_content_length_is_checked_before_reading(path, length, status, message, studio_url):
+    """No body follows the headers: a server that tried to read it would wait, and the socket time out."""
+    url, studio = studio_url
+    port = urlsplit(url).port
+    ctype = "application/octet-stream" if path == "/api/upload" else "application/json"
+    head = f"POST {path} HTTP/1.1\nHost: 127.0.0.1:{port}\nContent-Type: {ctype}"
+    if length is not None:
+        head += f"\nContent-Length: {length}"
+    got, answer = raw(url, head)
+    if path == "/api/generate" and status == 413:
+        message = "larger than 65536 bytes"
+    assert got == status and message in answer["error"], answer
+    no_trace_of(studio)
+
+
+def test_the_job_queue_is_bounded(studio_url):
+    """While one job runs, MAX_PENDING more may wait; the next is refused with 429 and one line."""
+    from musesynth.studio.jobs import MAX_PENDING
+
+    url, studio = studio_url
+    release = threading.Event()
+
+    def held(job):  # the worker holds the first job until the test lets it go
+        job.state = "running"
+        release.wait(30)
+        job.state, job.error = "error", "stopped by the test"
+
+    studio.jobs.run = held
+    try:
+        first = call(url, "/api/generate", {"model": "run/tiny-gru", "length": 5})[1]
+        end = time.monotonic() + 10
+        while studio.jobs.get(first["id"]).state != "running" and time.monotonic() < end:
+            time.sleep(0.02)
+        assert [call(url, "/api/generate", {"model": "run/tiny-gru", "length": 5})[0]
+                for _ in range(MAX_PENDING)] == [200] * MAX_PENDING
+        status, answer = call(url, "/api/generate", {"model": "run/tiny-gru", "length": 5})
+        assert status == 429 and f"{MAX_PENDING} jobs are waiting" in answer["error"], answer
+        assert len(studio.jobs.all()) == MAX_PENDING + 1
+    finally:
+        release.set()
+
+
+def test_uploads_are_bounded(studio_url, primer_bytes, monkeypatch):
+    from musesynth.studio import server
+
+    url, studio = studio_url
+    monkeypatch.setattr(server, "MAX_UPLOADS", 2)
+    assert [upload(url, primer_bytes)[0] for _ in range(2)] == [200, 200]
+    status, answer = upload(url, primer_bytes)
+    assert status == 429 and "its limit is 2 files" in answer["error"] and answer["field"] == "primer", answer
+    assert len(list((studio.out_dir / "primers").iterdir())) == 2
+
+
+@pytest.mark.parametrize("extra, field, message", [
+    ({"length": True}, "length", "length must be a whole number (got true)"),
+    ({"length": False}, "length", "length must be a whole number (got false)"),
+    ({"temperature": [1]}, "temperature", "temperature must be a number (got a list)"),
+    ({"top_k": {"k": 1}}, "top_k", "top k must be a whole number (got an object)"),
+    ({"seed": True}, "seed", "seed must be a whole number (got true)"),
+    ({"seed": -1}, "seed", "seed must be a whole number from 0 to"),
+    ({"seed": 2.5}, "seed", "seed must be a whole number (got 2.5)"),
+    ({"length": "1e999"}, "length", "length must be a whole number (got '1e999')"),
+    ({"key": 5}, "key", "key must be text (got int)"),
+    ({"composer": ["bach"]}, "composer", "composer must be text (got a list)"),
+    ({"model": True}, "model", "model must be text (got true)"),
+    ({"mode": 1}, "mode", "mode must be text (got int)"),
+    ({"primer_seconds": -2}, "primer_seconds", "primer seconds must be from 0 (half the context) to 3600 (got -2)"),
+    ({"primer_seconds": 1e30}, "primer_seconds", "primer seconds must be from 0 (half the context) to 3600"),
+    ({"top_k": 10**30}, "top_k", "--top-k must be 0 (off) or a positive count"),
+], ids=lambda v: str(v) if not isinstance(v, dict) else "-".join(map(str, v.items())))
+def test_fields_are_checked_by_type_with_one_line(extra, field, message, studio_url):
+    url, studio = studio_url
+    status, answer = call(url, "/api/generate", {"model": "run/tiny-gru", **extra})
+    assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
+    assert answer["field"] == field
+    assert studio.jobs.all() == []
+
+
+def test_errors_name_their_field(studio_url):
+    """The page shows an error beside the control it names."""
+    url, _ = studio_url
+    for body, field in [({"model": "run/nope"}, "model"), ({"model": "run/tiny-gru", "top_p": 0}, "top_p"),
+                        ({"model": "run/tiny-gru", "key": "H major"}, "key"),
+                        ({"model": "run/tiny-gru", "tempo": 90}, "composer"),
+                        ({"model": "run/tiny-gru", "primer": "upload/x.mid"}, "primer")]:
+        assert call(url, "/api/generate", body)[1]["field"] == field, body
+
+
+def test_each_generate_takes_a_new_seed_unless_one_is_typed(studio_url):
+    url, studio = studio_url
+    seeds = [call(url, "/api/generate", {"model": "run/tiny-gru", "length": 3, "seed": ""})[1]["request"]["seed"]
+             for _ in range(3)]
+    assert len(set(seeds)) == 3 and all(isinstance(s, int) and s >= 0 for s in seeds)
+    assert call(url, "/api/generate", {"model": "run/tiny-gru", "length": 3, "seed": "7"})[1]["request"]["seed"] == 7
+    for job in studio.jobs.all():
+        wait(url, job.id)
+
+
+def test_an_opening_without_pitched_notes_is_refused_beside_its_seconds(studio_url):
+    """A primer usable as a whole whose first seconds hold only drums: the job would find nothing to continue,
+    so Generate is refused at once, naming the seconds box, and nothing is queued."""
+    url, studio = studio_url
+    drums = make_score(scale_melody(2, 30), drum=True)
+    drums.tracks.append(make_score([(t + 480 * 40, d, p) for t, d, p in scale_melody(3, 30)]).tracks[0])
+    status, primer = upload(url, drums.dumps_midi(), "drums first.mid")
+    assert status == 200, primer
+    request = {"model": "run/tiny-gru", "primer": primer["id"], "primer_seconds": 1, "length": 5}
+    status, answer = call(url, "/api/generate", request)
+    assert status == 400 and answer["field"] == "primer_seconds", answer
+    assert answer["error"] == ("cannot use primer 'drums_first.mid': no pitched notes in its first 1 s (use more "
+                               "seconds, or 0 for half the context)")
+    assert studio.jobs.all() == []
+    job = wait(url, call(url, "/api/generate", {**request, "primer_seconds": 0})[1]["id"])
+    assert job["state"] == "done", job
+
+
+def test_a_failing_job_says_why_without_server_paths(studio_url):
+    """A job that fails (here: its output folder became a file) reports one line at once through /api/jobs,
+    which the page's card shows; the studio's folders are not shown to the page."""
+    url, studio = studio_url
+    studio.out_dir.write_text("a user's file")
+    job = wait(url, call(url, "/api/generate", {"model": "run/tiny-gru", "length": 5})[1]["id"])
+    assert job["state"] == "error" and "is a file, not a folder" in job["error"] and "\n" not in job["error"], job
+    assert str(studio.out_dir) not in job["error"] and studio.out_dir.read_text() == "a user's file"
+    assert call(url, "/api/jobs")[1]["jobs"][0]["error"] == job["error"]
+
+
+def test_a_client_that_goes_away_leaves_no_traceback(studio_url, capfd, monkeypatch):
+    from musesynth.studio.server import Handler
+
+    monkeypatch.setattr(Handler, "timeout", 0.5)
+    url, studio = studio_url
+    port = urlsplit(url).port
+    stalled = socket.create_connection(("127.0.0.1", port))  # sends part of its body, then nothing
+    stalled.sendall(b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+                    b"Content-Length: 5000\r\n\r\nMThd")
+    for _ in range(5):  # a request cut off mid-body, and one whose answer nobody reads
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+                      b"Content-Length: 5000\r\n\r\nMThd")
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+            s.sendall(b"GET /api/options HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert call(url, "/api/options")[0] == 200
+    time.sleep(1.5)
+    assert stalled.recv(100) == b""  # dropped after the handler's timeout, without an answer
+    stalled.close()
+    assert "Traceback" not in capfd.readouterr().err
+    no_trace_of(studio)
+
+
+def test_a_run_without_best_pt_is_labelled_not_validated(studio_runs, tmp_path):
+    from musesynth.studio.catalog import list_models
+
+    runs = tmp_path / "runs"
+    (runs / "halted").mkdir(parents=True)
+    (runs / "halted" / "last.pt").write_bytes((studio_runs / "tiny-gru" / "best.pt").read_bytes())
+    (runs / "empty").mkdir()
+    halted = [m for m in list_models(runs) if m.id.startswith("run/")]
+    assert [m.id for m in halted] == ["run/halted"]
+    assert "last.pt, not validated" in halted[0].label and "no best.pt" in halted[0].note
+
+
+def test_studio_says_when_its_folders_are_missing(tmp_path, capsys, monkeypatch):
+    from musesynth.studio.server import StudioServer
+
+    def stop(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StudioServer, "serve_forever", stop)
+    assert main(["studio", "--port", "0", "-o", str(tmp_path / "s"), "--runs", str(tmp_path / "nope"),
+                 "--corpus-dir", str(tmp_path / "nope2")]) == 0
+    err = capsys.readouterr().err
+    assert f"--runs {tmp_path / 'nope'}: no such folder; only the shipped models are offered" in err
+    assert f"--corpus-dir {tmp_path / 'nope2'}: no such folder; the corpus pieces are the Bach chorales" in err
+    assert "Traceback" not in err

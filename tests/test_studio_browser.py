@@ -4,6 +4,7 @@ Skipped, with the reason, where Playwright or Chromium is missing (`make setup` 
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 
@@ -25,7 +26,7 @@ def page():
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
-            yield browser.new_page(accept_downloads=True)
+            yield browser.new_page(accept_downloads=True, viewport={"width": 1280, "height": 900})
         finally:
             browser.close()
 
@@ -42,12 +43,12 @@ def test_upload_generate_listen_download(page, studio_url, tmp_path):
     expect(page.locator("#model-info")).to_contain_text("gru")
 
     page.set_input_files("#primer-file", str(tmp_path / "notes.txt"))  # a bad upload: one visible line
-    expect(page.locator("#error")).to_contain_text("not a MIDI file")
+    expect(page.locator("#primer-error")).to_contain_text("not a MIDI file")
     assert "Traceback" not in page.content()
 
     page.set_input_files("#primer-file", str(primer))
     expect(page.locator("#primer-info")).to_contain_text("primer: primer.mid (")
-    expect(page.locator("#error")).to_be_hidden()
+    expect(page.locator("#primer-error")).to_be_hidden()
     page.fill("#primer-seconds", "0")
     page.fill("#length", "40")
     page.click("#generate")
@@ -64,14 +65,16 @@ def test_upload_generate_listen_download(page, studio_url, tmp_path):
     path = tmp_path / download.value.suggested_filename
     download.value.save_as(path)
     out, src = symusic.Score(str(path)), symusic.Score(str(primer))
-    assert path.name.startswith("primer_gru_seed0_0") and out.note_num() > 0
+    seed = re.search(r"seed (\d+)", card.locator(".meta").first.inner_text()).group(1)  # drawn anew, shown
+    assert path.name.startswith(f"primer_gru_seed{seed}_0") and out.note_num() > 0
     assert sorted((n.time, n.pitch) for n in out.tracks[0].notes)[:2] == \
         sorted((n.time, n.pitch) for n in src.tracks[0].notes)[:2]
     assert [m.text for m in out.markers] == [GENERATED_MARKER]
 
-    page.fill("#seed", "1")  # generating again keeps the first result in the list
+    page.fill("#seed", "1")  # generating again keeps the first result in the list; a typed seed is kept
     page.click("#generate")
     expect(page.locator("#job-2 a.download-mid")).to_be_visible(timeout=60_000)
+    expect(page.locator("#job-2 .meta").first).to_contain_text("seed 1")
     expect(page.locator("#results > li")).to_have_count(2)
     assert time.monotonic() - t0 < 60
 
@@ -91,7 +94,8 @@ def test_composer_choice_and_rewriting_bars_of_a_corpus_piece(page, control_url)
     page.fill("#bars-first", "2")
     page.fill("#bars-last", "999")
     page.click("#generate")
-    expect(page.locator("#error")).to_contain_text("has only")  # a span past the end: one line, no job
+    expect(page.locator("#mode-error")).to_contain_text("has only")  # a span past the end: one line, no job
+    expect(page.locator("#mode-error")).to_be_in_viewport()
     page.fill("#bars-last", "3")
     page.click("#generate")
     card = page.locator("#job-1")
@@ -100,3 +104,112 @@ def test_composer_choice_and_rewriting_bars_of_a_corpus_piece(page, control_url)
     expect(card).to_contain_text("bars 2-3 of a/piece01.mid rewritten")
     expect(card.locator(".legend")).to_contain_text("rewritten")
     assert "Traceback" not in page.content()
+
+
+def drums(tmp_path, name="drums.mid", piano_after: int | None = None):
+    """A drums-only MIDI file (channel 10), optionally with a piano part from quarter ``piano_after`` on."""
+    score = make_score(scale_melody(2, 30), drum=True)
+    if piano_after is not None:
+        score.tracks.append(make_score([(t + 480 * piano_after, d, p) for t, d, p in scale_melody(3, 30)]).tracks[0])
+    path = tmp_path / name
+    score.dump_midi(str(path))
+    return path
+
+
+def test_an_unusable_upload_is_refused_at_upload(page, studio_url, tmp_path):
+    url, studio = studio_url
+    expect = sync_api.expect
+    page.goto(url)
+    page.select_option("#model", "run/tiny-gru")
+    page.set_input_files("#primer-file", str(drums(tmp_path)))
+    error = page.locator("#primer-error")
+    expect(error).to_contain_text("drums.mid: cannot use this file as a primer: no pitched notes")
+    expect(error).to_be_in_viewport()
+    expect(page.locator("#primer-info")).not_to_contain_text("drums.mid")  # no primer was taken
+    assert studio.primers == {} and page.evaluate("window.scrollY") == 0
+
+
+def test_an_opening_without_notes_is_refused_beside_its_seconds(page, studio_url, tmp_path):
+    """Drums for 20 seconds, then piano: usable as a whole, but its first second has no pitched note."""
+    url, studio = studio_url
+    expect = sync_api.expect
+    page.goto(url)
+    page.select_option("#model", "run/tiny-gru")
+    page.set_input_files("#primer-file", str(drums(tmp_path, "late piano.mid", piano_after=40)))
+    expect(page.locator("#primer-info")).to_contain_text("primer: late piano.mid (")
+    page.fill("#primer-seconds", "1")
+    page.click("#generate")
+    expect(page.locator("#primer-error")).to_contain_text("no pitched notes in its first 1 s")
+    expect(page.locator("#primer-error")).to_be_in_viewport()
+    expect(page.locator("#primer-seconds")).to_have_class(re.compile("invalid"))
+    assert studio.jobs.all() == []
+
+
+def test_a_failing_job_shows_its_error_on_its_card(page, studio_url):
+    """The job fails on the server (its output folder became a file): its card says why within a second of the
+    failure, and again after a reload, instead of 'generating: 0%' forever."""
+    url, studio = studio_url
+    expect = sync_api.expect
+    page.goto(url)
+    page.select_option("#model", "run/tiny-gru")
+    expect(page.locator("#model-info")).to_contain_text("gru")
+    page.fill("#length", "5")
+    studio.out_dir.write_text("a user's file")
+    page.click("#generate")
+    end = time.monotonic() + 60
+    while not studio.jobs.all() or studio.jobs.all()[0].state != "error":
+        assert time.monotonic() < end, "the job did not fail"
+        time.sleep(0.02)
+    card_error = page.locator("#job-1 .job-error")
+    expect(card_error).to_contain_text("is a file, not a folder", timeout=1000)  # within a second of the failure
+    expect(card_error).to_be_in_viewport()
+    expect(page.locator("#job-1 progress")).to_have_count(0)
+    page.reload()  # and after a reload
+    expect(page.locator("#job-1 .job-error")).to_contain_text("is a file, not a folder")
+    expect(page.locator("#job-1 progress")).to_have_count(0)
+
+
+FITS = """() => {
+  // labels, placeholders and the chosen options must show whole: none is cut off by its box
+  const ctx = document.createElement("canvas").getContext("2d"), cut = [];
+  for (const l of document.querySelectorAll("form label")) if (l.offsetParent && l.scrollWidth > l.clientWidth + 1)
+    cut.push(l.textContent.trim());
+  for (const e of document.querySelectorAll("form input[placeholder], form select")) {
+    if (!e.offsetParent) continue;
+    const cs = getComputedStyle(e); ctx.font = cs.font;
+    const text = e.tagName === "SELECT" ? (e.selectedOptions[0] || {}).text || "" : e.placeholder;
+    const arrow = e.tagName === "SELECT" ? 20 : 0;
+    const room = e.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - arrow;
+    if (ctx.measureText(text).width > room) cut.push(text);
+  }
+  return cut;
+}"""
+
+
+@pytest.mark.parametrize("action, slot, control", [
+    (lambda p: p.fill("#length", "99999"), "#sampling-error", "#length"),
+    (lambda p: p.fill("#top-p", "3"), "#sampling-error", "#top-p"),
+    (lambda p: p.fill("#seed", "-4"), "#sampling-error", "#seed"),
+    (lambda p: p.fill("#key-strength", "99"), "#controls-error", "#key-strength"),
+    (lambda p: p.fill("#primer-seconds", "-1"), "#primer-error", "#primer-seconds"),
+    (lambda p: p.evaluate("() => { const o = new Option('gone', 'run/gone'); document.getElementById('model').add(o);"
+                          " o.selected = true; }"), "#model-error", "#model"),
+], ids=["length", "top-p", "seed", "key-strength", "primer-seconds", "model"])
+def test_every_error_is_visible_beside_its_control(action, slot, control, page, studio_url):
+    """In a 1280x900 window, with nothing scrolled: the error shows in its control's own group, in view."""
+    url, studio = studio_url
+    expect = sync_api.expect
+    page.goto(url)
+    expect(page.locator("#model-info")).to_contain_text("parameters")
+    assert page.evaluate(FITS) == []
+    action(page)
+    page.locator("#generate").dispatch_event("click")  # no scrolling to reach the button
+    error = page.locator(slot)
+    expect(error).to_be_visible()
+    expect(error).to_be_in_viewport(ratio=1.0)
+    assert "\n" not in error.inner_text() and page.evaluate("window.scrollY") == 0
+    assert page.evaluate("([e, c]) => document.querySelector(e).closest('fieldset').contains("
+                         "document.querySelector(c))", [slot, control])
+    expect(page.locator(control)).to_have_class(re.compile("invalid"))
+    expect(page.locator("form .error:not([hidden])")).to_have_count(1)
+    assert studio.jobs.all() == []

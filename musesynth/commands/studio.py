@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import sys
 from pathlib import Path
 
 from musesynth.commands.options import Subparsers, add_command, add_device_option
@@ -57,8 +58,25 @@ def make_studio(args: argparse.Namespace):  # -> (Studio, StudioServer); imports
     return studio, server
 
 
+def source_warnings(args: argparse.Namespace) -> list[str]:
+    """A --runs or --corpus-dir that is no folder is said in one line each (a typo must not pass unseen); the
+    defaults may be absent on a fresh clone, so they are said only when they exist as something else."""
+    lines = []
+    for flag, value, default, fallback in [
+        ("--runs", args.runs, "training_checkpoints", "only the shipped models are offered"),
+        ("--corpus-dir", args.corpus_dir, DEFAULT_CORPUS_DIR, "the corpus pieces are the Bach chorales inside music21"),
+    ]:
+        p = Path(value)
+        if not p.is_dir() and (str(value) != str(default) or p.exists()):
+            what = "not a folder" if p.exists() else "no such folder"
+            lines.append(f"musesynth studio: warning: {flag} {value}: {what}; {fallback}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     _, server = make_studio(args)
+    for line in source_warnings(args):
+        print(line, file=sys.stderr, flush=True)
     print(f"musesynth studio: {server.url}  (pieces go to {args.out_dir}; Ctrl-C stops)", flush=True)
     if args.open:
         import webbrowser

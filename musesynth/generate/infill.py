@@ -36,9 +36,10 @@ import numpy as np
 import torch
 
 from musesynth.artifacts.load import load_model
+from musesynth.data import build
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
-from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.errors import MusesynthError
 from musesynth.generate.run import (
     OUTPUT_SUFFIXES,
     call_counter,
@@ -50,7 +51,6 @@ from musesynth.generate.sampling import Sampling, generate
 from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
-from musesynth.tokenize.midi_io import load_score
 
 _BARS_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", re.ASCII)  # ASCII digits: int() would take "３"
 
@@ -231,13 +231,11 @@ def read_input(enc: Encoding, path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise MusesynthError(f"--input not found: {path}")
-    try:
-        return enc.encode(load_score(p))
-    except MidiReadError as exc:
-        raise MusesynthError(f"cannot use --input {os.fsdecode(p)!r}: {exc}") from None
-    except Exception as exc:  # a library bug on an odd file: one line, like everywhere else
-        raise MusesynthError(f"cannot use --input {os.fsdecode(p)!r}: failed to tokenize: "
-                             f"{type(exc).__name__}: {exc}") from None
+    # read in a worker under `musesynth data`'s per-file budget (time, memory; tokens and silences as in data)
+    ids, reason = build.tokenize_files([p], enc, 1, True, build.FILE_SECONDS, build.FILE_MEMORY)[0]
+    if ids is None:
+        raise MusesynthError(f"cannot use --input {os.fsdecode(p)!r}: {reason}")
+    return ids.astype(np.int64)
 
 
 def check_infill_model(enc: Encoding, path: str) -> None:

@@ -26,10 +26,12 @@ class ModelEntry:
     id: str
     label: str
     path: Path
+    note: str = ""  # a caveat the page shows beside the model (e.g. an unvalidated last.pt)
 
 
 def list_models(runs_dir: Path) -> list[ModelEntry]:
-    """Shipped models first (the default), then every run folder holding best.pt or last.pt."""
+    """Shipped models first (the default), then every run folder holding best.pt or last.pt; a run with only
+    last.pt (stopped before its first validation) is labelled so, as `generate -c RUN` would use it."""
     out: list[ModelEntry] = []
     if PRETRAINED_DIR.is_dir():
         shipped = sorted(d for d in PRETRAINED_DIR.iterdir() if is_shipped(d))
@@ -37,8 +39,14 @@ def list_models(runs_dir: Path) -> list[ModelEntry]:
         out += [ModelEntry(f"shipped/{d.name}", f"{d.name} (shipped with musesynth)", d) for d in shipped]
     if runs_dir.is_dir():
         for d in sorted(runs_dir.iterdir()):
-            if d.is_dir() and any((d / n).is_file() for n in ("best.pt", "last.pt")):
+            if not d.is_dir():
+                continue
+            if (d / "best.pt").is_file():
                 out.append(ModelEntry(f"run/{d.name}", f"{d.name} ({runs_dir.name}/)", d))
+            elif (d / "last.pt").is_file():
+                out.append(ModelEntry(f"run/{d.name}", f"{d.name} ({runs_dir.name}/, last.pt, not validated)", d,
+                                      "this run has no best.pt (it stopped before its first validation): its "
+                                      "last.pt is used, which no validation has checked"))
     return out
 
 

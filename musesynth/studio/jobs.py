@@ -1,10 +1,13 @@
 """Generation and infill jobs: one worker thread runs them in order (two at once would only halve each one's
-speed on a CPU), the page polls a job's state, progress and result. Every failure becomes a one-line message."""
+speed on a CPU), the page polls a job's state, progress and result. Every failure becomes a one-line message.
+At most ``MAX_PENDING`` jobs wait at once: a page (or a script) cannot queue hours of work by accident.
+Request fields are checked by type as well as range (JSON ``true`` is not a length), each with one line."""
 
 from __future__ import annotations
 
 import math
 import queue
+import secrets
 import sys
 import threading
 import time
@@ -20,6 +23,9 @@ from musesynth.generate.sampling import Sampling
 from musesynth.tokenize.meter import parse_key
 
 MAX_LENGTH = 4096  # new tokens per request: minutes on a CPU already
+MAX_PENDING = 8  # jobs waiting behind the running one; more is refused (HTTP 429) until some are done
+MAX_SEED = 2**31 - 1  # seeds the page draws or accepts: any of them can be typed back in
+MAX_PRIMER_SECONDS = 3600.0  # a primer's opening is seconds long; past an hour a number is a typo
 KINDS = {"mid": "midi", "wav": "wav", "png": "png"}
 
 
@@ -66,21 +72,63 @@ class Job:
         return out
 
 
+class FieldError(MusesynthError):
+    """A request field with a wrong type or value: ``field`` tells the page which control to mark."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class QueueFull(MusesynthError):
+    """``MAX_PENDING`` jobs wait already (the server answers 429)."""
+
+
 def number(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
-    """A number field of a request (empty: ``default``), or a one-line error naming the field."""
+    """A number field of a request (empty: ``default``), or a one-line error naming the field. The page sends
+    numbers as JSON numbers or as the text of an input box; anything else (true, a list) is refused."""
     value = body.get(name)
     if value is None or value == "":
         return default
+    what = f"{name.replace('_', ' ')} must be a {'whole ' if kind is int else ''}number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise FieldError(name, f"{what} (got {json_type(value)})")
     try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise MusesynthError(f"{name.replace('_', ' ')} must be a {'whole ' if kind is int else ''}number "
-                             f"(got {value!r})") from None
-    if kind is int and number != float(value):
-        raise MusesynthError(f"{name.replace('_', ' ')} must be a whole number (got {value!r})")
+        number = kind(value) if not isinstance(value, str) else kind(float(value) if kind is int else value)
+    except (TypeError, ValueError, OverflowError):
+        raise FieldError(name, f"{what} (got {value!r})") from None
+    if kind is int and not isinstance(value, int) and number != float(value):
+        raise FieldError(name, f"{name.replace('_', ' ')} must be a whole number (got {value!r})")
     if isinstance(number, float) and not math.isfinite(number):
-        raise MusesynthError(f"{name.replace('_', ' ')} must be a finite number (got {value!r})")
+        raise FieldError(name, f"{name.replace('_', ' ')} must be a finite number (got {value!r})")
     return number
+
+
+def text(body: dict[str, Any], name: str) -> str | None:
+    """A text field of a request (empty or absent: None), or a one-line error naming the field."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FieldError(name, f"{name.replace('_', ' ')} must be text (got {json_type(value)})")
+    return value.strip() or None
+
+
+def json_type(value: Any) -> str:
+    """How a JSON value is called in an error line: true, a list, an object, a number."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def seed_from_request(body: dict[str, Any]) -> int:
+    """The typed seed, or a fresh one: each Generate is a new piece, and its card shows the seed to repeat it."""
+    seed = number(body, "seed", int, None)
+    if seed is None:
+        return secrets.randbelow(MAX_SEED + 1)
+    if not 0 <= seed <= MAX_SEED:
+        raise FieldError("seed", f"seed must be a whole number from 0 to {MAX_SEED} (got {seed})")
+    return seed
 
 
 def options_from_request(body: dict[str, Any], base: GenerateOptions) -> GenerateOptions:
@@ -88,13 +136,19 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
     d = GenerateOptions()
     length = number(body, "length", int, d.length)
     if not 1 <= length <= MAX_LENGTH:
-        raise MusesynthError(f"length must be between 1 and {MAX_LENGTH} tokens (got {length})")
+        raise FieldError("length", f"length must be between 1 and {MAX_LENGTH} tokens (got {length})")
     seconds = number(body, "primer_seconds", float, None)
-    key = str(body.get("key") or "").strip() or None
+    if seconds is not None and not 0 <= seconds <= MAX_PRIMER_SECONDS:
+        raise FieldError("primer_seconds", f"primer seconds must be from 0 (half the context) to "
+                         f"{MAX_PRIMER_SECONDS:g} (got {seconds:g})")
+    key = text(body, "key")
     if key is not None:
-        parse_key(key)  # its spelling now; whether the model knows keys, when the job loads it
-    composer = str(body.get("composer") or "").strip() or None  # None: drawn from the training corpus' shares
-    opt = replace(base, length=length, primer_seconds=seconds or None, seed=number(body, "seed", int, d.seed),
+        try:
+            parse_key(key)  # its spelling now; whether the model knows keys, when the job loads it
+        except MusesynthError as exc:
+            raise FieldError("key", str(exc)) from None
+    composer = text(body, "composer")  # None: drawn from the training corpus' shares
+    opt = replace(base, length=length, primer_seconds=seconds or None, seed=seed_from_request(body),
                   key=key, composer=composer, tempo=number(body, "tempo", float, None),
                   sampling=sampling_from_request(body))
     opt.validate()
@@ -104,10 +158,25 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
 def sampling_from_request(body: dict[str, Any]) -> Sampling:
     """The sampling dials, checked by ``Sampling.validate`` (the CLI's messages)."""
     s = Sampling()
-    return Sampling(number(body, "temperature", float, s.temperature), number(body, "top_k", int, s.top_k),
-                    number(body, "top_p", float, s.top_p), number(body, "repeat_bias", float, s.repeat_bias),
-                    number(body, "key_strength", float, s.key_strength),
-                    number(body, "ending", float, s.ending)).validate()
+    dials = Sampling(number(body, "temperature", float, s.temperature), number(body, "top_k", int, s.top_k),
+                     number(body, "top_p", float, s.top_p), number(body, "repeat_bias", float, s.repeat_bias),
+                     number(body, "key_strength", float, s.key_strength), number(body, "ending", float, s.ending))
+    return dials.validate()
+
+
+def without_paths(message: str, options: GenerateOptions | InfillOptions) -> str:
+    """A job's error as the page may show it: the studio's folders become the file names the page knows."""
+    for path in (getattr(options, "primer", None), getattr(options, "input", None)):
+        if path:
+            message = message.replace(str(path), Path(path).name)
+    message = message.replace(str(Path(options.out_dir)) + "/", "").replace(str(options.out_dir), "the studio's folder")
+    return one_line(message)
+
+
+def one_line(message: str) -> str:
+    """The first line of a message (a library's multi-line text), as the page shows errors: one line each."""
+    lines = message.strip().splitlines()
+    return lines[0] if lines else message
 
 
 class JobQueue:
@@ -122,6 +191,10 @@ class JobQueue:
 
     def submit(self, options: GenerateOptions | InfillOptions, label: dict[str, Any]) -> Job:
         with self._lock:
+            waiting = sum(j.state == "queued" for j in self.jobs.values())
+            if waiting >= MAX_PENDING:
+                raise QueueFull(f"{waiting} jobs are waiting already; wait for one to finish, then press Generate "
+                                f"again")
             job = Job(len(self.jobs) + 1, options, label)
             self.jobs[job.id] = job
         self._todo.put(job)
@@ -150,7 +223,7 @@ class JobQueue:
                        else run_generate(job.options, log=lambda _: None, progress=progress))
             job.result, job.progress, job.state = results[0], 1.0, "done"
         except MusesynthError as exc:
-            job.error, job.state = str(exc), "error"
+            job.error, job.state = without_paths(str(exc), job.options), "error"
         except OSError as exc:  # a full disk, a folder removed while the studio runs
             job.error, job.state = f"cannot write the piece: {exc.strerror or exc}", "error"
         except Exception as exc:  # a bug: one line in the page, the traceback on the studio's terminal

@@ -10,9 +10,9 @@ from typing import Any
 
 from musesynth.errors import MusesynthError
 from musesynth.generate.infill import InfillOptions
-from musesynth.studio.jobs import number, sampling_from_request
+from musesynth.studio.jobs import FieldError, number, sampling_from_request, seed_from_request, text
+from musesynth.studio.uploads import encode_within_budget
 from musesynth.tokenize import Encoding
-from musesynth.tokenize.midi_io import load_score
 
 MODES = ("continue", "rewrite")
 INFILL_HELP = "pick a model trained on a dataset made with `musesynth data --encoding meter --infill`"
@@ -20,17 +20,18 @@ INFILL_HELP = "pick a model trained on a dataset made with `musesynth data --enc
 
 def bars_from_request(body: dict[str, Any]) -> tuple[int, int] | None:
     """The bars to rewrite, counted from 1 (first, last), or None to continue the primer."""
-    mode = str(body.get("mode") or "continue")
+    mode = text(body, "mode") or "continue"
     if mode not in MODES:
-        raise MusesynthError(f"mode must be 'continue' or 'rewrite' (got {mode!r})")
+        raise FieldError("mode", f"mode must be 'continue' or 'rewrite' (got {mode!r})")
     if mode == "continue":
         return None
     first = number(body, "bars_first", int, None)
     if first is None:
-        raise MusesynthError("rewrite: give the first bar to rewrite (bars count from 1)")
+        raise FieldError("bars_first", "rewrite: give the first bar to rewrite (bars count from 1)")
     last = number(body, "bars_last", int, first)
     if first < 1 or last < first:
-        raise MusesynthError(f"bars {first}-{last}: bars count from 1 and the last may not come before the first")
+        raise FieldError("bars_first", f"bars {first}-{last}: bars count from 1 and the last may not come before "
+                         f"the first")
     return first, last
 
 
@@ -39,24 +40,25 @@ def check_rewrite(body: dict[str, Any], enc: Encoding, model_id: str, primer: Pa
     """Everything the infill job would refuse, said now: no primer, no infill tokens, controls the piece keeps,
     bars past its end (counted with the model's own encoding, as the job counts them)."""
     if primer is None:
-        raise MusesynthError("rewriting bars needs a primer: upload a MIDI file or pick a corpus piece")
+        raise FieldError("primer", "rewriting bars needs a primer: upload a MIDI file or pick a corpus piece")
     if not getattr(enc, "infill", False):
-        raise MusesynthError(f"{model_id} was not trained for infilling (it has no FILL tokens); {INFILL_HELP}")
+        raise FieldError("model", f"{model_id} was not trained for infilling (it has no FILL tokens); {INFILL_HELP}")
     chosen = [name for name in ("key", "composer", "tempo") if body.get(name) not in (None, "")]
     if chosen:
-        raise MusesynthError(f"{' and '.join(chosen)} cannot be chosen when rewriting bars: the piece keeps its own")
+        raise FieldError(chosen[0], f"{' and '.join(chosen)} cannot be chosen when rewriting bars: the piece keeps "
+                         f"its own")
     try:
-        ids = enc.encode(load_score(primer))
-    except Exception as exc:  # the upload was read once already; a tokenizer bug is still one line
-        raise MusesynthError(f"{primer_name}: cannot count its bars ({type(exc).__name__})") from None
+        ids = encode_within_budget(primer, enc)
+    except MusesynthError as exc:
+        raise FieldError("primer", f"{primer_name}: {exc}") from None
     count = int((ids == enc.bar_id).sum())  # type: ignore[attr-defined]
     if bars[1] > count:
-        raise MusesynthError(f"bars {bars[0]}-{bars[1]}: {primer_name} has only {count} bars")
+        raise FieldError("bars_last", f"bars {bars[0]}-{bars[1]}: {primer_name} has only {count} bars")
 
 
 def infill_options_from_request(body: dict[str, Any], bars: tuple[int, int], base: InfillOptions) -> InfillOptions:
     """The page's seed and sampling dials for an infill job (its token budget is the CLI's default)."""
-    opt = replace(base, bars=f"{bars[0]}-{bars[1]}", seed=number(body, "seed", int, base.seed),
+    opt = replace(base, bars=f"{bars[0]}-{bars[1]}", seed=seed_from_request(body),
                   sampling=sampling_from_request(body), num_samples=1)
     opt.validate()
     return opt
