@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from musesynth.commands import ablate, corpus, data, demo, evaluate, export, generate, infill, studio, train
+from musesynth.commands.signals import terminate_as_interrupt
 from musesynth.errors import MusesynthError
-from musesynth.signals import terminate_as_interrupt
 
 COMMANDS = [corpus, data, train, generate, infill, evaluate, ablate, export, demo, studio]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from musesynth.commands.options import Subparsers, add_command
+from musesynth.commands.progress_bar import share_bar
 from musesynth.data.corpus import DEFAULT_CORPUS_DIR
 from musesynth.errors import MusesynthError
 from musesynth.generate.sampling import Sampling
 from musesynth.models import FAMILIES
 from musesynth.outputs import free_name
-from musesynth.progress_bar import share_bar
 
 # A CPU-sized profile: the reference learning rate (1e-4) with batch 256 needs many epochs; a higher
 # rate with small batches, its cosine decay sized to the time budget, gets the LSTM to a validation NLL

@@ -58,8 +58,8 @@ def options_from_args(args: argparse.Namespace) -> GenerateOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    from musesynth.commands.progress_bar import share_bar
     from musesynth.generate.run import run_generate, summarize
-    from musesynth.progress_bar import share_bar
 
     if args.primer is None and (args.primer_seconds is not None or args.primer_tokens is not None):
         flag = "--primer-seconds" if args.primer_seconds is not None else "--primer-tokens"

@@ -40,8 +40,8 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from musesynth.commands.progress_bar import share_bar
     from musesynth.generate.infill import run_infill, summarize
-    from musesynth.progress_bar import share_bar
 
     names = set(InfillOptions.__dataclass_fields__) - {"sampling"}
     with share_bar("infilling", disable=args.quiet) as progress:
