@@ -37,6 +37,8 @@ def public_mode(path: str | Path, folder: bool = False) -> None:
 def write_failure(exc: BaseException, path: str | Path, where: str | Path | None = None) -> MusesynthError | None:
     """A failed write (full disk, quota, I/O error) as one line naming ``path``; None for other errors.
     ``where``: a path on the same filesystem, to tell a full disk from other failures."""
+    if isinstance(exc, MusesynthError):
+        return None
     if isinstance(exc, OSError):
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
     elif any(s in str(exc).lower() for s in _WRITE_FAILURES):
@@ -44,15 +46,16 @@ def write_failure(exc: BaseException, path: str | Path, where: str | Path | None
     else:
         return None
     full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) or "os error 28" in str(exc)
-    if not full:
+    if not full and not isinstance(exc, OSError):  # torch's zip writer does not say why: ask the disk
         try:
             st = os.statvfs(where or Path(path).parent)
             full = st.f_bavail * st.f_frsize < 1 << 20
         except OSError:
             pass
-    reason = "no space left on device" if full else reason.lower()
-    return MusesynthError(f"cannot write {path}: {reason} (the partial file was removed; free some space and run "
-                          f"again)")
+    if full:
+        return MusesynthError(f"cannot write {path}: no space left on device (the partial file was removed; free "
+                              f"some space and run again)")
+    return MusesynthError(f"cannot write {path}: {reason.lower()} (the partial file was removed)")
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:

@@ -190,6 +190,7 @@ PT_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "wrong shape": (edit_pt(set_weight(QKV, lambda t: t[:-1].clone())), DAMAGED),
     "missing weight": (edit_pt(lambda s, m: s["model"].pop(QKV)), DAMAGED),
     "extra weight": (edit_pt(set_weight("extra.weight", torch.zeros(3))), DAMAGED),
+    "a weight named by a number": (edit_pt(set_weight(7, torch.zeros(3))), DAMAGED),
     "a string for a weight": (edit_pt(set_weight(QKV, "oops")), DAMAGED),
     "weights not a table": (edit_pt(lambda s, m: s.__setitem__("model", [1, 2])), DAMAGED),
     "hash of other weights": (edit_pt(set_meta("weights_sha256", "0" * 64), sign=None), DAMAGED),

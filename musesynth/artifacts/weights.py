@@ -23,7 +23,7 @@ def weights_digest(weights: Mapping[str, Any]) -> str:
     """SHA-256 over (name, dtype, shape, bytes) of every tensor, sorted by name: the same weights give the
     same digest wherever they were saved, whatever the dict's order."""
     h = hashlib.sha256()
-    for name in sorted(weights):
+    for name in sorted(weights, key=str):  # key=str: a damaged file may hold non-string names
         t = weights[name]
         if not torch.is_tensor(t):
             h.update(f"{name}:not-a-tensor:{type(t).__name__}\n".encode())
