@@ -136,7 +136,8 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
     d = GenerateOptions()
     length = number(body, "length", int, d.length)
     if not 1 <= length <= MAX_LENGTH:
-        raise FieldError("length", f"length must be between 1 and {MAX_LENGTH} tokens (got {length})")
+        shown = length if abs(length) < 10**15 else f"{float(length):g}"
+        raise FieldError("length", f"length must be between 1 and {MAX_LENGTH} tokens (got {shown})")
     seconds = number(body, "primer_seconds", float, None)
     if seconds is not None and not 0 <= seconds <= MAX_PRIMER_SECONDS:
         raise FieldError("primer_seconds", f"primer seconds must be from 0 (half the context) to "
