@@ -179,7 +179,8 @@ def satb_piece(draw):
         t = draw(st.integers(4, 32)) * 3 if v == late else 0
         notes = []
         for _ in range(draw(st.integers(1, 10))):
-            t += draw(st.sampled_from([0, 0, 0, 3, 12]))  # a rest in this voice, sometimes
+            if notes or v:  # the soprano starts the piece (else the decoded MIDI starts later: a pickup)
+                t += draw(st.sampled_from([0, 0, 0, 3, 12]))  # a rest in this voice, sometimes
             d = draw(st.sampled_from([3, 6, 12, 24, 36]))
             notes.append((t, d, draw(st.integers(lo, hi))))
             t += d
