@@ -210,6 +210,8 @@ class PartsEncoding(MeterEncoding):
         k, off = self.ticks_per_step, q["offset"]
         tracks = []
         for i in range(n_parts):
+            if i >= role.size and not (part == i).any():
+                continue  # a part neither declared nor used
             r = int(role[i]) if i < role.size else OTHER
             name = VOICES[r] if r < OTHER else f"Part {i + 1}"
             track = symusic.Track(name=name, program=int(program[i]) if i < program.size else 0, is_drum=False)
