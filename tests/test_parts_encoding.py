@@ -241,3 +241,27 @@ def test_random_walks_through_the_grammar_decode_to_named_tracks():
         again = reread(score)
         if again.note_num():
             assert_round_trip(again)
+
+
+# ---------------------------------------------------------------------- output MIDI
+def test_generated_midi_has_one_named_track_per_part_holding_the_primers_voices(bach_dir, tmp_path):
+    from musesynth.cli import main
+
+    ds, runs, out = tmp_path / "ds", tmp_path / "runs", tmp_path / "out"
+    assert main(["data", "-d", str(bach_dir), "-o", str(ds), "--encoding", "parts"]) == 0
+    assert main(["train", "-d", str(ds), "-m", "gru", "--seq-len", "128", "--embed-dim", "16", "--hidden-dim", "32",
+                 "--num-layers", "1", "--batch-size", "8", "--max-steps", "2", "--warmup-steps", "1", "-o", str(runs),
+                 "--run-name", "p", "--no-tensorboard", "-q"]) == 0
+    primer = next(f for f in sorted(bach_dir.rglob("*.mid"))
+                  if [t.name for t in load_score(f).tracks if len(t.notes)] == ["Soprano", "Alto", "Tenor", "Bass"])
+    assert main(["generate", "-c", str(runs / "p"), "--primer", str(primer), "--primer-tokens", "60", "-n", "40",
+                 "--no-wav", "--no-png", "-o", str(out)]) == 0
+    (midi,) = sorted(out.glob("*.mid"))
+    score = load_score(midi)
+    assert [t.name for t in score.tracks[:4]] == ["Soprano", "Alto", "Tenor", "Bass"]
+    primed = ENC.decode_quantized(ENC.encode(load_score(primer))[:60])
+    k = score.ticks_per_quarter // ENC.resolution
+    for v, track in enumerate(score.tracks[:4]):  # the primer's notes stay in their voices, at their times
+        sel = primed["part"] == v
+        want = set(zip(((primed["onset"][sel] - primed["offset"]) * k).tolist(), primed["pitch"][sel].tolist()))
+        assert want and want <= {(n.time, n.pitch) for n in track.notes}, v
