@@ -4,9 +4,9 @@ Voices: a piece with two or more parts (``Piece.part``: its tracks; the parts en
 Tenor, Bass first) is read part by part, part k being voice k, for its first four parts (the instruments
 after them double the voices: their parallel octaves are no voice-leading errors). A piece without parts
 (one track: the chord, meter and performance encodings) has its voices **derived by pitch order**: at each
-instant the k-th highest sounding note is voice k, so such voices never cross, and a voice that rests takes
-the next note down (which adds parallels: the same Bach reads differently by parts and by pitch order).
-The report says which reading each set got.
+instant the k-th highest sounding pitch is voice k (a unison is one voice), so such voices never cross,
+and a voice that rests takes the next note down (which adds parallels: the same Bach reads differently
+by parts and by pitch order). The report says which reading each set got.
 
 The music is looked at on its onsets (every instant where a note starts); a **chord change** is a step from
 one onset to the next. For every set the counts are pooled over its pieces:
@@ -62,8 +62,13 @@ def voice_grid(p: Piece) -> tuple[np.ndarray, np.ndarray]:
         return times, np.stack(cols, 1)
     sounding = (onset[None, :] <= times[:, None] + _EPS) & (end[None, :] > times[:, None] + _EPS)  # T x N
     key = np.where(sounding, p.pitch[None, :], -1)
-    order = np.argsort(-key, axis=1, kind="stable")[:, : int(sounding.sum(1).max())]
-    return times, np.where(np.take_along_axis(sounding, order, 1), order, -1)
+    order = np.argsort(-key, axis=1, kind="stable")
+    high = np.take_along_axis(key, order, 1)  # pitches from the top down
+    high[:, 1:] = np.where(high[:, 1:] == high[:, :-1], -1, high[:, 1:])  # a unison is one voice
+    again = np.argsort(-high, axis=1, kind="stable")
+    order, live = np.take_along_axis(order, again, 1), np.take_along_axis(high, again, 1) >= 0
+    width = int(live.sum(1).max())
+    return times, np.where(live[:, :width], order[:, :width], -1)
 
 
 def _over_four_time(p: Piece) -> tuple[float, float]:
