@@ -265,3 +265,18 @@ def test_generated_midi_has_one_named_track_per_part_holding_the_primers_voices(
         sel = primed["part"] == v
         want = set(zip(((primed["onset"][sel] - primed["offset"]) * k).tolist(), primed["pitch"][sel].tolist()))
         assert want and want <= {(n.time, n.pitch) for n in track.notes}, v
+
+
+def test_a_header_declares_at_most_max_parts_and_a_bare_part_plays_program_0():
+    part = ENC.vocab.id("PART_Alto")
+    ids = [ENC.bos_id, ENC.key_token_id(0, 0), ENC.vocab.id("TIMESIG_4/4"), ENC.vocab.id("TEMPO_120"),
+           *[part] * 40, ENC.vocab.id("BAR"), ENC.vocab.id("POS_0"), int(ENC.note_token_id(60, 1)),
+           ENC.vocab.id("DUR_12"), ENC.eos_id]
+    role, program = ENC.parts_of(ids)
+    assert role.size == ENC.max_parts and not program.any()
+    score = ENC.decode(ids)
+    assert len(score.tracks) == ENC.max_parts and [len(t.notes) for t in score.tracks[:2]] == [0, 1]
+    q = ENC.decode_quantized(ids)
+    del q["role"], q["program"]  # content edited without its parts (as infilling edits it)
+    assert toks(ENC.encode_quantized(q))[4:8] == ["PART_Other", "PROGRAM_0", "PART_Other", "PROGRAM_0"]
+

@@ -168,17 +168,20 @@ class PartsEncoding(MeterEncoding):
         notes = self.is_note[ids]
         rel = ids[notes] - self.note0
         ids[notes] = self.note_token_id(rel % N_PITCH + PIANO_LOW, self.max_parts - 1 - rel // N_PITCH)
-        head = np.stack([self.part0 + np.minimum(q["role"], OTHER), self.program0 + q["program"] % 128], 1).ravel()
+        used = int(q["part"].max()) + 1 if q["part"].size else 0  # a q without roles (edited): Other parts
+        role, program = q.get("role", np.full(used, OTHER)), q.get("program", np.zeros(used, np.int64))
+        head = np.stack([self.part0 + np.minimum(role, OTHER), self.program0 + program % 128], 1).ravel()
         return np.insert(ids, 4, head)  # after BOS KEY TIMESIG TEMPO
 
     # ------------------------------------------------------------------ decode
     def parts_of(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Role and program of each part the header declares (the PART PROGRAM pairs before the first BAR)."""
+        """Role and program of each part the header declares (the PART PROGRAM pairs before the first BAR; at
+        most ``max_parts``, a PART without its PROGRAM plays program 0)."""
         ids = np.asarray(ids, np.int64)
         ids = self.natural_order(ids[(ids >= 0) & (ids < len(self.vocab))])
         bar = np.flatnonzero(self.token_type[ids] == T_BAR)
         ids = ids[: bar[0]] if bar.size else ids
-        at = np.flatnonzero(self.token_type[ids] == T_PART)
+        at = np.flatnonzero(self.token_type[ids] == T_PART)[: self.max_parts]
         nxt = ids[np.minimum(at + 1, max(ids.size - 1, 0))]
         program = np.where(self.token_type[nxt] == T_PROGRAM, self.program_of[nxt], 0)
         return self.role_of[ids[at]], program
