@@ -25,12 +25,15 @@ class Piece:
     onset: np.ndarray  # beats
     duration: np.ndarray  # beats
     pitch: np.ndarray
+    part: np.ndarray | None = None  # each note's track among the tracks with notes (evaluate.voice_leading)
 
 
 def piece_from_score(score: symusic.Score) -> Piece:
     n = score_notes(score)
+    counts = [len(t.notes) for t in score.tracks if not t.is_drum and len(t.notes)]
+    part = np.repeat(np.arange(len(counts)), counts)
     order = np.lexsort((n.pitch, n.onset))
-    return Piece(n.onset[order] / n.tpq, n.duration[order] / n.tpq, n.pitch[order])
+    return Piece(n.onset[order] / n.tpq, n.duration[order] / n.tpq, n.pitch[order], part[order])
 
 
 BINS: dict[str, np.ndarray] = {

@@ -27,6 +27,7 @@ from musesynth.evaluate.musicality import (
     repetition_summary,
     two_sample_report,
 )
+from musesynth.evaluate.voice_leading import format_voice_leading, voice_leading_report
 from musesynth.generate.controls import apply_controls
 from musesynth.generate.keys import primer_rows
 from musesynth.generate.sampling import Sampling, generate
@@ -207,6 +208,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         whole = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, opt.split)[:limit]]  # closes: not cut
         result.musicality["endings"] = ending_report(gen, ended, asked)
         result.musicality["endings_held_out"] = ending_report(whole, [True] * len(whole), ref_keys)
+        result.musicality["voice_leading"] = voice_leading_report(gen, ref)
     return result
 
 
@@ -225,6 +227,8 @@ def format_result(r: Evaluation) -> str:
         lines.append(f"  {'mean':14s}{r.music_stats_mean_distance:8.3f}")
     if r.musicality is not None:
         lines += format_musicality(r.musicality)
+    if r.musicality is not None and "voice_leading" in r.musicality:
+        lines += format_voice_leading(r.musicality["voice_leading"])
     return "\n".join(lines)
 
 

@@ -10,11 +10,13 @@ from musesynth.errors import MusesynthError
 from musesynth.tokenize.base import Encoding
 from musesynth.tokenize.chord import ChordEncoding
 from musesynth.tokenize.meter import MeterEncoding
+from musesynth.tokenize.parts import PartsEncoding
 from musesynth.tokenize.performance import PerformanceEncoding
 from musesynth.tokenize.vocab import Vocabulary
 
 ENCODINGS: dict[str, type[Encoding]] = {"chord": ChordEncoding, "performance": PerformanceEncoding}
 ENCODINGS["meter"] = MeterEncoding
+ENCODINGS["parts"] = PartsEncoding
 
 
 def get_encoding(name: str = "chord", **params: Any) -> Encoding:

@@ -202,7 +202,7 @@ class MeterEncoding(GridEncoding):
 
         groups: list[tuple[int, list[str]]] = [
             (T_PAD, ["PAD"]), (T_BOS, ["BOS"]), (T_EOS, ["EOS"]),
-            (T_NOTE, [f"NOTE_{q}" for q in range(PIANO_LOW, PIANO_HIGH + 1)]),
+            (T_NOTE, self._note_tokens()),
             (T_DUR, [f"DUR_{d}" for d in range(1, self.max_dur + 1)]),
             (T_TEMPO, [f"TEMPO_{t:g}" for t in self.tempos]),
             (T_BAR, ["BAR"]), (T_PHRASE, ["PHRASE"]),
@@ -215,6 +215,7 @@ class MeterEncoding(GridEncoding):
             (T_COMPOSER, [f"COMPOSER_{c}" for c in self.composers]),
             (T_HOLE, ["HOLE"] if self.infill else []), (T_FILL, ["FILL"] if self.infill else []),
             (T_FILL_END, ["FILL_END"] if self.infill else []),
+            *self._extra_groups(),  # a subclass's own token groups (tokenize.parts), after all of these
         ]
         tokens = [t for _, g in groups for t in g]
         self.vocab = Vocabulary(self.name, p, tuple(tokens))
@@ -222,7 +223,7 @@ class MeterEncoding(GridEncoding):
         first = np.r_[0, np.cumsum([len(g) for _, g in groups])[:-1]]
         (_, _, _, self.note0, self.dur0, self.tempo0, self.bar_id, self.phrase_id,
          self.pos0, self.ts0, self.key0, self.repeat0, self.run0, self.composer0, hole, fill,
-         fill_end) = (int(x) for x in first)
+         fill_end) = (int(x) for x in first[:N_TYPES])
         self.hole_id, self.fill_id, self.fill_end_id = (hole, fill, fill_end) if self.infill else (-1, -1, -1)
 
         ids = self._value_tables(T_NOTE, T_DUR, T_TEMPO)
@@ -232,6 +233,14 @@ class MeterEncoding(GridEncoding):
         self.key_index_of = np.where(typ == T_KEY, ids - self.key0, 0)  # mode * 12 + tonic
         self.repeat_of = np.where(typ == T_REPEAT, ids - self.repeat0 + 1, 0)  # bars back
         self.run_of = np.where(typ == T_RUN, ids - self.run0 + 1, 0)  # bars copied
+
+    def _note_tokens(self) -> list[str]:
+        """The NOTE group's token names (tokenize.parts gives one block of them per part)."""
+        return [f"NOTE_{q}" for q in range(PIANO_LOW, PIANO_HIGH + 1)]
+
+    def _extra_groups(self) -> list[tuple[int, list[str]]]:
+        """(type, tokens) groups a subclass adds at the end of the vocabulary; none here."""
+        return []
 
     # ------------------------------------------------------------------ keys
     def key_token_id(self, tonic_pc: int, mode: str | int) -> int:
@@ -738,7 +747,7 @@ class MeterEncoding(GridEncoding):
                      T_PHRASE],
             T_FILL_END: [T_BOS],
         }
-        return transition_matrix(self.token_type, allowed, N_TYPES)
+        return transition_matrix(self.token_type, allowed, max(N_TYPES, int(self.token_type.max()) + 1))
 
     def transpose_table(self, semitones: int) -> np.ndarray:
         """Moves notes (-1 where one leaves the piano range) and the key's tonic (mod 12)."""

@@ -58,6 +58,7 @@ class Notes:
     key_sharps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # < 0: flats
     key_tonality: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # 0 major, 1 minor
     fermata_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    part: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per note (score_parts); else empty
 
     def __len__(self) -> int:
         return int(self.onset.size)
@@ -204,3 +205,45 @@ def end_at_restrike(onset: np.ndarray, pitch: np.ndarray, duration: np.ndarray) 
     out = np.empty_like(duration)
     out[order] = d
     return out
+
+
+# ---------------------------------------------------------------------- parts (tokenize.parts)
+VOICES = ("Soprano", "Alto", "Tenor", "Bass")  # the SATB roles, top voice first
+OTHER = len(VOICES)  # the role of any other part (an instrument, an unnamed track)
+
+
+@dataclass
+class Parts:
+    """The parts of a score, in part order: each one's role (0-3 SATB, ``OTHER``) and MIDI program."""
+
+    role: np.ndarray
+    program: np.ndarray
+
+
+def voice_role(name: str) -> int:
+    """SATB role of a track name by its first word (``"Soprano 1"``, ``"Bass Continuo"``); else ``OTHER``."""
+    words = str(name).split()  # any whitespace, the carriage returns of "Soprano\rOboe 1,2" too
+    first = "".join(ch for ch in words[0] if ch.isalpha()).lower() if words else ""
+    return next((i for i, v in enumerate(VOICES) if v.lower() == first), OTHER)
+
+
+def score_parts(score: symusic.Score, max_parts: int) -> tuple[Notes, Parts]:
+    """``score_notes`` with each note's part (``Notes.part``), and the parts' roles and programs.
+
+    The rule (tokenize.parts documents it): a part is a track with pitched notes (empty tracks, such as
+    the music21 export's empty duplicate Soprano, and drum tracks are dropped). Parts are ordered by role
+    (Soprano, Alto, Tenor, Bass, then every other part), in track order within a role. A score of exactly
+    four unnamed parts (the JS Fake Chorales) is read as Soprano, Alto, Tenor, Bass from the top. Parts
+    beyond ``max_parts`` join the last one."""
+    n = score_notes(score)
+    tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
+    role = np.array([voice_role(t.name) for t in tracks], np.int64)
+    if len(tracks) == 4 and all(not t.name.strip() for t in tracks):
+        role = np.arange(4, dtype=np.int64)
+    order = np.argsort(role, kind="stable")  # part i is track order[i]
+    slot = np.empty(len(tracks), np.int64)
+    slot[order] = np.minimum(np.arange(len(tracks)), max_parts - 1)
+    n.part = np.repeat(slot, [len(t.notes) for t in tracks]).astype(np.int64)
+    keep = order[: max_parts]
+    programs = np.array([tracks[i].program for i in keep], np.int64)
+    return n, Parts(role=role[keep], program=programs)
