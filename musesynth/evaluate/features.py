@@ -22,6 +22,8 @@ once; ``FEATURE_NAMES`` names the columns so a report can say *what* differs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from musesynth.evaluate.music_stats import Piece
@@ -98,14 +100,41 @@ def _chord_masks() -> np.ndarray:
 
 
 _CHORD_MASKS = _chord_masks()
+_P = np.arange(128)
 
 
-def window_features(p: Piece, window_beats: int = 8) -> np.ndarray:
-    """(n_windows, N_FEATURES): one row per non-empty window of ``window_beats`` beats (see the module doc)."""
-    onset = np.asarray(p.onset, float)
-    if onset.size == 0:
-        return np.zeros((0, N_FEATURES))
-    tick = np.rint(onset * GRID).astype(np.int64)
+@dataclass
+class _Window:
+    """A piece on the grid, cut into windows: per note (tick, pitch, duration, window, key-relative pitch class)
+    and per onset (tick, window, the notes sounding then as a (onsets, 128) roll, top, bass), plus each
+    window's key. Consecutive onsets of one window form the pairs ``a`` -> ``b`` that motion is read on."""
+
+    wb: int
+    nwin: int
+    tick: np.ndarray
+    end: np.ndarray
+    pitch: np.ndarray
+    dur: np.ndarray
+    win_note: np.ndarray
+    gtick: np.ndarray
+    wg: np.ndarray
+    S: np.ndarray
+    top: np.ndarray
+    bass: np.ndarray
+    tonic: np.ndarray
+    minor: np.ndarray
+    fit: np.ndarray
+    rel: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+    @property
+    def wp(self) -> np.ndarray:  # window of each pair
+        return self.wg[self.a]
+
+
+def _window(p: Piece, window_beats: int) -> _Window:
+    tick = np.rint(np.asarray(p.onset, float) * GRID).astype(np.int64)
     pitch = np.clip(np.asarray(p.pitch, np.int64), 0, 127)
     dur = np.maximum(np.asarray(p.duration, float), 1.0 / GRID)
     end = np.maximum(tick + np.rint(dur * GRID).astype(np.int64), tick + 1)
@@ -121,13 +150,8 @@ def window_features(p: Piece, window_beats: int = 8) -> np.ndarray:
     np.add.at(roll, (tick, pitch), 1)
     np.add.at(roll, (end, pitch), -1)
     gtick = np.unique(tick)
-    S = np.cumsum(roll, 0)[gtick] > 0  # (groups, 128)
+    S = np.cumsum(roll, 0)[gtick] > 0  # (onsets, 128)
     S[np.searchsorted(gtick, tick), pitch] = True  # a note shorter than the grid still sounds at its onset
-    ng = gtick.size
-    P = np.arange(128)
-    n_sound = S.sum(1)
-    top = 127 - np.argmax(S[:, ::-1], 1)
-    bass = np.argmax(S, 1)
     wg = gtick // wt
 
     # the window's key: Krumhansl-Schmuckler on duration-weighted pitch classes
@@ -135,130 +159,143 @@ def window_features(p: Piece, window_beats: int = 8) -> np.ndarray:
     h = pcw - pcw.mean(1, keepdims=True)
     corr = (h @ _CENTRED.T) / np.maximum(np.sqrt((h**2).sum(1, keepdims=True) * (_CENTRED**2).sum(1)), 1e-12)
     k = np.argmax(corr, 1)
-    tonic, minor = k % 12, k // 12
-    fit = corr[np.arange(nwin), k]
-    rel = (pitch - tonic[win_note]) % 12
-    in_key = np.where(minor[win_note] == 1, _IN_MINOR[rel], _IN_MAJOR[rel])
-    rel_pc = _hist(win_note, rel, 12, nwin)
-    outside = _rate(win_note, ~in_key, np.ones_like(in_key), nwin)
+    tonic = k % 12
+    a = np.flatnonzero(wg[1:] == wg[:-1])
+    return _Window(window_beats, nwin, tick, end, pitch, dur, win_note, gtick, wg, S, 127 - np.argmax(S[:, ::-1], 1),
+                   np.argmax(S, 1), tonic, k // 12, corr[np.arange(nwin), k], (pitch - tonic[win_note]) % 12, a, a + 1)
 
-    # consecutive onsets in one window
-    same = wg[1:] == wg[:-1]
-    wp = wg[:-1][same]
-    dtop, dbass = np.diff(top)[same], np.diff(bass)[same]
-    top_iv = _hist(wp, _bins(np.abs(dtop), _STEP_EDGES), 5, nwin)
-    bass_iv = _hist(wp, _bins(np.abs(dbass), _STEP_EDGES), 5, nwin)
+
+def _key(w: _Window) -> list[np.ndarray]:
+    in_key = np.where(w.minor[w.win_note] == 1, _IN_MINOR[w.rel], _IN_MAJOR[w.rel])
+    return [_hist(w.win_note, w.rel, 12, w.nwin), w.minor, w.fit,
+            _rate(w.win_note, ~in_key, np.ones_like(in_key), w.nwin)]
+
+
+def _voices(w: _Window) -> list[np.ndarray]:
+    """Outer-voice intervals and motion, parallel perfect intervals, the leading tone."""
+    a, b, S, top, bass, wp, nwin = w.a, w.b, w.S, w.top, w.bass, w.wp, w.nwin
+    dtop, dbass = top[b] - top[a], bass[b] - bass[a]
     motion = np.select([dtop * dbass < 0, dtop * dbass > 0, (dtop == 0) ^ (dbass == 0)], [0, 1, 2], 3)
-    motion_h = _hist(wp, motion, 4, nwin)
-    a, b = np.flatnonzero(same), np.flatnonzero(same) + 1  # group indices of each pair
     outer = (top - bass) % 12
     par_outer = _PERFECT[outer[a]] & (outer[a] == outer[b]) & (dtop == dbass) & (dtop != 0) & (top[a] > bass[a])
 
     def parallel(ref: np.ndarray, d: np.ndarray, above: bool) -> np.ndarray:
         """Any other sounding note a perfect fifth/octave from ``ref`` that moves by the same ``d``."""
-        iv = (P[None, :] - ref[a][:, None]) % 12
-        side = P[None, :] > ref[a][:, None] if above else P[None, :] < ref[a][:, None]
+        iv = (_P[None, :] - ref[a][:, None]) % 12
+        side = _P[None, :] > ref[a][:, None] if above else _P[None, :] < ref[a][:, None]
         cand = S[a] & side & _PERFECT[iv]
-        dest = P[None, :] + d[:, None]
+        dest = _P[None, :] + d[:, None]
         moved = S[b][np.arange(a.size)[:, None], np.clip(dest, 0, 127)] & (dest >= 0) & (dest <= 127)
         return (cand & moved).any(1) & (d != 0)
 
     ones = np.ones(a.size, bool)
-    par_bass = parallel(bass, dbass, True)
-    par_top = parallel(top, dtop, False)
-
-    # leading tone: pitch class 11 above the window's tonic; when it stops sounding, does tonic sound above it?
-    lt = (P[None, :] - tonic[wg][:, None]) % 12 == 11  # (groups, 128)
-    lt_notes = rel == 11
+    # leading tone: pitch class 11 above the window's tonic; when it stops sounding, does the tonic sound above it?
+    lt = (_P[None, :] - w.tonic[w.wg][:, None]) % 12 == 11  # (onsets, 128)
+    lt_notes = w.rel == 11
     lt_left = S[a] & lt[a] & ~S[b]
     lt_up = lt_left & np.pad(S[b], ((0, 0), (0, 1)))[:, 1:]
     top_lt = lt[a, top[a]] & (dtop != 0)
-    top_lt_up = top_lt & (dtop == 1)
+    return [
+        _hist(wp, _bins(np.abs(dtop), _STEP_EDGES), 5, nwin), _hist(wp, _bins(np.abs(dbass), _STEP_EDGES), 5, nwin),
+        _hist(wp, motion, 4, nwin),
+        _rate(wp, par_outer, ones, nwin), _rate(wp, parallel(bass, dbass, True), ones, nwin),
+        _rate(wp, parallel(top, dtop, False), ones, nwin),
+        _rate(w.win_note, lt_notes, np.ones_like(lt_notes), nwin),
+        np.bincount(wp, weights=lt_up.sum(1), minlength=nwin) / np.maximum(
+            np.bincount(wp, weights=lt_left.sum(1), minlength=nwin), 1),
+        _rate(wp, top_lt & (dtop == 1), top_lt, nwin),
+    ]
 
-    # dissonance above the bass and its treatment
-    above = (P[None, :] - bass[:, None]) % 12
-    diss = S & _DISSONANT[above] & (P[None, :] > bass[:, None])
-    fourth = S & (above == 5) & (P[None, :] > bass[:, None])
+
+def _shift(x: np.ndarray, s: int) -> np.ndarray:
+    """``x[:, p + s]``, False off the keyboard."""
+    out = np.zeros_like(x)
+    if s > 0:
+        out[:, :-s] = x[:, s:]
+    else:
+        out[:, -s:] = x[:, :s]
+    return out
+
+
+def _dissonance(w: _Window) -> list[np.ndarray]:
+    """Dissonance above the bass, and whether it is prepared, approached by step, resolved down by step."""
+    S, wg, nwin = w.S, w.wg, w.nwin
+    above = (_P[None, :] - w.bass[:, None]) % 12
+    higher = _P[None, :] > w.bass[:, None]
+    diss = S & _DISSONANT[above] & higher
+    fourth = S & (above == 5) & higher
     prev = np.r_[np.zeros((1, 128), bool), S[:-1]]
     nxt = np.r_[S[1:], np.zeros((1, 128), bool)]
-
-    def shift(x: np.ndarray, s: int) -> np.ndarray:  # x[:, p + s], False off the keyboard
-        out = np.zeros_like(x)
-        if s > 0:
-            out[:, :-s] = x[:, s:]
-        else:
-            out[:, -s:] = x[:, :s]
-        return out
-
     prepared = diss & prev
-    by_step = diss & ~prev & (shift(prev, 1) | shift(prev, 2) | shift(prev, -1) | shift(prev, -2))
-    resolved = diss & ~nxt & (shift(nxt, -1) | shift(nxt, -2))
+    by_step = diss & ~prev & (_shift(prev, 1) | _shift(prev, 2) | _shift(prev, -1) | _shift(prev, -2))
+    resolved = diss & ~nxt & (_shift(nxt, -1) | _shift(nxt, -2))
     n_diss = diss.sum(1).astype(float)
+    all_onsets = np.ones(len(wg), bool)
 
     def per_diss(x: np.ndarray) -> np.ndarray:  # share of the window's dissonant notes
         return np.bincount(wg, weights=x.sum(1), minlength=nwin) / np.maximum(
             np.bincount(wg, weights=n_diss, minlength=nwin), 1)
 
-    diss_onsets = _rate(wg, n_diss > 0, np.ones(ng, bool), nwin)
-    diss_notes = np.bincount(wg, weights=n_diss, minlength=nwin) / np.maximum(
-        np.bincount(wg, weights=n_sound, minlength=nwin), 1)
-    fourth_rate = _rate(wg, fourth.any(1), np.ones(ng, bool), nwin)
+    return [_rate(wg, n_diss > 0, all_onsets, nwin),
+            np.bincount(wg, weights=n_diss, minlength=nwin) / np.maximum(
+                np.bincount(wg, weights=S.sum(1), minlength=nwin), 1),
+            per_diss(prepared), per_diss(by_step), per_diss(resolved), _rate(wg, fourth.any(1), all_onsets, nwin)]
 
-    # long notes and the beat of the bar they start on
-    beat = tick // GRID
-    long = dur >= 2.0
-    long_share = _rate(win_note, long, np.ones_like(long), nwin)
-    long_pos = np.bincount(win_note * BAR_BEATS + beat % BAR_BEATS, weights=(long & (tick % GRID == 0)).astype(float),
-                           minlength=nwin * BAR_BEATS).reshape(nwin, BAR_BEATS)
-    long_pos /= np.maximum(np.bincount(win_note, weights=long.astype(float), minlength=nwin), 1)[:, None]
+
+def _long_notes(w: _Window) -> list[np.ndarray]:
+    """Notes of two beats or more, and the beat of the bar they start on."""
+    nwin, win_note = w.nwin, w.win_note
+    long = w.dur >= 2.0
+    beat = w.tick // GRID
+    pos = np.bincount(win_note * BAR_BEATS + beat % BAR_BEATS, weights=(long & (w.tick % GRID == 0)).astype(float),
+                      minlength=nwin * BAR_BEATS).reshape(nwin, BAR_BEATS)
+    pos /= np.maximum(np.bincount(win_note, weights=long.astype(float), minlength=nwin), 1)[:, None]
     longest = np.zeros(nwin)
-    np.maximum.at(longest, win_note, np.minimum(dur, 2.0 * window_beats) / window_beats)
+    np.maximum.at(longest, win_note, np.minimum(w.dur, 2.0 * w.wb) / w.wb)
+    return [_rate(win_note, long, np.ones_like(long), nwin), pos, longest]
 
-    # texture and chords
-    sound_h = _hist(wg, np.clip(n_sound, 1, _MAX_SOUNDING) - 1, _MAX_SOUNDING, nwin)
-    mean_sound = np.bincount(wg, weights=n_sound, minlength=nwin) / np.maximum(np.bincount(wg, minlength=nwin), 1)
-    pcs = np.zeros((ng, 12), bool)
+
+def _texture(w: _Window) -> list[np.ndarray]:
+    """How many notes sound at once, chord types, the bass's degree in the key."""
+    wg, nwin, S = w.wg, w.nwin, w.S
+    n_sound = S.sum(1)
+    pcs = np.zeros((len(wg), 12), bool)
     gi, pi = np.nonzero(S)
     pcs[gi, pi % 12] = True
-    match = (pcs[:, None, None, :] == _CHORD_MASKS[None]).all(-1).any(-1)  # (groups, chord types)
-    small = pcs.sum(1) <= 2
-    ctype = np.where(small, len(_CHORDS) + 1, np.where(match.any(1), np.argmax(match, 1), len(_CHORDS)))
-    chord_h = _hist(wg, ctype, len(_CHORDS) + 2, nwin)
-    bass_deg = _hist(wg, (bass - tonic[wg]) % 12, 12, nwin)
+    match = (pcs[:, None, None, :] == _CHORD_MASKS[None]).all(-1).any(-1)  # (onsets, chord types)
+    ctype = np.where(pcs.sum(1) <= 2, len(_CHORDS) + 1, np.where(match.any(1), np.argmax(match, 1), len(_CHORDS)))
+    mean_sound = np.bincount(wg, weights=n_sound, minlength=nwin) / np.maximum(np.bincount(wg, minlength=nwin), 1)
+    return [_hist(wg, np.clip(n_sound, 1, _MAX_SOUNDING) - 1, _MAX_SOUNDING, nwin), mean_sound / _MAX_SOUNDING,
+            _hist(wg, ctype, len(_CHORDS) + 2, nwin), _hist(wg, (w.bass - w.tonic[wg]) % 12, 12, nwin)]
 
-    # rhythm
-    pos_h = _hist(wg, gtick % GRID, GRID, nwin)
-    dur_h = _hist(win_note, _bins(dur, _DUR_EDGES), len(_DUR_EDGES), nwin)
-    ioi = np.diff(gtick)[same] / GRID
-    ioi_h = _hist(wp, _bins(ioi, _IOI_EDGES), len(_IOI_EDGES), nwin)
-    beat_h = _hist(wg, (gtick // GRID) % BAR_BEATS, BAR_BEATS, nwin)
 
+def _rhythm_and_register(w: _Window) -> list[np.ndarray]:
+    wg, nwin, gtick, win_note = w.wg, w.nwin, w.gtick, w.win_note
+    ioi = (gtick[w.b] - gtick[w.a]) / GRID
     n_notes = np.bincount(win_note, minlength=nwin).astype(float)
     n_groups = np.bincount(wg, minlength=nwin).astype(float)
     lo = np.full(nwin, 127)
     hi = np.zeros(nwin, np.int64)
-    np.minimum.at(lo, win_note, pitch)
-    np.maximum.at(hi, win_note, pitch)
-    gbeat = gtick // GRID
-    beats_with = np.bincount(wg[np.r_[True, np.diff(gbeat) != 0]], minlength=nwin)
-    span = np.clip(np.ceil(end.max() / GRID) - np.arange(nwin) * window_beats, 1, window_beats)
+    np.minimum.at(lo, win_note, w.pitch)
+    np.maximum.at(hi, win_note, w.pitch)
+    beats_with = np.bincount(wg[np.r_[True, np.diff(gtick // GRID) != 0]], minlength=nwin)
+    span = np.clip(np.ceil(w.end.max() / GRID) - np.arange(nwin) * w.wb, 1, w.wb)
 
     def mean_g(x: np.ndarray) -> np.ndarray:
         return np.bincount(wg, weights=x.astype(float), minlength=nwin) / np.maximum(n_groups, 1)
 
-    feats = np.column_stack([
-        rel_pc, minor, fit, outside,
-        top_iv, bass_iv, motion_h,
-        _rate(wp, par_outer, ones, nwin), _rate(wp, par_bass, ones, nwin), _rate(wp, par_top, ones, nwin),
-        _rate(win_note, lt_notes, np.ones_like(lt_notes), nwin),
-        np.bincount(wp, weights=lt_up.sum(1), minlength=nwin) / np.maximum(
-            np.bincount(wp, weights=lt_left.sum(1), minlength=nwin), 1),
-        _rate(wp, top_lt_up, top_lt, nwin),
-        diss_onsets, diss_notes, per_diss(prepared), per_diss(by_step), per_diss(resolved), fourth_rate,
-        long_share, long_pos, longest,
-        sound_h, mean_sound / _MAX_SOUNDING, chord_h, bass_deg,
-        pos_h, dur_h, ioi_h, beat_h,
-        mean_g(top) / 12.0 - 5, mean_g(bass) / 12.0 - 5, mean_g(top - bass) / 12.0, (hi - lo) / 12.0,
-        np.log1p(n_notes), np.log1p(n_groups), 1.0 - np.minimum(beats_with / span, 1.0),
-    ])
-    return feats[n_notes > 0]
+    return [_hist(wg, gtick % GRID, GRID, nwin), _hist(win_note, _bins(w.dur, _DUR_EDGES), len(_DUR_EDGES), nwin),
+            _hist(w.wp, _bins(ioi, _IOI_EDGES), len(_IOI_EDGES), nwin),
+            _hist(wg, (gtick // GRID) % BAR_BEATS, BAR_BEATS, nwin),
+            mean_g(w.top) / 12.0 - 5, mean_g(w.bass) / 12.0 - 5, mean_g(w.top - w.bass) / 12.0, (hi - lo) / 12.0,
+            np.log1p(n_notes), np.log1p(n_groups), 1.0 - np.minimum(beats_with / span, 1.0)]
+
+
+def window_features(p: Piece, window_beats: int = 8) -> np.ndarray:
+    """(n_windows, N_FEATURES): one row per non-empty window of ``window_beats`` beats (see the module doc)."""
+    if np.size(p.onset) == 0:
+        return np.zeros((0, N_FEATURES))
+    w = _window(p, window_beats)
+    feats = np.column_stack(_key(w) + _voices(w) + _dissonance(w) + _long_notes(w) + _texture(w)
+                            + _rhythm_and_register(w))
+    return feats[np.bincount(w.win_note, minlength=w.nwin) > 0]
