@@ -6,7 +6,9 @@ alike and the classifier cannot tell them apart by how the files were written.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from musesynth.data.files import find_midi_files
 from musesynth.errors import MusesynthError
@@ -14,12 +16,17 @@ from musesynth.evaluate.music_stats import Piece, piece_from_score
 from musesynth.tokenize import Encoding
 
 
-def reference_pieces(folder: str | Path, enc: Encoding, max_tokens: int) -> tuple[list[Piece], list[Piece], int]:
+def reference_pieces(folder: str | Path, enc: Encoding, max_tokens: int,
+                     progress: Callable[[int], Any] | None = None) -> tuple[list[Piece], list[Piece], int]:
     """The folder's pieces (sorted by path) cut to ``max_tokens`` (for the classifier), the same pieces whole (for
-    copying from the training set, which needs whole pieces), and how many files could not be read (skipped)."""
+    copying from the training set, which needs whole pieces), and how many files could not be read (skipped).
+    ``progress(total)`` is called once with the number of files and returns a bar to advance per file."""
     files = find_midi_files(folder)
+    bar = progress(len(files)) if progress is not None else None
     pieces, whole, bad = [], [], 0
     for f in files:
+        if bar is not None:
+            bar.update(1)
         try:
             ids = enc.encode_file(f)
         except Exception:  # noqa: BLE001 - a file we cannot read is counted and skipped, never fatal

@@ -4,6 +4,7 @@ statistics of generated pieces against held-out pieces."""
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,10 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     if opt.samples > 0:
         reference = reference_whole = None
         if opt.reference_set is not None:  # read first: a bad folder stops the run before minutes of generation
-            reference, reference_whole, skipped = reference_pieces(opt.reference_set, enc, opt.length + 1)
+            with ExitStack() as stack:
+                reference, reference_whole, skipped = reference_pieces(
+                    opt.reference_set, enc, opt.length + 1,
+                    lambda n: stack.enter_context(steps.step("reading the reference set", n, "file")))
             result.reference_set = {"folder": opt.reference_set, "pieces": len(reference), "skipped": skipped}
         with (steps.step(f"generating {opt.samples} pieces of {opt.length} tokens", opt.length + 1, "step") as bar,
               count_calls(model, bar)):
