@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -71,10 +72,21 @@ def trained(bach_dataset, tmp_path_factory):
     return root / "gru"
 
 
-def test_evaluate_command_reports_model_and_baselines(trained, bach_dataset, tmp_path, capsys):
+def test_evaluate_command_reports_model_and_baselines(trained, bach_dataset, bach_dir, tmp_path, capsys):
+    """One run: NLL against baselines, the classifier with its controls, and a reference set made of copies of
+    the training pieces, which the report flags as memorised."""
     out = tmp_path / "r.json"
-    assert main(["evaluate", "-c", str(trained), "--samples", "4", "--length", "64", "--json", str(out)]) == 0
-    text = capsys.readouterr().out
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for f in sorted(bach_dir.rglob("*.mid")):
+        shutil.copy(f, copies / f.name)
+    assert main(["evaluate", "-c", str(trained), "--samples", "4", "--length", "64", "--json", str(out),
+                 "--windows", "8", "--repeats", "1", "--reference-set", str(copies)]) == 0
+    captured = capsys.readouterr()
+    text = captured.out
+    assert "evaluate: generating 4 pieces" in captured.err  # progress of the long steps
+    assert "control: real vs real" in text and "control: 5% notes a semitone off" in text
+    assert "reference set (16 pieces)" in text and "MEMORISED" in text
     assert "unigram" in text and "bigram" in text and "pitch_class" in text
     r = json.loads(out.read_text())
     m, b = r["model_metrics"], r["baselines"]
@@ -85,7 +97,19 @@ def test_evaluate_command_reports_model_and_baselines(trained, bach_dataset, tmp
     mu = r["musicality"]
     assert 0 <= mu["classifier"]["accuracy"] <= 1 and 0 <= mu["repetition"]["share_with_repeat"] <= 1
     assert mu["memorisation"]["max_beats"] >= 0 and "key_distribution_distance" in mu["keys"]
-    assert "classifier accuracy on 8-beat windows" in text
+    assert not mu["memorisation"]["memorised"] and mu["reference_set"]["memorisation"]["memorised"]
+    judged = mu["classifier"]["by_window"]["8"]
+    assert set(judged["controls"]) == {"real_vs_real", "semitone_5pct", "pitch_shuffled"}
+    assert set(judged["sets"]) == {"generated", "reference_set"} and r["reference_set"]["pieces"] == 16
+
+
+def test_evaluate_refuses_a_missing_reference_set_and_bad_windows(trained, tmp_path, capsys):
+    assert main(["evaluate", "-c", str(trained), "--reference-set", str(tmp_path / "nope")]) == 2
+    assert "--reference-set" in capsys.readouterr().err
+    assert main(["evaluate", "-c", str(trained), "--windows", "8,x"]) == 2
+    assert "expected beats separated by commas" in capsys.readouterr().err
+    assert main(["evaluate", "-c", str(trained), "--windows", "0"]) == 2
+    assert "--windows" in capsys.readouterr().err
 
 
 def test_evaluate_missing_checkpoint(tmp_path, capsys):

@@ -27,10 +27,28 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--free-repeats", action="store_true",
                    help="models with repeat marks: sample the notes of a marked repeat instead of copying them "
                         "(default: exact copy, as `generate` does)")
+    p.add_argument("--windows", type=_windows, default=d.windows, metavar="BEATS,...",
+                   help="window lengths in beats for the classifier test (default 8,16)")
+    p.add_argument("--reference-set", metavar="DIR", help="also score this folder of MIDI files with the same "
+                   "classifier, beside the model (e.g. the JS Fake Chorales, which listeners took for machine-made "
+                   "57%% of the time)")
+    p.add_argument("--repeats", type=int, default=d.repeats, help="classifier repeats, each with new folds and a new "
+                   "subsample (default %(default)s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     add_device_option(p)
     p.add_argument("--json", help="also write the results to this JSON file (an earlier result there is "
                    "replaced; any other file is refused; default: none, print only)")
     p.set_defaults(func=run)
+
+
+def _windows(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected beats separated by commas, e.g. 8,16 (got {text!r})") from None
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one window length, e.g. 8,16")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from musesynth.evaluate.run import evaluate_checkpoint, format_result
 
     opt = EvaluateOptions(args.checkpoint, args.dataset, args.split, args.batch_size, args.device, args.samples,
-                          args.length, args.seed, _sampling(args), args.free_repeats)
+                          args.length, args.seed, _sampling(args), args.free_repeats, args.windows,
+                          args.reference_set, args.repeats, args.quiet)
     if args.json:
         check_writable_file(args.json, "--json")
         check_replaceable_json(args.json, "--json", "model_metrics")

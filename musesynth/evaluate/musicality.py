@@ -5,10 +5,10 @@ All functions take ``list[Piece]`` (see :mod:`musesynth.evaluate.music_stats`), 
 independent of the token encoding. Times are put on a 1/12-beat grid (``GRID``), which holds both
 sixteenths and triplets exactly.
 
-- :func:`two_sample_report` / :func:`classifier_test`: a classifier two-sample test (Lopez-Paz &
-  Oquab 2017) on 8-beat windows, cross-validated by piece; held-out accuracy near 0.5 means the sets
-  are indistinguishable by the features, 1.0 means trivially separable. ``control_accuracy`` runs the
-  same test between two random halves of the reference, the floor to compare with.
+- :func:`window_features`: simple per-window statistics (pitch classes, register, rhythm, motion) that the
+  composer control (:mod:`musesynth.evaluate.control`) classifies by. The classifier two-sample test of
+  generated against real music lives in :mod:`musesynth.evaluate.judge` (features:
+  :mod:`musesynth.evaluate.features`).
 - :func:`self_repetition` / :func:`repetition_summary`: longest internal exact repeat (beats).
 - :func:`estimate_key` / :func:`key_report`: Krumhansl-Schmuckler key, key-signature accidentals,
   key distribution distance, scale consistency.
@@ -81,7 +81,7 @@ def _grid(p: Piece) -> _Grid:
 
 
 # ---------------------------------------------------------------------------------------------
-# 1. classifier two-sample test
+# 1. window statistics (the composer control's features)
 
 _REGISTER_EDGES = np.array([0, 36, 42, 48, 54, 60, 66, 72, 78, 84, 128])
 _DURATION_EDGES = np.array([0, 0.2, 0.3, 0.4, 0.6, 0.9, 1.1, 1.6, 2.1, 3.1, 4.1, np.inf])
@@ -174,114 +174,6 @@ def window_features(p: Piece, window_beats: int = 8) -> np.ndarray:
 
 
 N_FEATURES = 12 + 10 + 11 + GRID + _MAX_POLY + 12
-
-
-def _fit_stumps(x: np.ndarray, y: np.ndarray, w: np.ndarray, rounds: int = 100, lr: float = 0.1,
-                lam: float = 1.0, min_leaf: int = 5) -> tuple[float, np.ndarray]:
-    """Gradient-boosted decision stumps on the weighted logistic loss (Newton leaf values, L2 ``lam``
-    on leaves, shrinkage ``lr``). Stumps pick the few informative features among many and are blind to
-    feature scale, where a linear model on small folds let dozens of noisy histogram bins drown the
-    one feature that separates the sets. Returns (bias, rows of (feature, threshold, left, right))."""
-    n = len(x)
-    order = np.argsort(x, axis=0, kind="stable")
-    xs = np.take_along_axis(x, order, 0)
-    valid = xs[1:] > xs[:-1]  # a split after sorted row k must separate distinct values
-    valid[: min_leaf - 1] = False
-    valid[max(n - min_leaf, 0) :] = False
-    bias = float(np.log(np.sum(w * y) / np.sum(w * (1 - y))))
-    f = np.full(n, bias)
-    stumps = []
-    for _ in range(rounds):
-        p = 1.0 / (1.0 + np.exp(-f))
-        g, h = w * (p - y), w * p * (1 - p)
-        gl, hl = np.cumsum(g[order], 0)[:-1], np.cumsum(h[order], 0)[:-1]
-        gt, ht = g.sum(), h.sum()
-        gain = np.where(valid, gl**2 / (hl + lam) + (gt - gl) ** 2 / (ht - hl + lam), -np.inf)
-        k, j = np.unravel_index(np.argmax(gain), gain.shape)
-        if not np.isfinite(gain[k, j]):
-            break
-        thr = 0.5 * (xs[k, j] + xs[k + 1, j])
-        left, right = -lr * gl[k, j] / (hl[k, j] + lam), -lr * (gt - gl[k, j]) / (ht - hl[k, j] + lam)
-        f += np.where(x[:, j] <= thr, left, right)
-        stumps.append((j, thr, left, right))
-    return bias, np.array(stumps, float).reshape(-1, 4)
-
-
-def _predict_stumps(model: tuple[float, np.ndarray], x: np.ndarray) -> np.ndarray:
-    bias, s = model
-    j = s[:, 0].astype(np.int64)
-    return bias + np.where(x[:, j] <= s[:, 1], s[:, 2], s[:, 3]).sum(1)
-
-
-def _folds_by_piece(n_gen: int, n_ref: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Fold of each piece, dealt round-robin after a shuffle within each class (stratified by class)."""
-    fg = np.empty(n_gen, np.int64)
-    fr = np.empty(n_ref, np.int64)
-    fg[rng.permutation(n_gen)] = np.arange(n_gen) % k
-    fr[rng.permutation(n_ref)] = np.arange(n_ref) % k
-    return fg, fr
-
-
-def classifier_test(generated: list[Piece], reference: list[Piece], window_beats: int = 8, folds: int = 5,
-                    seed: int = 0) -> dict:
-    """Classifier two-sample test: held-out accuracy of telling generated from reference windows.
-
-    Each piece is cut into non-overlapping ``window_beats`` windows (empty ones skipped) described
-    by :func:`window_features`; a small boosted-stump classifier (:func:`_fit_stumps`) is
-    cross-validated with all windows of a piece in the same fold (otherwise it could recognise a
-    piece instead of a style). Classes are weighted to equal total weight in training, and the
-    held-out score is the balanced accuracy (mean of the per-class accuracies), so chance is 0.5
-    whatever the window counts. ``accuracy`` is NaN when either set has fewer than two pieces with
-    notes (a grouped split is then impossible).
-    """
-    feats = [[window_features(p, window_beats) for p in s] for s in (generated, reference)]
-    feats = [[f for f in s if len(f)] for s in feats]
-    n_win = (int(sum(len(f) for f in feats[0])), int(sum(len(f) for f in feats[1])))
-    k = min(folds, len(feats[0]), len(feats[1]))
-    if k < 2:
-        return {"accuracy": float("nan"), "std": float("nan"), "windows": n_win, "folds": 0}
-    rng = np.random.default_rng(seed)
-    fg, fr = _folds_by_piece(len(feats[0]), len(feats[1]), k, rng)
-    x = np.concatenate(feats[0] + feats[1])
-    y = np.r_[np.ones(n_win[0]), np.zeros(n_win[1])]
-    fold = np.r_[np.repeat(fg, [len(f) for f in feats[0]]), np.repeat(fr, [len(f) for f in feats[1]])]
-    accs = []
-    for f in range(k):
-        tr, te = fold != f, fold == f
-        ytr = y[tr]
-        n1 = ytr.sum()
-        wts = np.where(ytr == 1, len(ytr) / (2 * n1), len(ytr) / (2 * (len(ytr) - n1)))
-        pred = _predict_stumps(_fit_stumps(x[tr], ytr, wts), x[te]) > 0
-        yte = y[te] == 1
-        accs.append(0.5 * (pred[yte].mean() + (~pred[~yte]).mean()))
-    return {"accuracy": float(np.mean(accs)), "std": float(np.std(accs)), "windows": n_win, "folds": k}
-
-
-def real_vs_real_control(reference: list[Piece], seed: int = 0, window_beats: int = 8, folds: int = 5,
-                         splits: int = 5) -> dict:
-    """The same test between two random halves (by piece) of the reference: the chance floor with this
-    many pieces. Averaged over ``splits`` random halvings because one small split is noisy: with 16
-    chorales (8 vs 8) single splits range 0.3-0.7, five-split means about 0.43-0.58, and small
-    grouped cross-validation leans slightly below 0.5 (held-out pieces are missing from their own
-    class's training data)."""
-    rng = np.random.default_rng(seed)
-    runs = []
-    for s in range(splits):
-        perm = rng.permutation(len(reference))
-        half = len(reference) // 2
-        a, b = [reference[i] for i in perm[:half]], [reference[i] for i in perm[half:]]
-        runs.append(classifier_test(a, b, window_beats, folds, seed=seed + 1000 * (s + 1)))
-    return {"accuracy": float(np.mean([r["accuracy"] for r in runs])),
-            "std": float(np.std([r["accuracy"] for r in runs])), "splits": splits,
-            "windows": runs[0]["windows"], "folds": runs[0]["folds"]}
-
-
-def two_sample_report(generated: list[Piece], reference: list[Piece], seed: int = 0) -> dict:
-    """Classifier accuracy generated-vs-reference next to the reference-vs-reference control."""
-    test = classifier_test(generated, reference, seed=seed)
-    control = real_vs_real_control(reference, seed=seed)
-    return {"accuracy": test["accuracy"], "std": test["std"], "windows": test["windows"], "folds": test["folds"],
-            "control_accuracy": control["accuracy"], "control_std": control["std"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,7 +451,9 @@ def longest_copied_run(piece: Piece, train_index: CopyIndex) -> float:
 def memorisation_report(generated: list[Piece], train_pieces: list[Piece], held_out: list[Piece],
                         ngram: int = 4, index: CopyIndex | None = None) -> dict:
     """Longest copied run (beats) of generated pieces vs the train set, next to the same for held-out
-    real pieces, the natural floor (chorales share cadence formulas). Pass ``index`` to reuse one."""
+    real pieces, the natural floor (chorales share cadence formulas). Pass ``index`` to reuse one.
+    ``memorised``: more than ``MEMORISED_SHARE`` of the pieces (and more than of the held-out ones) copy a run
+    of 16+ beats: a model that learnt its training pieces by heart, or a folder of copies of them."""
     index = index or build_copy_index(train_pieces, ngram)
     gen = np.array([longest_copied_run(p, index) for p in generated], float)
     held = np.array([longest_copied_run(p, index) for p in held_out], float)
@@ -571,7 +465,12 @@ def memorisation_report(generated: list[Piece], train_pieces: list[Piece], held_
         "held_out_median_beats": float(np.median(held)) if held.size else nan,
         "held_out_max_beats": float(held.max()) if held.size else nan,
         "held_out_share_ge_16_beats": float((held >= 16).mean()) if held.size else nan,
+        "memorised": bool(gen.size and (gen >= 16).mean() > max(MEMORISED_SHARE, (held >= 16).mean() if held.size
+                                                                 else 0.0)),
     }
+
+
+MEMORISED_SHARE = 0.1
 
 
 def ending_report(pieces: list[Piece], ended: list[bool], keys: list[tuple[int, str] | None]) -> dict:

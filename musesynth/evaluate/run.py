@@ -4,6 +4,7 @@ statistics of generated pieces against held-out pieces."""
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,15 +19,18 @@ from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
 from musesynth.evaluate.infill import format_infill, infill_vs_continuation
+from musesynth.evaluate.judge import format_judge, judge_report, total_fits, windows
 from musesynth.evaluate.music_stats import Piece, compare, mean_distance, piece_from_score
 from musesynth.evaluate.musicality import (
+    build_copy_index,
     ending_report,
     key_match,
     key_report,
     memorisation_report,
     repetition_summary,
-    two_sample_report,
 )
+from musesynth.evaluate.progress import Steps, count_calls
+from musesynth.evaluate.reference import reference_pieces
 from musesynth.evaluate.voice_leading import format_voice_leading, voice_leading_report
 from musesynth.generate.controls import apply_controls
 from musesynth.generate.keys import primer_rows
@@ -51,6 +55,10 @@ class EvaluateOptions:
     seed: int = 0
     sampling: Sampling = field(default_factory=Sampling)
     free_repeats: bool = False  # sample REPEAT bars' notes instead of copying them (generate --free-repeats)
+    windows: tuple[int, ...] = (8, 16)  # window lengths (beats) of the classifier test
+    reference_set: str | None = None  # a folder of MIDI scored beside the model (e.g. the JS Fake Chorales)
+    repeats: int = 3  # classifier repeats (new subsample and folds each)
+    quiet: bool = False  # no progress lines on stderr
 
     def validate(self) -> None:
         if self.split not in SPLIT_NAMES:
@@ -59,6 +67,12 @@ class EvaluateOptions:
             if getattr(self, name) < low:
                 raise MusesynthError(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(self, name)})")
         self.sampling.validate()
+        if not self.windows or any(not 1 <= w <= 64 for w in self.windows):
+            raise MusesynthError(f"--windows must be beats between 1 and 64 (got {','.join(map(str, self.windows))})")
+        if self.repeats < 1:
+            raise MusesynthError(f"--repeats must be at least 1 (got {self.repeats})")
+        if self.reference_set is not None and not Path(self.reference_set).is_dir():
+            raise MusesynthError(f"--reference-set must be a folder of MIDI files (not found: {self.reference_set})")
 
 
 @dataclass
@@ -90,6 +104,7 @@ class Evaluation:
     music_stats_setup: dict[str, int | bool] | None = None
     musicality: dict[str, dict[str, Any]] | None = None
     infill: dict[str, Any] | None = None  # infill vs continuation NLL (models trained for infilling)
+    reference_set: dict[str, Any] | None = None  # the folder scored beside the model (--reference-set)
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(asdict(self))
@@ -108,22 +123,48 @@ def json_safe(x: Any) -> Any:
 
 def musicality(gen: list[Piece], ref: list[Piece], train: list[Piece], seed: int,
                asked_keys: list[tuple[int, str] | None] | None = None,
-               ref_keys: list[tuple[int, str] | None] | None = None) -> dict[str, dict[str, Any]]:
-    """Can a classifier tell generated from held-out (next to its real-vs-real control)? Do pieces repeat
-    passages as the corpus does, sit in its keys (and the key each was asked for), and avoid copying the
-    training set?"""
+               ref_keys: list[tuple[int, str] | None] | None = None, *, judge_real: list[Piece] | None = None,
+               reference: list[Piece] | None = None, window_lengths: tuple[int, ...] = (8, 16), repeats: int = 3,
+               steps: Steps | None = None,
+               whole: tuple[list[Piece], list[Piece]] | None = None) -> dict[str, Any]:
+    """Can a classifier tell generated (and ``reference``, e.g. the JS Fake Chorales) from held-out pieces
+    (``judge_real``, default ``ref``), beside its calibration controls? Do pieces repeat passages as the
+    corpus does, sit in its keys (and the key each was asked for), and avoid copying the training set?
+    ``whole``: the reference set's and the held-out pieces uncut, to judge the reference set's copying on."""
+    steps = steps or Steps(quiet=True)
     keys = key_report(gen, ref)
     if asked_keys is not None and any(k is not None for k in asked_keys):
         keys["key_match"] = key_match(gen, asked_keys)
         if ref_keys is not None:  # how often the estimators name real pieces' own keys: the ceiling
             keys["key_match_held_out"] = key_match(ref, ref_keys)
-    return {
-        "classifier": two_sample_report(gen, ref, seed=seed),
-        "repetition": repetition_summary(gen),
-        "repetition_held_out": repetition_summary(ref),
-        "keys": keys,
-        "memorisation": memorisation_report(gen, train, ref),
-    }
+    real = judge_real if judge_real is not None else ref
+    sets = {"generated": gen} | ({"reference_set": reference} if reference is not None else {})
+    judged = {}
+    for wb in window_lengths:
+        w_real = windows(real, wb)
+        total = total_fits({k: windows(v, wb) for k, v in sets.items()}, w_real, repeats)
+        with steps.step(f"classifier, {wb}-beat windows", total, "fit") as bar:
+            judged[str(wb)] = judge_report(sets, real, wb, repeats, seed, tick=bar.update)
+    first = judged[str(window_lengths[0])]
+    with steps.step("repeats, keys and copying"):
+        index = build_copy_index(train)
+        out: dict[str, Any] = {
+            "classifier": {"accuracy": first["sets"]["generated"]["accuracy"],
+                           "control_accuracy": first["controls"]["real_vs_real"]["accuracy"],
+                           "window_beats": first["window_beats"], "calibrated": all(j["calibrated"]
+                                                                                    for j in judged.values()),
+                           "by_window": judged},
+            "repetition": repetition_summary(gen),
+            "repetition_held_out": repetition_summary(ref),
+            "keys": keys,
+            "memorisation": memorisation_report(gen, train, ref, index=index),
+        }
+        if reference is not None:
+            ref_whole, held_whole = whole or (reference, ref)
+            out["reference_set"] = {"pieces": len(reference), "repetition": repetition_summary(reference),
+                                    "keys": key_report(reference, ref),
+                                    "memorisation": memorisation_report(ref_whole, train, held_whole, index=index)}
+    return out
 
 
 def baselines(dataset: Path, split: str, vocab_size: int) -> dict[str, Metrics]:
@@ -182,7 +223,10 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     if meta.key_frames:  # scored as the model reads music: each piece moved to its frame
         tokens = pieces_to_frame(enc, tokens, load_offsets(ds, opt.split), meta.key_frames)[0]
     seq_len = meta.model_config.seq_len
-    s = split_loss(model, tokens, seq_len, opt.batch_size, dev, enc.pad_id)
+    steps = Steps(opt.quiet)
+    batches = math.ceil(math.ceil((len(tokens) - 1) / seq_len) / opt.batch_size)
+    with steps.step(f"scoring the {opt.split} split", batches, "batch") as bar, count_calls(model, bar):
+        s = split_loss(model, tokens, seq_len, opt.batch_size, dev, enc.pad_id)
     result = Evaluation(checkpoint=meta.path, model=meta.family, params=meta.num_params, dataset=str(ds),
                         split=opt.split, seq_len=seq_len, model_metrics=Metrics.of(s),
                         baselines=baselines(ds, opt.split, len(enc.vocab)))
@@ -193,9 +237,18 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
             pieces = [to_frame(enc, p, meta.key_frames)[0] for p in pieces]
         result.infill = infill_vs_continuation(model, enc, pieces, seq_len, dev, bars)
     if opt.samples > 0:
-        gen, asked, ended = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling,
-                                             meta.key_prior, exact_repeats=not opt.free_repeats,
-                                             composer_prior=meta.composer_prior, key_frames=meta.key_frames)
+        reference = reference_whole = None
+        if opt.reference_set is not None:  # read first: a bad folder stops the run before minutes of generation
+            with ExitStack() as stack:
+                reference, reference_whole, skipped = reference_pieces(
+                    opt.reference_set, enc, opt.length + 1,
+                    lambda n: stack.enter_context(steps.step("reading the reference set", n, "file")))
+            result.reference_set = {"folder": opt.reference_set, "pieces": len(reference), "skipped": skipped}
+        with (steps.step(f"generating {opt.samples} pieces of {opt.length} tokens", opt.length + 1, "step") as bar,
+              count_calls(model, bar)):
+            gen, asked, ended = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling,
+                                                 meta.key_prior, exact_repeats=not opt.free_repeats,
+                                                 composer_prior=meta.composer_prior, key_frames=meta.key_frames)
         limit = max(opt.samples, 64)
         ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=limit)
         result.music_stats = compare(ref, gen)
@@ -204,8 +257,12 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
                                     "exact_repeats": enc.repeat_spec() is not None and not opt.free_repeats}
         train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
         ref_keys = held_out_keys(enc, ds, opt.split, limit)
-        result.musicality = musicality(gen, ref, train, opt.seed, asked, ref_keys)
+        other = "val" if opt.split == "test" else "test"  # more unseen real pieces for the classifier's controls
+        real = ref + held_out_pieces(enc, ds, other, opt.length + 1, limit=limit)
         whole = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, opt.split)[:limit]]  # closes: not cut
+        result.musicality = musicality(gen, ref, train, opt.seed, asked, ref_keys, judge_real=real,
+                                       reference=reference, window_lengths=opt.windows, repeats=opt.repeats,
+                                       steps=steps, whole=(reference_whole, whole) if reference_whole else None)
         result.musicality["endings"] = ending_report(gen, ended, asked)
         result.musicality["endings_held_out"] = ending_report(whole, [True] * len(whole), ref_keys)
         result.musicality["voice_leading"] = voice_leading_report(gen, ref)
@@ -244,10 +301,15 @@ def format_endings(e: dict[str, Any], e0: dict[str, Any]) -> str:
 def format_musicality(m: dict[str, dict[str, Any]]) -> list[str]:
     c, rep, rep0, k, mem = (m[x] for x in ("classifier", "repetition", "repetition_held_out", "keys",
                                            "memorisation"))
+    labels = {"generated": "the model's pieces", "reference_set": "reference set"}
+    judged = [line for j in c.get("by_window", {}).values() for line in format_judge(j, labels)]
+    ref = m.get("reference_set")
     return [
         "musicality (generated vs held-out):",
-        f"  classifier accuracy on 8-beat windows {c['accuracy']:.3f} (real-vs-real control "
-        f"{c['control_accuracy']:.3f}; 0.5 = indistinguishable)",
+        "  classifier: 50% = it found nothing that tells a set from held-out Bach (at this many windows and with these "
+        "features), 100% = it tells every window" + ("" if c.get("calibrated", True) else
+                                                      "; WARNING: a control failed (see below)"),
+        *judged,
         f"  pieces with an internal repeat >= 8 beats {rep['share_with_repeat']:.0%} (held-out "
         f"{rep0['share_with_repeat']:.0%}); mean longest repeat {rep['mean_longest_repeat_beats']:.1f} beats "
         f"(held-out {rep0['mean_longest_repeat_beats']:.1f})",
@@ -263,5 +325,11 @@ def format_musicality(m: dict[str, dict[str, Any]]) -> list[str]:
         *([format_endings(m["endings"], m["endings_held_out"])] if "endings" in m else []),
         f"  longest run copied from training: median {mem['median_beats']:.1f}, max {mem['max_beats']:.1f} beats, "
         f"{mem['share_ge_16_beats']:.0%} >= 16 beats (held-out vs train: median "
-        f"{mem['held_out_median_beats']:.1f}, max {mem['held_out_max_beats']:.1f})",
+        f"{mem['held_out_median_beats']:.1f}, max {mem['held_out_max_beats']:.1f})"
+        + ("; MEMORISED: many pieces copy 16+ beats of a training piece" if mem.get("memorised") else ""),
+        *([f"  reference set ({ref['pieces']} pieces): longest run copied from training: median "
+           f"{ref['memorisation']['median_beats']:.1f}, max {ref['memorisation']['max_beats']:.1f} beats, "
+           f"{ref['memorisation']['share_ge_16_beats']:.0%} >= 16 beats"
+           + ("; MEMORISED: many pieces copy 16+ beats of a training piece" if ref["memorisation"].get("memorised")
+              else "")] if ref else []),
     ]
