@@ -31,7 +31,7 @@ def add_parser(sub: Subparsers) -> None:
                    help="window lengths in beats for the classifier test (default 8,16)")
     p.add_argument("--reference-set", metavar="DIR", help="also score this folder of MIDI files with the same "
                    "classifier, beside the model (e.g. the JS Fake Chorales, which listeners took for machine-made "
-                   "57%% of the time)")
+                   "57%% of the time; default: none)")
     p.add_argument("--repeats", type=int, default=d.repeats, help="classifier repeats, each with new folds and a new "
                    "subsample (default %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")

@@ -212,6 +212,23 @@ def _dataset_for(opt: EvaluateOptions, trained_on: str, enc: Encoding) -> Path:
     return ds
 
 
+def scored(model: torch.nn.Module, tokens: np.ndarray, seq_len: int, batch_size: int, dev: torch.device,
+           pad_id: int, steps: Steps, name: str) -> LossStats:
+    """``split_loss`` in at least four calls, so the progress bar has an ETA after the first quarter. The
+    windows are the same (each call gets whole windows: ``seq_len`` tokens and the next one as the last
+    target), so the sums are the same."""
+    n_win = max(0, -(-(len(tokens) - 1) // seq_len))
+    chunk = max(1, min(batch_size, -(-n_win // 4)))
+    total = LossStats()
+    with steps.step(name, n_win, "window") as bar:
+        for a in range(0, n_win, chunk):
+            b = min(a + chunk, n_win)
+            part = split_loss(model, tokens[a * seq_len : b * seq_len + 1], seq_len, batch_size, dev, pad_id)
+            total = LossStats(total.nll_sum + part.nll_sum, total.tokens + part.tokens, total.correct + part.correct)
+            bar.update(b - a)
+    return total
+
+
 def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     opt.validate()
     dev = pick_device(opt.device)
@@ -224,9 +241,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         tokens = pieces_to_frame(enc, tokens, load_offsets(ds, opt.split), meta.key_frames)[0]
     seq_len = meta.model_config.seq_len
     steps = Steps(opt.quiet)
-    batches = math.ceil(math.ceil((len(tokens) - 1) / seq_len) / opt.batch_size)
-    with steps.step(f"scoring the {opt.split} split", batches, "batch") as bar, count_calls(model, bar):
-        s = split_loss(model, tokens, seq_len, opt.batch_size, dev, enc.pad_id)
+    s = scored(model, tokens, seq_len, opt.batch_size, dev, enc.pad_id, steps, f"scoring the {opt.split} split")
     result = Evaluation(checkpoint=meta.path, model=meta.family, params=meta.num_params, dataset=str(ds),
                         split=opt.split, seq_len=seq_len, model_metrics=Metrics.of(s),
                         baselines=baselines(ds, opt.split, len(enc.vocab)))
