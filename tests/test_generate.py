@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -190,15 +191,35 @@ def test_fixed_seed_same_piece(runs, primer, tmp_path):
     assert a != (tmp_path / "c" / f"{primer.stem}_gru_seed8_0.mid").read_bytes()
 
 
+def test_without_a_seed_each_run_is_a_new_piece_that_its_printed_seed_makes_again(runs, tmp_path, capsys):
+    args = ["generate", "-c", str(runs / "gru"), "-n", "60", "--no-wav", "--no-png"]
+    seeds = []
+    for run in ("a", "b"):
+        assert main([*args, "-o", str(tmp_path / run)]) == 0
+        seeds.append(int(re.search(r"^seed (\d+) ", capsys.readouterr().out, re.M).group(1)))
+        side = json.loads(next((tmp_path / run).glob("*.json")).read_text())
+        assert side["sampling"]["seed"] == seeds[-1]
+    assert seeds[0] != seeds[1]
+    assert main([*args, "-s", str(seeds[0]), "-o", str(tmp_path / "again")]) == 0
+    name = f"unconditioned_gru_seed{seeds[0]}_0.mid"
+    assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+
+
+def test_an_empty_out_dir_is_refused(runs, capsys):
+    assert main(["generate", "-c", str(runs / "gru"), "-n", "5", "-o", ""]) == 2
+    assert "-o/--out-dir is empty" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("family", ["gru", "lstm", "transformer"])
 def test_a_checkpoint_of_each_family_generates_all_outputs(family, runs, primer, tmp_path, capsys):
     rc = main(["generate", "-c", str(runs / family), "--primer", str(primer), "--primer-tokens", "20",
                "-n", "120", "--num-samples", "2", "-o", str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
-    base = tmp_path / f"{primer.stem}_{family}_seed0_1"
+    seed = int(re.search(r"^seed (\d+) \(make these pieces again with -s \d+\)$", out, re.M).group(1))
+    base = tmp_path / f"{primer.stem}_{family}_seed{seed}_1"  # no -s: a fresh seed, printed and in the names
     side = json.loads((tmp_path / (base.name + ".json")).read_text())
-    assert side["primer_tokens"] == 20 and side["sampling"]["seed"] == 0 and side["model"] == family
+    assert side["primer_tokens"] == 20 and side["sampling"]["seed"] == seed and side["model"] == family
     assert side["sampling"]["ending"] == 8.0  # the default it used (chord encoding: the plain ramp), not null
     assert (tmp_path / (base.name + ".mid")).is_file() and (tmp_path / (base.name + ".png")).is_file()
     if side["wav"]:
@@ -210,7 +231,7 @@ def test_a_checkpoint_of_each_family_generates_all_outputs(family, runs, primer,
 
 
 def test_unconditioned_and_primer_folder(runs, bach_dir, tmp_path):
-    assert main(["generate", "-c", str(runs / "lstm"), "-n", "50", "--no-wav", "--no-png", "-q",
+    assert main(["generate", "-c", str(runs / "lstm"), "-n", "50", "--no-wav", "--no-png", "-q", "-s", "0",
                  "-o", str(tmp_path / "u")]) == 0
     assert (tmp_path / "u" / "unconditioned_lstm_seed0_0.mid").is_file()
     folder = tmp_path / "primers"

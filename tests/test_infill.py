@@ -161,13 +161,15 @@ def test_control_report_measures_key_composer_and_tempo(infill_run):
     import torch
 
     from musesynth.evaluate.control import _requests, control_report, format_control, generate_controlled
+    from musesynth.generate.model import Model
     from musesynth.generate.sampling import Sampling
     from musesynth.training.checkpoint import load_model
 
-    model, enc, _ = load_model(infill_run / "gru", torch.device("cpu"))
+    model = Model(*load_model(infill_run / "gru", torch.device("cpu")))
+    enc = model.encoding
     real = [(enc.composer_of(t), t) for t in load_pieces(infill_run / "ds", "train")]
     requests = _requests(["bach", "palestrina"], [(7, "major"), (2, "minor")], [90.0], 1)
-    seqs = generate_controlled(model, enc, requests, 80, Sampling(top_k=20), 0)
+    seqs = generate_controlled(model, requests, 80, Sampling(top_k=20), 0)
     r = control_report(enc, requests, seqs, real)
     assert r["pieces"] == 4 and r["tempo_in_bin"] == 1.0 and np.sum(r["confusion_real_vs_real"]) == len(real)
     assert 0 <= r["key_accuracy"] <= 1 and "confusion, generated" in format_control(r)

@@ -12,15 +12,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from musesynth.errors import MusesynthError
+from musesynth.errors import BadRequest
 from musesynth.tokenize import Encoding
 
 
 def check_controls(enc: Encoding, composer: str | None, tempo: float | None) -> int | None:
     """Validate the requests against the checkpoint's vocabulary; the forced tempo token (or None)."""
     if (composer is not None or tempo is not None) and not hasattr(enc, "set_composer"):
-        raise MusesynthError(f"--composer and --tempo need a model trained on the meter encoding (this one is "
-                             f"'{enc.name}')")
+        raise BadRequest("composer" if composer is not None else "tempo", f"needs a model trained on the meter "
+                         f"encoding (this one is '{enc.name}')")
     if composer is not None:
         enc.composer_token_id(composer)  # type: ignore[attr-defined]
     return enc.tempo_token_id(tempo) if tempo is not None else None  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,9 @@ import torch
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.generate.run import (
-    OUTPUT_SUFFIXES,
-    call_counter,
-    check_sample_options,
-    checkpoint_or_shipped,
-    write_outputs,
-)
-from musesynth.generate.sampling import Sampling, generate
+from musesynth.generate.model import checkpoint_or_shipped
+from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_sample_options, flags, write_outputs
+from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
@@ -177,9 +172,10 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
     constraint = FillConstraint(enc, span.n_bars, bar_len, num_samples, device)
     ids, shift = to_frame(enc, span.ids, key_frames) if key_frames else (span.ids, 0)
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
-    seqs = generate(model, prompt, budget, num_samples, sampling, enc.grammar(), enc.fill_end_id,  # type: ignore
-                    seed, seq_len=seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
-                    key_source=ids[None])  # the piece's own header: a long prefix is cut before it
+    # no repeat copier (a fill is short) and no ending ramp: the constraint decides where a fill ends
+    spec = DecodeSpec(enc.grammar(), enc.fill_end_id, seq_len, keys=enc.key_spec())  # type: ignore[attr-defined]
+    seqs = decode(model, np.tile(prompt, (num_samples, 1)), spec, replace(sampling, ending=0.0), seed, budget,
+                  constraint, key_source=ids[None])  # the piece's own header: a long prefix is cut before it
     fills = [np.asarray(s[prompt.size :], np.int64) for s in seqs]
     return [enc.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size  # type: ignore
 
@@ -255,7 +251,8 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
     ckpt = checkpoint_or_shipped(opt.checkpoint)
     model, enc, meta = load_model(ckpt, pick_device(opt.device))
     check_infill_model(enc, ckpt)
-    opt.sampling.validate(len(enc.vocab))
+    with flags():
+        opt.sampling.validate(len(enc.vocab))
     span = find_span(enc, read_input(enc, opt.input), first, end)
     seq_len = meta.model_config.seq_len
     budget = fill_budget(span, seq_len, opt.max_tokens)

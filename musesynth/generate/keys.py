@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musesynth.errors import MusesynthError
+from musesynth.errors import BadRequest
 from musesynth.tokenize import Encoding, key_token_ids
 
 
@@ -15,8 +15,8 @@ def parse_requested_key(enc: Encoding, key: str | None) -> tuple[int, str] | Non
     if key is None:
         return None
     if key_token_ids(enc) is None:
-        raise MusesynthError(f"--key needs a model whose encoding has key tokens (this one is '{enc.name}'; "
-                             f"train on a dataset made with --encoding meter)")
+        raise BadRequest("key", f"needs a model whose encoding has key tokens (this one is '{enc.name}'; train on "
+                         f"a dataset made with `musesynth data --encoding meter`)")
     from musesynth.tokenize.meter import parse_key
 
     return parse_key(key)
