@@ -205,6 +205,15 @@ def test_without_a_seed_each_run_is_a_new_piece_that_its_printed_seed_makes_agai
     assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
 
 
+def test_a_run_without_best_pt_says_it_uses_last_pt(runs, tmp_path, capsys):
+    run = tmp_path / "stopped"
+    run.mkdir()
+    (run / "last.pt").write_bytes((runs / "gru" / "best.pt").read_bytes())
+    assert main(["generate", "-c", str(run), "-n", "5", "-s", "1", "--no-wav", "--no-png", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"note: {run} has no best.pt" in out and "using its last.pt" in out
+
+
 def test_an_empty_out_dir_is_refused(runs, capsys):
     assert main(["generate", "-c", str(runs / "gru"), "-n", "5", "-o", ""]) == 2
     assert "-o/--out-dir is empty" in capsys.readouterr().err
