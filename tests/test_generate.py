@@ -55,6 +55,7 @@ def test_cached_and_naive_generation_agree(family):
     kw = dict(num_tokens=60, num_samples=2, grammar=enc.grammar(), eos_id=enc.eos_id, seed=3, seq_len=200)
     a = generate(model, [enc.bos_id], use_cache=True, **kw)
     b = generate(model, [enc.bos_id], use_cache=False, **kw)
+    assert len(a) == len(b) == 2
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
 
@@ -146,7 +147,7 @@ def test_the_additive_grammar_path_draws_the_masked_paths_tokens(sampling):
     args = dict(num_samples=4, sampling=sampling, grammar=enc.grammar(), eos_id=enc.eos_id, seed=5)
     fast = generate(model, [enc.bos_id], 200, **args)
     masked = generate(model, [enc.bos_id], 200, constraint=_NoConstraint(), **args)
-    assert all(np.array_equal(a, b) for a, b in zip(fast, masked))
+    assert len(fast) == len(masked) == 4 and all(np.array_equal(a, b) for a, b in zip(fast, masked))
 
 
 def test_every_sampled_sequence_decodes_and_obeys_the_grammar():
@@ -173,7 +174,7 @@ def test_the_ending_draws_pieces_to_a_close_inside_the_budget_and_changes_nothin
     off = generate(model, [enc.bos_id], 100, sampling=Sampling(ending=0.0), **args)
     on = generate(model, [enc.bos_id], 100, sampling=Sampling(ending=20.0), **args)
     ended = lambda seqs: sum(s[-1] == enc.eos_id for s in seqs)  # noqa: E731
-    assert ended(on) > ended(off) and ended(on) >= 14
+    assert ended(on) > ended(off) and ended(on) >= 14 and len(off) == len(on) == 16
     for a, b in zip(off, on):
         np.testing.assert_array_equal(a[:71], b[:71])  # BOS + the 70 tokens before the last 30 of 100
     assert generate(model, [enc.bos_id], 100, sampling=Sampling(ending=20.0), ending=False, **args)[0].size == \
@@ -398,5 +399,6 @@ def test_fixed_shape_step_for_cuda_graphs_gives_the_same_tokens():
     kw = dict(num_tokens=60, num_samples=2, grammar=enc.grammar(), seed=1, seq_len=24)
     a = generate(model.eval(), [enc.bos_id], **kw)
     b = generate(GraphedDecoding(model), [enc.bos_id], **kw)
+    assert len(a) == len(b) == 2
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
