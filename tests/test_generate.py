@@ -139,6 +139,31 @@ class _NoConstraint:
         pass
 
 
+class _EagerToEnd(torch.nn.Module):
+    """A model that would end every piece within a few tokens: EOS gets +6 log-odds."""
+
+    def __init__(self, inner: torch.nn.Module, eos: int) -> None:
+        super().__init__()
+        self.inner, self.eos = inner, eos
+
+    def forward(self, tokens, state=None):
+        logits, state = self.inner(tokens, state)
+        return logits.index_add(-1, torch.tensor([self.eos]), torch.full_like(logits[..., :1], 6.0)), state
+
+
+def test_with_the_ending_on_no_piece_ends_before_the_ramp_starts():
+    """Issue 24: pieces of 3 bars. The ending ramp's start is a piece's minimum length; with the ending off the
+    model ends a piece where it likes."""
+    torch.manual_seed(0)
+    enc = get_encoding("chord")
+    model = _EagerToEnd(build_model(ModelConfig("gru", 312, embed_dim=16, hidden_dim=32, num_layers=1)), enc.eos_id)
+    args = dict(num_samples=8, grammar=enc.grammar(), eos_id=enc.eos_id, seed=1)
+    free = generate(model.eval(), [enc.bos_id], 100, sampling=Sampling(ending=0.0), **args)
+    assert min(s.size for s in free) < 30  # left alone, this model ends early
+    held = generate(model, [enc.bos_id], 100, sampling=Sampling(), **args)  # plain ramp: the last 30 of 100
+    assert len(held) == 8 and min(s.size for s in held) >= 1 + 70 + 1  # BOS, 70 held tokens, then the ramp
+
+
 @pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.7, top_k=20, top_p=0.9)])
 def test_the_additive_grammar_path_draws_the_masked_paths_tokens(sampling):
     torch.manual_seed(2)
@@ -165,8 +190,9 @@ def test_every_sampled_sequence_decodes_and_obeys_the_grammar():
 
 
 def test_the_ending_draws_pieces_to_a_close_inside_the_budget_and_changes_nothing_before():
-    """--ending adds log-odds to EOS over the budget's last 30%: more pieces end before the limit, and every
-    token drawn before the ramp starts is the one drawn without it (same seed)."""
+    """--ending adds log-odds to EOS over the budget's last 30% and holds it off before: more pieces end before
+    the limit, none before the ramp, and every token drawn before the ramp starts is the one drawn without it
+    (same seed) up to where that one ended."""
     torch.manual_seed(3)
     model = build_model(ModelConfig("gru", 312, embed_dim=16, hidden_dim=32, num_layers=1)).eval()
     enc = get_encoding("chord")
@@ -175,8 +201,11 @@ def test_the_ending_draws_pieces_to_a_close_inside_the_budget_and_changes_nothin
     on = generate(model, [enc.bos_id], 100, sampling=Sampling(ending=20.0), **args)
     ended = lambda seqs: sum(s[-1] == enc.eos_id for s in seqs)  # noqa: E731
     assert ended(on) > ended(off) and ended(on) >= 14 and len(off) == len(on) == 16
-    for a, b in zip(off, on):
-        np.testing.assert_array_equal(a[:71], b[:71])  # BOS + the 70 tokens before the last 30 of 100
+    for a, b in zip(off, on):  # BOS + the 70 tokens before the last 30 of 100: the same, up to where `off` ended
+        early = np.flatnonzero(a[1:71] == enc.eos_id)
+        n = 1 + (int(early[0]) if early.size else 70)
+        np.testing.assert_array_equal(a[:n], b[:n])
+        assert b.size >= 72 and enc.eos_id not in b[1:71]  # before the ramp, EOS is held off
     assert generate(model, [enc.bos_id], 100, sampling=Sampling(ending=20.0), ending=False, **args)[0].size == \
         off[0].size  # an infill's fill: the constraint decides where it ends
 

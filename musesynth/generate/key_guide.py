@@ -59,11 +59,11 @@ class TonicBass:
     """Which samples' latest onset is a close in the header's key, step by step on the device.
 
     Chorales close on the tonic chord; a model drawn to an end (``Sampling.ending``) also closes on a half
-    cadence or in the key it drifted to (docs/pretrained-notes.md, "Endings"). The ending ramp is given only where the latest onset stands on the tonic and
-    has struck a full chord (at least ``FULL`` notes, or as many as the fullest chord so far where the
-    texture is thinner), so a piece stops at a close in its own key and never on a bass note whose chord
-    is still to come; elsewhere EOS keeps the model's own odds. Rows without a key (``keyed`` False) are
-    never closed: the decoder gives them the plain ramp."""
+    cadence or in the key it drifted to (docs/pretrained-notes.md, "Endings"). The ending ramp is given only
+    where the latest onset stands on the tonic and has struck a full chord (at least ``FULL`` notes, or as
+    many as the fullest chord so far where the texture is thinner), so a piece stops at a close in its own
+    key and never on a bass note whose chord is still to come; elsewhere EOS keeps the model's own odds.
+    Rows without a key (``keyed`` False) are never closed: the decoder gives them the plain ramp."""
 
     FULL = 4
 
