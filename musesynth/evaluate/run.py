@@ -152,8 +152,8 @@ def generated_pieces(model: Model, n: int, length: int, seed: int, sampling: Sam
     request = GenerationRequest(sampling=sampling, length=length, num_samples=n, seed=seed,
                                 exact_repeats=exact_repeats).validate()
     seqs = decode_prompt(model, build_prompt(request, model), request)
-    key_of = getattr(enc, "key_of", lambda s: None)
-    return ([piece_from_score(enc.decode(s)) for s in seqs], [key_of(s) for s in seqs],
+    keyed = enc.keyed()
+    return ([piece_from_score(enc.decode(s)) for s in seqs], [keyed.key_of(s) if keyed else None for s in seqs],
             [bool(s[-1] == enc.eos_id) for s in seqs])
 
 

@@ -97,8 +97,7 @@ def decode_prompt(model: Model, prompt: Prompt, request: GenerationRequest) -> l
 def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.ndarray, seq: np.ndarray,
            dt: float) -> GeneratedPiece:
     enc, path = model.encoding, request.primer.path
-    # an encoding that writes its meter keeps it; others take the primer's
-    meter_source = path if enc.name != "meter" else None
+    meter_source = None if enc.writes_meter else path  # an encoding that writes its meter keeps it
     score = daw_ready(enc.decode(seq), meter_source, prompt.boundary)
     used = {**asdict(request.sampling), "ending": resolved_ending(request.sampling, enc, row),
             "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache}

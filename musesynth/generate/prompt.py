@@ -49,7 +49,8 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     rows = apply_controls(enc, rows, c.composer, c.tempo, meta.composer_prior, seed)
     frame = KeyFrame(enc, meta.key_frames)
     model_rows = check_fits(frame.to_model(rows), model.seq_len, len(ids))
-    tempo = HeaderTempo(enc, tempo_token, model_rows, model.device) if tempo_token is not None else None
+    ctl = enc.header_controls()
+    tempo = HeaderTempo(ctl, tempo_token, model_rows, model.device) if ctl and tempo_token is not None else None
     boundary = enc.end_beats(ids) if p.path is not None else None
     return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo)
 
@@ -61,7 +62,8 @@ def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
     model_rows = frame.to_model(rows)
     first = prompts[0].tempo
     assert len({None if p.tempo is None else p.tempo.token for p in prompts}) == 1, "one header tempo per batch"
-    tempo = HeaderTempo(model.encoding, first.token, model_rows, model.device) if first is not None else None
+    ctl = model.encoding.header_controls()
+    tempo = HeaderTempo(ctl, first.token, model_rows, model.device) if ctl and first is not None else None
     return Prompt(rows, model_rows, frame, prompts[0].primer_tokens, prompts[0].boundary, tempo)
 
 

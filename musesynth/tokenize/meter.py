@@ -234,6 +234,17 @@ class MeterEncoding(GridEncoding):
         self.run_of = np.where(typ == T_RUN, ids - self.run0 + 1, 0)  # bars copied
 
     # ------------------------------------------------------------------ keys
+    writes_meter = True
+
+    def keyed(self) -> MeterEncoding:
+        return self
+
+    def header_controls(self) -> MeterEncoding:
+        return self
+
+    def bar_infill(self) -> MeterEncoding | None:
+        return self if self.infill else None
+
     def key_token_id(self, tonic_pc: int, mode: str | int) -> int:
         """Id of ``KEY_<tonic>_<mode>`` (mode "major"/"minor" or 0/1)."""
         return self.key0 + 12 * _mode_index(mode) + int(tonic_pc) % 12
