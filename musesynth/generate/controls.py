@@ -23,8 +23,8 @@ def check_controls(enc: Encoding, composer: str | None, tempo: float | None) -> 
         return None
     ctl = enc.header_controls()
     if ctl is None:
-        raise BadRequest("composer" if composer is not None else "tempo", f"needs a model trained on the meter "
-                         f"encoding (this one is '{enc.name}')")
+        raise BadRequest("composer", f"and {{tempo}} need a model trained on the meter encoding (this one is "
+                         f"'{enc.name}')")
     if composer is not None:
         ctl.composer_token_id(composer)
     return ctl.tempo_token_id(tempo) if tempo is not None else None
