@@ -13,13 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from musesynth.theory import FULL_CHORD, IN_KEY
 from musesynth.tokenize.base import KeySpec
-
-# scale degrees (semitones above the tonic) that are in the key
-IN_KEY = {
-    0: (0, 2, 4, 5, 7, 9, 11),  # major
-    1: (0, 2, 3, 5, 7, 8, 9, 10, 11),  # minor: natural, plus the raised 6th and 7th
-}
 
 
 def in_key_mask(key: int) -> np.ndarray:
@@ -65,7 +60,7 @@ class TonicBass:
     key and never on a bass note whose chord is still to come; elsewhere EOS keeps the model's own odds.
     Rows without a key (``keyed`` False) are never closed: the decoder gives them the plain ramp."""
 
-    FULL = 4
+    FULL = FULL_CHORD
 
     def __init__(self, spec: KeySpec, rows: np.ndarray, device: torch.device) -> None:
         assert spec.onset is not None
