@@ -6,9 +6,10 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "musesynth"
-# Order of the pipeline; shared helpers (errors, atomic writes, devices, plots, outputs) come first.
-STAGES = ["errors", "atomic", "device", "plotting", "outputs", "tokenize", "data", "models", "training", "generate",
-          "evaluate", "ablate", "api", "studio", "commands", "cli", "train", "predict", "__main__", "__init__"]
+# Order of the pipeline; shared helpers (errors, atomic writes, devices, plots, outputs, music theory) come first.
+STAGES = ["errors", "atomic", "device", "plotting", "outputs", "theory", "tokenize", "data", "models", "training",
+          "generate", "evaluate", "ablate", "api", "studio", "commands", "cli", "train", "predict", "__main__",
+          "__init__"]
 
 
 def stage_of(module: str) -> int:

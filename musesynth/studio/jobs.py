@@ -95,7 +95,7 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
     if key is not None:
         parse_key(key)  # its spelling now; whether the model knows keys, when the job loads it
     composer = str(body.get("composer") or "").strip() or None  # None: drawn from the training corpus' shares
-    opt = replace(base, length=length, primer_seconds=seconds or None, seed=number(body, "seed", int, d.seed),
+    opt = replace(base, length=length, primer_seconds=seconds or None, seed=number(body, "seed", int, 0),
                   key=key, composer=composer, tempo=number(body, "tempo", float, None),
                   sampling=sampling_from_request(body))
     opt.validate()
