@@ -23,7 +23,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from musesynth.generate.sampling import Decoder  # noqa: E402
+from musesynth.generate.sampling import Decoder, DecodeSpec  # noqa: E402
 from musesynth.models import ModelConfig, build_model, count_params  # noqa: E402
 from musesynth.tokenize import get_encoding  # noqa: E402
 from musesynth.training.checkpoint import load_model  # noqa: E402
@@ -38,7 +38,7 @@ def rate(model: torch.nn.Module, grammar: np.ndarray | None, bos: int, vocab: in
     prefix[0] = bos
     best = float("inf")
     for _ in range(args.repeat):
-        dec = Decoder(model, prefix, 1, grammar=grammar, seed=0, seq_len=seq_len)
+        dec = Decoder(model, prefix, DecodeSpec(grammar=grammar, seq_len=seq_len), seed=0)
         with dec.step_context():
             dec.step()  # warm-up (the first step may build the cache)
             if model.embed.weight.device.type == "cuda":

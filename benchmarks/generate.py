@@ -23,9 +23,10 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 import argparse  # noqa: E402
 import time  # noqa: E402
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from musesynth.generate.sampling import Decoder  # noqa: E402
+from musesynth.generate.sampling import Decoder, DecodeSpec  # noqa: E402
 from musesynth.models import FAMILIES, ModelConfig, build_model  # noqa: E402
 from musesynth.tokenize import get_encoding  # noqa: E402
 
@@ -36,7 +37,8 @@ def rate_at(model, enc, n: int, window: int, cache: bool, samples: int, seq_len:
     prefix[0] = enc.bos_id
     best = float("inf")
     for _ in range(3):
-        dec = Decoder(model, prefix, samples, grammar=enc.grammar(), seed=0, use_cache=cache, seq_len=seq_len)
+        dec = Decoder(model, np.tile(prefix, (samples, 1)),
+                      DecodeSpec(grammar=enc.grammar(), seq_len=seq_len, use_cache=cache), seed=0)
         with dec.step_context():
             if device.type == "cuda":
                 torch.cuda.synchronize()

@@ -1,5 +1,8 @@
 """User-facing errors: the CLI prints these as one line and exits non-zero, never a traceback."""
 
+import re
+from collections.abc import Callable
+
 
 class MusesynthError(Exception):
     """An error caused by the user's input (bad path, bad checkpoint, bad option)."""
@@ -7,3 +10,19 @@ class MusesynthError(Exception):
 
 class MidiReadError(MusesynthError):
     """A MIDI file that cannot be used; the data pipeline reports and skips it."""
+
+
+class BadRequest(MusesynthError):
+    """A bad generation request, worded by field: ``problem`` may name other fields as ``{name}``. Its message
+    names them as Python keywords (the API's); ``named`` rewords it for another front end (the CLI's flags)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(self.worded(str))
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with each field spelt by ``name`` (field -> how the user writes it)."""
+        return f"{name(self.field)} " + re.sub(r"\{([a-z_]+)\}", lambda m: name(m.group(1)), self.problem)
+
+    def named(self, name: Callable[[str], str]) -> MusesynthError:
+        return MusesynthError(self.worded(name))

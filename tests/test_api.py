@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import symusic
 
 import musesynth
+from musesynth.errors import MusesynthError
 from musesynth.generate.midi_out import GENERATED_MARKER
 
 
@@ -23,4 +25,24 @@ def test_train_load_generate_save(bach_dataset, bach_dir, tmp_path):
     assert [m.text for m in later.score.markers if m.time > 0] == [GENERATED_MARKER]
     path = a[0].save(tmp_path / "piece.mid")
     assert symusic.Score(str(path)).note_num() == a[0].score.note_num()
+    assert a[0].seed == 3 and a[0].info.sampling["seed"] == 3  # the sidecar's record is the piece's info
     assert set(musesynth.__all__) >= {"load_model", "generate", "tokenize", "train"}
+
+
+def test_save_keeps_an_existing_file_unless_told_to_overwrite(tmp_path):
+    model = musesynth.load_model(device="cpu")
+    piece = musesynth.generate(model, length=8)[0]
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    with pytest.raises(MusesynthError, match="exists; pass overwrite=True"):
+        piece.save(precious)
+    assert precious.read_text() == "mine"
+    piece.save(precious, overwrite=True)
+    assert symusic.Score.from_midi(precious.read_bytes()).note_num() == piece.score.note_num()
+
+
+def test_the_api_seed_defaults_to_0_and_none_draws_a_fresh_one():
+    model = musesynth.load_model(device="cpu")
+    assert musesynth.generate(model, length=4)[0].seed == 0
+    fresh = [musesynth.generate(model, length=4, seed=None)[0].seed for _ in range(2)]
+    assert fresh[0] != fresh[1]

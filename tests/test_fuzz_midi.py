@@ -157,7 +157,7 @@ def test_generate_with_a_non_utf8_primer_name(tmp_path, tiny_checkpoint, capsys)
         fh.write(make_score(scale_melody(2, 30)).dumps_midi())
     out = tmp_path / "out"
     rc = main(["generate", "-c", str(tiny_checkpoint), "--primer", os.fsdecode(primer), "-n", "8", "--no-wav",
-               "-o", str(out)])
+               "-s", "0", "-o", str(out)])
     assert rc == 0, capsys.readouterr().err
     made = sorted(os.listdir(os.fsencode(out)))
     assert made == [b"caf\xe9_gru_seed0_0" + s for s in (b".json", b".mid", b".png")]
@@ -394,7 +394,7 @@ def test_generate_over_a_fuzzed_primer_folder(campaign, tiny_checkpoint, tmp_pat
     assert 5 <= len(good) < len(picked)
     out = tmp_path / "out"
     rc = main(["generate", "-c", str(tiny_checkpoint), "--primer", str(primers), "-n", "8", "--no-wav", "--no-png",
-               "-o", str(out)])
+               "-s", "0", "-o", str(out)])
     captured = capsys.readouterr()
     assert rc == 0 and "Traceback" not in captured.err
     skipped = [line for line in captured.out.splitlines() if line.startswith("skipped: cannot use primer")]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -54,6 +55,7 @@ def test_cached_and_naive_generation_agree(family):
     kw = dict(num_tokens=60, num_samples=2, grammar=enc.grammar(), eos_id=enc.eos_id, seed=3, seq_len=200)
     a = generate(model, [enc.bos_id], use_cache=True, **kw)
     b = generate(model, [enc.bos_id], use_cache=False, **kw)
+    assert len(a) == len(b) == 2
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
 
@@ -137,6 +139,31 @@ class _NoConstraint:
         pass
 
 
+class _EagerToEnd(torch.nn.Module):
+    """A model that would end every piece within a few tokens: EOS gets +6 log-odds."""
+
+    def __init__(self, inner: torch.nn.Module, eos: int) -> None:
+        super().__init__()
+        self.inner, self.eos = inner, eos
+
+    def forward(self, tokens, state=None):
+        logits, state = self.inner(tokens, state)
+        return logits.index_add(-1, torch.tensor([self.eos]), torch.full_like(logits[..., :1], 6.0)), state
+
+
+def test_with_the_ending_on_no_piece_ends_before_the_ramp_starts():
+    """Issue 24: pieces of 3 bars. The ending ramp's start is a piece's minimum length; with the ending off the
+    model ends a piece where it likes."""
+    torch.manual_seed(0)
+    enc = get_encoding("chord")
+    model = _EagerToEnd(build_model(ModelConfig("gru", 312, embed_dim=16, hidden_dim=32, num_layers=1)), enc.eos_id)
+    args = dict(num_samples=8, grammar=enc.grammar(), eos_id=enc.eos_id, seed=1)
+    free = generate(model.eval(), [enc.bos_id], 100, sampling=Sampling(ending=0.0), **args)
+    assert min(s.size for s in free) < 30  # left alone, this model ends early
+    held = generate(model, [enc.bos_id], 100, sampling=Sampling(), **args)  # plain ramp: the last 30 of 100
+    assert len(held) == 8 and min(s.size for s in held) >= 1 + 70 + 1  # BOS, 70 held tokens, then the ramp
+
+
 @pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.7, top_k=20, top_p=0.9)])
 def test_the_additive_grammar_path_draws_the_masked_paths_tokens(sampling):
     torch.manual_seed(2)
@@ -145,7 +172,7 @@ def test_the_additive_grammar_path_draws_the_masked_paths_tokens(sampling):
     args = dict(num_samples=4, sampling=sampling, grammar=enc.grammar(), eos_id=enc.eos_id, seed=5)
     fast = generate(model, [enc.bos_id], 200, **args)
     masked = generate(model, [enc.bos_id], 200, constraint=_NoConstraint(), **args)
-    assert all(np.array_equal(a, b) for a, b in zip(fast, masked))
+    assert len(fast) == len(masked) == 4 and all(np.array_equal(a, b) for a, b in zip(fast, masked))
 
 
 def test_every_sampled_sequence_decodes_and_obeys_the_grammar():
@@ -163,8 +190,9 @@ def test_every_sampled_sequence_decodes_and_obeys_the_grammar():
 
 
 def test_the_ending_draws_pieces_to_a_close_inside_the_budget_and_changes_nothing_before():
-    """--ending adds log-odds to EOS over the budget's last 30%: more pieces end before the limit, and every
-    token drawn before the ramp starts is the one drawn without it (same seed)."""
+    """--ending adds log-odds to EOS over the budget's last 30% and holds it off before: more pieces end before
+    the limit, none before the ramp, and every token drawn before the ramp starts is the one drawn without it
+    (same seed) up to where that one ended."""
     torch.manual_seed(3)
     model = build_model(ModelConfig("gru", 312, embed_dim=16, hidden_dim=32, num_layers=1)).eval()
     enc = get_encoding("chord")
@@ -172,9 +200,12 @@ def test_the_ending_draws_pieces_to_a_close_inside_the_budget_and_changes_nothin
     off = generate(model, [enc.bos_id], 100, sampling=Sampling(ending=0.0), **args)
     on = generate(model, [enc.bos_id], 100, sampling=Sampling(ending=20.0), **args)
     ended = lambda seqs: sum(s[-1] == enc.eos_id for s in seqs)  # noqa: E731
-    assert ended(on) > ended(off) and ended(on) >= 14
-    for a, b in zip(off, on):
-        np.testing.assert_array_equal(a[:71], b[:71])  # BOS + the 70 tokens before the last 30 of 100
+    assert ended(on) > ended(off) and ended(on) >= 14 and len(off) == len(on) == 16
+    for a, b in zip(off, on):  # BOS + the 70 tokens before the last 30 of 100: the same, up to where `off` ended
+        early = np.flatnonzero(a[1:71] == enc.eos_id)
+        n = 1 + (int(early[0]) if early.size else 70)
+        np.testing.assert_array_equal(a[:n], b[:n])
+        assert b.size >= 72 and enc.eos_id not in b[1:71]  # before the ramp, EOS is held off
     assert generate(model, [enc.bos_id], 100, sampling=Sampling(ending=20.0), ending=False, **args)[0].size == \
         off[0].size  # an infill's fill: the constraint decides where it ends
 
@@ -190,15 +221,44 @@ def test_fixed_seed_same_piece(runs, primer, tmp_path):
     assert a != (tmp_path / "c" / f"{primer.stem}_gru_seed8_0.mid").read_bytes()
 
 
+def test_without_a_seed_each_run_is_a_new_piece_that_its_printed_seed_makes_again(runs, tmp_path, capsys):
+    args = ["generate", "-c", str(runs / "gru"), "-n", "60", "--no-wav", "--no-png"]
+    seeds = []
+    for run in ("a", "b"):
+        assert main([*args, "-o", str(tmp_path / run)]) == 0
+        seeds.append(int(re.search(r"^seed (\d+) ", capsys.readouterr().out, re.M).group(1)))
+        side = json.loads(next((tmp_path / run).glob("*.json")).read_text())
+        assert side["sampling"]["seed"] == seeds[-1]
+    assert seeds[0] != seeds[1]
+    assert main([*args, "-s", str(seeds[0]), "-o", str(tmp_path / "again")]) == 0
+    name = f"unconditioned_gru_seed{seeds[0]}_0.mid"
+    assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+
+
+def test_a_run_without_best_pt_says_it_uses_last_pt(runs, tmp_path, capsys):
+    run = tmp_path / "stopped"
+    run.mkdir()
+    (run / "last.pt").write_bytes((runs / "gru" / "best.pt").read_bytes())
+    assert main(["generate", "-c", str(run), "-n", "5", "-s", "1", "--no-wav", "--no-png", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"note: {run} has no best.pt" in out and "using its last.pt" in out
+
+
+def test_an_empty_out_dir_is_refused(runs, capsys):
+    assert main(["generate", "-c", str(runs / "gru"), "-n", "5", "-o", ""]) == 2
+    assert "-o/--out-dir is empty" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("family", ["gru", "lstm", "transformer"])
 def test_a_checkpoint_of_each_family_generates_all_outputs(family, runs, primer, tmp_path, capsys):
     rc = main(["generate", "-c", str(runs / family), "--primer", str(primer), "--primer-tokens", "20",
                "-n", "120", "--num-samples", "2", "-o", str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
-    base = tmp_path / f"{primer.stem}_{family}_seed0_1"
+    seed = int(re.search(r"^seed (\d+) \(make these pieces again with -s \d+\)$", out, re.M).group(1))
+    base = tmp_path / f"{primer.stem}_{family}_seed{seed}_1"  # no -s: a fresh seed, printed and in the names
     side = json.loads((tmp_path / (base.name + ".json")).read_text())
-    assert side["primer_tokens"] == 20 and side["sampling"]["seed"] == 0 and side["model"] == family
+    assert side["primer_tokens"] == 20 and side["sampling"]["seed"] == seed and side["model"] == family
     assert side["sampling"]["ending"] == 8.0  # the default it used (chord encoding: the plain ramp), not null
     assert (tmp_path / (base.name + ".mid")).is_file() and (tmp_path / (base.name + ".png")).is_file()
     if side["wav"]:
@@ -210,7 +270,7 @@ def test_a_checkpoint_of_each_family_generates_all_outputs(family, runs, primer,
 
 
 def test_unconditioned_and_primer_folder(runs, bach_dir, tmp_path):
-    assert main(["generate", "-c", str(runs / "lstm"), "-n", "50", "--no-wav", "--no-png", "-q",
+    assert main(["generate", "-c", str(runs / "lstm"), "-n", "50", "--no-wav", "--no-png", "-q", "-s", "0",
                  "-o", str(tmp_path / "u")]) == 0
     assert (tmp_path / "u" / "unconditioned_lstm_seed0_0.mid").is_file()
     folder = tmp_path / "primers"
@@ -368,5 +428,6 @@ def test_fixed_shape_step_for_cuda_graphs_gives_the_same_tokens():
     kw = dict(num_tokens=60, num_samples=2, grammar=enc.grammar(), seed=1, seq_len=24)
     a = generate(model.eval(), [enc.bos_id], **kw)
     b = generate(GraphedDecoding(model), [enc.bos_id], **kw)
+    assert len(a) == len(b) == 2
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)

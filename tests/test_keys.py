@@ -138,6 +138,7 @@ def test_a_close_is_a_full_chord_on_the_tonic():
     assert play("POS_12", "NOTE_55", "DUR_12") == [False, False]  # G alone: not the full chord
 
 
+@pytest.mark.slow  # minutes: 80 pieces from the shipped model
 def test_the_ending_closes_pieces_on_the_tonic():
     """The default ending of a model with keys draws pieces to EOS only at a full tonic chord: the shipped
     model's pieces in G major end on G's bass where the plain ramp ends most of them elsewhere."""

@@ -55,7 +55,7 @@ def test_export_never_replaces_what_it_did_not_make(run_dir, tmp_path, capsys):
 def test_generate_without_checkpoint_uses_the_shipped_model(run_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "model"
     assert main(["export", "-c", str(run_dir), "-o", str(out)]) == 0
-    run_module = importlib.import_module("musesynth.generate.run")  # musesynth.generate is the API function
+    run_module = importlib.import_module("musesynth.generate.model")  # musesynth.generate is the API function
     monkeypatch.setattr(run_module, "DEFAULT_MODEL", out)
     assert main(["generate", "-n", "20", "--no-wav", "--no-png", "-q", "-o", str(tmp_path / "g")]) == 0
     side = json.loads(next((tmp_path / "g").glob("*.json")).read_text())

@@ -96,12 +96,12 @@ def test_resume_with_other_family_is_a_clear_error(bach_dataset, tmp_path, capsy
     ],
 )
 def test_bad_training_arguments(argv, message, bach_dataset, tmp_path, capsys):
-    rc = main(["train", "-d", str(bach_dataset), "-o", str(tmp_path), *argv])
-    err = capsys.readouterr().err
-    if message is None:  # CUDA asked: no CUDA here, or fewer than 4 devices
+    if message is None:  # CUDA asked: no CUDA here, or fewer than 4 devices (decided before anything trains)
         if torch.cuda.device_count() > 3:
             pytest.skip("this machine has a cuda:3, so asking for it is no error")
         message = "CUDA device(s)" if torch.cuda.is_available() else "CUDA is not available"
+    rc = main(["train", "-d", str(bach_dataset), "-o", str(tmp_path), *argv])
+    err = capsys.readouterr().err
     assert rc == 2 and message in err and err.count("\n") == 1
 
 

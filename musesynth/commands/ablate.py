@@ -39,8 +39,10 @@ def add_ablate_options(p: argparse.ArgumentParser) -> None:
                         "--budget-tokens is required; no default)")
     a.add_argument("--report", default=d.report, help="report folder; its files are replaced "
                    "(default %(default)s)")
-    a.add_argument("--samples", type=int, default=d.samples, help="generated pieces per family for the musical "
-                   "statistics (default %(default)s)")
+    a.add_argument("--num-samples", dest="samples", type=int, default=d.samples, help="generated pieces per "
+                   "family for the musical statistics (default %(default)s)")
+    a.add_argument("--samples", dest="samples", type=int,
+                   default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the name it shipped with: a quiet alias
     a.add_argument("--sample-length", type=int, default=d.sample_length, help="tokens per generated piece "
                    "(default %(default)s)")
     add_sampling_options(p, short=False)

@@ -19,8 +19,10 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("-d", "--dataset", help="dataset folder (default: the one the model was trained on)")
     p.add_argument("--split", default=d.split, choices=SPLIT_NAMES, help="split to score (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per batch (default %(default)s)")
-    p.add_argument("--samples", type=int, default=d.samples, help="generated pieces for the musical statistics "
-                   "(0: skip; default %(default)s)")
+    p.add_argument("--num-samples", dest="samples", type=int, default=d.samples, help="generated pieces for the "
+                   "musical statistics (0: skip; default %(default)s)")
+    p.add_argument("--samples", dest="samples", type=int,
+                   default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the name it shipped with: a quiet alias
     p.add_argument("--length", type=int, default=d.length, help="tokens per generated piece (default %(default)s)")
     add_sampling_options(p)
     p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default %(default)s)")

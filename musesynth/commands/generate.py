@@ -26,11 +26,10 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
                    "(default: the Bach model shipped in the package)")
     p.add_argument("--primer", help="MIDI file, or a folder whose every file primes one piece (bad files are "
                    "skipped with their reason; default: no primer, start from BOS)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--primer-tokens", type=int, help="use the first N tokens of the primer (default: half the "
+    p.add_argument("--primer-tokens", type=int, help="use the first N tokens of the primer (default: half the "
                    "model context)")
-    g.add_argument("--primer-seconds", type=float, help="use the first S seconds of the primer "
-                   "(default: --primer-tokens decides)")
+    p.add_argument("--primer-seconds", type=float, help="use the first S seconds of the primer (not with "
+                   "--primer-tokens; default: --primer-tokens decides)")
     p.add_argument("-n", "--length", type=int, default=d.length, help="new tokens per piece (default %(default)s)")
     add_sampling_options(p)
     p.add_argument("--key", help='key to write in, e.g. "D major", "f# minor", "Bb major" (models trained on the '
@@ -40,9 +39,10 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
                    "with `musesynth data --composers ...`; an unknown name lists the known ones; default: none)")
     p.add_argument("--tempo", type=float, help="tempo in BPM of the piece's header (meter encoding; default: the "
                    "primer's, or the model's choice)")
-    p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same piece (default %(default)s)")
-    p.add_argument("--num-samples", type=int, default=d.num_samples, help="pieces per primer, generated as one "
-                   "batch (default %(default)s)")
+    p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same piece (default: a new seed "
+                   "each run, printed and recorded in each piece's .json)")
+    p.add_argument("--num-samples", type=int, default=d.num_samples, help="pieces per primer, "
+                   "generated as one batch (default %(default)s)")
     add_output_options(p, d.out_dir)
     add_device_option(p)
     p.add_argument("--no-cache", action="store_true", help="naive decoding (re-run the prefix every token)")
@@ -61,13 +61,15 @@ def run(args: argparse.Namespace) -> int:
     from musesynth.commands.progress_bar import share_bar
     from musesynth.generate.run import run_generate, summarize
 
-    if args.primer is None and (args.primer_seconds is not None or args.primer_tokens is not None):
-        flag = "--primer-seconds" if args.primer_seconds is not None else "--primer-tokens"
-        raise MusesynthError(f"{flag} cuts a primer: give one with --primer FILE (or leave {flag} out)")
+    if args.out_dir == "":
+        raise MusesynthError("-o/--out-dir is empty: name a folder (default generated)")
+    note = (lambda line: print(line, file=sys.stderr)) if args.quiet else print
     with share_bar("generating", disable=args.quiet) as progress:
-        results = run_generate(options_from_args(args), progress=progress)
+        results = run_generate(options_from_args(args), log=note, progress=progress)
     if not args.quiet:
         print(summarize(results))  # its lines warn about pieces without notes
+        seed = results[0]["sampling"]["seed"]
+        print(f"seed {seed}" + ("" if args.seed is not None else f" (make these pieces again with -s {seed})"))
     for r in results if args.quiet else []:  # quiet prints nothing on success, but an empty piece is no success
         if r["notes"] == 0:
             print(f"musesynth: warning: {r['midi']} has no notes (try a higher --top-k or --temperature)",

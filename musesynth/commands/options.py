@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from musesynth.device import DEVICE_HELP
+from musesynth.errors import BadRequest
 from musesynth.generate.sampling import Sampling
 
 Subparsers = argparse._SubParsersAction
@@ -17,31 +18,17 @@ def add_command(sub: Subparsers, name: str, summary: str, example: str) -> argpa
 
 
 def add_sampling_options(p: argparse.ArgumentParser, short: bool = True, ending: bool = True) -> None:
-    """The sampling dials; ``ending`` False where a piece's end is not the sampler's to choose (infill)."""
-    d = Sampling()
+    """The sampling dials, built from ``Sampling``'s fields (default, range, help); ``short``: with their short
+    flags (-t, -k, -p); ``ending`` False where a piece's end is not the sampler's to choose (infill)."""
     g = p.add_argument_group("sampling")
-    names = (("-t", "--temperature"), ("-k", "--top-k"), ("-p", "--top-p")) if short else \
-        (("--temperature",), ("--top-k",), ("--top-p",))
-    g.add_argument(*names[0], type=float, default=d.temperature,
-                   help="divide the logits by T: < 1 safer, > 1 wilder (default %(default)s)")
-    g.add_argument(*names[1], type=int, default=d.top_k, help="keep only the K most likely tokens (0: off; "
-                   "default %(default)s)")
-    g.add_argument(*names[2], type=float, default=d.top_p, help="nucleus sampling: keep the smallest set of "
-                   "tokens with this probability mass (1: off; default %(default)s)")
-    g.add_argument("--repeat-bias", type=float, default=d.repeat_bias,
-                   help="models with repeat marks (meter encoding): log-odds added to the marks, i.e. how readily "
-                        "a passage repeats an earlier one (0: the model's own rate; default %(default)s)")
-    g.add_argument("--key-strength", type=float, default=d.key_strength,
-                   help="models with key tokens (meter encoding): log-odds taken from notes outside the piece's key, "
-                        "i.e. how firmly it stays in the key asked for (0: the model's own; default %(default)s)")
-    if not ending:
-        return
-    g.add_argument("--ending", type=float, default=d.ending,
-                   help="log-odds added to the end of the piece near --length, rising to this, so it stops at a "
-                        "close rather than mid-bar at the limit. For models with key tokens (meter encoding) only "
-                        "on a full chord on the key's tonic, over the last 50%% of --length (default 20); for "
-                        "others wherever the model would end, over the last 30%% (default 8). 0: off, the piece "
-                        "runs to --length or to where the model ends it")
+    for name, (default, dial) in Sampling.dials().items():
+        if name == "ending" and not ending:
+            continue
+        flag = "--" + name.replace("_", "-")
+        names = (dial.short, flag) if short and dial.short else (flag,)
+        shown = "" if default is None else "; default %(default)s"
+        g.add_argument(*names, dest=name, type=int if dial.whole else float, default=default,
+                       help=dial.help.replace("%", "%%") + shown)
 
 
 def add_output_options(p: argparse.ArgumentParser, out_dir: str) -> None:
@@ -56,8 +43,13 @@ def add_output_options(p: argparse.ArgumentParser, out_dir: str) -> None:
 
 
 def sampling_from_args(args: argparse.Namespace) -> Sampling:
-    return Sampling(args.temperature, args.top_k, args.top_p, args.repeat_bias, args.key_strength,
-                    getattr(args, "ending", Sampling.ending)).validate()
+    """The dials ``add_sampling_options`` added, by name; errors name the flags."""
+    from musesynth.generate.request import cli_flag
+
+    try:
+        return Sampling(**{n: getattr(args, n) for n in Sampling.dials() if hasattr(args, n)}).validate()
+    except BadRequest as exc:
+        raise exc.named(cli_flag) from None
 
 
 def add_device_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:

@@ -17,14 +17,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
-from musesynth.data.key_frame import KeyFrame
 from musesynth.evaluate.music_stats import Piece, piece_from_score
 from musesynth.evaluate.musicality import estimate_key, window_features
-from musesynth.generate.controls import HeaderTempo
-from musesynth.generate.sampling import Sampling, generate
+from musesynth.generate.model import Model
+from musesynth.generate.pipeline import decode_prompt
+from musesynth.generate.prompt import batch_prompts, build_prompt
+from musesynth.generate.request import Controls, GenerationRequest
+from musesynth.generate.sampling import Sampling
 from musesynth.tokenize import Encoding
+from musesynth.tokenize.meter import key_name
 
 
 def piece_features(p: Piece) -> np.ndarray | None:
@@ -75,23 +77,17 @@ def _requests(composers: list[str], keys: list[tuple[int, str]], tempos: list[fl
     return out
 
 
-def generate_controlled(model: torch.nn.Module, enc: Encoding, requests: list[tuple[str, tuple[int, str], float]],
-                        length: int, sampling: Sampling, seed: int,
-                        key_frames: tuple[int, ...] = ()) -> list[np.ndarray]:
+def generate_controlled(model: Model, requests: list[tuple[str, tuple[int, str], float]], length: int,
+                        sampling: Sampling, seed: int) -> list[np.ndarray]:
     """One piece per request, from ``BOS COMPOSER KEY`` with the header tempo forced (one batch per request
     set of equal tempo, so a batch shares its forced token)."""
     seqs: list[np.ndarray | None] = [None] * len(requests)
-    device = next(model.parameters()).device
     for bpm in sorted({r[2] for r in requests}):
         idx = [i for i, r in enumerate(requests) if r[2] == bpm]
-        frame = KeyFrame(enc, key_frames)
-        rows = frame.to_model(np.stack([enc.set_composer(enc.set_key([enc.bos_id], *requests[i][1]),  # type: ignore
-                                                         requests[i][0]) for i in idx]))
-        force = HeaderTempo(enc, enc.tempo_token_id(bpm), rows, device)  # type: ignore[attr-defined]
-        out = frame.to_user(generate(model, rows, length, len(idx), sampling, enc.grammar(), enc.eos_id, seed,
-                                     seq_len=model.cfg.seq_len, repeats=enc.repeat_spec(), constraint=force,
-                                     keys=enc.key_spec()))
-        for i, s in zip(idx, out):
+        asked = [GenerationRequest(controls=Controls(key_name(*requests[i][1]), requests[i][0], bpm),
+                                   sampling=sampling, length=length, seed=seed).validate() for i in idx]
+        prompt = batch_prompts([build_prompt(r, model) for r in asked], model)
+        for i, s in zip(idx, decode_prompt(model, prompt, asked[0])):
             seqs[i] = s
     return seqs  # type: ignore[return-value]
 

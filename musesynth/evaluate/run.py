@@ -14,7 +14,7 @@ import torch
 
 from musesynth.artifacts.load import load_model
 from musesynth.data.dataset import is_dataset, load_offsets, load_pieces, load_split, load_vocab
-from musesynth.data.key_frame import KeyFrame, pieces_to_frame, to_frame
+from musesynth.data.key_frame import pieces_to_frame, to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
@@ -32,9 +32,11 @@ from musesynth.evaluate.musicality import (
 from musesynth.evaluate.progress import Steps, count_calls
 from musesynth.evaluate.reference import reference_pieces
 from musesynth.evaluate.voice_leading import format_voice_leading, voice_leading_report
-from musesynth.generate.controls import apply_controls
-from musesynth.generate.keys import primer_rows
-from musesynth.generate.sampling import Sampling, generate
+from musesynth.generate.model import Model
+from musesynth.generate.pipeline import decode_prompt
+from musesynth.generate.prompt import build_prompt
+from musesynth.generate.request import GenerationRequest
+from musesynth.generate.sampling import Sampling
 from musesynth.tokenize import Encoding
 from musesynth.training.likelihood import LossStats, split_loss
 
@@ -185,21 +187,16 @@ def held_out_keys(enc: Encoding, dataset: Path, split: str, limit: int) -> list[
     return [key_of(p) for p in load_pieces(dataset, split)[:limit]]
 
 
-def generated_pieces(model: torch.nn.Module, enc: Encoding, n: int, length: int, seed: int,
-                     sampling: Sampling, key_prior: list[float] | None = None, exact_repeats: bool = True,
-                     composer_prior: list[float] | None = None,
-                     key_frames: tuple[int, ...] = ()
+def generated_pieces(model: Model, n: int, length: int, seed: int, sampling: Sampling, exact_repeats: bool = True
                      ) -> tuple[list[Piece], list[tuple[int, str] | None], list[bool]]:
     """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys and composers from
     the priors), the key each was asked for (None without key tokens) and whether each ended (EOS)."""
-    rows = primer_rows(enc, np.array([enc.bos_id]), None, key_prior, n, seed)
-    frame = KeyFrame(enc, key_frames)
-    rows = frame.to_model(apply_controls(enc, rows, None, None, composer_prior, seed))
-    seqs = frame.to_user(generate(model, rows, length, num_samples=n, sampling=sampling, grammar=enc.grammar(),
-                                  eos_id=enc.eos_id, seed=seed, seq_len=model.cfg.seq_len,
-                                  repeats=enc.repeat_spec() if exact_repeats else None, keys=enc.key_spec()))
-    key_of = getattr(enc, "key_of", lambda s: None)
-    return ([piece_from_score(enc.decode(s)) for s in seqs], [key_of(s) for s in seqs],
+    enc = model.encoding
+    request = GenerationRequest(sampling=sampling, length=length, num_samples=n, seed=seed,
+                                exact_repeats=exact_repeats).validate()
+    seqs = decode_prompt(model, build_prompt(request, model), request)
+    keyed = enc.keyed()
+    return ([piece_from_score(enc.decode(s)) for s in seqs], [keyed.key_of(s) if keyed else None for s in seqs],
             [bool(s[-1] == enc.eos_id) for s in seqs])
 
 
@@ -261,9 +258,8 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
             result.reference_set = {"folder": opt.reference_set, "pieces": len(reference), "skipped": skipped}
         with (steps.step(f"generating {opt.samples} pieces of {opt.length} tokens", opt.length + 1, "step") as bar,
               count_calls(model, bar)):
-            gen, asked, ended = generated_pieces(model, enc, opt.samples, opt.length, opt.seed, opt.sampling,
-                                                 meta.key_prior, exact_repeats=not opt.free_repeats,
-                                                 composer_prior=meta.composer_prior, key_frames=meta.key_frames)
+            gen, asked, ended = generated_pieces(Model(model, enc, meta), opt.samples, opt.length, opt.seed,
+                                                 opt.sampling, exact_repeats=not opt.free_repeats)
         limit = max(opt.samples, 64)
         ref = held_out_pieces(enc, ds, opt.split, opt.length + 1, limit=limit)
         result.music_stats = compare(ref, gen)

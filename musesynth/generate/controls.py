@@ -12,18 +12,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from musesynth.errors import MusesynthError
+from musesynth.errors import BadRequest
 from musesynth.tokenize import Encoding
+from musesynth.tokenize.base import HeaderControls
 
 
 def check_controls(enc: Encoding, composer: str | None, tempo: float | None) -> int | None:
     """Validate the requests against the checkpoint's vocabulary; the forced tempo token (or None)."""
-    if (composer is not None or tempo is not None) and not hasattr(enc, "set_composer"):
-        raise MusesynthError(f"--composer and --tempo need a model trained on the meter encoding (this one is "
-                             f"'{enc.name}')")
+    if composer is None and tempo is None:
+        return None
+    ctl = enc.header_controls()
+    if ctl is None:
+        raise BadRequest("composer", f"and {{tempo}} need a model trained on the meter encoding (this one is "
+                         f"'{enc.name}')")
     if composer is not None:
-        enc.composer_token_id(composer)  # type: ignore[attr-defined]
-    return enc.tempo_token_id(tempo) if tempo is not None else None  # type: ignore[attr-defined]
+        ctl.composer_token_id(composer)
+    return ctl.tempo_token_id(tempo) if tempo is not None else None
 
 
 def draw_composers(enc: Encoding, rows: np.ndarray, prior: list[float] | None, seed: int) -> list[str | None]:
@@ -31,13 +35,13 @@ def draw_composers(enc: Encoding, rows: np.ndarray, prior: list[float] | None, s
     had one, so a header without one is unlike anything the model saw): drawn from the training
     corpus' shares (``prior``; uniform for checkpoints saved without it). None where the row has one or
     the model knows no composers."""
-    names = tuple(getattr(enc, "composers", ()))
-    if not names:
+    ctl = enc.header_controls()
+    names = ctl.composers if ctl is not None else ()
+    if ctl is None or not names:
         return [None] * len(rows)
     p = np.asarray(prior if prior is not None and len(prior) == len(names) else np.ones(len(names)), float)
     drawn = np.random.default_rng([seed, 25]).choice(len(names), size=len(rows), p=p / p.sum())
-    return [None if enc.composer_of(r) is not None else names[d]  # type: ignore[attr-defined]
-            for r, d in zip(rows, drawn)]
+    return [None if ctl.composer_of(r) is not None else names[d] for r, d in zip(rows, drawn)]
 
 
 def apply_controls(enc: Encoding, rows: np.ndarray, composer: str | None, tempo: float | None,
@@ -46,21 +50,22 @@ def apply_controls(enc: Encoding, rows: np.ndarray, composer: str | None, tempo:
     tempo (if the primer has one) replaced."""
     out = [np.asarray(r, np.int64) for r in rows]
     names = [composer] * len(out) if composer is not None else draw_composers(enc, rows, prior, seed)
-    if not any(names) and tempo is None:
+    ctl = enc.header_controls()
+    if ctl is None or (not any(names) and tempo is None):
         return rows
     if any(names):
-        out = [enc.set_composer(r, c) if c else r for r, c in zip(out, names)]  # type: ignore[attr-defined]
+        out = [ctl.set_composer(r, c) if c else r for r, c in zip(out, names)]
     if tempo is not None:
-        out = [enc.set_tempo(r, tempo) for r in out]  # type: ignore[attr-defined]
+        out = [ctl.set_tempo(r, tempo) for r in out]
     return np.stack(out)
 
 
 class HeaderTempo:
     """Forces ``token`` right after the header's time signature, in rows whose primer has no tempo yet."""
 
-    def __init__(self, enc: Encoding, token: int, rows: np.ndarray, device: torch.device) -> None:
-        typ = enc.token_type  # type: ignore[attr-defined]
-        self.after = torch.as_tensor(typ == typ[enc.ts0], device=device)  # type: ignore[attr-defined]
+    def __init__(self, enc: HeaderControls, token: int, rows: np.ndarray, device: torch.device) -> None:
+        typ = enc.token_type
+        self.after = torch.as_tensor(typ == typ[enc.ts0], device=device)
         self.token = token
         has_tempo = (typ[np.asarray(rows)] == typ[token]).any(1)
         self.pending = torch.as_tensor(~has_tempo, device=device)

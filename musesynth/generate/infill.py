@@ -28,7 +28,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,12 @@ from musesynth.data import build
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
-from musesynth.generate.run import (
-    OUTPUT_SUFFIXES,
-    call_counter,
-    check_sample_options,
-    checkpoint_or_shipped,
-    write_outputs,
-)
-from musesynth.generate.sampling import Sampling, generate
+from musesynth.generate.model import checkpoint_or_shipped
+from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_sample_options, flags, write_outputs
+from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.outputs import check_writable_dir, free_name
 from musesynth.tokenize import Encoding
+from musesynth.tokenize.base import BarInfill
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
 
 _BARS_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", re.ASCII)  # ASCII digits: int() would take "３"
@@ -104,8 +100,16 @@ class Span:
         return self.end - self.first
 
 
+def infilling(enc: Encoding) -> BarInfill:
+    """The encoding's infill tables; an encoding without them is a one-line error."""
+    inf = enc.bar_infill()
+    if inf is None:
+        raise MusesynthError(f"the '{enc.name}' encoding of this model has no FILL tokens: it cannot infill")
+    return inf
+
+
 def find_span(enc: Encoding, ids: np.ndarray, first: int, end: int) -> Span:
-    bars = np.flatnonzero(ids == enc.bar_id)  # type: ignore[attr-defined]
+    bars = np.flatnonzero(ids == infilling(enc).bar_id)
     if end > bars.size:
         raise MusesynthError(f"--bars {first + 1}-{end}: the piece has only {bars.size} bars")
     eos = np.flatnonzero(ids == enc.eos_id)
@@ -127,7 +131,8 @@ def infill_prompt(enc: Encoding, span: Span, seq_len: int, budget: int) -> np.nd
     q = min(suffix.size, room // 2)
     p = min(prefix.size, room - q)
     q = min(suffix.size, room - p)
-    return np.r_[enc.hole_id, suffix[:q], enc.fill_id, prefix[prefix.size - p :]]  # type: ignore[attr-defined]
+    inf = infilling(enc)
+    return np.r_[inf.hole_id, suffix[:q], inf.fill_id, prefix[prefix.size - p :]]
 
 
 class FillConstraint:
@@ -135,12 +140,13 @@ class FillConstraint:
     than ``bar_len``), exactly ``n_bars`` bar lines, then FILL_END (which may come wherever a bar line could)."""
 
     def __init__(self, enc: Encoding, n_bars: int, bar_len: int, batch: int, device: torch.device) -> None:
-        typ = torch.as_tensor(enc.token_type, device=device)  # type: ignore[attr-defined]
+        inf = infilling(enc)
+        typ = torch.as_tensor(inf.token_type, device=device)
         self.keep = torch.isin(typ, torch.tensor([T_BAR, T_POS, T_NOTE, T_DUR, T_PHRASE], device=device))
         self.is_pos = typ == T_POS
-        self.pos = torch.as_tensor(enc.pos_of, device=device)  # type: ignore[attr-defined]
+        self.pos = torch.as_tensor(inf.pos_of, device=device)
         self.keep &= ~self.is_pos | (self.pos < bar_len)
-        self.bar, self.end, self.n = enc.bar_id, enc.fill_end_id, n_bars  # type: ignore[attr-defined]
+        self.bar, self.end, self.n = inf.bar_id, inf.fill_end_id, n_bars
         self.count = torch.zeros(batch, dtype=torch.long, device=device)
         self.first = True  # the middle opens with the span's first bar line (the prompt ends inside the prefix)
         self.last = torch.full((batch,), -1, dtype=torch.long, device=device)  # position in the bar so far
@@ -172,23 +178,26 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
     """Each sample's middle tokens (FILL_END included when it was written), and the prompt's length. A
     key-relative model reads the piece in its frame (``data.key_frame``) and its fills move back."""
     device = next(model.parameters()).device
-    start, length = enc.bar_times(span.ids)  # type: ignore[attr-defined]
+    inf = infilling(enc)
+    start, length = inf.bar_times(span.ids)
     bar_len = int(length[span.first : span.end].min())
     constraint = FillConstraint(enc, span.n_bars, bar_len, num_samples, device)
     ids, shift = to_frame(enc, span.ids, key_frames) if key_frames else (span.ids, 0)
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
-    seqs = generate(model, prompt, budget, num_samples, sampling, enc.grammar(), enc.fill_end_id,  # type: ignore
-                    seed, seq_len=seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
-                    key_source=ids[None])  # the piece's own header: a long prefix is cut before it
+    # no repeat copier (a fill is short) and no ending ramp: the constraint decides where a fill ends
+    spec = DecodeSpec(enc.grammar(), inf.fill_end_id, seq_len, keys=enc.key_spec())
+    seqs = decode(model, np.tile(prompt, (num_samples, 1)), spec, replace(sampling, ending=0.0), seed, budget,
+                  constraint, key_source=ids[None])  # the piece's own header: a long prefix is cut before it
     fills = [np.asarray(s[prompt.size :], np.int64) for s in seqs]
-    return [enc.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size  # type: ignore
+    return [inf.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size
 
 
 def splice(enc: Encoding, span: Span, fill: np.ndarray) -> np.ndarray:
     """The piece with the fill in place of the span's bars (natural order): exactly the span's number of
     bars, each opened like the input's bar (its time-signature change kept)."""
-    bar = enc.bar_id  # type: ignore[attr-defined]
-    fill = fill[fill != enc.fill_end_id]  # type: ignore[attr-defined]
+    inf = infilling(enc)
+    bar = inf.bar_id
+    fill = fill[fill != inf.fill_end_id]
     at = np.flatnonzero(fill == bar)
     n = span.n_bars
     if at.size > n:
@@ -196,21 +205,22 @@ def splice(enc: Encoding, span: Span, fill: np.ndarray) -> np.ndarray:
     fill = np.r_[fill, np.full(max(n - at.size, 0), bar, np.int64)]
     orig = np.flatnonzero(span.ids == bar)[span.first : span.end]
     nxt = span.ids[np.minimum(orig + 1, span.ids.size - 1)]
-    ts = enc.token_type[nxt] == T_TIMESIG  # type: ignore[attr-defined]
+    ts = inf.token_type[nxt] == T_TIMESIG
     fill = np.insert(fill, np.flatnonzero(fill == bar)[:n][ts] + 1, nxt[ts])
     return np.r_[span.ids[: span.s], fill, span.ids[span.m :]]
 
 
 def span_steps(enc: Encoding, span: Span) -> tuple[int, int]:
     """The span [S, E) in grid steps (times as in ``decode_quantized``)."""
-    start, length = enc.bar_times(span.ids)  # type: ignore[attr-defined]
+    start, length = infilling(enc).bar_times(span.ids)
     end = start[span.end] if span.end < start.size else start[-1] + length[-1]
     return int(start[span.first]), int(end)
 
 
 def merge(enc: Encoding, span: Span, spliced: np.ndarray) -> dict[str, Any]:
     """The input's content with the span's notes and fermatas taken from ``spliced``, by the module's rules."""
-    q0, q1 = enc.decode_quantized(span.ids), enc.decode_quantized(spliced)  # type: ignore[attr-defined]
+    inf = infilling(enc)
+    q0, q1 = inf.decode_quantized(span.ids), inf.decode_quantized(spliced)
     s, e = span_steps(enc, span)
     outside = (q0["onset"] < s) | (q0["onset"] >= e)
     on0, pi0, du0 = q0["onset"][outside], q0["pitch"][outside], q0["duration"][outside]
@@ -239,7 +249,7 @@ def read_input(enc: Encoding, path: str) -> np.ndarray:
 
 
 def check_infill_model(enc: Encoding, path: str) -> None:
-    if not getattr(enc, "infill", False):
+    if enc.bar_infill() is None:
         raise MusesynthError(f"{path} was not trained for infilling (it has no FILL tokens); train on a dataset "
                              f"made with `musesynth data --encoding meter --infill`")
 
@@ -253,7 +263,8 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
     ckpt = checkpoint_or_shipped(opt.checkpoint)
     model, enc, meta = load_model(ckpt, pick_device(opt.device))
     check_infill_model(enc, ckpt)
-    opt.sampling.validate(len(enc.vocab))
+    with flags():
+        opt.sampling.validate(len(enc.vocab))
     span = find_span(enc, read_input(enc, opt.input), first, end)
     seq_len = meta.model_config.seq_len
     budget = fill_budget(span, seq_len, opt.max_tokens)
@@ -268,11 +279,11 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
     results = []
     for i, fill in enumerate(fills):
         q = merge(enc, span, splice(enc, span, fill))
-        res = enc.resolution  # type: ignore[attr-defined]
+        res = infilling(enc).resolution
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "model": meta.family, "span_beats": [(s - q["offset"]) / res, (e - q["offset"]) / res],
                 "prompt_tokens": prompt_tokens, "fill_tokens": int(fill.size),
-                "fill_complete": bool(fill.size and fill[-1] == enc.fill_end_id),  # type: ignore[attr-defined]
+                "fill_complete": bool(fill.size and fill[-1] == infilling(enc).fill_end_id),
                 "notes": int(q["onset"].size), "new_notes": int(((q["onset"] >= s) & (q["onset"] < e)).sum()),
                 "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples},
                 "generation_seconds": round(dt, 3)}
@@ -283,7 +294,7 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
 
 
 def _write(enc: Encoding, q: dict[str, Any], base: Path, info: dict[str, Any], opt: InfillOptions) -> dict[str, Any]:
-    score = enc.score_of(q)  # type: ignore[attr-defined]
+    score = infilling(enc).score_of(q)
     info["seconds"] = round(float(score.to("second").end()) if score.note_num() else 0.0, 2)
     s = opt.sampling
     title = f"{info['model']} | {Path(info['input']).name} bars {info['bars']} | T={s.temperature} " \

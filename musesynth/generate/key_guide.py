@@ -1,8 +1,7 @@
 """Key guidance: a piece asked for in a key should stay in it.
 
-The KEY token alone does not hold a piece in its key: a 600-token piece from the shipped LSTM ends
-up, by the Krumhansl-Schmuckler estimate, in the key asked for 21% of the time (mostly the dominant
-or an unrelated major instead). So, as a sampling dial like temperature, notes whose pitch class lies
+The KEY token alone does not hold a piece in its key (measurements: docs/pretrained-notes.md, "Sampling
+defaults"). So, as a sampling dial like temperature, notes whose pitch class lies
 outside the key's scale get ``strength`` log-odds less. The scale is the major scale, or for minor
 the natural minor with the raised sixth and seventh (melodic / harmonic minor), so a leading tone
 costs nothing. Chromatic notes stay possible: at strength 1 (odds / e) a chromatic note the model
@@ -14,13 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from musesynth.theory import FULL_CHORD, IN_KEY
 from musesynth.tokenize.base import KeySpec
-
-# scale degrees (semitones above the tonic) that are in the key
-IN_KEY = {
-    0: (0, 2, 4, 5, 7, 9, 11),  # major
-    1: (0, 2, 3, 5, 7, 8, 9, 10, 11),  # minor: natural, plus the raised 6th and 7th
-}
 
 
 def in_key_mask(key: int) -> np.ndarray:
@@ -60,14 +54,13 @@ class TonicBass:
     """Which samples' latest onset is a close in the header's key, step by step on the device.
 
     Chorales close on the tonic chord; a model drawn to an end (``Sampling.ending``) also closes on a half
-    cadence or in the key it drifted to (the shipped model: of 34 pieces that ended, 12 on the dominant's
-    bass, 10 on the tonic's). The ending ramp is given only where the latest onset stands on the tonic and
-    has struck a full chord (at least ``FULL`` notes, or as many as the fullest chord so far where the
-    texture is thinner), so a piece stops at a close in its own key and never on a bass note whose chord
-    is still to come; elsewhere EOS keeps the model's own odds. Rows without a key (``keyed`` False) are
-    never closed: the decoder gives them the plain ramp."""
+    cadence or in the key it drifted to (docs/pretrained-notes.md, "Endings"). The ending ramp is given only
+    where the latest onset stands on the tonic and has struck a full chord (at least ``FULL`` notes, or as
+    many as the fullest chord so far where the texture is thinner), so a piece stops at a close in its own
+    key and never on a bass note whose chord is still to come; elsewhere EOS keeps the model's own odds.
+    Rows without a key (``keyed`` False) are never closed: the decoder gives them the plain ramp."""
 
-    FULL = 4
+    FULL = FULL_CHORD
 
     def __init__(self, spec: KeySpec, rows: np.ndarray, device: torch.device) -> None:
         assert spec.onset is not None

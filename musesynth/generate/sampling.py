@@ -12,19 +12,19 @@ import contextlib
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from musesynth.errors import MusesynthError
+from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.fast_decode import GraphedDecoding
 from musesynth.generate.key_guide import TonicBass, key_bias
 from musesynth.generate.repeats import BarCopier
 from musesynth.models.transformer import TransformerModel
-from musesynth.tokenize.base import KeySpec, RepeatSpec
+from musesynth.tokenize.base import Encoding, KeySpec, RepeatSpec
 
 
 class Constraint(Protocol):
@@ -36,50 +36,94 @@ class Constraint(Protocol):
     def advance(self, tok: torch.Tensor) -> None: ...
 
 
-@dataclass
-class Sampling:
-    """How each token is drawn; the one home of these defaults and their checks."""
+@dataclass(frozen=True)
+class Dial:
+    """What a sampling dial is: its range (``low`` / ``high`` inclusive unless ``open_low``), whether it is a
+    whole number, its short CLI flag and its help. The CLI's options, the API's keyword arguments, the studio's
+    fields and the checks are all built from these, so a new dial is one field of ``Sampling``."""
 
-    temperature: float = 1.0
-    top_k: int = 0  # 0: off
-    top_p: float = 1.0  # 1: off
-    # Log-odds added to repeat marks (models with them): the model writes them about 4x less often than
-    # the corpus has them at T=1 (measured on the shipped model: 4% of pieces with an 8-beat repeat,
-    # Bach 62%); 1.5 gives 25% with no loss on the classifier test. 0: the model's own rate.
-    repeat_bias: float = 1.5
-    # Log-odds taken from notes outside the key in the piece's header (``generate.key_guide``). Measured on
-    # the shipped model (48 pieces): pieces in the key asked for 21% / 33% / 42% / 42% at 0 / 1 / 2 / 3, the
-    # classifier test 0.548 / 0.562 / 0.604 / 0.664: 1 holds the key better at no clear cost to realism.
-    key_strength: float = 1.0
-    # Log-odds added to EOS over the end of the length budget, rising linearly to this, so a piece stops at
-    # a close rather than mid-bar at the token limit (0: off). None: ``ENDING[closes]``, where ``closes`` says
-    # the encoding knows keys and onsets, and EOS then gains only at a full chord on the tonic
-    # (``key_guide.TonicBass``); otherwise wherever the model would end.
-    ending: float | None = None
+    low: float
+    high: float
+    help: str
+    whole: bool = False
+    open_low: bool = False
+    short: str | None = None
+    optional: bool = False  # None allowed: the default decides per piece
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is out of range, worded without the dial's name (callers add theirs: flag or keyword)."""
+        if value is None and self.optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (self.whole and value != int(value)):
+            return f"must be {'a whole number' if self.whole else 'a number'} (got {value!r})"
+        low_ok = value > self.low if self.open_low else value >= self.low
+        if math.isfinite(value) and low_ok and value <= self.high:
+            return None
+        if self.open_low and math.isinf(self.high):
+            return f"must be a positive number (got {value})"
+        if self.whole and math.isinf(self.high):
+            return f"must be 0 (off) or a positive count (got {value})"
+        if self.open_low:
+            return f"must be in ({self.low:g}, {self.high:g}] (got {value})"
+        return f"must be a number in [{self.low:g}, {self.high:g}] (got {value})"
+
+
+def dial(default: float | None, low: float, high: float, help: str, **kw: Any) -> Any:
+    """A ``Sampling`` field with its ``Dial``."""
+    return field(default=default, metadata={"dial": Dial(low, high, help, **kw)})
+
+
+# (default log-odds, share of the length budget the ramp spans) without / with the tonic-close gate; a gated
+# ramp can be strong: it can only end a piece where a chorale could end. Measurements: docs/pretrained-notes.md.
+ENDING = {False: (8.0, 0.3), True: (20.0, 0.5)}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How each token is drawn: the one home of every sampling dial, its default, range and help (``Dial``).
+    Build it by keyword (``Sampling(top_p=0.95)``); why these defaults: docs/pretrained-notes.md."""
+
+    temperature: float = dial(1.0, 0.0, math.inf, "divide the logits by T: < 1 safer, > 1 wilder", open_low=True,
+                              short="-t")
+    top_k: int = dial(0, 0, math.inf, "keep only the K most likely tokens (0: off)", whole=True, short="-k")
+    top_p: float = dial(1.0, 0.0, 1.0, "nucleus sampling: keep the smallest set of tokens with this probability "
+                        "mass (1: off)", open_low=True, short="-p")
+    repeat_bias: float = dial(1.5, -20.0, 20.0, "models with repeat marks (meter encoding): log-odds added to the "
+                              "marks, i.e. how readily a passage repeats an earlier one (0: the model's own rate)")
+    key_strength: float = dial(1.0, 0.0, 20.0, "models with key tokens (meter encoding): log-odds taken from notes "
+                               "outside the piece's key, i.e. how firmly it stays in the key asked for (0: the "
+                               "model's own)")
+    ending: float | None = dial(
+        None, 0.0, 20.0, "log-odds added to the end of the piece near the length, rising to this, so it stops at a "
+        "close rather than mid-bar at the limit. For models with key tokens (meter encoding) only on a full chord "
+        f"on the key's tonic, over the last {ENDING[True][1]:.0%} of the length (default {ENDING[True][0]:g}); for "
+        f"others wherever the model would end, over the last {ENDING[False][1]:.0%} (default {ENDING[False][0]:g}); "
+        "before that the piece does not end. 0: off, the piece runs to the length or to where the model ends it",
+        optional=True)
+
+    @staticmethod
+    def dials() -> dict[str, tuple[Any, Dial]]:
+        """Each dial's name -> (default, ``Dial``), in field order."""
+        return {f.name: (f.default, f.metadata["dial"]) for f in fields(Sampling)}
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> Sampling:
+        """A Sampling from named dials (unset ones keep their defaults); an unknown name is a one-line error."""
+        unknown = sorted(set(values) - set(cls.dials()))
+        if unknown:
+            raise MusesynthError(f"unknown sampling dial {unknown[0]!r} (choose from: {', '.join(cls.dials())})")
+        return cls(**values)
 
     def validate(self, vocab_size: int | None = None) -> Sampling:
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise MusesynthError(f"--temperature must be a positive number (got {self.temperature})")
-        if self.top_k < 0 or (vocab_size is not None and self.top_k > vocab_size):
-            limit = f" and at most the vocabulary size {vocab_size}" if vocab_size is not None else ""
-            raise MusesynthError(f"--top-k must be 0 (off) or a positive count{limit} (got {self.top_k})")
-        if not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
-            raise MusesynthError(f"--top-p must be in (0, 1] (got {self.top_p})")
-        if not (math.isfinite(self.repeat_bias) and abs(self.repeat_bias) <= 20):
-            raise MusesynthError(f"--repeat-bias must be a number in [-20, 20] (got {self.repeat_bias})")
-        if not (math.isfinite(self.key_strength) and 0 <= self.key_strength <= 20):
-            raise MusesynthError(f"--key-strength must be a number in [0, 20] (got {self.key_strength})")
-        if self.ending is not None and not (math.isfinite(self.ending) and 0 <= self.ending <= 20):
-            raise MusesynthError(f"--ending must be a number in [0, 20] (got {self.ending})")
+        """Each dial in its range; errors name the dial as a keyword (``BadRequest``; the CLI names its flag)."""
+        for name, (_, d) in self.dials().items():
+            why = d.problem(getattr(self, name))
+            if why is not None:
+                raise BadRequest(name, why)
+        if vocab_size is not None and self.top_k > vocab_size:
+            raise BadRequest("top_k", f"must be 0 (off) or a positive count and at most the vocabulary size "
+                             f"{vocab_size} (got {self.top_k})")
         return self
-
-
-# (default log-odds, share of the length budget the ramp spans) without / with the tonic-close gate. Measured
-# on the shipped model (48 pieces of up to 600 tokens, two seeds): the plain ramp (8, 0.3) ended 34-35
-# pieces, 10-15 of them on the tonic's bass; gated at (8, 0.3) only 18; gated at (20, 0.5) 32-38, 25-34 on
-# the tonic (Bach's test chorales: 36 of 39), 28-35 on a four-note chord (plain: 23-25). A gated ramp can
-# be strong: it can only end a piece where a chorale could end.
-ENDING = {False: (8.0, 0.3), True: (20.0, 0.5)}
 
 
 def ending_ramp(sampling: Sampling, gated: bool) -> tuple[float, float]:
@@ -129,46 +173,66 @@ def _one_token_backend(device: torch.device) -> Iterator[None]:
             yield
 
 
+@dataclass(frozen=True)
+class DecodeSpec:
+    """What a decoder needs to know of the encoding and how to run: the grammar and EOS, the model context, the
+    tables of the encoding's capabilities (exact bar repeats, key guidance) and the decoding path. ``of`` derives
+    it from an encoding."""
+
+    grammar: np.ndarray | None = None
+    eos_id: int | None = None
+    seq_len: int | None = None
+    repeats: RepeatSpec | None = None  # a written repeat copies its bar exactly (``generate.repeats``)
+    keys: KeySpec | None = None  # ``Sampling.key_strength`` holds each sample in its header's key
+    use_cache: bool = True  # False: the naive reference, the whole prefix re-run every step
+    cuda_graphs: bool = True  # on a GPU a Transformer's one-token steps replay a CUDA graph
+
+    @classmethod
+    def of(cls, enc: Encoding, seq_len: int | None, exact_repeats: bool = True, use_cache: bool = True,
+           eos_id: int | None = None) -> DecodeSpec:
+        """The spec of an encoding; ``eos_id``: another end token than EOS (an infill's FILL_END)."""
+        return cls(enc.grammar(), enc.eos_id if eos_id is None else eos_id, seq_len,
+                   enc.repeat_spec() if exact_repeats else None, enc.key_spec(), use_cache)
+
+
 class Decoder:
     """Decoding state for a batch of samples: ``step()`` draws one token for each and advances.
 
-    ``use_cache=False`` is the naive reference: every step re-runs the model over the whole prefix
-    (the last ``seq_len`` tokens for a Transformer), as a model without a cache would. ``repeats`` (an
-    encoding's ``repeat_spec()``) makes a written repeat token copy its bar exactly (``generate.repeats``);
-    ``keys`` (its ``key_spec()``) lets ``Sampling.key_strength`` hold each sample in its header's key
-    (read from ``key_source``, rows of tokens, where the primer may not hold the header: an infill prompt).
-    On a GPU a Transformer's one-token steps replay a CUDA graph (``fast_decode.GraphedDecoding``: the same
-    tokens, one launch per step instead of ~15 kernels per layer); ``cuda_graphs=False`` runs them eagerly.
+    ``rows``: the prompt, (B, T) one row per sample, or 1-D for one sample. ``spec.use_cache=False`` is the naive
+    reference: every step re-runs the model over the whole prefix (the last ``seq_len`` tokens for a Transformer),
+    as a model without a cache would. ``spec.repeats`` makes a written repeat token copy its bar exactly;
+    ``spec.keys`` lets ``Sampling.key_strength`` hold each sample in its header's key (read from ``key_source``,
+    rows of tokens, where the prompt may not hold the header: an infill prompt). On a GPU a Transformer's
+    one-token steps replay a CUDA graph (``fast_decode.GraphedDecoding``: the same tokens, one launch per step
+    instead of ~15 kernels per layer); ``spec.cuda_graphs=False`` runs them eagerly. ``budget``: the tokens to
+    be generated (room is made for them; the ending ramp spans its last part).
     """
 
-    def __init__(self, model: nn.Module, primer: list[int] | np.ndarray, num_samples: int = 1,
-                 sampling: Sampling | None = None, grammar: np.ndarray | None = None, eos_id: int | None = None,
-                 seed: int = 0, use_cache: bool = True, seq_len: int | None = None,
-                 repeats: RepeatSpec | None = None, capacity: int = 0, constraint: Constraint | None = None,
-                 keys: KeySpec | None = None, key_source: np.ndarray | None = None, cuda_graphs: bool = True,
-                 budget: int = 0) -> None:
+    def __init__(self, model: nn.Module, rows: list[int] | np.ndarray, spec: DecodeSpec = DecodeSpec(),
+                 sampling: Sampling | None = None, seed: int = 0, budget: int = 0,
+                 constraint: Constraint | None = None, key_source: np.ndarray | None = None) -> None:
         self.sampling = sampling or Sampling()
         self.device = next(model.parameters()).device
         model = model.eval()
-        if cuda_graphs and use_cache and self.device.type == "cuda" and isinstance(model, TransformerModel):
+        if spec.cuda_graphs and spec.use_cache and self.device.type == "cuda" and isinstance(model, TransformerModel):
             model = GraphedDecoding(model)
         self.model = model
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
-        self.grammar = torch.as_tensor(grammar, device=self.device) if grammar is not None else None
+        self.grammar = torch.as_tensor(spec.grammar, device=self.device) if spec.grammar is not None else None
         # the grammar as log-odds (0 / -inf): one indexed add per step where no copier or constraint narrows
         # the mask further, the same numbers as masking the tokens out
         self.grammar_add = None if self.grammar is None else \
             torch.zeros(self.grammar.shape, device=self.device).masked_fill_(~self.grammar, float("-inf"))
-        self.eos_id, self.use_cache, self.seq_len = eos_id, use_cache, seq_len
-        self.is_transformer = hasattr(model, "blocks")
-        seq = torch.as_tensor(np.asarray(primer, np.int64), device=self.device)
-        # one primer for every sample, or one row per sample (e.g. each in its own key)
-        seq = seq.unsqueeze(0).repeat(num_samples, 1) if seq.dim() == 1 else seq
+        self.eos_id, self.use_cache, self.seq_len = spec.eos_id, spec.use_cache, spec.seq_len
+        self.is_transformer = isinstance(model, (TransformerModel, GraphedDecoding))
+        seq = torch.as_tensor(np.atleast_2d(np.asarray(rows, np.int64)), device=self.device)
+        num_samples = seq.shape[0]
         self.primer_len = self.length = seq.shape[1]
         # the token history, preallocated (grown by doubling): no per-step concatenation
-        self.hist = torch.zeros(seq.shape[0], max(capacity, 2 * seq.shape[1], 64), dtype=torch.long,
+        self.hist = torch.zeros(seq.shape[0], max(seq.shape[1] + budget, 2 * seq.shape[1], 64), dtype=torch.long,
                                 device=self.device)
         self.hist[:, : self.length] = seq
+        repeats, keys = spec.repeats, spec.keys
         self.copier = BarCopier(repeats, self.hist, self.length) if repeats is not None else None
         self.bias: torch.Tensor | None = None
         if repeats is not None and self.sampling.repeat_bias:
@@ -184,23 +248,34 @@ class Decoder:
         with torch.no_grad():
             logits, self.state = model(seq)
         self.last, self.prev = logits[:, -1], seq[:, -1]
-        # the ending ramps: at generated token i >= start, EOS gains strength * (i - start + 1) / (budget - start);
-        # the gated one (True) only where the latest onset is a full chord on the tonic of the sample's key, for
-        # rows with a key; rows without one get the plain ramp (False)
+        self._ramps(keys, source, budget, logits.shape[-1])
+
+    def _ramps(self, keys: KeySpec | None, source: np.ndarray, budget: int, vocab: int) -> None:
+        """The ending ramps: at generated token i >= start, EOS gains strength * (i - start + 1) / (budget - start);
+        the gated one (True) only where the latest onset is a full chord on the tonic of the sample's key, for
+        rows with a key; rows without one get the plain ramp (False). Before the earliest ramp starts, EOS is
+        held off (``hold``): a piece asked for ``budget`` tokens is not ended by the model after a few bars
+        (the shipped model ended 1 of 64 pieces of 512 tokens after 3 bars); the ramp's start is its minimum length."""
         self.ramp: torch.Tensor | None = None
         self.tonic: TonicBass | None = None
         self.ramps: dict[bool, tuple[int, float]] = {}
-        if budget and eos_id is not None:
-            tonic = TonicBass(keys, source, self.device) if keys is not None and keys.onset is not None else None
-            self.tonic = tonic if tonic is not None and bool(tonic.keyed.any()) else None
-            for gated in {False, self.tonic is not None}:
-                strength, share = ending_ramp(self.sampling, gated)
-                if strength:
-                    span = max(int(round(share * budget)), 1)
-                    self.ramps[gated] = (budget - span, strength / span)
-            if self.ramps:
-                self.ramp = torch.zeros(logits.shape[-1], device=self.device)
-                self.ramp[eos_id] = 1.0
+        self.hold = 0
+        if not budget or self.eos_id is None:
+            return
+        tonic = TonicBass(keys, source, self.device) if keys is not None and keys.onset is not None else None
+        self.tonic = tonic if tonic is not None and bool(tonic.keyed.any()) else None
+        for gated in {False, self.tonic is not None}:
+            strength, share = ending_ramp(self.sampling, gated)
+            if strength:
+                span = max(int(round(share * budget)), 1)
+                self.ramps[gated] = (budget - span, strength / span)
+        if self.ramps:
+            self.ramp = torch.zeros(vocab, device=self.device)
+            self.ramp[self.eos_id] = 1.0
+            self.hold = min(start for start, _ in self.ramps.values())
+            self.eos_index = torch.tensor([self.eos_id], device=self.device)
+        else:
+            self.tonic = None  # no ramp to gate
 
     @torch.no_grad()
     def step(self) -> torch.Tensor:
@@ -209,6 +284,8 @@ class Decoder:
         gain = self._ending_gain(i) if self.ramp is not None else None
         if gain is not None:
             last = last.float() + gain * self.ramp
+        if i < self.hold:
+            last = last.float().index_fill(1, self.eos_index, float("-inf"))  # EOS held off
         if self.copier is None and self.constraint is None and self.grammar_add is not None:
             last, allowed = last + self.grammar_add[self.prev], None
         else:
@@ -305,10 +382,19 @@ def generate(
 ) -> list[np.ndarray]:
     """Continue ``primer`` (1-D, shared, or 2-D, a row per sample) by up to ``num_tokens`` tokens per sample
     (a sample stops at EOS; ``Sampling.ending`` draws it there over the budget's last part (``ENDING``), unless
-    ``ending`` is False: an infill's fill, whose end the constraint decides)."""
-    dec = Decoder(model, primer, num_samples, sampling, grammar, eos_id, seed, use_cache, seq_len, repeats,
-                  capacity=np.asarray(primer).shape[-1] + num_tokens, constraint=constraint, keys=keys,
-                  key_source=key_source, cuda_graphs=cuda_graphs, budget=num_tokens if ending else 0)
+    ``ending`` is False: an infill's fill, whose end the constraint decides). The loose form of ``decode``."""
+    rows = np.asarray(primer, np.int64)
+    rows = np.tile(rows, (num_samples, 1)) if rows.ndim == 1 else rows
+    spec = DecodeSpec(grammar, eos_id, seq_len, repeats, keys, use_cache, cuda_graphs)
+    s = sampling or Sampling()
+    return decode(model, rows, spec, s if ending else replace(s, ending=0.0), seed, num_tokens, constraint,
+                  key_source)
+
+
+def decode(model: nn.Module, rows: np.ndarray, spec: DecodeSpec, sampling: Sampling, seed: int, num_tokens: int,
+           constraint: Constraint | None = None, key_source: np.ndarray | None = None) -> list[np.ndarray]:
+    """Continue each of ``rows`` (one per sample) by up to ``num_tokens`` tokens (``Decoder``)."""
+    dec = Decoder(model, rows, spec, sampling, seed, num_tokens, constraint, key_source)
     # "all finished?" reads the device; on a GPU that stalls the queue, so it is asked every 16 steps there
     # (finished rows only add EOS, which ``sequences`` cuts)
     every = 1 if dec.device.type == "cpu" else 16

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from musesynth.errors import MusesynthError
+from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.infill import InfillOptions, run_infill
+from musesynth.generate.request import cli_flag
 from musesynth.generate.run import GenerateOptions, run_generate
 from musesynth.generate.sampling import Sampling
 from musesynth.tokenize.meter import parse_key
@@ -157,12 +158,13 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
 
 
 def sampling_from_request(body: dict[str, Any]) -> Sampling:
-    """The sampling dials, checked by ``Sampling.validate`` (the CLI's messages)."""
-    s = Sampling()
-    dials = Sampling(number(body, "temperature", float, s.temperature), number(body, "top_k", int, s.top_k),
-                     number(body, "top_p", float, s.top_p), number(body, "repeat_bias", float, s.repeat_bias),
-                     number(body, "key_strength", float, s.key_strength), number(body, "ending", float, s.ending))
-    return dials.validate()
+    """The sampling dials (``Sampling``'s fields, by name), checked by ``Sampling.validate`` (the CLI's messages)."""
+    values = {name: number(body, name, int if dial.whole else float, default)
+              for name, (default, dial) in Sampling.dials().items()}
+    try:
+        return Sampling(**values).validate()
+    except BadRequest as exc:
+        raise exc.named(cli_flag) from None
 
 
 def without_paths(message: str, options: GenerateOptions | InfillOptions) -> str:

@@ -27,9 +27,10 @@ def get_encoding(name: str = "chord", **params: Any) -> Encoding:
 
 def key_token_ids(enc: Encoding) -> np.ndarray | None:
     """Ids of the 24 KEY tokens (C major .. B major, C minor .. B minor) of an encoding that has them."""
-    if not hasattr(enc, "key_token_id"):
+    keyed = enc.keyed()
+    if keyed is None:
         return None
-    return np.array([enc.key_token_id(k % 12, k // 12) for k in range(24)])
+    return np.array([keyed.key_token_id(k % 12, k // 12) for k in range(24)])
 
 
 def encoding_from_vocab(vocab: Vocabulary | dict[str, Any]) -> Encoding:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import symusic
@@ -62,6 +62,69 @@ class KeySpec:
     onset: np.ndarray | None = None
 
 
+class Keyed(Protocol):
+    """An encoding whose header names the piece's key (``meter``): KEY tokens, and notes that move with them."""
+
+    def key_token_id(self, tonic_pc: int, mode: str | int) -> int: ...
+
+    def key_of(self, ids: np.ndarray | list[int]) -> tuple[int, str] | None: ...
+
+    def set_key(self, ids: np.ndarray | list[int], tonic: int, mode: str | int,
+                transpose: bool = False) -> np.ndarray: ...
+
+    def transpose_ids(self, ids: np.ndarray | list[int], semitones: int | np.ndarray,
+                      keys: bool = True) -> np.ndarray: ...
+
+
+class HeaderControls(Protocol):
+    """An encoding whose header a model can be conditioned on: composer and tempo tokens (``meter``)."""
+
+    composers: tuple[str, ...]
+    token_type: np.ndarray
+    ts0: int  # the first time-signature token (the header's tempo comes right after one)
+
+    def composer_token_id(self, name: str) -> int: ...
+
+    def composer_of(self, ids: np.ndarray | list[int]) -> str | None: ...
+
+    def set_composer(self, ids: np.ndarray | list[int], name: str) -> np.ndarray: ...
+
+    def tempo_token_id(self, bpm: float) -> int: ...
+
+    def set_tempo(self, ids: np.ndarray | list[int], bpm: float) -> np.ndarray: ...
+
+
+class BarInfill(Protocol):
+    """An encoding trained to rewrite bars in the middle of a piece (``meter`` with ``infill=True``): HOLE /
+    FILL / FILL_END tokens around suffix, prefix and middle, and bar tables to splice a fill back."""
+
+    bar_id: int
+    hole_id: int
+    fill_id: int
+    fill_end_id: int
+    resolution: int
+    token_type: np.ndarray
+    pos_of: np.ndarray
+
+    def bar_times(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def transpose_ids(self, ids: np.ndarray | list[int], semitones: int | np.ndarray,
+                      keys: bool = True) -> np.ndarray: ...
+
+    def decode_quantized(self, ids: np.ndarray | list[int]) -> dict[str, Any]: ...
+
+    def score_of(self, q: dict[str, Any]) -> symusic.Score: ...
+
+
+class Parts(Protocol):
+    """An encoding that keeps a piece's parts apart (the coming part-aware encoding): each note token belongs
+    to a named part, and the output has a track per part."""
+
+    part_names: tuple[str, ...]
+
+    def part_of(self, ids: np.ndarray | list[int]) -> np.ndarray: ...
+
+
 class Encoding(ABC):
     """MIDI <-> integer ids. Sequences produced by ``encode`` start with BOS and end with EOS."""
 
@@ -81,6 +144,22 @@ class Encoding(ABC):
         return self.vocab.id(self.special["EOS"])
 
     special: dict[str, str]
+    # decode writes the time signatures it read (else a generated piece takes its primer's meter)
+    writes_meter: bool = False
+
+    # Capabilities: each is the encoding itself, typed as what it can do, or None when it cannot; callers ask
+    # here instead of probing for attributes.
+    def keyed(self) -> Keyed | None:
+        return None
+
+    def header_controls(self) -> HeaderControls | None:
+        return None
+
+    def bar_infill(self) -> BarInfill | None:
+        return None
+
+    def parts(self) -> Parts | None:
+        return None
 
     @abstractmethod
     def encode(self, score: symusic.Score) -> np.ndarray:

@@ -76,6 +76,17 @@ import numpy as np
 import symusic
 
 from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.theory import (  # noqa: F401 (PITCH_NAMES, parse_key, tonic_offset: re-exported)
+    MAJOR_NAMES,
+    MINOR_NAMES,
+    MODES,
+    PITCH_NAMES,
+    key_name,
+    key_signature_sharps,
+    mode_index,
+    parse_key,
+    tonic_offset,
+)
 from musesynth.tokenize.base import KeySpec, RepeatSpec, check_token_budget, transition_matrix
 from musesynth.tokenize.grid import GridEncoding
 from musesynth.tokenize.key_finding import find_key
@@ -114,59 +125,9 @@ _COMPOSER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 LEGACY_DEFAULTS: dict[str, Any] = {"max_repeat_bars": 0}
 TS_DENOMINATORS = (2, 4, 8, 16)
 TS_MAX_NUMERATOR = 16
-PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-MODES = ("major", "minor")
-_LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-_KEY_RE = re.compile(r"^\s*([a-g])\s*(#|♯|b|♭)?[\s_]*(major|minor|maj|min)\s*$", re.IGNORECASE)
-_KEY_FORM = "a tonic A-G with an optional # or b, then major or minor (e.g. 'D major', 'F# minor', 'Bb major')"
-
-
-# ---------------------------------------------------------------------- keys
-def _mode_index(mode: str | int) -> int:
-    if isinstance(mode, str):
-        m = mode.strip().lower()
-        if m in ("major", "maj"):
-            return 0
-        if m in ("minor", "min"):
-            return 1
-        raise MusesynthError(f"unknown mode '{mode}' (major or minor)")
-    if int(mode) not in (0, 1):
-        raise MusesynthError(f"unknown mode {mode} (0 major, 1 minor)")
-    return int(mode)
-
-
-def parse_key(text: str) -> tuple[int, str]:
-    """``"D major"`` / ``"f# minor"`` / ``"Bb major"`` -> ``(tonic pitch class, "major" | "minor")``."""
-    m = _KEY_RE.match(str(text))
-    if not m:
-        raise MusesynthError(f"unknown key '{text}': write {_KEY_FORM}")
-    letter, accidental, mode = m.groups()
-    tonic = _LETTERS[letter.lower()] + {"#": 1, "♯": 1, "b": -1, "♭": -1, None: 0}[accidental]
-    return tonic % 12, MODES[_mode_index(mode)]
-
-
-# display spelling with the fewer accidentals (Bb major, F# minor; 6: F# major, Eb minor); tokens use sharps
-_MAJOR_NAMES = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-_MINOR_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"]
-
-
-def key_name(tonic: int, mode: str | int) -> str:
-    """``(2, "major")`` -> ``"D major"``, ``(10, "major")`` -> ``"Bb major"``: the usual spelling."""
-    m = _mode_index(mode)
-    return f"{(_MINOR_NAMES if m else _MAJOR_NAMES)[int(tonic) % 12]} {MODES[m]}"
-
-
-def tonic_offset(semitones: int) -> int:
-    """An interval as the smaller move between its pitch classes: -5..+6 semitones (a tritone goes up)."""
-    step = int(semitones) % 12
-    return step - 12 if step > 6 else step
-
-
-def key_signature_sharps(tonic: int, mode: str | int) -> int:
-    """Sharps (negative: flats, in -5..6) of the key signature of a key."""
-    major_tonic = (int(tonic) + (3 if _mode_index(mode) else 0)) % 12
-    s = (major_tonic * 7) % 12
-    return s - 12 if s > 6 else s
+# the keys' theory lives in musesynth.theory; its names stay importable from here
+_mode_index = mode_index
+_MAJOR_NAMES, _MINOR_NAMES = MAJOR_NAMES, MINOR_NAMES
 
 
 # ---------------------------------------------------------------------- encoding
@@ -243,6 +204,17 @@ class MeterEncoding(GridEncoding):
         return []
 
     # ------------------------------------------------------------------ keys
+    writes_meter = True
+
+    def keyed(self) -> MeterEncoding:
+        return self
+
+    def header_controls(self) -> MeterEncoding:
+        return self
+
+    def bar_infill(self) -> MeterEncoding | None:
+        return self if self.infill else None
+
     def key_token_id(self, tonic_pc: int, mode: str | int) -> int:
         """Id of ``KEY_<tonic>_<mode>`` (mode "major"/"minor" or 0/1)."""
         return self.key0 + 12 * _mode_index(mode) + int(tonic_pc) % 12

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from musesynth.errors import MusesynthError
 

@@ -1,0 +1,123 @@
+"""Generation as one pipeline: a ``GenerationRequest`` in, ``GeneratedPiece``s out.
+
+request.validate() -> resolved seed -> ``build_prompt`` -> ``decode`` (a ``DecodeSpec`` from the encoding) ->
+each sequence as a DAW-ready score with its ``PieceInfo`` (the .json sidecar is ``asdict(piece.info)``). The CLI,
+the API, the studio, `evaluate` and the control benchmark only build requests and use what comes out."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import symusic
+
+from musesynth.atomic import atomic_write
+from musesynth.errors import MusesynthError
+from musesynth.generate.key_guide import row_key
+from musesynth.generate.midi_out import daw_ready
+from musesynth.generate.model import Model
+from musesynth.generate.prompt import Prompt, build_prompt
+from musesynth.generate.request import GenerationRequest
+from musesynth.generate.sampling import DecodeSpec, Sampling, decode, ending_ramp
+from musesynth.tokenize import Encoding
+
+
+@dataclass
+class PieceInfo:
+    """What is known of a generated piece: its .json sidecar is ``asdict`` of this. ``sampling`` holds every
+    dial as used (the ending strength resolved), the seed, the batch size and whether the cache was used."""
+
+    checkpoint: str
+    model: str
+    encoding: str
+    primer: str | None
+    primer_tokens: int
+    generated_tokens: int
+    notes: int
+    seconds: float
+    sampling: dict[str, Any]
+    generation_seconds: float
+    key: str | None = None  # the header's, for encodings with one (meter: also composer, meter, tempo)
+    composer: str | None = None
+    time_signature: str | None = None
+    tempo: float | None = None
+    midi: str | None = None  # the files, once written
+    wav: str | None = None
+    png: str | None = None
+    wav_skipped: str | None = None  # why no WAV was written
+
+
+@dataclass
+class GeneratedPiece:
+    """A new piece: its tokens (prompt included), a DAW-ready score, its ``info`` and where its primer ends (beats;
+    None without a primer)."""
+
+    tokens: np.ndarray
+    score: symusic.Score
+    info: PieceInfo = field(repr=False)
+    boundary: float | None = None
+
+    @property
+    def primer_tokens(self) -> int:
+        return self.info.primer_tokens
+
+    @property
+    def seed(self) -> int:
+        return int(self.info.sampling["seed"])
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the piece as a MIDI file (atomically); an existing file is kept unless ``overwrite``."""
+        if Path(path).exists() and not overwrite:
+            raise MusesynthError(f"{os.fsdecode(path)} exists; pass overwrite=True to replace it")
+        return atomic_write(path, lambda tmp: self.score.dump_midi(tmp))
+
+
+def generate_pieces(model: Model, request: GenerationRequest) -> list[GeneratedPiece]:
+    """The pieces of ``request`` (validated here; without a seed, a fresh one, recorded in each piece's info)."""
+    request = request.validate().resolved()
+    prompt = build_prompt(request, model)
+    t0 = time.perf_counter()
+    seqs = decode_prompt(model, prompt, request)
+    dt = time.perf_counter() - t0
+    return [finish(model, request, prompt, row, seq, dt) for row, seq in zip(prompt.rows, seqs)]
+
+
+def decode_prompt(model: Model, prompt: Prompt, request: GenerationRequest) -> list[np.ndarray]:
+    """Each sample's tokens (the prompt in the user's frame, then the new ones)."""
+    assert request.seed is not None
+    spec = DecodeSpec.of(model.encoding, model.seq_len, request.exact_repeats, request.use_cache)
+    return prompt.frame.to_user(decode(model.net, prompt.model_rows, spec, request.sampling, request.seed,
+                                       request.length, prompt.tempo))
+
+
+def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.ndarray, seq: np.ndarray,
+           dt: float) -> GeneratedPiece:
+    enc, path = model.encoding, request.primer.path
+    meter_source = None if enc.writes_meter else path  # an encoding that writes its meter keeps it
+    score = daw_ready(enc.decode(seq), meter_source, prompt.boundary)
+    used = {**asdict(request.sampling), "ending": resolved_ending(request.sampling, enc, row),
+            "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache}
+    header = {k: v for k, v in enc.header_info(seq).items() if k in PieceInfo.__dataclass_fields__}
+    info = PieceInfo(
+        checkpoint=model.meta.path, model=model.meta.family, encoding=enc.name,
+        primer=os.fsdecode(path) if path is not None else None, primer_tokens=int(row.size),
+        generated_tokens=int(seq.size - row.size), notes=int(score.note_num()),
+        seconds=round(float(score.to("second").end()) if score.note_num() else 0.0, 2), sampling=used,
+        generation_seconds=round(dt, 3), **header)
+    return GeneratedPiece(seq, score, info, prompt.boundary)
+
+
+def resolved_ending(sampling: Sampling, enc: Encoding, prompt: np.ndarray) -> float:
+    """The ending strength the sampler used for this piece: gated where the Decoder gates (a key in its prompt)."""
+    spec = enc.key_spec()
+    gated = spec is not None and spec.onset is not None and row_key(spec, prompt) is not None
+    return ending_ramp(sampling, gated)[0]
+
+
+def with_files(piece: GeneratedPiece, **files: str | None) -> GeneratedPiece:
+    """The piece with its written files recorded in its info."""
+    return replace(piece, info=replace(piece.info, **files))

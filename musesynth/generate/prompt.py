@@ -1,0 +1,102 @@
+"""The one place a generation prompt is built: primer rows, key, composer and tempo controls, the key frame of a
+key-relative model, the context check and the forced header tempo."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musesynth.data.key_frame import KeyFrame
+from musesynth.errors import BadRequest, MidiReadError
+from musesynth.generate.controls import HeaderTempo, apply_controls, check_controls
+from musesynth.generate.keys import parse_requested_key, primer_rows
+from musesynth.generate.model import Model
+from musesynth.generate.primer import clip_seconds
+from musesynth.generate.request import GenerationRequest
+from musesynth.tokenize import Encoding
+from musesynth.tokenize.midi_io import load_score
+
+
+@dataclass
+class Prompt:
+    """What the decoder starts from: ``rows`` (one per sample) as the user sees them, ``model_rows`` as the
+    model reads them (``frame``), the primer's own length and where it ends in beats (None without a primer),
+    and the header tempo to force (None: the model's or the primer's)."""
+
+    rows: np.ndarray
+    model_rows: np.ndarray
+    frame: KeyFrame
+    primer_tokens: int
+    boundary: float | None
+    tempo: HeaderTempo | None
+
+
+def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
+    """The prompt of a validated, resolved request (``GenerationRequest.resolved``) for ``model``; the checks that
+    need the model's encoding and context are made here."""
+    enc, meta, seed = model.encoding, model.meta, request.seed
+    assert seed is not None, "build_prompt takes a resolved request"
+    request.sampling.validate(len(enc.vocab))
+    c = request.controls
+    key = parse_requested_key(enc, c.key)
+    tempo_token = check_controls(enc, c.composer, c.tempo)
+    p = request.primer
+    ids = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
+    rows = primer_rows(enc, ids, key, meta.key_prior, request.num_samples, seed)
+    rows = apply_controls(enc, rows, c.composer, c.tempo, meta.composer_prior, seed)
+    frame = KeyFrame(enc, meta.key_frames)
+    model_rows = check_fits(frame.to_model(rows), model.seq_len, len(ids))
+    ctl = enc.header_controls()
+    tempo = HeaderTempo(ctl, tempo_token, model_rows, model.device) if ctl and tempo_token is not None else None
+    boundary = enc.end_beats(ids) if p.path is not None else None
+    return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo)
+
+
+def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
+    """Prompts of equal length and header tempo (each from ``build_prompt``) as one batch, decoded together."""
+    rows = np.concatenate([p.rows for p in prompts])
+    frame = KeyFrame(model.encoding, model.meta.key_frames)
+    model_rows = frame.to_model(rows)
+    first = prompts[0].tempo
+    assert len({None if p.tempo is None else p.tempo.token for p in prompts}) == 1, "one header tempo per batch"
+    ctl = model.encoding.header_controls()
+    tempo = HeaderTempo(ctl, first.token, model_rows, model.device) if ctl and first is not None else None
+    return Prompt(rows, model_rows, frame, prompts[0].primer_tokens, prompts[0].boundary, tempo)
+
+
+def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: float | None,
+               seq_len: int) -> np.ndarray:
+    """Token ids of the primer: BOS alone without a file; else the file's opening, cut by seconds or tokens
+    (neither: half the model context)."""
+    if path is None:
+        return np.array([enc.bos_id])
+    try:
+        score = load_score(path)
+        if seconds is not None:
+            score = clip_seconds(score, seconds)
+        ids = enc.encode(score)
+    except MidiReadError as exc:
+        raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: {exc}") from None
+    except Exception as exc:  # a library bug on an odd file: this primer is skipped, like in `musesynth data`
+        raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: failed to tokenize: "
+                            f"{type(exc).__name__}: {exc}") from None
+    ids = ids[:-1]  # drop EOS: the model continues the piece
+    if tokens is not None:
+        ids = ids[:tokens]
+    elif seconds is None:
+        ids = ids[: min(seq_len // 2, ids.size)]
+    return ids
+
+
+def check_fits(rows: np.ndarray, seq_len: int, primer_tokens: int | None = None) -> np.ndarray:
+    """The prompt rows must fit the model's context; ``primer_tokens``: the primer's own length, before the
+    key / composer tokens the controls may have added (the advice counts them)."""
+    if rows.shape[-1] > seq_len:
+        added = rows.shape[-1] - primer_tokens if primer_tokens is not None else 0
+        raise BadRequest("primer", f"is {rows.shape[-1]} tokens, longer than the model context of {seq_len} "
+                         f"tokens; use {{primer_tokens}} {max(seq_len - added, 1)} or fewer (or fewer "
+                         "{primer_seconds})")
+    return rows
