@@ -102,8 +102,8 @@ def test_nll(run_dir: Path, dataset: Path, threads: int) -> tuple[float, int]:
     """Total NLL (nats) of every token after BOS of every test piece, and the token count."""
     from musesynth.data.dataset import load_pieces
     from musesynth.data.key_frame import to_frame
+    from musesynth.models.likelihood import split_loss
     from musesynth.training.checkpoint import load_model
-    from musesynth.training.likelihood import split_loss
 
     torch.set_num_threads(threads)
     model, enc, meta = load_model(str(run_dir), torch.device("cpu"))

@@ -1,7 +1,8 @@
 """musesynth: learn from MIDI collections and compose new music.
 
 Pipeline: tokenize -> data -> models -> training -> generate -> evaluate (and ablate).
-Python API: ``load_model``, ``generate``, ``tokenize``, ``train``, ``Model``, ``Piece`` (``musesynth/api.py``),
+Python API: ``load_model``, ``generate``, ``tokenize``, ``Model``, ``Piece`` (``musesynth/api.py``) and ``train``
+(``musesynth/training/keywords.py``, so inference never imports training),
 loaded on first use (PEP 562), so ``import musesynth`` and ``musesynth --help`` do not import torch. These names
 always mean the API: the subpackages ``musesynth.generate`` and ``musesynth.tokenize`` and the module
 ``musesynth.train`` are reached by their full module path (``from musesynth.generate.sampling import ...``), and
@@ -31,6 +32,10 @@ class _Package(types.ModuleType):
 
 
 def __getattr__(name: str) -> Any:
+    if name == "train":
+        from musesynth.training.keywords import train
+
+        return train
     if name in _API:
         from musesynth import api
 

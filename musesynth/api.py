@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import symusic
@@ -25,9 +25,6 @@ from musesynth.generate.request import DEFAULT_LENGTH, Controls, GenerationReque
 from musesynth.generate.sampling import Sampling
 from musesynth.tokenize import get_encoding
 from musesynth.tokenize.midi_io import load_score
-
-if TYPE_CHECKING:
-    from musesynth.training.progress import TrainSummary
 
 Piece = GeneratedPiece  # the API's name for a generated piece: tokens, score, info, save()
 DEFAULT_SEED = 0  # the API's pieces are reproducible by default (the CLI draws a fresh seed instead)
@@ -71,11 +68,3 @@ def tokenize(midi: str | Path | symusic.Score, encoding: str = "chord", **params
     enc = get_encoding(encoding, **params)
     return enc.encode(midi if isinstance(midi, symusic.Score) else load_score(midi))
 
-
-def train(**options: Any) -> TrainSummary:
-    """Train with any `musesynth train` option as a keyword (``dataset=..., model="lstm", max_time=600``); the
-    run's ``TrainSummary``."""
-    from musesynth.training.config import TrainConfig
-    from musesynth.training.loop import train as _train
-
-    return _train(TrainConfig.from_dict(options))

@@ -31,8 +31,9 @@ def test_importing_a_submodule_never_replaces_an_api_function():
     import musesynth.tokenize.meter  # noqa: F401
     import musesynth.train  # noqa: F401
     from musesynth import api
+    from musesynth.training import keywords
 
-    assert musesynth.generate is api.generate and musesynth.train is api.train
+    assert musesynth.generate is api.generate and musesynth.train is keywords.train
     assert musesynth.tokenize is api.tokenize and musesynth.load_model is api.load_model
     from musesynth.generate.sampling import Sampling  # the subpackages stay importable by their full path
 

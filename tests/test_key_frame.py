@@ -146,7 +146,7 @@ def test_infill_with_a_key_relative_model_keeps_the_outside_and_evaluate_scores_
 
 
 def test_evaluate_scores_a_key_relative_model_on_the_notes_it_reads(relative_run, tmp_path):
-    from musesynth.training.likelihood import split_loss
+    from musesynth.models.likelihood import split_loss
 
     ds, out = relative_run / "ds", tmp_path / "eval.json"
     assert main(["evaluate", "-c", str(relative_run / "rel"), "--samples", "0", "--json", str(out)]) == 0

@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "musesynth"
 STAGES = ["errors", "atomic", "device", "plotting", "ownership", "outputs", "theory", "tokenize", "data", "models",
           "artifacts", "training", "generate", "evaluate", "ablate", "api", "studio", "commands", "cli", "train",
           "predict", "__main__", "__init__"]
-INFERENCE = ("generate", "studio")  # built on artifacts, never on training
+INFERENCE = ("generate", "evaluate", "studio", "api")  # built on artifacts, never on training
 
 
 def stage_of(module: str) -> int:

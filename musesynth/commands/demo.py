@@ -77,14 +77,15 @@ def check_plan(args: argparse.Namespace) -> Plan:
     from musesynth.data.build import check_dataset_target
     from musesynth.data.corpus import corpus_complete
     from musesynth.data.dataset import is_dataset
-    from musesynth.generate.run import check_seed
+    from musesynth.generate.request import MAX_SEED
     from musesynth.outputs import check_not_over_input, check_writable_dir
 
     if not args.minutes > 0:
         raise MusesynthError(f"--minutes must be positive (got {args.minutes})")
     if args.length < 1:
         raise MusesynthError(f"--length must be at least 1 (got {args.length})")
-    check_seed(args.seed)
+    if not 0 <= args.seed < MAX_SEED:
+        raise MusesynthError(f"--seed must be a whole number, 0 or more, below 2**63 (got {args.seed})")
     midi_dir = Path(args.midi_dir)
     default = os.path.abspath(midi_dir) == os.path.abspath(DEFAULT_CORPUS_DIR)
     if midi_dir.exists() and not midi_dir.is_dir():

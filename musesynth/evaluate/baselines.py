@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musesynth.training.likelihood import LossStats
+from musesynth.models.likelihood import LossStats
 
 
 def unigram(train: np.ndarray, vocab_size: int, alpha: float = 1.0) -> np.ndarray:

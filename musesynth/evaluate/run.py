@@ -37,8 +37,8 @@ from musesynth.generate.pipeline import decode_prompt
 from musesynth.generate.prompt import build_prompt
 from musesynth.generate.request import GenerationRequest
 from musesynth.generate.sampling import Sampling
+from musesynth.models.likelihood import LossStats, split_loss
 from musesynth.tokenize import Encoding
-from musesynth.training.likelihood import LossStats, split_loss
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -38,7 +38,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from musesynth.errors import MusesynthError
 from musesynth.generate.controls import check_controls
 from musesynth.generate.infill import InfillOptions
-from musesynth.generate.run import GenerateOptions, primer_ids
+from musesynth.generate.prompt import primer_ids
+from musesynth.generate.run import GenerateOptions
 from musesynth.generate.sampling import Sampling
 from musesynth.studio.catalog import KEYS, Corpus, ModelEntry, list_models, model_encoding, model_info
 from musesynth.studio.fields import field_of

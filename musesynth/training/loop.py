@@ -22,11 +22,11 @@ from musesynth.artifacts.weights import MAX_ABS
 from musesynth.atomic import atomic_write_json
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
+from musesynth.models.likelihood import split_loss
 from musesynth.outputs import check_writable_dir
 from musesynth.training import distributed
 from musesynth.training.config import TrainConfig
 from musesynth.training.interrupt import Interrupt
-from musesynth.training.likelihood import split_loss
 from musesynth.training.metrics import MetricsLog
 from musesynth.training.progress import TrainSummary, run_left
 from musesynth.training.rundir import RunDir
