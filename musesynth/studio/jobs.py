@@ -150,11 +150,20 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
         except MusesynthError as exc:
             raise FieldError("key", str(exc)) from None
     composer = text(body, "composer")  # None: drawn from the training corpus' shares
-    opt = replace(base, length=length, primer_seconds=seconds or None, seed=seed_from_request(body),
+    seconds = (seconds or None) if base.primer else None  # the page keeps its seconds box when no primer is chosen
+    opt = replace(base, length=length, primer_seconds=seconds, seed=seed_from_request(body),
                   key=key, composer=composer, tempo=number(body, "tempo", float, None),
                   sampling=sampling_from_request(body))
     opt.validate()
     return opt
+
+
+def check_sampling(sampling: Sampling, vocab_size: int) -> None:
+    """The dials against the chosen model (top-k at most its vocabulary), worded as the page's other dial errors."""
+    try:
+        sampling.validate(vocab_size)
+    except BadRequest as exc:
+        raise exc.named(cli_flag) from None
 
 
 def sampling_from_request(body: dict[str, Any]) -> Sampling:

@@ -49,6 +49,7 @@ from musesynth.studio.jobs import (
     FieldError,
     JobQueue,
     QueueFull,
+    check_sampling,
     one_line,
     options_from_request,
     text,
@@ -190,7 +191,7 @@ class Studio:
                                primer=str(self.primers[primer_id]) if primer_id else None,
                                soundfont=self.soundfont, device=self.device)
         opt = options_from_request(body, base)
-        opt.sampling.validate(len(model_encoding(model).vocab))  # top-k against this model's vocabulary
+        check_sampling(opt.sampling, len(model_encoding(model).vocab))  # top-k against this model's vocabulary
         check_controls(model_encoding(model), opt.composer, opt.tempo)  # a one-line refusal now, not in the job
         if primer_id is not None:
             self.check_opening(primer_id, model, opt.primer_seconds)
@@ -211,7 +212,7 @@ class Studio:
         base = InfillOptions(checkpoint=str(model.path), input=str(primer), out_dir=str(self.out_dir),
                              soundfont=self.soundfont, device=self.device)
         opt = infill_options_from_request(body, bars, base)
-        opt.sampling.validate(len(model_encoding(model).vocab))
+        check_sampling(opt.sampling, len(model_encoding(model).vocab))
         s = opt.sampling
         label = {"model": model.id, "primer": name, "mode": "rewrite", "bars": opt.bars, "seed": opt.seed,
                  "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "repeat_bias": s.repeat_bias,
