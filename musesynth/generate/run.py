@@ -26,7 +26,7 @@ from musesynth.generate.midi_out import daw_ready
 from musesynth.generate.primer import clip_seconds
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.sampling import Sampling, ending_ramp, generate
-from musesynth.outputs import check_writable_dir, free_name
+from musesynth.outputs import check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import load_score
 
@@ -194,7 +194,7 @@ def run_generate(opt: GenerateOptions, log=print,
         stem = os.fsdecode(primer_path.stem) if primer_path is not None else "unconditioned"
         for i, seq in enumerate(seqs):
             name = f"{stem}_{meta.family}_seed{opt.seed}_{i}"
-            base = out_dir / name if opt.overwrite else free_name(out_dir, name, OUTPUT_SUFFIXES)
+            base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
             results.append(_write_piece(enc, seq, rows[i], boundary, base, opt, meta, primer_path, dt))
     if not results:
         raise MusesynthError(f"no usable primer in {opt.primer} ({len(skipped)} skipped)")
