@@ -235,6 +235,12 @@ PT_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "optimizer lr a string": (edit_pt(lambda s, m: s["optimizer"]["param_groups"][0].__setitem__("lr", "x")),
                               RESUME_ONLY),
     "no optimizer": (edit_pt(lambda s, m: s.pop("optimizer") and None), RESUME_ONLY),
+    "optimizer step negative": (edit_pt(lambda s, m: s["optimizer"]["state"][0].__setitem__(
+        "step", torch.tensor(-3.0))), RESUME_ONLY),
+    "optimizer betas garbage": (edit_pt(lambda s, m: s["optimizer"]["param_groups"][0].__setitem__("betas", "x")),
+                                RESUME_ONLY),
+    "optimizer flag a string": (edit_pt(lambda s, m: s["optimizer"]["param_groups"][0].__setitem__("amsgrad", "x")),
+                                RESUME_ONLY),
     "RNG state garbage": (edit_pt(lambda s, m: s.__setitem__("rng_python", "[" * 50_000)), RESUME_ONLY),
 }
 
