@@ -6,6 +6,7 @@ weights, and leaves nothing half-written behind."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -267,9 +268,20 @@ SHIPPED_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "shipped key_prior of the wrong length": (edit_shipped(config=setitem("key_prior", [1.0])), DAMAGED),
     "shipped without model_config": (edit_shipped(config=drop("model_config")), DAMAGED),
     "shipped config a list": (edit_shipped(config=lambda c: "[]"), DAMAGED),
+    "shipped weights grown to 1 GB (sparse)": (lambda p, dst: _grown_shipped(p, dst, WEIGHTS), DAMAGED),
+    "shipped config grown to 1 GB (sparse)": (lambda p, dst: _grown_shipped(p, dst, CONFIG), DAMAGED),
+    "shipped weights cut short": (edit_shipped(blob=lambda b: b[:-7], sign=False), DAMAGED),
     "shipped vocabulary mismatch": (edit_shipped(config=lambda c: c["model_config"].__setitem__("vocab_size", 99)),
                                     DAMAGED),
 }
+
+
+def _grown_shipped(p: Pristine, dst: Path, name: str) -> Path:
+    """The export with one file extended by a hole to 1 GB (no disk used): read whole, it took minutes and
+    gigabytes (the config) or memory for the whole file (the weights) before being refused."""
+    shutil.copytree(p.shipped, dst)
+    os.truncate(dst / name, 2**30)
+    return dst
 
 
 def _flipped_shipped(p: Pristine, dst: Path, garbage: bool = False) -> Path:
