@@ -77,15 +77,20 @@ def load_shipped(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointM
 
     p = Path(path)
     config = read_config(p)
+    expected = config.get(DIGEST)
+    sha_error = MusesynthError(f"damaged model {p}: {WEIGHTS} does not match its SHA-256 in {CONFIG} (changed or "
+                               f"corrupted since export); reinstall or re-export it")
     try:
         check_weights_size(p / WEIGHTS)
         blob = (p / WEIGHTS).read_bytes()
     except OSError as exc:
         raise MusesynthError(f"cannot read model weights {p / WEIGHTS}: {exc.strerror or exc}") from None
-    expected = config.get(DIGEST)
+    except MusesynthError:
+        if expected is not None:  # a file of the wrong size cannot match its hash: say so, as for any change
+            raise sha_error from None
+        raise
     if expected is not None and expected != hashlib.sha256(blob).hexdigest():
-        raise MusesynthError(f"damaged model {p}: {WEIGHTS} does not match its SHA-256 in {CONFIG} (changed or "
-                             f"corrupted since export); reinstall or re-export it")
+        raise sha_error
     try:
         raw = load(blob)
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
