@@ -221,6 +221,7 @@ PT_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "key_prior with NaN": (edit_pt(lambda s, m: m.__setitem__("key_prior", [float("nan")] * 24)), DAMAGED),
     "key_prior strings": (edit_pt(set_meta("key_prior", ["a"] * 24)), DAMAGED),
     "progress step a string": (edit_pt(set_meta("progress.step", "x")), DAMAGED),
+    "progress step 1e30": (edit_pt(set_meta("progress.step", 10**30)), DAMAGED),
     "progress not an object": (edit_pt(set_meta("progress", [1, 2])), DAMAGED),
     "key_relative garbage": (edit_pt(set_meta("train_config.key_relative", "x")), DAMAGED),
     "key_relative a billion": (edit_pt(set_meta("train_config.key_relative", 10**9)), DAMAGED),
