@@ -10,9 +10,9 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "musesynth"
 # Order of the pipeline; shared helpers (errors, atomic writes, devices, plots, ownership, outputs) come first.
 # ``artifacts`` (checkpoint metadata, loading, the shipped format) sits below both training and inference.
-STAGES = ["errors", "atomic", "device", "plotting", "ownership", "outputs", "tokenize", "data", "models", "artifacts",
-          "training", "generate", "evaluate", "ablate", "api", "studio", "commands", "cli", "train", "predict",
-          "__main__", "__init__"]
+STAGES = ["errors", "signals", "progress_bar", "atomic", "device", "plotting", "ownership", "outputs", "tokenize",
+          "data", "models", "artifacts", "training", "generate", "evaluate", "ablate", "api", "studio", "commands",
+          "cli", "train", "predict", "__main__", "__init__"]
 INFERENCE = ("generate", "studio")  # built on artifacts, never on training
 
 
