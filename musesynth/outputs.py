@@ -99,12 +99,35 @@ def check_report_dir(path: str | Path, marker: str, files: tuple[str, ...] = REP
 
 
 def free_name(folder: Path, name: str, suffixes: tuple[str, ...]) -> Path:
-    """``folder/name``, or ``name-2``, ``name-3``, ... so that no file ``base + suffix`` exists yet."""
+    """``folder/name``, or ``name-2``, ``name-3``, ... so that no path ``base + suffix`` exists yet (a dangling
+    symlink counts: writing there would replace the user's link)."""
     base, n = folder / name, 1
-    while any((base.parent / (base.name + s)).exists() for s in suffixes):
+    while any(os.path.lexists(base.parent / (base.name + s)) for s in suffixes):
         n += 1
         base = folder / f"{name}-{n}"
     return base
+
+
+def is_our_piece(base: Path, suffixes: tuple[str, ...]) -> bool:
+    """Whether the files ``base + suffix`` that exist are a piece musesynth wrote: its ``.json`` sidecar is a
+    plain file holding our record of the piece (``midi`` naming ``base.mid``), and every one of them is a plain
+    file. Told by content, never by the names alone: a user's file, folder, link or FIFO so named is not ours."""
+    info = read_json(base.parent / (base.name + ".json"))
+    if not (isinstance(info, dict) and isinstance(info.get("midi"), str)
+            and Path(info["midi"]).name == base.name + ".mid"):
+        return False
+    found = [base.parent / (base.name + s) for s in suffixes]
+    return all(is_plain_file(p) for p in found if os.path.lexists(p))
+
+
+def piece_name(folder: Path, name: str, suffixes: tuple[str, ...], overwrite: bool) -> Path:
+    """Where a generated piece goes: with ``overwrite``, over an earlier piece of ours of the same name (or
+    where none is); otherwise, or when what holds the name is not ours, a free name (``name-2``, ...)."""
+    base = folder / name
+    if overwrite and (not any(os.path.lexists(base.parent / (base.name + s)) for s in suffixes)
+                      or is_our_piece(base, suffixes)):
+        return base
+    return free_name(folder, name, suffixes)
 
 
 def is_inside(child: Path, parent: Path) -> bool:

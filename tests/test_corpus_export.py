@@ -76,3 +76,17 @@ def test_scores_are_weighed_by_format_and_unpacked_size(tmp_path):
     assert corpus._work(packed) == pytest.approx(700_000 / corpus.XML_BYTES_PER_S)
     assert corpus._work(kern) == pytest.approx(3000 / corpus.KERN_BYTES_PER_S)
     assert corpus._work(tmp_path / "gone.mxl") == 1.0
+
+
+def test_a_dangling_link_named_like_a_score_is_kept(tmp_path):
+    """'files already there are kept' holds for a user's dangling symlink too: it was replaced by the score."""
+    from musesynth.data.corpus import export_corpus
+
+    first = tmp_path / "first"
+    export_corpus("bach", first, limit=1, workers=1, quiet=True)
+    name = next(p for p in first.rglob("*.mid")).relative_to(first)
+    out = tmp_path / "out"
+    (out / name).parent.mkdir(parents=True)
+    (out / name).symlink_to(tmp_path / "nowhere")
+    export_corpus("bach", out, limit=1, workers=1, quiet=True)
+    assert (out / name).is_symlink() and str((out / name).readlink()) == str(tmp_path / "nowhere")

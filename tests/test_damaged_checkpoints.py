@@ -6,6 +6,7 @@ weights, and leaves nothing half-written behind."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -187,6 +188,10 @@ PT_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "3e38 weights, signed": (edit_pt(set_weight(QKV, lambda t: torch.full_like(t, 3e38))), DAMAGED),
     "NaN weight": (edit_pt(set_weight(QKV, with_nan), sign=False), DAMAGED),
     "inf weight, signed": (edit_pt(set_weight(QKV, lambda t: t.clone().fill_(float("inf")))), DAMAGED),
+    "sparse weight": (edit_pt(set_weight(QKV, lambda t: t.to_sparse()), sign=False), DAMAGED),
+    "sparse weight, signed": (edit_pt(set_weight(QKV, lambda t: t.to_sparse())), DAMAGED),
+    "meta-device weight": (edit_pt(set_weight(QKV, lambda t: torch.empty(t.shape, device="meta")), sign=False),
+                           DAMAGED),
     "wrong shape": (edit_pt(set_weight(QKV, lambda t: t[:-1].clone())), DAMAGED),
     "missing weight": (edit_pt(lambda s, m: s["model"].pop(QKV)), DAMAGED),
     "extra weight": (edit_pt(set_weight("extra.weight", torch.zeros(3))), DAMAGED),
@@ -217,6 +222,7 @@ PT_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "key_prior with NaN": (edit_pt(lambda s, m: m.__setitem__("key_prior", [float("nan")] * 24)), DAMAGED),
     "key_prior strings": (edit_pt(set_meta("key_prior", ["a"] * 24)), DAMAGED),
     "progress step a string": (edit_pt(set_meta("progress.step", "x")), DAMAGED),
+    "progress step 1e30": (edit_pt(set_meta("progress.step", 10**30)), DAMAGED),
     "progress not an object": (edit_pt(set_meta("progress", [1, 2])), DAMAGED),
     "key_relative garbage": (edit_pt(set_meta("train_config.key_relative", "x")), DAMAGED),
     "key_relative a billion": (edit_pt(set_meta("train_config.key_relative", 10**9)), DAMAGED),
@@ -232,6 +238,12 @@ PT_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "optimizer lr a string": (edit_pt(lambda s, m: s["optimizer"]["param_groups"][0].__setitem__("lr", "x")),
                               RESUME_ONLY),
     "no optimizer": (edit_pt(lambda s, m: s.pop("optimizer") and None), RESUME_ONLY),
+    "optimizer step negative": (edit_pt(lambda s, m: s["optimizer"]["state"][0].__setitem__(
+        "step", torch.tensor(-3.0))), RESUME_ONLY),
+    "optimizer betas garbage": (edit_pt(lambda s, m: s["optimizer"]["param_groups"][0].__setitem__("betas", "x")),
+                                RESUME_ONLY),
+    "optimizer flag a string": (edit_pt(lambda s, m: s["optimizer"]["param_groups"][0].__setitem__("amsgrad", "x")),
+                                RESUME_ONLY),
     "RNG state garbage": (edit_pt(lambda s, m: s.__setitem__("rng_python", "[" * 50_000)), RESUME_ONLY),
 }
 
@@ -258,9 +270,20 @@ SHIPPED_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "shipped key_prior of the wrong length": (edit_shipped(config=setitem("key_prior", [1.0])), DAMAGED),
     "shipped without model_config": (edit_shipped(config=drop("model_config")), DAMAGED),
     "shipped config a list": (edit_shipped(config=lambda c: "[]"), DAMAGED),
+    "shipped weights grown to 1 GB (sparse)": (lambda p, dst: _grown_shipped(p, dst, WEIGHTS), DAMAGED),
+    "shipped config grown to 1 GB (sparse)": (lambda p, dst: _grown_shipped(p, dst, CONFIG), DAMAGED),
+    "shipped weights cut short": (edit_shipped(blob=lambda b: b[:-7], sign=False), DAMAGED),
     "shipped vocabulary mismatch": (edit_shipped(config=lambda c: c["model_config"].__setitem__("vocab_size", 99)),
                                     DAMAGED),
 }
+
+
+def _grown_shipped(p: Pristine, dst: Path, name: str) -> Path:
+    """The export with one file extended by a hole to 1 GB (no disk used): read whole, it took minutes and
+    gigabytes (the config) or memory for the whole file (the weights) before being refused."""
+    shutil.copytree(p.shipped, dst)
+    os.truncate(dst / name, 2**30)
+    return dst
 
 
 def _flipped_shipped(p: Pristine, dst: Path, garbage: bool = False) -> Path:

@@ -263,3 +263,43 @@ def test_export_through_a_symlink_keeps_the_link_and_never_over_the_current_fold
     err = one_line_refusal(capsys, main(["export", "-c", str(run), "-o", ".", "--overwrite"]))
     assert "current folder" in err
     assert snapshot(tmp_path) == before
+
+
+def test_generate_overwrite_replaces_only_its_own_pieces(run, tmp_path, capsys):
+    """--overwrite replaces an earlier piece of ours; a user's file, link, folder or FIFO that only carries a
+    piece's name is kept as it was, and the new piece takes a free name instead."""
+    out = tmp_path / "gen"
+    args = ["generate", "-c", str(run), "-n", "8", "--no-wav", "--no-png", "-q", "-o", str(out), "--overwrite"]
+    assert main(args) == 0
+    ours = sorted(p.name for p in out.iterdir())
+    stem = ours[0].rsplit(".", 1)[0]
+    assert main(args) == 0 and sorted(p.name for p in out.iterdir()) == ours  # our own piece: replaced in place
+    (tmp_path / "mine.txt").write_text("precious")
+    (tmp_path / "mydir").mkdir()
+    for what in ("file", "link", "dir-link", "dangling", "folder", "fifo"):
+        target = tmp_path / what
+        target.mkdir()
+        mid, side = target / f"{stem}.mid", target / f"{stem}.json"
+        if what == "file":
+            mid.write_text("my own piece")
+            side.write_text('{"mine": 1}')
+        elif what == "link":
+            mid.symlink_to(tmp_path / "mine.txt")
+        elif what == "dir-link":
+            side.symlink_to(tmp_path / "mydir")
+        elif what == "dangling":
+            mid.symlink_to(tmp_path / "nowhere")
+        elif what == "folder":
+            mid.mkdir()
+            (mid / "work.txt").write_text("mine")
+        else:
+            os.mkfifo(mid)
+        before = snapshot(target) if what != "fifo" else None
+        assert main([*args[:-2], str(target), "--overwrite"]) == 0, capsys.readouterr().err
+        if what == "fifo":
+            assert mid.is_fifo()
+        else:
+            after = snapshot(target)
+            assert {k: v for k, v in after.items() if k in before} == before, what
+        assert (target / f"{stem}-2.mid").is_file(), what
+    assert (tmp_path / "mine.txt").read_text() == "precious" and not any((tmp_path / "mydir").iterdir())

@@ -35,7 +35,7 @@ def test_sigterm_during_wav_rendering_cleans_up_like_ctrl_c(tmp_path):
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "MUSESYNTH_SOUNDFONT": str(font),
            "STARTED": str(started), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "musesynth", "generate", "--length", "16", "-s", "1", "-o",
+    proc = subprocess.Popen([sys.executable, "-m", "musesynth", "generate", "-q", "--length", "16", "-s", "1", "-o",
                              str(out)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:

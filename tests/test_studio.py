@@ -134,6 +134,9 @@ def test_host_paths_and_jobs_that_do_not_exist(studio_url):
     assert call(url, "/api/options", headers={"Host": "evil.example:80"})[0] == 403
     assert call(url, "/nowhere")[0] == 404
     assert call(url, "/api/jobs/99")[0] == 404
+    for job in ("9" * 5000, "99999999999999999999"):  # past int()'s digit limit (was a 500 and a traceback), past int64
+        status, body = call(url, "/api/jobs/" + job)
+        assert status == 404 and len(body["error"]) < 100, (job[:20], status, body)
     assert call(url, "/files/1/../../x")[0] == 404
     assert call(url, "/api/generate", b"{not json", {"Content-Type": "application/json"})[0] == 400
 

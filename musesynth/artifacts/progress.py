@@ -38,8 +38,8 @@ class Progress:
             p.best_val = math.inf
         for name in _COUNTS:
             v = getattr(p, name)
-            if not _is_int(v) or v < 0:
-                raise ValueError(f"progress {name} is {v!r}, not a count")
+            if not _is_int(v) or not 0 <= v <= 2**53:  # 1e30 steps: --resume took the run as long finished
+                raise ValueError(f"progress {name} is {str(v)[:40]}, not a count")
         if not _is_number(p.best_val) or math.isnan(p.best_val) or not _is_number(p.elapsed) or p.elapsed < 0:
             raise ValueError(f"progress best_val/elapsed are {p.best_val!r}/{p.elapsed!r}, not numbers")
         rows = p.val_history

@@ -26,6 +26,8 @@ DEFAULT_MODEL = PRETRAINED_DIR / "bach"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 DIGEST = "safetensors_sha256"  # config.json's record of the weights file (absent in exports before it)
 # what `make pretrained` keeps in a shipped folder: replaced together by a new export
+MAX_CONFIG = 16 * 2**20  # a model's config (vocabulary, training record) is tens of KB
+MAX_HEADER = 100 * 2**20  # safetensors' own limit on its JSON header
 SHIPPED_FILES = {WEIGHTS, CONFIG, "evaluation.json", "MODEL_CARD.md"}
 
 
@@ -38,6 +40,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
     """A shipped folder's config.json, parsed with the depth limit; must be an object."""
     p = Path(path) / CONFIG
     try:
+        if p.stat().st_size > MAX_CONFIG:  # read whole and parsed, a huge one took minutes and gigabytes
+            raise MusesynthError(f"cannot read {p}: {p.stat().st_size} bytes, far larger than a model config")
         text = p.read_bytes()
     except OSError as exc:
         raise MusesynthError(f"cannot read {p}: {exc.strerror or exc}") from None
@@ -47,6 +51,25 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def check_weights_size(path: Path) -> None:
+    """A safetensors file is exactly 8 bytes + its header + the data its header places: anything longer or
+    shorter is damaged, and is refused from the header alone (read whole, a file grown to gigabytes was read
+    into memory just to find that its SHA-256 did not match)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8).ljust(8, b"\xff"), "little")
+        if n > min(size - 8, MAX_HEADER):
+            raise MusesynthError(f"damaged model weights {path}: not a safetensors file ({size} bytes)")
+        try:
+            header = json.loads(f.read(n))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+            raise MusesynthError(f"damaged model weights {path}: its safetensors header is not readable") from None
+    if size != 8 + n + end:
+        raise MusesynthError(f"damaged model weights {path}: {size} bytes, but its header describes "
+                             f"{8 + n + end}")
+
+
 def load_shipped(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
     """Weights (fp32, ties restored) and metadata of a shipped folder, the file checked against its SHA-256."""
     from safetensors import SafetensorError
@@ -54,14 +77,20 @@ def load_shipped(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointM
 
     p = Path(path)
     config = read_config(p)
+    expected = config.get(DIGEST)
+    sha_error = MusesynthError(f"damaged model {p}: {WEIGHTS} does not match its SHA-256 in {CONFIG} (changed or "
+                               f"corrupted since export); reinstall or re-export it")
     try:
+        check_weights_size(p / WEIGHTS)
         blob = (p / WEIGHTS).read_bytes()
     except OSError as exc:
         raise MusesynthError(f"cannot read model weights {p / WEIGHTS}: {exc.strerror or exc}") from None
-    expected = config.get(DIGEST)
+    except MusesynthError:
+        if expected is not None:  # a file of the wrong size cannot match its hash: say so, as for any change
+            raise sha_error from None
+        raise
     if expected is not None and expected != hashlib.sha256(blob).hexdigest():
-        raise MusesynthError(f"damaged model {p}: {WEIGHTS} does not match its SHA-256 in {CONFIG} (changed or "
-                             f"corrupted since export); reinstall or re-export it")
+        raise sha_error
     try:
         raw = load(blob)
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:

@@ -90,6 +90,10 @@ def check_weights(model: nn.Module, weights: Any, path: str) -> None:
         if t.dtype not in FLOATS:
             raise MusesynthError(f"damaged checkpoint {path}: {name} is {str(t.dtype).removeprefix('torch.')}, "
                                  f"not floating point")
+        if t.layout is not torch.strided or t.is_quantized or t.is_meta or t.is_nested:
+            # musesynth saves dense tensors only; a sparse one crashed the checks below with a traceback
+            raise MusesynthError(f"damaged checkpoint {path}: {name} is not a dense tensor "
+                                 f"({str(t.layout).removeprefix('torch.')})")
         if t.shape != ref.shape:
             raise MusesynthError(f"checkpoint {path} does not fit its model config: {name} is "
                                  f"{tuple(t.shape)}, the config builds {tuple(ref.shape)}")

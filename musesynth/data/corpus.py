@@ -192,7 +192,7 @@ def export_corpus(
     if not quiet:
         print(f"export {name}: finding its scores in music21's corpus", flush=True)
     paths = select_scores(name, limit, per_composer)
-    jobs = sorted(((str(p), str(out / _out_name(p))) for p in paths if not (out / _out_name(p)).exists()),
+    jobs = sorted(((str(p), str(out / _out_name(p))) for p in paths if not os.path.lexists(out / _out_name(p))),
                   key=lambda j: -_work(Path(j[0])))
     failed: list[tuple[str, str]] = []
     if jobs:

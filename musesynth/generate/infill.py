@@ -43,7 +43,7 @@ from musesynth.errors import MusesynthError
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_sample_options, flags, write_outputs
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
-from musesynth.outputs import check_writable_dir, free_name
+from musesynth.outputs import check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import BarInfill
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
@@ -288,7 +288,7 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
                 "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples},
                 "generation_seconds": round(dt, 3)}
         name = f"{stem}_infill{first + 1}-{end}_{meta.family}_seed{opt.seed}_{i}"
-        base = out_dir / name if opt.overwrite else free_name(out_dir, name, OUTPUT_SUFFIXES)
+        base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
         results.append(_write(enc, q, base, info, opt))
     return results
 

@@ -19,7 +19,7 @@ from musesynth.generate.pipeline import GeneratedPiece, generate_pieces, with_fi
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.request import DEFAULT_LENGTH, Controls, GenerationRequest, Primer, cli_flag
 from musesynth.generate.sampling import Sampling
-from musesynth.outputs import check_writable_dir, free_name
+from musesynth.outputs import check_writable_dir, piece_name
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 
@@ -140,7 +140,7 @@ def run_generate(opt: GenerateOptions, log: Callable[[str], None] = print,
         stem = os.fsdecode(primer_path.stem) if primer_path is not None else "unconditioned"
         for i, piece in enumerate(pieces):
             name = f"{stem}_{model.meta.family}_seed{opt.seed}_{i}"
-            base = out_dir / name if opt.overwrite else free_name(out_dir, name, OUTPUT_SUFFIXES)
+            base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
             results.append(write_piece(piece, base, opt, primer_path))
     if not results:
         raise MusesynthError(f"no usable primer in {opt.primer} ({len(skipped)} skipped)")

@@ -327,9 +327,9 @@ class Handler(BaseHTTPRequestHandler):
             self._json(studio.generate(self._json_body(url.path)))
 
     def _job(self, text: str) -> Any:
-        job = self.server.studio.jobs.get(int(text)) if text.isdigit() else None
+        job = self.server.studio.jobs.get(int(text)) if text.isascii() and text.isdigit() and len(text) <= 18 else None
         if job is None:
-            raise RequestError(f"no job {text}", HTTPStatus.NOT_FOUND)
+            raise RequestError(f"no job {text[:40]}", HTTPStatus.NOT_FOUND)
         return job
 
     def _read(self, length: int) -> bytes:

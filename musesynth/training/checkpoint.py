@@ -41,6 +41,9 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+_FLAGS = ("amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused", "decoupled_weight_decay")
+
+
 def check_resume_state(state: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
     """The optimizer and schedule state a resumed run steps with: the types and shapes torch would only
     trip over steps later (or silently train on), checked up front. Raises ``ValueError`` naming the part."""
@@ -54,6 +57,11 @@ def check_resume_state(state: dict[str, Any], optimizer: torch.optim.Optimizer) 
             raise ValueError("an optimizer group's lr/weight_decay/eps is not a number")
         if not isinstance(g.get("params"), list) or not all(isinstance(i, int) for i in g["params"]):
             raise ValueError("an optimizer group's params are not indices")
+        betas = g.get("betas")  # read by every step: garbage here failed mid-run with a traceback
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in betas):
+            raise ValueError("an optimizer group's betas are not two numbers in [0, 1)")
+        if not all(g.get(k) is None or isinstance(g[k], bool) for k in _FLAGS):
+            raise ValueError("an optimizer group's flags are not true/false")
     for i, s in opt["state"].items():
         if not isinstance(i, int) or not 0 <= i < len(params) or not isinstance(s, dict):
             raise ValueError(f"optimizer state {i!r} does not belong to a parameter")
@@ -62,8 +70,11 @@ def check_resume_state(state: dict[str, Any], optimizer: torch.optim.Optimizer) 
             if not torch.is_tensor(t) or t.shape != params[i].shape or not t.is_floating_point() or not bool(
                     t.isfinite().all()):
                 raise ValueError(f"optimizer {k} of parameter {i} is damaged (type, shape or NaN)")
-        if not (torch.is_tensor(s.get("step")) or _number(s.get("step"))):
-            raise ValueError(f"optimizer step of parameter {i} is not a number")
+        step = s.get("step")
+        if torch.is_tensor(step):
+            step = float(step) if step.numel() == 1 and not step.is_complex() and step.layout is torch.strided else None
+        if not _number(step) or step < 0:  # a negative step made AdamW's bias correction complex (a traceback)
+            raise ValueError(f"optimizer step of parameter {i} is not a step count")
     if not isinstance(sched, dict):
         raise ValueError("scheduler state is not an object")
     if not isinstance(sched.get("last_epoch"), int) or isinstance(sched["last_epoch"], bool) or sched["last_epoch"] < 0:
