@@ -9,10 +9,22 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from musesynth.commands import ablate, corpus, data, demo, evaluate, export, generate, infill, studio, train
+from musesynth.commands import (
+    ablate,
+    corpus,
+    data,
+    demo,
+    evaluate,
+    export,
+    generate,
+    harmonize,
+    infill,
+    studio,
+    train,
+)
 from musesynth.errors import MusesynthError
 
-COMMANDS = [corpus, data, train, generate, infill, evaluate, ablate, export, demo, studio]
+COMMANDS = [corpus, data, train, generate, infill, harmonize, evaluate, ablate, export, demo, studio]
 
 
 class Parser(argparse.ArgumentParser):
