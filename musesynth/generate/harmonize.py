@@ -169,7 +169,23 @@ def melody_skeleton(enc: Encoding, score: symusic.Score, voice: int, voices: lis
     if key is not None:
         ids = enc.set_key(ids, *parse_key(key))  # type: ignore[attr-defined]
     d = enc.decode_quantized(ids)  # type: ignore[attr-defined]
-    return Skeleton(ids, roles, part, int(d["offset"]), d["onset"], d["pitch"], d["duration"])
+    return Skeleton(ids, roles, part, int(d["offset"]), d["onset"], d["pitch"], full_durations(enc, score, d))
+
+
+def full_durations(enc: Encoding, score: symusic.Score, d: dict[str, Any]) -> np.ndarray:
+    """The melody's durations on the grid, also those longer than a DUR token holds (``max_duration_beats``,
+    where the tokens cap them): the melody comes out as given, and the voices may sound under all of it."""
+    dur = d["duration"].copy()
+    n = score.tracks[0].notes.numpy()
+    scale = enc.resolution / score.ticks_per_quarter  # type: ignore[attr-defined]
+    on = np.rint(n["time"] * scale).astype(np.int64)
+    end = np.rint((n["time"] + n["duration"]) * scale).astype(np.int64)
+    starts = np.unique(on)
+    if starts.size == dur.size:  # one grid note per onset, in order (a melody with no chords)
+        longest = np.maximum.reduceat(end[np.argsort(on, kind="stable")] , np.searchsorted(np.sort(on), starts))
+        capped = dur >= enc.max_dur  # type: ignore[attr-defined]
+        dur[capped] = np.maximum(dur, longest - starts)[capped]
+    return dur
 
 
 # ---------------------------------------------------------------------- constrained decoding
