@@ -12,7 +12,10 @@ import symusic
 
 from musesynth.cli import main
 from musesynth.data.build import build_dataset
+from musesynth.data.dataset import load_pieces
+from musesynth.data.melody_first import MelodyFirst, melody_only
 from musesynth.generate.harmonize import most_sounding
+from musesynth.tokenize import encoding_from_vocab, get_encoding
 from musesynth.training.config import TrainConfig
 from musesynth.training.loop import train
 from tests.conftest import make_score
@@ -24,7 +27,7 @@ def parts_run(bach_dir, tmp_path_factory) -> Path:
     build_dataset(bach_dir, root / "ds", encoding="parts", workers=1, quiet=True)
     train(TrainConfig(dataset=str(root / "ds"), model="gru", out_dir=str(root), seq_len=128, embed_dim=32,
                       hidden_dim=64, num_layers=1, batch_size=16, lr=3e-3, max_steps=30, warmup_steps=2,
-                      tensorboard=False, quiet=True, patience=0))
+                      melody_first=0.5, tensorboard=False, quiet=True, patience=0))
     return root / "gru"
 
 
@@ -126,3 +129,39 @@ def test_a_model_without_parts_is_refused(tmp_path, capsys):
     assert main(["harmonize", "-c", "musesynth/pretrained/bach", "--melody", str(melody), "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "does not know parts" in err and err.count("\n") == 1
+
+
+def test_melody_only_keeps_exactly_one_parts_notes(bach_dir):
+    enc = get_encoding("parts")
+    for path in sorted(bach_dir.rglob("*.mid"))[:4]:
+        ids = enc.encode(symusic.Score(str(path)))
+        q = enc.decode_quantized(ids)
+        for part in range(4):
+            m = enc.decode_quantized(melody_only(enc, ids, part))
+            sel = q["part"] == part
+            assert np.array_equal(m["part"], q["part"][sel])
+            for k in ("onset", "pitch", "duration"):
+                assert np.array_equal(m[k], q[k][sel])
+
+
+def test_melody_first_windows_show_one_part_then_the_whole_piece(parts_run):
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    pieces = load_pieces(parts_run.parent / "ds", "train")
+    tokens = np.concatenate(pieces).astype(np.int64)
+    first = MelodyFirst(enc, rate=1.0)
+    changed = 0
+    for i, start in enumerate(np.r_[0, np.cumsum([p.size for p in pieces])[:-1]][:8]):
+        w = tokens[max(int(start) - 40, 0) : int(start) + 300]
+        out = first(w, np.random.default_rng(i))
+        assert out.size == w.size
+        if np.array_equal(out, w):
+            continue
+        changed += 1
+        b = np.flatnonzero(out == enc.bos_id)
+        mel, rest = out[b[0] : b[1]], out[b[1] :]
+        assert mel[-1] == enc.eos_id  # the piece boundary separates the melody from the piece
+        parts = enc.part_of[mel][enc.part_of[mel] >= 0]
+        assert parts.size and np.unique(parts).size == 1
+        piece = w[np.flatnonzero(w == enc.bos_id)[0] :]
+        assert np.array_equal(rest, piece[: rest.size])  # then the piece itself, as it was
+    assert changed >= 6

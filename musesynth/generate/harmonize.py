@@ -10,8 +10,10 @@ the model writes that piece token by token under a per-step mask (``MelodyConstr
 - keeps the melody's bars and time signatures, and ends the piece (EOS) only after the last melody note.
 
 The model reads the **whole melody first**: the prompt is the melody alone as a piece (the full part header,
-only the melody's notes), EOS, then the header of the piece to write. The written piece's melody part is
-then replaced by the melody as read, so the melody comes out exactly even where the token budget runs out.
+only the melody's notes), EOS, then the header of the piece to write: the form of the melody-first training
+windows (``data.melody_first``, `musesynth train --melody-first`), which teach a model to use it. The written
+piece's melody part is then replaced by the melody as read, so the melody comes out exactly even where the token
+budget runs out.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import symusic
 import torch
 
+from musesynth.data.melody_first import melody_only
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.run import check_seed, checkpoint_or_shipped, write_outputs
@@ -342,7 +345,8 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
     sk = melody_skeleton(enc, score, voice, voices, opt.key, source)
     e: Any = enc
     head = int(np.flatnonzero(sk.ids == e.bar_id)[0]) + 1
-    prompt = np.r_[sk.ids, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
+    melody = melody_only(enc, sk.ids, sk.melody_part)  # as training showed it (data.melody_first)
+    prompt = np.r_[melody, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
     body = sk.ids.size - head
     budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
     device = next(model.parameters()).device
@@ -356,7 +360,7 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
     names = "".join(VOICES[v][0] for v in voices)
     results = []
     for i, seq in enumerate(seqs):
-        piece = np.asarray(seq[sk.ids.size :], np.int64)
+        piece = np.asarray(seq[melody.size :], np.int64)
         q = harmonized(enc, sk, piece)
         res = e.resolution
         info = {"melody": os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
