@@ -80,11 +80,13 @@ def test_every_melody_note_comes_out_exactly_under_at_most_n_voices(case, parts_
         assert info["melody_notes"] == want.shape[0] and info["most_sounding"] <= len(voices)
 
 
-def test_the_voice_of_a_named_track_is_kept_and_the_others_written(parts_run, bach_dir, tmp_path):
+def test_a_named_voice_is_kept_the_others_written_in_the_key_asked_for(parts_run, bach_dir, tmp_path):
     piece = sorted(bach_dir.rglob("*.mid"))[3]
     assert main(["harmonize", "-c", str(parts_run), "--melody", str(piece), "--part", "Tenor", "--voices", "S,B",
-                 "--no-wav", "--no-png", "-o", str(tmp_path), "-q"]) == 0
-    score = symusic.Score(str(next(tmp_path.glob("*.mid"))))
+                 "--key", "Bb major", "--no-wav", "--no-png", "-o", str(tmp_path), "-q"]) == 0
+    mid = next(tmp_path.glob("*.mid"))
+    assert json.loads(mid.with_suffix(".json").read_text())["key"] == "Bb major"
+    score = symusic.Score(str(mid))
     given = symusic.Score(str(piece))
     assert tuple(t.name for t in score.tracks) == ("Soprano", "Tenor", "Bass")
     tenor = next(t for t in given.tracks if t.name == "Tenor")
@@ -107,6 +109,7 @@ def write(tmp_path: Path, notes: list[tuple[int, int, int]], name: str = "m.mid"
     (lambda d: write(d, [(0, 480, 67)]), ["--voices", "S,A"], "the melody's own voice"),
     (lambda d: write(d, [(0, 480, 67)]), ["--voices", "X"], "unknown voice 'X'"),
     (lambda d: d / "missing.mid", [], "--melody not found"),
+    (lambda d: write(d, [(0, 480, 67)]), ["--key", "H major"], "unknown key 'H major'"),
 ])
 def test_bad_input_is_one_line(make, extra, message, parts_run, tmp_path, capsys):
     melody = make(tmp_path)
