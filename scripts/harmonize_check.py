@@ -76,6 +76,9 @@ def main() -> None:
             want = rows(given, next(t for t in given.tracks if t.name == "Soprano" and t.note_num()))
             got = rows(made, made.tracks[0])
             exact += len(want & got)
+            if want != got:
+                print(f"{name}: {len(want - got)} of {len(want)} melody notes differ, e.g. given "
+                      f"{sorted(want - got)[:2]}, written {sorted(got - want)[:2]}")
             total += len(want)
             n = [t.notes.numpy() for t in made.tracks]
             worst = max(worst, most_sounding(np.concatenate([x["time"] for x in n]),

@@ -145,6 +145,7 @@ class Skeleton:
     roles: np.ndarray  # SATB role per part
     melody_part: int
     offset: int  # where the decoded MIDI starts (a pickup's first note): nothing may start before it
+    pickup: tuple[int, int] | None  # the pickup bar's time signature, as decode_quantized gives it
     onset: np.ndarray  # the melody in grid steps (times as in decode_quantized)
     pitch: np.ndarray
     duration: np.ndarray
@@ -172,7 +173,12 @@ def melody_skeleton(enc: Encoding, score: symusic.Score, voice: int, voices: lis
     if key is not None:
         ids = enc.set_key(ids, *parse_key(key))  # type: ignore[attr-defined]
     d = enc.decode_quantized(ids)  # type: ignore[attr-defined]
-    return Skeleton(ids, roles, part, int(d["offset"]), d["onset"], d["pitch"], full_durations(enc, score, d))
+    offset, pickup = int(d["offset"]), d["pickup"]
+    first = int(np.rint(score.tracks[0].notes.numpy()["time"].min() * enc.resolution  # type: ignore[attr-defined]
+                        / score.ticks_per_quarter))
+    if d["onset"][0] == first != d["onset"][0] - offset:
+        offset, pickup = 0, None  # a rest opening a full first bar, which decoding drops: kept, so onsets stay
+    return Skeleton(ids, roles, part, offset, pickup, d["onset"], d["pitch"], full_durations(enc, score, d))
 
 
 def full_durations(enc: Encoding, score: symusic.Score, d: dict[str, Any]) -> np.ndarray:
@@ -316,7 +322,8 @@ def harmonized(enc: Encoding, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]
     du = np.r_[q["duration"][keep], sk.duration]
     pa = np.r_[q["part"][keep], np.full(sk.onset.size, sk.melody_part)]
     order = np.lexsort((pi, -pa, on))
-    return {**q0, "onset": on[order], "pitch": pi[order], "duration": du[order], "part": pa[order],
+    return {**q0, "offset": sk.offset, "pickup": sk.pickup, "onset": on[order], "pitch": pi[order],
+            "duration": du[order], "part": pa[order],
             "role": sk.roles, "program": np.zeros(sk.roles.size, np.int64)}
 
 
