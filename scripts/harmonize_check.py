@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("-d", "--dataset", required=True)
     ap.add_argument("--midi-dir", required=True)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--nll-only", action="store_true", help="skip the harmonisations")
     args = ap.parse_args()
     model, enc, _ = load_model(args.checkpoint, "cpu")
     manifest = json.loads((Path(args.dataset) / "manifest.json").read_text())
@@ -67,7 +68,7 @@ def main() -> None:
             nll[first][1] += n
     exact = total = worst = 0
     with tempfile.TemporaryDirectory() as out:
-        for i, name in enumerate(files):
+        for i, name in enumerate([] if args.nll_only else files):
             src = next(Path(args.midi_dir).rglob(name))
             res = run_harmonize(HarmonizeOptions(melody=str(src), checkpoint=args.checkpoint, part="Soprano",
                                                  seed=i, wav=False, png=False, out_dir=out, device="cpu",

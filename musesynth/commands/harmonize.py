@@ -24,7 +24,8 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--melody", required=True, help="MIDI file holding the melody (it is only read): one track with "
                    "notes, or choose one with --part; one note at a time")
     p.add_argument("--part", help="the melody's track in a multi-track file: its name (any case) or its index "
-                   "from 0; a track named Soprano/Alto/Tenor/Bass keeps that voice, any other is the Soprano")
+                   "from 0; a track named Soprano/Alto/Tenor/Bass keeps that voice, any other is the Soprano "
+                   "(default: the file's one track with notes)")
     p.add_argument("--voices", help="voices to write, e.g. A,T,B or alto,bass (default: the three SATB voices the "
                    "melody is not)")
     p.add_argument("--key", help="key of the piece, e.g. 'D major' (default: the melody's, found from its notes)")
