@@ -9,19 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from musesynth.commands import (
-    ablate,
-    corpus,
-    data,
-    demo,
-    evaluate,
-    export,
-    generate,
-    harmonize,
-    infill,
-    studio,
-    train,
-)
+from musesynth.commands import ablate, corpus, data, demo, evaluate, export, generate, harmonize, infill, studio, train
 from musesynth.errors import MusesynthError
 
 COMMANDS = [corpus, data, train, generate, infill, harmonize, evaluate, ablate, export, demo, studio]
