@@ -124,6 +124,20 @@ def test_bad_input_is_one_line(make, extra, message, parts_run, tmp_path, capsys
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_a_corpus_chorales_soprano_is_a_melody(parts_run, bach_dir, tmp_path, capsys):
+    piece = sorted(bach_dir.rglob("*.mid"))[0]  # exported from the corpus as --chorale exports it
+    assert main(["harmonize", "-c", str(parts_run), "--chorale", piece.stem, "--no-wav", "--no-png",
+                 "-o", str(tmp_path), "-q"]) == 0
+    mid = next(tmp_path.glob(f"{piece.stem}_harmonizedATB_*.mid"))
+    score, given = symusic.Score(str(mid)), symusic.Score(str(piece))
+    soprano = next(t for t in given.tracks if t.name == "Soprano" and t.note_num())
+    assert tuple(t.name for t in score.tracks) == ("Soprano", "Alto", "Tenor", "Bass")
+    assert np.array_equal(beats(score, score.tracks[0]), beats(given, soprano))
+    assert main(["harmonize", "-c", str(parts_run), "--chorale", "bwv9999", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown chorale 'bwv9999'" in err and err.count("\n") == 1
+
+
 def test_a_melody_of_several_tracks_asks_for_part(parts_run, bach_dir, tmp_path, capsys):
     assert main(["harmonize", "-c", str(parts_run), "--melody", str(sorted(bach_dir.rglob("*.mid"))[0]),
                  "-o", str(tmp_path)]) == 2

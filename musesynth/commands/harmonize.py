@@ -21,8 +21,11 @@ def add_parser(sub: Subparsers) -> None:
     d = HarmonizeOptions()
     p = add_command(sub, "harmonize", "write the other voices under a melody: every melody note kept exactly "
                     "(MIDI with one track per voice, WAV, PNG)", EXAMPLE)
-    p.add_argument("--melody", required=True, help="MIDI file holding the melody (it is only read): one track with "
-                   "notes, or choose one with --part; one note at a time")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--melody", help="MIDI file holding the melody (it is only read): one track with notes, or "
+                     "choose one with --part; one note at a time (no default: this or --chorale)")
+    src.add_argument("--chorale", help="or a chorale of the music21 Bach corpus by name (e.g. bwv10.7), exported as "
+                     "`musesynth corpus` does; its Soprano unless --part says another voice (no default)")
     p.add_argument("--part", help="the melody's track in a multi-track file: its name (any case) or its index "
                    "from 0; a track named Soprano/Alto/Tenor/Bass keeps that voice, any other is the Soprano "
                    "(default: the file's one track with notes)")

@@ -19,6 +19,7 @@ budget runs out.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ LOWEST, HIGHEST = 38, 81
 
 @dataclass
 class HarmonizeOptions:
-    melody: str = ""
+    melody: str | None = None
+    chorale: str | None = None  # instead of melody: a corpus chorale (e.g. bwv10.7), its Soprano by default
     checkpoint: str | None = None
     part: str | None = None
     voices: str | None = None
@@ -65,6 +67,8 @@ class HarmonizeOptions:
     sampling: Sampling = field(default_factory=Sampling)
 
     def validate(self) -> None:
+        if bool(self.melody) == bool(self.chorale):
+            raise MusesynthError("give the melody as --melody FILE or --chorale NAME (one of them)")
         check_seed(self.seed)
         if self.num_samples < 1:
             raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
@@ -95,6 +99,18 @@ def pick_track(score: symusic.Score, part: str | None, source: str) -> symusic.T
     if not hit:
         raise MusesynthError(f"unknown part '{part}' in {source} (tracks: {names})")
     return hit[0]
+
+
+def chorale_score(name: str, part: str | None) -> tuple[symusic.Score, int]:
+    """A corpus chorale exported as `musesynth corpus` writes it, its Soprano (or ``part``) as the melody."""
+    from musesynth.data.corpus import corpus_pieces, export_piece
+
+    stem = name.strip().removeprefix("bach/").removesuffix(".mid")
+    src = corpus_pieces("bach").get(f"bach/{stem}.mid")
+    if src is None:
+        raise MusesynthError(f"unknown chorale '{name}' (a name from the music21 Bach corpus, e.g. bwv10.7)")
+    with tempfile.TemporaryDirectory() as tmp:
+        return melody_score(str(export_piece(src, Path(tmp) / f"{stem}.mid")), part or "Soprano")
 
 
 def melody_score(path: str, part: str | None) -> tuple[symusic.Score, int]:
@@ -344,11 +360,11 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
         raise MusesynthError(f"{ckpt} reads pieces in a key-relative frame (train --key-relative): harmonize does "
                              f"not support such models yet")
     opt.sampling.validate(len(enc.vocab))
-    score, voice = melody_score(opt.melody, opt.part)
+    score, voice = chorale_score(opt.chorale, opt.part) if opt.chorale else melody_score(opt.melody, opt.part)
     voices = parse_voices(opt.voices, voice)
     if len(voices) + 1 > enc.max_parts:  # type: ignore[attr-defined]
         raise MusesynthError(f"{ckpt} knows at most {enc.max_parts} parts")  # type: ignore[attr-defined]
-    source = os.fsdecode(Path(opt.melody).name)
+    source = opt.chorale or os.fsdecode(Path(opt.melody).name)
     sk = melody_skeleton(enc, score, voice, voices, opt.key, source)
     e: Any = enc
     head = int(np.flatnonzero(sk.ids == e.bar_id)[0]) + 1
@@ -363,14 +379,14 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
                     seq_len=meta.model_config.seq_len, constraint=constraint, keys=e.key_spec(), ending=False,
                     key_source=sk.ids[None])
     dt = time.perf_counter() - t0
-    stem = os.fsdecode(Path(opt.melody).stem)
+    stem = Path(source).stem if opt.chorale is None else source.removeprefix("bach/").removesuffix(".mid")
     names = "".join(VOICES[v][0] for v in voices)
     results = []
     for i, seq in enumerate(seqs):
         piece = np.asarray(seq[melody.size :], np.int64)
         q = harmonized(enc, sk, piece)
         res = e.resolution
-        info = {"melody": os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
+        info = {"melody": opt.chorale or os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
                 "voices": [VOICES[v] for v in voices], "checkpoint": meta.path, "model": meta.family,
                 "key": key_name(*e.key_of(sk.ids)) if e.key_of(sk.ids) else None,
                 "melody_notes": int(sk.onset.size), "notes": int(q["onset"].size),
