@@ -22,6 +22,8 @@ SUMMARIES = {
     "train": "train a GRU, LSTM or Transformer on a dataset",
     "generate": "write new pieces from a trained model and a primer (MIDI, WAV, PNG)",
     "infill": "rewrite bars in the middle of a piece, given the music before and after them (MIDI, WAV, PNG)",
+    "harmonize": "write the other voices under a melody: every melody note kept exactly (MIDI with one track per "
+                 "voice, WAV, PNG)",
     "evaluate": "test-set NLL/perplexity/accuracy against n-gram baselines, and musical statistics of generated vs "
                 "held-out pieces",
     "ablate": "train GRU, LSTM and Transformer under one budget and compare them",

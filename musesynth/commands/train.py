@@ -46,6 +46,8 @@ RUN_OPTIONS = [
      "meter) and the opening bars are in view as when generating from scratch (0: windows at random cuts)"),
     ("fim_rate", float, "share of windows reordered fill-in-the-middle, for `musesynth infill` (datasets made "
      "with `musesynth data --infill` only)"),
+    ("melody_first", float, "share of windows that hold a piece's start shown with one part's notes first, so "
+     "`musesynth harmonize` reads a whole melody (datasets made with `musesynth data --encoding parts` only; 0: off)"),
     ("seed", int, "random seed (same seed, same run)"), ("num_workers", int, "DataLoader worker processes"),
     ("run_name", str, "run folder name under -o (default: the model family)"),
 ]

@@ -62,6 +62,7 @@ class TrainConfig:
     augment_tempo: int = 0
     piece_starts: float = 0.0  # share of training windows that begin at a piece's BOS
     fim_rate: float = 0.5  # share of windows reordered fill-in-the-middle (encodings with infill tokens only)
+    melody_first: float = 0.0  # share of windows shown melody first (parts encoding: data.melody_first)
     key_relative: int = 0  # frames (tonics) pieces are learnt on, each moved to the nearest (data.key_frame); 0: off
     # runtime
     seed: int = 0
@@ -119,6 +120,8 @@ class TrainConfig:
             raise MusesynthError(f"--key-relative takes 1 to 4 frames, or 0 for written keys (got {self.key_relative})")
         if not 0 <= self.fim_rate <= 1:
             raise MusesynthError(f"--fim-rate must be in [0, 1] (got {self.fim_rate})")
+        if not 0 <= self.melody_first <= 1:
+            raise MusesynthError(f"--melody-first must be in [0, 1] (got {self.melody_first})")
         if not 0 <= self.min_lr_ratio <= 1:
             raise MusesynthError(f"--min-lr-ratio must be in [0, 1] (got {self.min_lr_ratio})")
         if not 0 <= self.piece_starts <= 1:

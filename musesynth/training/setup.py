@@ -24,9 +24,11 @@ from musesynth.data.dataset import Manifest, is_dataset, load_manifest, load_off
 from musesynth.data.fim import Chain, FimTransform
 from musesynth.data.key_frame import frame_tonics, pieces_to_frame
 from musesynth.data.loader import DeviceBatches, WindowDataset
+from musesynth.data.melody_first import MelodyFirst
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model, count_params
 from musesynth.tokenize import Encoding, encoding_from_vocab, key_token_ids
+from musesynth.tokenize.parts import PartAware
 from musesynth.training import distributed
 from musesynth.training.checkpoint import check_compatible, check_resume_state, restore_rng
 from musesynth.training.config import TrainConfig
@@ -168,6 +170,8 @@ def _loader(cfg: TrainConfig, data: TrainData, dist: distributed.DistInfo, devic
     augment = None
     if cfg.augment_transpose or cfg.augment_tempo:
         augment = WindowAugmenter(data.enc, Augmenter(cfg.augment_transpose, cfg.augment_tempo))
+    if isinstance(data.enc, PartAware) and cfg.melody_first > 0:
+        augment = Chain(augment, MelodyFirst(data.enc, cfg.melody_first))
     if getattr(data.enc, "infill", False) and cfg.fim_rate > 0:
         augment = Chain(augment, FimTransform(data.enc, cfg.fim_rate))
     ds = WindowDataset(data.train_tokens, cfg.seq_len, train=True, pad_id=data.enc.pad_id, seed=cfg.seed,

@@ -1,0 +1,59 @@
+"""`musesynth harmonize`: the other voices written under a given melody, with a model of the parts encoding."""
+
+from __future__ import annotations
+
+import argparse
+
+from musesynth.commands.options import (
+    Subparsers,
+    add_command,
+    add_device_option,
+    add_output_options,
+    add_sampling_options,
+)
+from musesynth.commands.options import sampling_from_args as _sampling
+from musesynth.generate.harmonize import HarmonizeOptions
+
+EXAMPLE = "musesynth harmonize -c training_checkpoints/parts --melody tune.mid --num-samples 3 -t 0.9 -s 1"
+
+
+def add_parser(sub: Subparsers) -> None:
+    d = HarmonizeOptions()
+    p = add_command(sub, "harmonize", "write the other voices under a melody: every melody note kept exactly "
+                    "(MIDI with one track per voice, WAV, PNG)", EXAMPLE)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--melody", help="MIDI file holding the melody (it is only read): one track with notes, or "
+                     "choose one with --part; one note at a time (no default: this or --chorale)")
+    src.add_argument("--chorale", help="or a chorale of the music21 Bach corpus by name (e.g. bwv10.7), exported as "
+                     "`musesynth corpus` does; its Soprano unless --part says another voice (no default)")
+    p.add_argument("--part", help="the melody's track in a multi-track file: its name (any case) or its index "
+                   "from 0; a track named Soprano/Alto/Tenor/Bass keeps that voice, any other is the Soprano "
+                   "(default: the file's one track with notes)")
+    p.add_argument("--voices", help="voices to write, e.g. A,T,B or alto,bass (default: the three SATB voices the "
+                   "melody is not)")
+    p.add_argument("--key", help="key of the piece, e.g. 'D major' (default: the melody's, found from its notes)")
+    p.add_argument("-c", "--checkpoint", default=None, help="run folder (uses best.pt) or checkpoint of a model "
+                   "trained on a dataset made with `musesynth data --encoding parts` (default: the shipped model, "
+                   "which does not know parts yet)")
+    add_sampling_options(p, ending=False)
+    p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same harmonisation (default "
+                   "%(default)s)")
+    p.add_argument("--num-samples", type=int, default=d.num_samples, help="harmonisations to write, sampled as one "
+                   "batch (default %(default)s)")
+    p.add_argument("--max-tokens", type=int, default=None, help="token budget per harmonisation (default: the "
+                   "melody's tokens x (1 + 2 x voices) + 64); the melody is kept whole even where it runs out")
+    add_output_options(p, d.out_dir)
+    add_device_option(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from musesynth.generate.harmonize import run_harmonize, summarize
+
+    names = set(HarmonizeOptions.__dataclass_fields__) - {"sampling"}
+    results = run_harmonize(HarmonizeOptions(**{k: v for k, v in vars(args).items() if k in names},
+                                             sampling=_sampling(args)))
+    if not args.quiet:
+        print(summarize(results))
+    return 0

@@ -1,0 +1,421 @@
+"""`musesynth harmonize`: the other voices written under a given melody, by a model of the ``parts`` encoding.
+
+The melody is read into one part of a part-aware piece (its voice: the track's SATB name, else Soprano), and
+the model writes that piece token by token under a per-step mask (``MelodyConstraint``) that
+
+- writes each melody note, with its pitch and duration, at its onset: the position of a melody onset cannot be
+  passed before its note is written, no other note of the melody's part is allowed, and its DUR is forced;
+- lets only the asked-for voices write notes, each one note at a time (a voice starts a note only when its last
+  one has ended, and no note lasts past the melody's end), so at most 1 + len(voices) notes sound at once;
+- keeps the melody's bars and time signatures, and ends the piece (EOS) only after the last melody note.
+
+The model reads the **whole melody first**: the prompt is the melody alone as a piece (the full part header,
+only the melody's notes), EOS, then the header of the piece to write: the form of the melody-first training
+windows (``data.melody_first``, `musesynth train --melody-first`), which teach a model to use it. The written
+piece's melody part is then replaced by the melody as read, so the melody comes out exactly even where the token
+budget runs out.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import symusic
+import torch
+
+from musesynth.data.melody_first import melody_only
+from musesynth.device import pick_device
+from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.generate.run import check_seed, checkpoint_or_shipped, write_outputs
+from musesynth.generate.sampling import Sampling, generate
+from musesynth.outputs import check_writable_dir, free_name
+from musesynth.tokenize import Encoding
+from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_NOTE, T_POS, T_TIMESIG, key_name, parse_key
+from musesynth.tokenize.midi_io import VOICES, load_score, voice_role
+from musesynth.tokenize.parts import PartAware
+from musesynth.training.checkpoint import load_model
+
+OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
+LETTERS = {v[0]: i for i, v in enumerate(VOICES)}  # S A T B
+# The lowest bass and highest soprano note any voice sings (evaluate.voice_leading's SATB ranges, D2-A5)
+LOWEST, HIGHEST = 38, 81
+
+
+@dataclass
+class HarmonizeOptions:
+    melody: str | None = None
+    chorale: str | None = None  # instead of melody: a corpus chorale (e.g. bwv10.7), its Soprano by default
+    checkpoint: str | None = None
+    part: str | None = None
+    voices: str | None = None
+    key: str | None = None
+    num_samples: int = 1
+    seed: int = 0
+    max_tokens: int | None = None
+    out_dir: str = "outputs"
+    overwrite: bool = False
+    wav: bool = True
+    png: bool = True
+    soundfont: str | None = None
+    device: str = "auto"
+    sampling: Sampling = field(default_factory=Sampling)
+
+    def validate(self) -> None:
+        if bool(self.melody) == bool(self.chorale):
+            raise MusesynthError("give the melody as --melody FILE or --chorale NAME (one of them)")
+        check_seed(self.seed)
+        if self.num_samples < 1:
+            raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise MusesynthError(f"--max-tokens must be at least 1 (got {self.max_tokens})")
+
+
+# ---------------------------------------------------------------------- the melody
+def pick_track(score: symusic.Score, part: str | None, source: str) -> symusic.Track:
+    """The melody's track: ``part`` by name (any case) or index (from 0, among all tracks), else the one track
+    with notes."""
+    tracks = [t for t in score.tracks if not t.is_drum]
+    names = ", ".join(f"{i}:{t.name or '(unnamed)'}" for i, t in enumerate(tracks))
+    if part is None:
+        with_notes = [t for t in tracks if t.note_num()]
+        if len(with_notes) > 1:
+            raise MusesynthError(f"{source} has {len(with_notes)} tracks with notes: choose the melody with --part "
+                                 f"NAME|INDEX (tracks: {names})")
+        if not with_notes:
+            raise MusesynthError(f"the melody {source} has no notes")
+        return with_notes[0]
+    if part.strip().lstrip("-").isdigit():
+        i = int(part)
+        if not 0 <= i < len(tracks):
+            raise MusesynthError(f"unknown part {part} in {source}: it has {len(tracks)} tracks (tracks: {names})")
+        return tracks[i]
+    hit = [t for t in tracks if t.name.strip().lower() == part.strip().lower()]
+    if not hit:
+        raise MusesynthError(f"unknown part '{part}' in {source} (tracks: {names})")
+    return hit[0]
+
+
+def chorale_score(name: str, part: str | None) -> tuple[symusic.Score, int]:
+    """A corpus chorale exported as `musesynth corpus` writes it, its Soprano (or ``part``) as the melody."""
+    from musesynth.data.corpus import corpus_pieces, export_piece
+
+    stem = name.strip().removeprefix("bach/").removesuffix(".mid")
+    src = corpus_pieces("bach").get(f"bach/{stem}.mid")
+    if src is None:
+        raise MusesynthError(f"unknown chorale '{name}' (a name from the music21 Bach corpus, e.g. bwv10.7)")
+    with tempfile.TemporaryDirectory() as tmp:
+        return melody_score(str(export_piece(src, Path(tmp) / f"{stem}.mid")), part or "Soprano")
+
+
+def melody_score(path: str, part: str | None) -> tuple[symusic.Score, int]:
+    """The melody as a one-track score, and its voice (the track's SATB role; Soprano for any other name)."""
+    p = Path(path)
+    if not p.is_file():
+        raise MusesynthError(f"--melody not found: {path}")
+    try:
+        score = load_score(p)
+    except MidiReadError as exc:
+        raise MusesynthError(f"cannot use --melody {os.fsdecode(p)!r}: {exc}") from None
+    track = pick_track(score, part, os.fsdecode(p.name))
+    role = voice_role(track.name)
+    voice = role if role < len(VOICES) else 0
+    one = score.copy()
+    t = track.copy()
+    t.name = VOICES[voice]
+    one.tracks = [t]
+    if not t.note_num():
+        raise MusesynthError(f"the melody {os.fsdecode(p.name)} has no notes")
+    return one, voice
+
+
+def parse_voices(text: str | None, melody_voice: int) -> list[int]:
+    """``"A,T,B"`` / ``"alto,bass"`` -> voice indices; default: the three SATB voices other than the melody's."""
+    if text is None:
+        return [v for v in range(len(VOICES)) if v != melody_voice]
+    out = []
+    for w in (w.strip() for w in text.split(",") if w.strip()):
+        v = LETTERS.get(w.upper()) if len(w) == 1 else next((i for i, n in enumerate(VOICES) if n.lower() == w.lower()),
+                                                            None)
+        if v is None:
+            raise MusesynthError(f"unknown voice '{w}' in --voices (S, A, T, B or Soprano, Alto, Tenor, Bass)")
+        if v == melody_voice:
+            raise MusesynthError(f"--voices names {VOICES[v]}, the melody's own voice")
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise MusesynthError("--voices names no voice (e.g. A,T,B)")
+    return sorted(out)
+
+
+@dataclass
+class Skeleton:
+    """The piece to write: its parts (voices in SATB order), the melody's part, and the melody alone as tokens."""
+
+    ids: np.ndarray  # BOS header BAR ... EOS with only the melody's notes
+    roles: np.ndarray  # SATB role per part
+    melody_part: int
+    offset: int  # where the decoded MIDI starts (a pickup's first note): nothing may start before it
+    pickup: tuple[int, int] | None  # the pickup bar's time signature, as decode_quantized gives it
+    onset: np.ndarray  # the melody in grid steps (times as in decode_quantized)
+    pitch: np.ndarray
+    duration: np.ndarray
+
+
+def melody_skeleton(enc: Encoding, score: symusic.Score, voice: int, voices: list[int], key: str | None,
+                    source: str) -> Skeleton:
+    """Quantise the melody, check it (one note at a time, a singable range), and lay it into the parts."""
+    q = enc.quantize(score)  # type: ignore[attr-defined]
+    on, du, pi = q["onset"], q["duration"], q["pitch"]
+    if not on.size:
+        raise MusesynthError(f"the melody {source} has no notes")
+    clash = np.flatnonzero(on[1:] < on[:-1] + du[:-1])
+    if clash.size:
+        beat = (on[clash[0] + 1] - on[0]) / enc.resolution  # type: ignore[attr-defined]
+        raise MusesynthError(f"the melody {source} has chords or overlapping notes (first at beat {beat:g}): "
+                             f"harmonize needs one note at a time")
+    if pi.min() < LOWEST or pi.max() > HIGHEST:
+        raise MusesynthError(f"the melody {source} spans MIDI pitches {int(pi.min())}-{int(pi.max())}, outside what "
+                             f"any voice sings ({LOWEST}-{HIGHEST}, low bass D2 to high soprano A5)")
+    roles = np.array(sorted([voice, *voices]), np.int64)
+    part = int(np.flatnonzero(roles == voice)[0])
+    q = {**q, "part": np.full(on.size, part, np.int64), "role": roles, "program": np.zeros(roles.size, np.int64)}
+    ids = enc.encode_quantized(q)  # type: ignore[attr-defined]
+    if key is not None:
+        ids = enc.set_key(ids, *parse_key(key))  # type: ignore[attr-defined]
+    d = enc.decode_quantized(ids)  # type: ignore[attr-defined]
+    offset, pickup = int(d["offset"]), d["pickup"]
+    first = int(np.rint(score.tracks[0].notes.numpy()["time"].min() * enc.resolution  # type: ignore[attr-defined]
+                        / score.ticks_per_quarter))
+    if d["onset"][0] == first != d["onset"][0] - offset:
+        offset, pickup = 0, None  # a rest opening a full first bar, which decoding drops: kept, so onsets stay
+    return Skeleton(ids, roles, part, offset, pickup, d["onset"], d["pitch"], full_durations(enc, score, d))
+
+
+def full_durations(enc: Encoding, score: symusic.Score, d: dict[str, Any]) -> np.ndarray:
+    """The melody's durations on the grid, also those longer than a DUR token holds (``max_duration_beats``,
+    where the tokens cap them): the melody comes out as given, and the voices may sound under all of it."""
+    dur = d["duration"].copy()
+    n = score.tracks[0].notes.numpy()
+    scale = enc.resolution / score.ticks_per_quarter  # type: ignore[attr-defined]
+    on = np.rint(n["time"] * scale).astype(np.int64)
+    end = np.rint((n["time"] + n["duration"]) * scale).astype(np.int64)
+    starts = np.unique(on)
+    if starts.size == dur.size:  # one grid note per onset, in order (a melody with no chords)
+        longest = np.maximum.reduceat(end[np.argsort(on, kind="stable")] , np.searchsorted(np.sort(on), starts))
+        capped = dur >= enc.max_dur  # type: ignore[attr-defined]
+        dur[capped] = np.maximum(dur, longest - starts)[capped]
+    return dur
+
+
+# ---------------------------------------------------------------------- constrained decoding
+class MelodyConstraint:
+    """The per-step mask described in the module docstring (one state per sample, kept on the CPU)."""
+
+    def __init__(self, enc: Encoding, sk: Skeleton, batch: int, device: torch.device) -> None:
+        e: Any = enc
+        self.enc, self.sk, self.device = e, sk, device
+        self.V = len(e.vocab)
+        self.typ = e.token_type
+        start, length = e.bar_times(sk.ids)
+        self.bar_start, self.bar_len = start, length
+        bars = np.flatnonzero(sk.ids == e.bar_id)
+        nxt = sk.ids[np.minimum(bars + 1, sk.ids.size - 1)]
+        self.ts_after = np.where(self.typ[nxt] == T_TIMESIG, nxt, -1)  # a bar's forced time signature
+        self.end = int((sk.onset + sk.duration).max())
+        self.n_parts = sk.roles.size
+        self.free_parts = [p for p in range(self.n_parts) if p != sk.melody_part]
+        self.dur_id = e.dur0 + np.minimum(sk.duration, e.max_dur) - 1
+        self.pos_ids = e.pos0 + np.arange(e.max_bar)
+        self.dur_ids = e.dur0 + np.arange(e.max_dur)
+        self.part_notes = {p: e.note_token_id(np.arange(21, 109), p) for p in range(self.n_parts)}
+        n = batch
+        self.bar = np.zeros(n, np.int64)  # the prompt ends with the first BAR
+        self.pos = np.full(n, -1, np.int64)
+        self.j = np.zeros(n, np.int64)  # next melody note
+        self.need = np.where(self.ts_after[0] >= 0, self.ts_after[0], -1).repeat(n)
+        self.low_part = np.full(n, self.n_parts, np.int64)  # parts at an onset go from the last to the first
+        self.part_end = np.zeros((n, self.n_parts), np.int64)
+        self.open_part = np.full(n, -1, np.int64)  # a NOTE waiting for its DUR
+        self.done = np.zeros(n, bool)
+
+    def _mask(self, i: int) -> np.ndarray:
+        m = np.zeros(self.V, bool)
+        e, sk = self.enc, self.sk
+        if self.done[i]:
+            m[e.eos_id] = True
+            return m
+        if self.need[i] >= 0:
+            m[self.need[i]] = True
+            return m
+        b, pos, j = int(self.bar[i]), int(self.pos[i]), int(self.j[i])
+        now = int(self.bar_start[b]) + pos if pos >= 0 else None
+        due = int(sk.onset[j]) if j < sk.onset.size else None
+        if self.open_part[i] >= 0:  # a voice's note: any length that ends by the melody's end
+            m[self.dur_ids[: max(min(self.end - (now or 0), self.dur_ids.size), 1)]] = True
+            return m
+        pending = now is not None and now == due
+        if now is not None and now < self.end:
+            for p in self.free_parts:
+                if p < self.low_part[i] and self.part_end[i, p] <= now and not (pending and p < sk.melody_part):
+                    m[self.part_notes[p]] = True
+            if pending and sk.melody_part < self.low_part[i]:
+                m[e.note_token_id(int(sk.pitch[j]), sk.melody_part)] = True
+        if not pending:
+            k = np.arange(pos + 1, int(self.bar_len[b]))
+            t = self.bar_start[b] + k
+            ok = (t < self.end) & (t >= sk.offset)
+            if due is not None:
+                ok &= t <= due
+            m[self.pos_ids[k[ok]]] = True
+            if b + 1 < self.bar_start.size and (due is None or self.bar_start[b + 1] <= due):
+                m[e.bar_id] = True
+            if due is None:
+                m[e.eos_id] = True
+        if not m.any():
+            m[e.eos_id] = True
+        return m
+
+    def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor:
+        mine = torch.as_tensor(np.stack([self._mask(i) for i in range(self.done.size)]), device=prev.device)
+        if allowed is None:
+            return mine
+        both = mine & allowed
+        return torch.where(both.any(1, keepdim=True), both, mine)  # the melody wins over the grammar
+
+    def advance(self, tok: torch.Tensor) -> None:
+        e, sk = self.enc, self.sk
+        for i, t in enumerate(tok.tolist()):
+            typ = int(self.typ[t])
+            self.need[i] = -1
+            now = int(self.bar_start[self.bar[i]]) + int(self.pos[i])
+            if typ == T_EOS:
+                self.done[i] = True
+            elif typ == T_BAR:
+                self.bar[i] = min(self.bar[i] + 1, self.bar_start.size - 1)
+                self.pos[i], self.low_part[i] = -1, self.n_parts
+                self.need[i] = self.ts_after[self.bar[i]]
+            elif typ == T_POS:
+                self.pos[i], self.low_part[i] = e.pos_of[t], self.n_parts
+            elif typ == T_NOTE:
+                p = int(e.part_of[t])
+                self.low_part[i] = p
+                if p == sk.melody_part:
+                    j = int(self.j[i])
+                    self.need[i] = self.dur_id[j]
+                    self.part_end[i, p] = now + int(sk.duration[j])
+                    self.j[i] += 1
+                else:
+                    self.open_part[i] = p
+            elif typ == T_DUR and self.open_part[i] >= 0:
+                self.part_end[i, self.open_part[i]] = now + int(e.dur_of[t])
+                self.open_part[i] = -1
+
+
+def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
+    """The most notes sounding at one instant (a note ends before one that starts at its end)."""
+    if not onset.size:
+        return 0
+    t = np.r_[onset, onset + duration]
+    d = np.r_[np.ones(onset.size, np.int64), -np.ones(onset.size, np.int64)]
+    order = np.lexsort((d, t))  # ends first at a tie
+    return int(np.cumsum(d[order]).max())
+
+
+def harmonized(enc: Encoding, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
+    """The written piece with its melody part replaced by the melody as read (same notes when the budget sufficed),
+    and nothing outside the asked-for parts."""
+    e: Any = enc
+    q0, q = e.decode_quantized(sk.ids), e.decode_quantized(piece)
+    keep = (q["part"] != sk.melody_part) & (q["part"] < sk.roles.size) & (q["onset"] >= sk.offset)
+    on = np.r_[q["onset"][keep], sk.onset]
+    pi = np.r_[q["pitch"][keep], sk.pitch]
+    du = np.r_[q["duration"][keep], sk.duration]
+    pa = np.r_[q["part"][keep], np.full(sk.onset.size, sk.melody_part)]
+    order = np.lexsort((pi, -pa, on))
+    return {**q0, "offset": sk.offset, "pickup": sk.pickup, "onset": on[order], "pitch": pi[order],
+            "duration": du[order], "part": pa[order],
+            "role": sk.roles, "program": np.zeros(sk.roles.size, np.int64)}
+
+
+def check_parts_model(enc: Encoding, path: str) -> None:
+    if not isinstance(enc, PartAware):
+        raise MusesynthError(f"{path} was trained on the '{enc.name}' encoding, which does not know parts; harmonize "
+                             f"needs a model trained on a dataset made with `musesynth data --encoding parts`")
+
+
+def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
+    """Write ``num_samples`` harmonisations of the melody (MIDI with one track per voice, WAV, PNG, JSON)."""
+    opt.validate()
+    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
+    ckpt = checkpoint_or_shipped(opt.checkpoint)
+    model, enc, meta = load_model(ckpt, pick_device(opt.device))
+    check_parts_model(enc, ckpt)
+    if meta.key_frames:
+        raise MusesynthError(f"{ckpt} reads pieces in a key-relative frame (train --key-relative): harmonize does "
+                             f"not support such models yet")
+    opt.sampling.validate(len(enc.vocab))
+    score, voice = chorale_score(opt.chorale, opt.part) if opt.chorale else melody_score(opt.melody, opt.part)
+    voices = parse_voices(opt.voices, voice)
+    if len(voices) + 1 > enc.max_parts:  # type: ignore[attr-defined]
+        raise MusesynthError(f"{ckpt} knows at most {enc.max_parts} parts")  # type: ignore[attr-defined]
+    source = opt.chorale or os.fsdecode(Path(opt.melody).name)
+    sk = melody_skeleton(enc, score, voice, voices, opt.key, source)
+    e: Any = enc
+    head = int(np.flatnonzero(sk.ids == e.bar_id)[0]) + 1
+    melody = melody_only(enc, sk.ids, sk.melody_part)  # as training showed it (data.melody_first)
+    prompt = np.r_[melody, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
+    body = sk.ids.size - head
+    budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
+    device = next(model.parameters()).device
+    constraint = MelodyConstraint(enc, sk, opt.num_samples, device)
+    t0 = time.perf_counter()
+    seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, e.grammar(), e.eos_id, opt.seed,
+                    seq_len=meta.model_config.seq_len, constraint=constraint, keys=e.key_spec(), ending=False,
+                    key_source=sk.ids[None])
+    dt = time.perf_counter() - t0
+    stem = Path(source).stem if opt.chorale is None else source.removeprefix("bach/").removesuffix(".mid")
+    names = "".join(VOICES[v][0] for v in voices)
+    results = []
+    for i, seq in enumerate(seqs):
+        piece = np.asarray(seq[melody.size :], np.int64)
+        q = harmonized(enc, sk, piece)
+        res = e.resolution
+        info = {"melody": opt.chorale or os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
+                "voices": [VOICES[v] for v in voices], "checkpoint": meta.path, "model": meta.family,
+                "key": key_name(*e.key_of(sk.ids)) if e.key_of(sk.ids) else None,
+                "melody_notes": int(sk.onset.size), "notes": int(q["onset"].size),
+                "most_sounding": most_sounding(q["onset"], q["duration"]),
+                "complete": bool(piece.size and piece[-1] == e.eos_id), "prompt_tokens": int(prompt.size),
+                "generated_tokens": int(seq.size - prompt.size),
+                "beats": float((q["onset"] + q["duration"]).max() - q["offset"]) / res,
+                "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples},
+                "generation_seconds": round(dt, 3), "encoding": enc.name}
+        name = f"{stem}_harmonized{names}_{meta.family}_seed{opt.seed}_{i}"
+        base = out_dir / name if opt.overwrite else free_name(out_dir, name, OUTPUT_SUFFIXES)
+        out = e.score_of(q)
+        info["seconds"] = round(float(out.to("second").end()) if out.note_num() else 0.0, 2)
+        s = opt.sampling
+        title = f"{meta.family} | {source} harmonized ({names}) | T={s.temperature} k={s.top_k} p={s.top_p} " \
+                f"seed={opt.seed}"
+        results.append(write_outputs(out, base, info, opt.soundfont if opt.wav else False,
+                                     title if opt.png else None, None))
+    return results
+
+
+def summarize(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        done = "" if r["complete"] else " (cut by the token budget: --max-tokens)"
+        lines.append(f"{r['midi']}  ({r['melody_notes']} melody notes, {r['notes']} notes in "
+                     f"{', '.join([r['melody_voice'], *r['voices']])}{done})")
+        if r["wav"] or r.get("wav_skipped"):
+            lines.append(f"  wav: {r['wav'] or 'not written - ' + r['wav_skipped']}")
+        if r["png"]:
+            lines.append(f"  png: {r['png']}")
+    return "\n".join(lines)

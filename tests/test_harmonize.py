@@ -1,0 +1,188 @@
+"""`musesynth harmonize`: every melody note comes out exactly, at most the asked-for number of voices sound at once,
+one named track per voice; bad input is one line. One tiny parts model (a few steps on 16 chorales) serves all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+
+from musesynth.cli import main
+from musesynth.data.build import build_dataset
+from musesynth.data.dataset import load_pieces
+from musesynth.data.melody_first import MelodyFirst, melody_only
+from musesynth.generate.harmonize import most_sounding
+from musesynth.tokenize import encoding_from_vocab, get_encoding
+from musesynth.training.config import TrainConfig
+from musesynth.training.loop import train
+from tests.conftest import make_score
+
+
+@pytest.fixture(scope="module")
+def parts_run(bach_dir, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("harmonize")
+    build_dataset(bach_dir, root / "ds", encoding="parts", workers=1, quiet=True)
+    train(TrainConfig(dataset=str(root / "ds"), model="gru", out_dir=str(root), seq_len=128, embed_dim=32,
+                      hidden_dim=64, num_layers=1, batch_size=16, lr=3e-3, max_steps=30, warmup_steps=2,
+                      melody_first=0.5, tensorboard=False, quiet=True, patience=0))
+    return root / "gru"
+
+
+def beats(score: symusic.Score, track: symusic.Track) -> np.ndarray:
+    """(onset, duration, pitch) rows, times in beats, so files of different resolutions compare exactly."""
+    n = track.notes.numpy()
+    rows = np.stack([n["time"] / score.ticks_per_quarter, n["duration"] / score.ticks_per_quarter, n["pitch"]], 1)
+    return rows[np.lexsort((rows[:, 2], rows[:, 0]))]
+
+
+def soprano_alone(src: Path, dst: Path, name: str) -> Path:
+    """A one-track file: the chorale's soprano (its meter and tempo kept), under another track name."""
+    score = symusic.Score(str(src))
+    track = next(t for t in score.tracks if t.name == "Soprano" and t.note_num()).copy()
+    track.name = name
+    score.tracks = [track]
+    score.dump_midi(str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("case", ["by-name", "one-track", "by-index-two-voices", "opening-rest"])
+def test_every_melody_note_comes_out_exactly_under_at_most_n_voices(case, parts_run, bach_dir, tmp_path, capsys):
+    pieces = sorted(bach_dir.rglob("*.mid"))
+    if case == "by-name":
+        melody, extra, voices = pieces[0], ["--part", "soprano"], ("Soprano", "Alto", "Tenor", "Bass")
+    elif case == "one-track":
+        melody, extra, voices = soprano_alone(pieces[1], tmp_path / "tune.mid", "Melody"), [], \
+            ("Soprano", "Alto", "Tenor", "Bass")
+    elif case == "opening-rest":  # a rest opening a full bar: decoding drops it, harmonize must not
+        tune = [67, 69, 71, 72, 71, 69, 67, 66, 67, 74, 72, 71]
+        melody, extra, voices = write(tmp_path, [(480 * (i + 1), 480, p) for i, p in enumerate(tune)]), [], \
+            ("Soprano", "Alto", "Tenor", "Bass")
+    else:
+        names = [t.name for t in symusic.Score(str(pieces[2])).tracks]
+        index = next(i for i, n in enumerate(names) if n == "Soprano" and symusic.Score(str(pieces[2])).tracks[i]
+                     .note_num())
+        melody, extra, voices = pieces[2], ["--part", str(index), "--voices", "B"], ("Soprano", "Bass")
+    out = tmp_path / "out"
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), *extra, "--num-samples", "2", "-s", "4",
+                 "--no-wav", "--no-png", "-o", str(out), "-q"]) == 0
+    given = symusic.Score(str(melody))
+    want = beats(given, next(t for t in given.tracks if t.name in ("Soprano", "Melody", "t") and t.note_num()))
+    mids = sorted(out.glob("*.mid"))
+    assert len(mids) == 2
+    for mid in mids:
+        score = symusic.Score(str(mid))
+        assert tuple(t.name for t in score.tracks) == voices
+        assert np.array_equal(beats(score, score.tracks[0]), want)  # 100% of the melody's notes, exactly
+        ticks = np.concatenate([t.notes.numpy()["time"] for t in score.tracks]), \
+            np.concatenate([t.notes.numpy()["duration"] for t in score.tracks])
+        assert most_sounding(*ticks) <= len(voices)
+        assert sum(t.note_num() for t in score.tracks[1:]) > 0  # the model wrote the other voices
+        info = json.loads(mid.with_suffix(".json").read_text())
+        assert info["melody_notes"] == want.shape[0] and info["most_sounding"] <= len(voices)
+
+
+def test_a_named_voice_is_kept_the_others_written_in_the_key_asked_for(parts_run, bach_dir, tmp_path):
+    piece = sorted(bach_dir.rglob("*.mid"))[3]
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(piece), "--part", "Tenor", "--voices", "S,B",
+                 "--key", "Bb major", "--no-wav", "--no-png", "-o", str(tmp_path), "-q"]) == 0
+    mid = next(tmp_path.glob("*.mid"))
+    assert json.loads(mid.with_suffix(".json").read_text())["key"] == "Bb major"
+    score = symusic.Score(str(mid))
+    given = symusic.Score(str(piece))
+    assert tuple(t.name for t in score.tracks) == ("Soprano", "Tenor", "Bass")
+    tenor = next(t for t in given.tracks if t.name == "Tenor")
+    assert np.array_equal(beats(score, score.tracks[1]), beats(given, tenor))
+
+
+def write(tmp_path: Path, notes: list[tuple[int, int, int]], name: str = "m.mid") -> Path:
+    make_score(notes).dump_midi(str(tmp_path / name))
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("make, extra, message", [
+    (lambda d: write(d, [(0, 480, 67), (0, 480, 72), (480, 480, 71)]), [], "chords or overlapping notes"),
+    (lambda d: write(d, [(0, 960, 67), (480, 480, 72)]), [], "chords or overlapping notes"),
+    (lambda d: write(d, []), [], "has no notes"),
+    (lambda d: write(d, [(0, 480, 67)]), ["--part", "Alto"], "unknown part 'Alto'"),
+    (lambda d: write(d, [(0, 480, 67)]), ["--part", "3"], "unknown part 3"),
+    (lambda d: write(d, [(0, 480, 67), (480, 480, 96)]), [], "outside what any voice sings"),
+    (lambda d: write(d, [(0, 480, 30), (480, 480, 40)]), [], "outside what any voice sings"),
+    (lambda d: write(d, [(0, 480, 67)]), ["--voices", "S,A"], "the melody's own voice"),
+    (lambda d: write(d, [(0, 480, 67)]), ["--voices", "X"], "unknown voice 'X'"),
+    (lambda d: d / "missing.mid", [], "--melody not found"),
+    (lambda d: write(d, [(0, 480, 67)]), ["--key", "H major"], "unknown key 'H major'"),
+])
+def test_bad_input_is_one_line(make, extra, message, parts_run, tmp_path, capsys):
+    melody = make(tmp_path)
+    out = tmp_path / "out"
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), *extra, "--no-wav", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_corpus_chorales_soprano_is_a_melody(parts_run, bach_dir, tmp_path, capsys):
+    piece = sorted(bach_dir.rglob("*.mid"))[0]  # exported from the corpus as --chorale exports it
+    assert main(["harmonize", "-c", str(parts_run), "--chorale", piece.stem, "--no-wav", "--no-png",
+                 "-o", str(tmp_path), "-q"]) == 0
+    mid = next(tmp_path.glob(f"{piece.stem}_harmonizedATB_*.mid"))
+    score, given = symusic.Score(str(mid)), symusic.Score(str(piece))
+    soprano = next(t for t in given.tracks if t.name == "Soprano" and t.note_num())
+    assert tuple(t.name for t in score.tracks) == ("Soprano", "Alto", "Tenor", "Bass")
+    assert np.array_equal(beats(score, score.tracks[0]), beats(given, soprano))
+    assert main(["harmonize", "-c", str(parts_run), "--chorale", "bwv9999", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown chorale 'bwv9999'" in err and err.count("\n") == 1
+
+
+def test_a_melody_of_several_tracks_asks_for_part(parts_run, bach_dir, tmp_path, capsys):
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(sorted(bach_dir.rglob("*.mid"))[0]),
+                 "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--part" in err and "Soprano" in err and err.count("\n") == 1
+
+
+def test_a_model_without_parts_is_refused(tmp_path, capsys):
+    melody = write(tmp_path, [(0, 480, 67), (480, 480, 72)])
+    assert main(["harmonize", "-c", "musesynth/pretrained/bach", "--melody", str(melody), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "does not know parts" in err and err.count("\n") == 1
+
+
+def test_melody_only_keeps_exactly_one_parts_notes(bach_dir):
+    enc = get_encoding("parts")
+    for path in sorted(bach_dir.rglob("*.mid"))[:4]:
+        ids = enc.encode(symusic.Score(str(path)))
+        q = enc.decode_quantized(ids)
+        for part in range(4):
+            m = enc.decode_quantized(melody_only(enc, ids, part))
+            sel = q["part"] == part
+            assert np.array_equal(m["part"], q["part"][sel])
+            for k in ("onset", "pitch", "duration"):
+                assert np.array_equal(m[k], q[k][sel])
+
+
+def test_melody_first_windows_show_one_part_then_the_whole_piece(parts_run):
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    pieces = load_pieces(parts_run.parent / "ds", "train")
+    tokens = np.concatenate(pieces).astype(np.int64)
+    first = MelodyFirst(enc, rate=1.0)
+    changed = 0
+    for i, start in enumerate(np.r_[0, np.cumsum([p.size for p in pieces])[:-1]][:8]):
+        w = tokens[max(int(start) - 40, 0) : int(start) + 300]
+        out = first(w, np.random.default_rng(i))
+        assert out.size == w.size
+        if np.array_equal(out, w):
+            continue
+        changed += 1
+        b = np.flatnonzero(out == enc.bos_id)
+        mel, rest = out[b[0] : b[1]], out[b[1] :]
+        assert mel[-1] == enc.eos_id  # the piece boundary separates the melody from the piece
+        parts = enc.part_of[mel][enc.part_of[mel] >= 0]
+        assert parts.size and np.unique(parts).size == 1
+        piece = w[np.flatnonzero(w == enc.bos_id)[0] :]
+        assert np.array_equal(rest, piece[: rest.size])  # then the piece itself, as it was
+    assert changed >= 6
