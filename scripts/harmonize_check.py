@@ -18,12 +18,12 @@ import numpy as np
 import symusic
 import torch
 
+from musesynth.artifacts.load import load_model
 from musesynth.data.dataset import load_pieces
 from musesynth.data.melody_first import melody_only
 from musesynth.generate.harmonize import HarmonizeOptions, most_sounding, run_harmonize
 from musesynth.generate.sampling import Sampling
 from musesynth.tokenize.meter import T_DUR
-from musesynth.training.checkpoint import load_model
 
 
 def rows(score: symusic.Score, track: symusic.Track) -> set[tuple[float, float, int]]:

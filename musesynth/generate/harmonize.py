@@ -29,17 +29,19 @@ import numpy as np
 import symusic
 import torch
 
+from musesynth.artifacts.load import load_model
 from musesynth.data.melody_first import melody_only
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.generate.run import check_seed, checkpoint_or_shipped, write_outputs
+from musesynth.generate.model import checkpoint_or_shipped
+from musesynth.generate.request import MAX_SEED
+from musesynth.generate.run import write_outputs
 from musesynth.generate.sampling import Sampling, generate
-from musesynth.outputs import check_writable_dir, free_name
+from musesynth.outputs import check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_NOTE, T_POS, T_TIMESIG, key_name, parse_key
 from musesynth.tokenize.midi_io import VOICES, load_score, voice_role
 from musesynth.tokenize.parts import PartAware
-from musesynth.training.checkpoint import load_model
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 LETTERS = {v[0]: i for i, v in enumerate(VOICES)}  # S A T B
@@ -69,7 +71,8 @@ class HarmonizeOptions:
     def validate(self) -> None:
         if bool(self.melody) == bool(self.chorale):
             raise MusesynthError("give the melody as --melody FILE or --chorale NAME (one of them)")
-        check_seed(self.seed)
+        if not 0 <= self.seed < MAX_SEED:
+            raise MusesynthError(f"--seed must be a whole number, 0 or more, below 2**63 (got {self.seed})")
         if self.num_samples < 1:
             raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -397,7 +400,7 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
                 "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples},
                 "generation_seconds": round(dt, 3), "encoding": enc.name}
         name = f"{stem}_harmonized{names}_{meta.family}_seed{opt.seed}_{i}"
-        base = out_dir / name if opt.overwrite else free_name(out_dir, name, OUTPUT_SUFFIXES)
+        base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
         out = e.score_of(q)
         info["seconds"] = round(float(out.to("second").end()) if out.note_num() else 0.0, 2)
         s = opt.sampling
