@@ -87,6 +87,7 @@ def two_sample(a: WindowSet, b: WindowSet, n_windows: int | None = None, repeats
     ``tick`` is called once per classifier fitted (progress)."""
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import StratifiedGroupKFold
+    from threadpoolctl import threadpool_limits
 
     n = min(len(a), len(b)) if n_windows is None else min(n_windows, len(a), len(b))
     k = min(folds, a.pieces, b.pieces)
@@ -96,30 +97,33 @@ def two_sample(a: WindowSet, b: WindowSet, n_windows: int | None = None, repeats
         return out | {"accuracy": nan, "std": nan, "judges": {}}
     rng = np.random.default_rng(seed)
     scores: dict[str, list[float]] = {}
-    for r in range(repeats):
-        ia, ib = _subsample(a, n, rng), _subsample(b, n, rng)
-        x = np.concatenate([a.x[ia], b.x[ib]])
-        y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
-        offset = 0 if paired else a.piece.max() + 1
-        groups = np.r_[a.piece[ia], b.piece[ib] + offset]
-        cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed * 1000 + r)
-        per: dict[str, list[float]] = {}
-        for tr, te in cv.split(x, y, groups):
-            if np.unique(y[tr]).size < 2 or np.unique(y[te]).size < 2:
-                continue
-            prob = np.zeros(len(te))
-            for name, judge in _judges(seed + r).items():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    judge.fit(x[tr], y[tr])
-                    p = judge.predict_proba(x[te])[:, 1]
-                prob += p / 2
-                per.setdefault(name, []).append(balanced_accuracy_score(y[te], p > 0.5))
-                if tick is not None:
-                    tick()
-            per.setdefault(VOTE, []).append(balanced_accuracy_score(y[te], prob > 0.5))
-        for name, v in per.items():
-            scores.setdefault(name, []).append(float(np.mean(v)))
+    # One thread: a few hundred windows fit in well under a second on one core, while OpenMP's spinning workers
+    # slow the fits many times over when the other core is busy (seen: minutes per test on a loaded machine).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for r in range(repeats):
+            ia, ib = _subsample(a, n, rng), _subsample(b, n, rng)
+            x = np.concatenate([a.x[ia], b.x[ib]])
+            y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
+            offset = 0 if paired else a.piece.max() + 1
+            groups = np.r_[a.piece[ia], b.piece[ib] + offset]
+            cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed * 1000 + r)
+            per: dict[str, list[float]] = {}
+            for tr, te in cv.split(x, y, groups):
+                if np.unique(y[tr]).size < 2 or np.unique(y[te]).size < 2:
+                    continue
+                prob = np.zeros(len(te))
+                for name, judge in _judges(seed + r).items():
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        judge.fit(x[tr], y[tr])
+                        p = judge.predict_proba(x[te])[:, 1]
+                    prob += p / 2
+                    per.setdefault(name, []).append(balanced_accuracy_score(y[te], p > 0.5))
+                    if tick is not None:
+                        tick()
+                per.setdefault(VOTE, []).append(balanced_accuracy_score(y[te], prob > 0.5))
+            for name, v in per.items():
+                scores.setdefault(name, []).append(float(np.mean(v)))
     if not scores:
         return out | {"accuracy": nan, "std": nan, "judges": {}}
     judges = {name: {"accuracy": float(np.mean(v)), "std": float(np.std(v))} for name, v in scores.items()}
