@@ -117,12 +117,29 @@ class BarInfill(Protocol):
 
 
 class Parts(Protocol):
-    """An encoding that keeps a piece's parts apart (the coming part-aware encoding): each note token belongs
-    to a named part, and the output has a track per part."""
+    """An encoding whose notes keep their part (``parts``): the part of every token (-1: not a note), the header's
+    parts, the NOTE id of a pitch in a part, and the grid form (``quantize`` / ``encode_quantized`` /
+    ``decode_quantized``) that harmonize lays a melody into."""
 
-    part_names: tuple[str, ...]
+    max_parts: int
+    part_of: np.ndarray
+    token_type: np.ndarray
+    bar_id: int
+    resolution: int
+    max_dur: int
 
-    def part_of(self, ids: np.ndarray | list[int]) -> np.ndarray: ...
+    def parts_of(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def note_token_id(self, pitch: np.ndarray | int, part: np.ndarray | int) -> np.ndarray: ...
+
+    def quantize(self, score: symusic.Score) -> dict[str, np.ndarray]: ...
+
+    def encode_quantized(self, q: dict[str, np.ndarray]) -> np.ndarray: ...
+
+    def decode_quantized(self, ids: np.ndarray | list[int]) -> dict[str, Any]: ...
+
+    def set_key(self, ids: np.ndarray | list[int], tonic: int, mode: str | int,
+                transpose: bool = False) -> np.ndarray: ...
 
 
 class Encoding(ABC):
