@@ -65,6 +65,8 @@ class KeySpec:
 class Keyed(Protocol):
     """An encoding whose header names the piece's key (``meter``): KEY tokens, and notes that move with them."""
 
+    token_type: np.ndarray
+
     def key_token_id(self, tonic_pc: int, mode: str | int) -> int: ...
 
     def key_of(self, ids: np.ndarray | list[int]) -> tuple[int, str] | None: ...
@@ -80,6 +82,7 @@ class HeaderControls(Protocol):
     """An encoding whose header a model can be conditioned on: composer and tempo tokens (``meter``)."""
 
     composers: tuple[str, ...]
+    tempos: np.ndarray  # the tempo bins' beats per minute, ascending
     token_type: np.ndarray
     ts0: int  # the first time-signature token (the header's tempo comes right after one)
 
