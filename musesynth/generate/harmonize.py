@@ -352,6 +352,7 @@ def check_parts_model(enc: Encoding, path: str) -> Parts:
     if parts is None:
         raise MusesynthError(f"{path} was trained on the '{enc.name}' encoding, which does not know parts; harmonize "
                              f"needs a model trained on a dataset made with `musesynth data --encoding parts`")
+    return parts
 
 
 def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
