@@ -220,10 +220,10 @@ def full_durations(enc: Parts, score: symusic.Score, d: dict[str, Any]) -> np.nd
 class MelodyConstraint:
     """The per-step mask described in the module docstring (one state per sample, kept on the CPU)."""
 
-    def __init__(self, enc: Encoding, sk: Skeleton, batch: int, device: torch.device) -> None:
-        e: Any = enc
+    def __init__(self, enc: Parts, sk: Skeleton, batch: int, device: torch.device) -> None:
+        e = enc
         self.enc, self.sk, self.device = e, sk, device
-        self.V = len(e.vocab)
+        self.V = e.token_type.size  # one type per vocabulary token
         self.typ = e.token_type
         start, length = e.bar_times(sk.ids)
         self.bar_start, self.bar_len = start, length
@@ -330,11 +330,10 @@ def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
     return int(np.cumsum(d[order]).max())
 
 
-def harmonized(enc: Encoding, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
+def harmonized(enc: Parts, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
     """The written piece with its melody part replaced by the melody as read (same notes when the budget sufficed),
     and nothing outside the asked-for parts."""
-    e: Any = enc
-    q0, q = e.decode_quantized(sk.ids), e.decode_quantized(piece)
+    q0, q = enc.decode_quantized(sk.ids), enc.decode_quantized(piece)
     keep = (q["part"] != sk.melody_part) & (q["part"] < sk.roles.size) & (q["onset"] >= sk.offset)
     on = np.r_[q["onset"][keep], sk.onset]
     pi = np.r_[q["pitch"][keep], sk.pitch]
@@ -372,17 +371,17 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
         raise MusesynthError(f"{ckpt} knows at most {parts.max_parts} parts")
     source = opt.chorale or os.fsdecode(Path(opt.melody).name)
     sk = melody_skeleton(parts, score, voice, voices, opt.key, source)
-    e: Any = enc
+    e = parts
     head = int(np.flatnonzero(sk.ids == e.bar_id)[0]) + 1
     melody = melody_only(enc, sk.ids, sk.melody_part)  # as training showed it (data.melody_first)
     prompt = np.r_[melody, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
     body = sk.ids.size - head
     budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
     device = next(model.parameters()).device
-    constraint = MelodyConstraint(enc, sk, opt.num_samples, device)
+    constraint = MelodyConstraint(parts, sk, opt.num_samples, device)
     t0 = time.perf_counter()
-    seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, e.grammar(), e.eos_id, opt.seed,
-                    seq_len=meta.model_config.seq_len, constraint=constraint, keys=e.key_spec(), ending=False,
+    seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, enc.grammar(), enc.eos_id, opt.seed,
+                    seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
                     key_source=sk.ids[None])
     dt = time.perf_counter() - t0
     stem = Path(source).stem if opt.chorale is None else source.removeprefix("bach/").removesuffix(".mid")
@@ -390,7 +389,7 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
     results = []
     for i, seq in enumerate(seqs):
         piece = np.asarray(seq[melody.size :], np.int64)
-        q = harmonized(enc, sk, piece)
+        q = harmonized(parts, sk, piece)
         res = e.resolution
         info = {"melody": opt.chorale or os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
                 "voices": [VOICES[v] for v in voices], "checkpoint": meta.path, "model": meta.family,

@@ -121,15 +121,30 @@ class BarInfill(Protocol):
 
 class Parts(Protocol):
     """An encoding whose notes keep their part (``parts``): the part of every token (-1: not a note), the header's
-    parts, the NOTE id of a pitch in a part, and the grid form (``quantize`` / ``encode_quantized`` /
-    ``decode_quantized``) that harmonize lays a melody into."""
+    parts, the NOTE id of a pitch in a part, the grid form (``quantize`` / ``encode_quantized`` /
+    ``decode_quantized``) that harmonize lays a melody into, and the token tables its constrained sampler
+    writes with."""
 
     max_parts: int
     part_of: np.ndarray
     token_type: np.ndarray
+    pos_of: np.ndarray  # the grid step a POS token names
+    dur_of: np.ndarray  # the grid steps a DUR token holds
     bar_id: int
+    dur0: int  # the first DUR token
+    pos0: int  # the first POS token
     resolution: int
     max_dur: int
+    max_bar: int
+
+    @property
+    def eos_id(self) -> int: ...
+
+    def bar_times(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def key_of(self, ids: np.ndarray | list[int]) -> tuple[int, str] | None: ...
+
+    def score_of(self, q: dict[str, Any]) -> symusic.Score: ...
 
     def parts_of(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]: ...
 
