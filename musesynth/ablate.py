@@ -204,7 +204,8 @@ def _musicality_table(rows: list[Row]) -> list[str]:
         return []
     held = rows[0].eval.musicality
     lines = ["", "## Musicality (generated vs held-out test pieces)", "",
-             "Classifier: accuracy of telling 8-beat windows apart (0.5 = indistinguishable; control = two halves "
+             "Classifier: how often a calibrated classifier tells generated 8-beat windows from held-out ones "
+             "(0.5: no difference it could find with these features and this many windows; control = two halves "
              "of the held-out pieces). Repeat: share of pieces with an internal exact repeat of 8+ beats. Keys: "
              "share in keys with 4+ sharps/flats, and distance of the 24-key histograms. Copy: longest run of onsets "
              "copied from a training piece (beats).", "",

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from musesynth.tokenize import encoding_from_vocab, get_encoding, key_token_ids
 from musesynth.tokenize.midi_io import load_score, voice_role
-from musesynth.tokenize.parts import PartAware
 
 ENC = get_encoding("parts")
 METER = get_encoding("meter")
@@ -73,7 +72,7 @@ def test_registry_vocabulary_and_meter_unchanged():
     assert [t for t in small.vocab.tokens if t.startswith("NOTE_60_")] == ["NOTE_60_P0", "NOTE_60_P1", "NOTE_60_P2",
                                                                            "NOTE_60_P3"]
     assert key_token_ids(ENC) is not None  # the key controls work unchanged
-    assert isinstance(ENC, PartAware) and not isinstance(METER, PartAware)
+    assert ENC.parts() is ENC and METER.parts() is None
     with pytest.raises(ValueError):
         get_encoding("parts", max_parts=0)
 

@@ -98,7 +98,8 @@ class CheckpointMeta:
     def check_encoding(self, enc: Encoding) -> None:
         """The priors have one share per KEY/COMPOSER token of the encoding the model was trained with."""
         keys = key_token_ids(enc)
-        composers = len(getattr(enc, "composers", ()))
+        ctl = enc.header_controls()
+        composers = 0 if ctl is None else len(ctl.composers)
         for name, prior, n in (("key_prior", self.key_prior, 0 if keys is None else len(keys)),
                                ("composer_prior", self.composer_prior, composers)):
             if prior is not None and len(prior) != n:

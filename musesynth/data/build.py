@@ -303,7 +303,10 @@ def build_dataset(
     results = tokenize_files(files, enc, workers, quiet)
 
     used = {r: ids for r, (ids, err) in zip(rels, results) if ids is not None}
-    used = {r: enc.set_composer(ids, who[r]).astype(np.uint16) if r in who else ids  # type: ignore[attr-defined]
+    ctl = enc.header_controls()
+    if who and ctl is None:
+        raise MusesynthError(f"--composers needs an encoding with composer tokens (not '{encoding}')")
+    used = {r: ctl.set_composer(ids, who[r]).astype(np.uint16) if ctl is not None and r in who else ids
             for r, ids in used.items()}
     skipped = [{"file": r, "reason": err} for r, (ids, err) in zip(rels, results) if ids is None]
     skipped = sorted(skipped + [{"file": p.relative_to(midi_dir).as_posix(), "reason": why} for p, why in odd],

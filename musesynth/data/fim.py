@@ -34,8 +34,12 @@ class FimTransform:
 
     def __init__(self, enc: Encoding, rate: float = 0.5, max_bars: int = 8) -> None:
         self.rate, self.max_bars = float(rate), int(max_bars)
-        self.bar, self.bos, self.eos = enc.bar_id, enc.bos_id, enc.eos_id  # type: ignore[attr-defined]
-        self.hole, self.fill, self.fill_end = enc.hole_id, enc.fill_id, enc.fill_end_id  # type: ignore[attr-defined]
+        inf = enc.bar_infill()
+        if inf is None:
+            raise ValueError(f"FIM windows need an encoding trained for infilling (the '{enc.name}' one has no "
+                             f"FILL tokens)")
+        self.bar, self.bos, self.eos = inf.bar_id, enc.bos_id, enc.eos_id
+        self.hole, self.fill, self.fill_end = inf.hole_id, inf.fill_id, inf.fill_end_id
 
     def __call__(self, window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() >= self.rate:

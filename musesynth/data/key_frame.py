@@ -37,6 +37,7 @@ import numpy as np
 
 from musesynth.errors import MusesynthError
 from musesynth.tokenize import Encoding
+from musesynth.tokenize.base import Keyed
 from musesynth.tokenize.meter import T_KEY, tonic_offset
 
 HEADER = 16  # tokens in which a piece's KEY token is looked for
@@ -55,48 +56,56 @@ def frame_move(tonic: int, frames: tuple[int, ...]) -> tuple[int, int]:
     return frame, shift
 
 
-def check_keyed(enc: Encoding) -> None:
-    if not hasattr(enc, "transpose_ids"):
+def check_keyed(enc: Encoding) -> Keyed:
+    """``enc`` as the keyed encoding a key-relative frame needs, else a one-line error."""
+    keyed = enc.keyed()
+    if keyed is None:
         raise MusesynthError(f"--key-relative needs a dataset with key tokens (this one is '{enc.name}'; "
                              f"make it with `musesynth data --encoding meter`)")
+    return keyed
 
 
-def first_key(enc: Encoding, ids: np.ndarray) -> int | None:
+def first_key(enc: Keyed, ids: np.ndarray) -> int | None:
     """Index of the first KEY token among the first ``HEADER`` tokens, None without one."""
     head = np.asarray(ids[:HEADER], np.int64)
-    at = np.flatnonzero(enc.token_type[np.clip(head, 0, len(enc.vocab) - 1)] == T_KEY)  # type: ignore[attr-defined]
+    at = np.flatnonzero(enc.token_type[np.clip(head, 0, enc.token_type.size - 1)] == T_KEY)
     return int(at[0]) if at.size else None
 
 
 def to_frame(enc: Encoding, ids: np.ndarray, frames: tuple[int, ...]) -> tuple[np.ndarray, int]:
     """A piece or prompt as a key-relative model reads it (notes on the frame tonic, the frame key before its
-    own), and the shift its notes took. Without a KEY token: unchanged, shift 0."""
-    at = first_key(enc, ids)
-    if at is None:
+    own), and the shift its notes took. Without a KEY token (or an encoding without keys): unchanged, shift 0."""
+    keyed = enc.keyed()
+    at = None if keyed is None else first_key(keyed, ids)
+    if keyed is None or at is None:
         return np.asarray(ids, np.int64), 0
-    tonic, mode = enc.key_of(ids[at : at + 1])  # type: ignore[attr-defined]
+    key = keyed.key_of(ids[at : at + 1])
+    assert key is not None  # first_key found a KEY token there
+    tonic, mode = key
     frame, shift = frame_move(tonic, frames)
-    moved = enc.transpose_ids(ids, shift, keys=False)  # type: ignore[attr-defined]
-    return np.insert(moved, at, enc.key_token_id(frame, mode)), shift  # type: ignore[attr-defined]
+    moved = keyed.transpose_ids(ids, shift, keys=False)
+    return np.insert(moved, at, keyed.key_token_id(frame, mode)), shift
 
 
 def pieces_to_frame(enc: Encoding, tokens: np.ndarray, offsets: np.ndarray,
                     frames: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """A split's tokens (pieces at ``offsets``) in the key-relative frame, in ``tokens``' dtype, and the new
     offsets (each piece with a KEY gains its frame key)."""
-    check_keyed(enc)
+    keyed = check_keyed(enc)
     offsets, tokens = np.asarray(offsets, np.int64), np.asarray(tokens)
     n = offsets.size - 1
     shift, gained, at, frame = np.zeros(n, np.int64), np.zeros(n, np.int64), [], []
     for i, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
-        k = first_key(enc, tokens[a:b])
+        k = first_key(keyed, tokens[a:b])
         if k is not None:
-            tonic, mode = enc.key_of(tokens[a + k : a + k + 1])  # type: ignore[attr-defined]
+            key = keyed.key_of(tokens[a + k : a + k + 1])
+            assert key is not None  # first_key found a KEY token there
+            tonic, mode = key
             f, shift[i] = frame_move(tonic, frames)
             gained[i] = 1
             at.append(a + k)
-            frame.append(enc.key_token_id(f, mode))  # type: ignore[attr-defined]
-    moved = enc.transpose_ids(tokens, np.repeat(shift, np.diff(offsets)), keys=False)  # type: ignore[attr-defined]
+            frame.append(keyed.key_token_id(f, mode))
+    moved = keyed.transpose_ids(tokens, np.repeat(shift, np.diff(offsets)), keys=False)
     out = np.insert(moved, np.array(at, np.int64), np.array(frame, np.int64)).astype(tokens.dtype)
     return out, offsets + np.r_[0, np.cumsum(gained)]
 
@@ -128,5 +137,6 @@ class KeyFrame:
         notes moved back."""
         if not self.frames or self.rows is None:
             return seqs
-        return [np.r_[row, self.enc.transpose_ids(s[self.model_len :], -shift, keys=False)]  # type: ignore
+        keyed = check_keyed(self.enc)
+        return [np.r_[row, keyed.transpose_ids(s[self.model_len :], -shift, keys=False)]
                 for row, s, shift in zip(self.rows, seqs, self.shifts)]

@@ -18,31 +18,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from musesynth.tokenize.base import Encoding
+from musesynth.tokenize.base import Encoding, Parts
 from musesynth.tokenize.meter import T_BAR, T_BOS, T_DUR, T_EOS, T_NOTE, T_PHRASE, T_POS, T_REPEAT, T_RUN, T_TEMPO
+
+
+def parts_of_encoding(enc: Encoding) -> Parts:
+    """``enc`` as the parts encoding it must be here (a meter model has no parts to keep apart)."""
+    parts = enc.parts()
+    if parts is None:
+        raise ValueError(f"melody-first windows need the parts encoding, not '{enc.name}'")
+    return parts
 
 
 def melody_only(enc: Encoding, piece: np.ndarray, part: int) -> np.ndarray:
     """``piece`` (from its BOS) with only ``part``'s notes: other parts' NOTE DUR pairs, repeat marks and onsets
     left empty (no note, no tempo change) go; an EOS closes it."""
-    e = enc
+    e = parts_of_encoding(enc)
     piece = np.asarray(piece, np.int64)
-    typ = e.token_type[piece]  # type: ignore[attr-defined]
-    other = (typ == T_NOTE) & (e.part_of[piece] != part)  # type: ignore[attr-defined]
+    typ = e.token_type[piece]
+    other = (typ == T_NOTE) & (e.part_of[piece] != part)
     drop = other | np.r_[False, other[:-1] & (typ[1:] == T_DUR)] | (typ == T_REPEAT) | (typ == T_RUN)
     group = np.cumsum(np.isin(typ, (T_POS, T_BAR, T_EOS, T_BOS)))  # one onset (or bar line) per group
     filled = np.zeros(group[-1] + 1 if group.size else 1, bool)
     filled[group[~drop & np.isin(typ, (T_NOTE, T_TEMPO))]] = True
     drop |= np.isin(typ, (T_POS, T_PHRASE)) & ~filled[group]
     out = piece[~drop]
-    return out if out.size and out[-1] == e.eos_id else np.r_[out, e.eos_id]
+    return out if out.size and out[-1] == enc.eos_id else np.r_[out, enc.eos_id]
 
 
 class MelodyFirst:
     """``(window, rng) -> window`` of the same length, melody first with probability ``rate`` (see the module)."""
 
     def __init__(self, enc: Encoding, rate: float = 0.25) -> None:
-        self.enc, self.rate = enc, float(rate)
+        self.enc, self.parts, self.rate = enc, parts_of_encoding(enc), float(rate)
 
     def __call__(self, window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() >= self.rate:
@@ -54,7 +62,7 @@ class MelodyFirst:
         b = int(bos[0])
         eos = np.flatnonzero(window[b:] == e.eos_id)
         piece = window[b : b + int(eos[0]) + 1] if eos.size else window[b:]
-        part = e.part_of[piece]  # type: ignore[attr-defined]
+        part = self.parts.part_of[piece]
         parts = np.unique(part[part >= 0])
         if parts.size < 2:
             return window

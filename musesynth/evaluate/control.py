@@ -96,6 +96,10 @@ def control_report(enc: Encoding, requests: list[tuple[str, tuple[int, str], flo
                    real: list[tuple[str, np.ndarray]], seed: int = 0) -> dict[str, Any]:
     """Key, composer and tempo agreement of generated pieces (``seqs``, one per request) with what was asked,
     next to the same measures on the real held-out pieces ``real`` ((composer, tokens) pairs)."""
+    keyed, ctl = enc.keyed(), enc.header_controls()
+    if keyed is None or ctl is None:
+        raise ValueError(f"the control report needs key, composer and tempo tokens (the '{enc.name}' encoding "
+                         f"has none)")
     composers = sorted({c for c, _ in real} | {r[0] for r in requests})
     cidx = {c: i for i, c in enumerate(composers)}
     k = len(composers)
@@ -105,7 +109,7 @@ def control_report(enc: Encoding, requests: list[tuple[str, tuple[int, str], flo
 
     asked = [r[1] for r in requests]
     real_pieces = [piece_from_score(enc.decode(t)) for _, t in real]
-    real_keys = [enc.key_of(t) for _, t in real]  # type: ignore[attr-defined]
+    real_keys = [keyed.key_of(t) for _, t in real]
 
     feats = [piece_features(p) for p in real_pieces]
     ok = [i for i, f in enumerate(feats) if f is not None]
@@ -119,8 +123,8 @@ def control_report(enc: Encoding, requests: list[tuple[str, tuple[int, str], flo
     gpred = predict_softmax(clf, np.stack([gfeats[i] for i in gok])) if gok else np.zeros(0, np.int64)
     gc = confusion(gy, gpred, k)
 
-    first_tempo = [enc.header_info(s).get("tempo") for s in seqs]  # type: ignore[attr-defined]
-    in_bin = [t is not None and enc.tempo_token_id(t) == enc.tempo_token_id(r[2])  # type: ignore[attr-defined]
+    first_tempo = [enc.header_info(s).get("tempo") for s in seqs]
+    in_bin = [t is not None and ctl.tempo_token_id(t) == ctl.tempo_token_id(r[2])
               for t, r in zip(first_tempo, requests)]
     return {
         "pieces": len(seqs), "composers": composers,

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musesynth.generate.infill import find_span, infill_prompt
+from musesynth.generate.infill import find_span, infill_prompt, infilling
 from musesynth.tokenize import Encoding
 
 POSITIONS = (0.25, 0.5, 0.75)
@@ -38,12 +38,13 @@ def _nll(model: nn.Module, seq: np.ndarray, first: int, count: int, device: torc
 @torch.no_grad()
 def infill_vs_continuation(model: nn.Module, enc: Encoding, pieces: list[np.ndarray], seq_len: int,
                            device: torch.device, span_bars: int = 4) -> dict[str, Any]:
+    inf = infilling(enc)
     was_training = model.training
     model.eval()
     infill, cont, end = [], [], []
     for ids in pieces:
         ids = np.asarray(ids, np.int64)
-        n_bars = int((ids == enc.bar_id).sum())  # type: ignore[attr-defined]
+        n_bars = int((ids == inf.bar_id).sum())
         if n_bars < span_bars + 2:
             continue
         for first in sorted({max(1, round(f * (n_bars - span_bars))) for f in POSITIONS}):
@@ -52,10 +53,10 @@ def infill_vs_continuation(model: nn.Module, enc: Encoding, pieces: list[np.ndar
             if middle.size + 8 > seq_len // 2:
                 continue
             prompt = infill_prompt(enc, span, seq_len, middle.size + 1)
-            prefix = prompt[int(np.flatnonzero(prompt == enc.fill_id)[0]) + 1 :]  # type: ignore[attr-defined]
+            prefix = prompt[int(np.flatnonzero(prompt == inf.fill_id)[0]) + 1 :]
             if prefix.size == 0:
                 continue
-            fim = np.r_[prompt, middle, enc.fill_end_id]  # type: ignore[attr-defined]
+            fim = np.r_[prompt, middle, inf.fill_end_id]
             a = _nll(model, fim, prompt.size, middle.size + 1, device)
             infill.append(a[:-1])
             end.append(a[-1])

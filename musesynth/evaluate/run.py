@@ -183,8 +183,8 @@ def held_out_pieces(enc: Encoding, dataset: Path, split: str, max_tokens: int, l
 
 def held_out_keys(enc: Encoding, dataset: Path, split: str, limit: int) -> list[tuple[int, str] | None]:
     """The key in each held-out piece's header (as ``held_out_pieces`` orders them); None without one."""
-    key_of = getattr(enc, "key_of", lambda s: None)
-    return [key_of(p) for p in load_pieces(dataset, split)[:limit]]
+    keyed = enc.keyed()
+    return [None if keyed is None else keyed.key_of(p) for p in load_pieces(dataset, split)[:limit]]
 
 
 def generated_pieces(model: Model, n: int, length: int, seed: int, sampling: Sampling, exact_repeats: bool = True
@@ -242,7 +242,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     result = Evaluation(checkpoint=meta.path, model=meta.family, params=meta.num_params, dataset=str(ds),
                         split=opt.split, seq_len=seq_len, model_metrics=Metrics.of(s),
                         baselines=baselines(ds, opt.split, len(enc.vocab)))
-    if getattr(enc, "infill", False):
+    if enc.bar_infill() is not None:
         bars = 4 if seq_len >= 256 else 1  # 4 bars of chorale take ~150 tokens: a small context fits one
         pieces = load_pieces(ds, opt.split)
         if meta.key_frames:

@@ -38,7 +38,7 @@ _EPS = 1e-6
 
 
 def has_parts(p: Piece) -> bool:
-    part = getattr(p, "part", None)
+    part = p.part
     return part is not None and part.size > 0 and int(part.max()) >= 1
 
 

@@ -39,9 +39,9 @@ from musesynth.generate.run import write_outputs
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.outputs import check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
+from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_NOTE, T_POS, T_TIMESIG, key_name, parse_key
 from musesynth.tokenize.midi_io import VOICES, load_score, voice_role
-from musesynth.tokenize.parts import PartAware
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 LETTERS = {v[0]: i for i, v in enumerate(VOICES)}  # S A T B
@@ -170,16 +170,16 @@ class Skeleton:
     duration: np.ndarray
 
 
-def melody_skeleton(enc: Encoding, score: symusic.Score, voice: int, voices: list[int], key: str | None,
+def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[int], key: str | None,
                     source: str) -> Skeleton:
     """Quantise the melody, check it (one note at a time, a singable range), and lay it into the parts."""
-    q = enc.quantize(score)  # type: ignore[attr-defined]
+    q = enc.quantize(score)
     on, du, pi = q["onset"], q["duration"], q["pitch"]
     if not on.size:
         raise MusesynthError(f"the melody {source} has no notes")
     clash = np.flatnonzero(on[1:] < on[:-1] + du[:-1])
     if clash.size:
-        beat = (on[clash[0] + 1] - on[0]) / enc.resolution  # type: ignore[attr-defined]
+        beat = (on[clash[0] + 1] - on[0]) / enc.resolution
         raise MusesynthError(f"the melody {source} has chords or overlapping notes (first at beat {beat:g}): "
                              f"harmonize needs one note at a time")
     if pi.min() < LOWEST or pi.max() > HIGHEST:
@@ -188,30 +188,30 @@ def melody_skeleton(enc: Encoding, score: symusic.Score, voice: int, voices: lis
     roles = np.array(sorted([voice, *voices]), np.int64)
     part = int(np.flatnonzero(roles == voice)[0])
     q = {**q, "part": np.full(on.size, part, np.int64), "role": roles, "program": np.zeros(roles.size, np.int64)}
-    ids = enc.encode_quantized(q)  # type: ignore[attr-defined]
+    ids = enc.encode_quantized(q)
     if key is not None:
-        ids = enc.set_key(ids, *parse_key(key))  # type: ignore[attr-defined]
-    d = enc.decode_quantized(ids)  # type: ignore[attr-defined]
+        ids = enc.set_key(ids, *parse_key(key))
+    d = enc.decode_quantized(ids)
     offset, pickup = int(d["offset"]), d["pickup"]
-    first = int(np.rint(score.tracks[0].notes.numpy()["time"].min() * enc.resolution  # type: ignore[attr-defined]
+    first = int(np.rint(score.tracks[0].notes.numpy()["time"].min() * enc.resolution
                         / score.ticks_per_quarter))
     if d["onset"][0] == first != d["onset"][0] - offset:
         offset, pickup = 0, None  # a rest opening a full first bar, which decoding drops: kept, so onsets stay
     return Skeleton(ids, roles, part, offset, pickup, d["onset"], d["pitch"], full_durations(enc, score, d))
 
 
-def full_durations(enc: Encoding, score: symusic.Score, d: dict[str, Any]) -> np.ndarray:
+def full_durations(enc: Parts, score: symusic.Score, d: dict[str, Any]) -> np.ndarray:
     """The melody's durations on the grid, also those longer than a DUR token holds (``max_duration_beats``,
     where the tokens cap them): the melody comes out as given, and the voices may sound under all of it."""
     dur = d["duration"].copy()
     n = score.tracks[0].notes.numpy()
-    scale = enc.resolution / score.ticks_per_quarter  # type: ignore[attr-defined]
+    scale = enc.resolution / score.ticks_per_quarter
     on = np.rint(n["time"] * scale).astype(np.int64)
     end = np.rint((n["time"] + n["duration"]) * scale).astype(np.int64)
     starts = np.unique(on)
     if starts.size == dur.size:  # one grid note per onset, in order (a melody with no chords)
         longest = np.maximum.reduceat(end[np.argsort(on, kind="stable")] , np.searchsorted(np.sort(on), starts))
-        capped = dur >= enc.max_dur  # type: ignore[attr-defined]
+        capped = dur >= enc.max_dur
         dur[capped] = np.maximum(dur, longest - starts)[capped]
     return dur
 
@@ -220,10 +220,10 @@ def full_durations(enc: Encoding, score: symusic.Score, d: dict[str, Any]) -> np
 class MelodyConstraint:
     """The per-step mask described in the module docstring (one state per sample, kept on the CPU)."""
 
-    def __init__(self, enc: Encoding, sk: Skeleton, batch: int, device: torch.device) -> None:
-        e: Any = enc
+    def __init__(self, enc: Parts, sk: Skeleton, batch: int, device: torch.device) -> None:
+        e = enc
         self.enc, self.sk, self.device = e, sk, device
-        self.V = len(e.vocab)
+        self.V = e.token_type.size  # one type per vocabulary token
         self.typ = e.token_type
         start, length = e.bar_times(sk.ids)
         self.bar_start, self.bar_len = start, length
@@ -330,11 +330,10 @@ def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
     return int(np.cumsum(d[order]).max())
 
 
-def harmonized(enc: Encoding, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
+def harmonized(enc: Parts, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
     """The written piece with its melody part replaced by the melody as read (same notes when the budget sufficed),
     and nothing outside the asked-for parts."""
-    e: Any = enc
-    q0, q = e.decode_quantized(sk.ids), e.decode_quantized(piece)
+    q0, q = enc.decode_quantized(sk.ids), enc.decode_quantized(piece)
     keep = (q["part"] != sk.melody_part) & (q["part"] < sk.roles.size) & (q["onset"] >= sk.offset)
     on = np.r_[q["onset"][keep], sk.onset]
     pi = np.r_[q["pitch"][keep], sk.pitch]
@@ -346,10 +345,13 @@ def harmonized(enc: Encoding, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]
             "role": sk.roles, "program": np.zeros(sk.roles.size, np.int64)}
 
 
-def check_parts_model(enc: Encoding, path: str) -> None:
-    if not isinstance(enc, PartAware):
+def check_parts_model(enc: Encoding, path: str) -> Parts:
+    """``enc`` as the parts encoding harmonize needs, else a one-line error naming the checkpoint."""
+    parts = enc.parts()
+    if parts is None:
         raise MusesynthError(f"{path} was trained on the '{enc.name}' encoding, which does not know parts; harmonize "
                              f"needs a model trained on a dataset made with `musesynth data --encoding parts`")
+    return parts
 
 
 def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
@@ -358,28 +360,28 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     ckpt = checkpoint_or_shipped(opt.checkpoint)
     model, enc, meta = load_model(ckpt, pick_device(opt.device))
-    check_parts_model(enc, ckpt)
+    parts = check_parts_model(enc, ckpt)
     if meta.key_frames:
         raise MusesynthError(f"{ckpt} reads pieces in a key-relative frame (train --key-relative): harmonize does "
                              f"not support such models yet")
     opt.sampling.validate(len(enc.vocab))
     score, voice = chorale_score(opt.chorale, opt.part) if opt.chorale else melody_score(opt.melody, opt.part)
     voices = parse_voices(opt.voices, voice)
-    if len(voices) + 1 > enc.max_parts:  # type: ignore[attr-defined]
-        raise MusesynthError(f"{ckpt} knows at most {enc.max_parts} parts")  # type: ignore[attr-defined]
+    if len(voices) + 1 > parts.max_parts:
+        raise MusesynthError(f"{ckpt} knows at most {parts.max_parts} parts")
     source = opt.chorale or os.fsdecode(Path(opt.melody).name)
-    sk = melody_skeleton(enc, score, voice, voices, opt.key, source)
-    e: Any = enc
+    sk = melody_skeleton(parts, score, voice, voices, opt.key, source)
+    e = parts
     head = int(np.flatnonzero(sk.ids == e.bar_id)[0]) + 1
     melody = melody_only(enc, sk.ids, sk.melody_part)  # as training showed it (data.melody_first)
     prompt = np.r_[melody, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
     body = sk.ids.size - head
     budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
     device = next(model.parameters()).device
-    constraint = MelodyConstraint(enc, sk, opt.num_samples, device)
+    constraint = MelodyConstraint(parts, sk, opt.num_samples, device)
     t0 = time.perf_counter()
-    seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, e.grammar(), e.eos_id, opt.seed,
-                    seq_len=meta.model_config.seq_len, constraint=constraint, keys=e.key_spec(), ending=False,
+    seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, enc.grammar(), enc.eos_id, opt.seed,
+                    seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
                     key_source=sk.ids[None])
     dt = time.perf_counter() - t0
     stem = Path(source).stem if opt.chorale is None else source.removeprefix("bach/").removesuffix(".mid")
@@ -387,7 +389,7 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
     results = []
     for i, seq in enumerate(seqs):
         piece = np.asarray(seq[melody.size :], np.int64)
-        q = harmonized(enc, sk, piece)
+        q = harmonized(parts, sk, piece)
         res = e.resolution
         info = {"melody": opt.chorale or os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
                 "voices": [VOICES[v] for v in voices], "checkpoint": meta.path, "model": meta.family,

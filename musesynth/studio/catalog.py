@@ -61,13 +61,14 @@ def _read(entry: ModelEntry) -> tuple[dict[str, Any], Encoding]:
         meta = (CheckpointMeta.from_json(src.read_text(), str(entry.path)) if src.name == CONFIG
                 else load_raw(src)["meta"])
         enc = encoding_from_vocab(meta.vocab)
-        tempos = getattr(enc, "tempos", None) if hasattr(enc, "set_composer") else None  # as check_controls asks
+        ctl = enc.header_controls()  # as check_controls asks
+        tempos = None if ctl is None else ctl.tempos
         _info_cache[cache_key] = ({
             "id": entry.id, "family": meta.family, "encoding": meta.vocab.encoding, "params": meta.num_params,
             "seq_len": meta.model_config.seq_len, "keyed": any(t.startswith("KEY_") for t in meta.vocab.tokens),
-            "composers": list(getattr(enc, "composers", ())),
+            "composers": [] if ctl is None else list(ctl.composers),
             "tempo": None if tempos is None else [round(float(tempos[0])), round(float(tempos[-1]))],
-            "infill": bool(getattr(enc, "infill", False)),
+            "infill": enc.bar_infill() is not None,
         }, enc)
     return _info_cache[cache_key]
 

@@ -41,7 +41,8 @@ def check_rewrite(body: dict[str, Any], enc: Encoding, model_id: str, primer: Pa
     bars past its end (counted with the model's own encoding, as the job counts them)."""
     if primer is None:
         raise FieldError("primer", "rewriting bars needs a primer: upload a MIDI file or pick a corpus piece")
-    if not getattr(enc, "infill", False):
+    inf = enc.bar_infill()
+    if inf is None:
         raise FieldError("model", f"{model_id} was not trained for infilling (it has no FILL tokens); {INFILL_HELP}")
     chosen = [name for name in ("key", "composer", "tempo") if body.get(name) not in (None, "")]
     if chosen:
@@ -51,7 +52,7 @@ def check_rewrite(body: dict[str, Any], enc: Encoding, model_id: str, primer: Pa
         ids = encode_within_budget(primer, enc)
     except MusesynthError as exc:
         raise FieldError("primer", f"{primer_name}: {exc}") from None
-    count = int((ids == enc.bar_id).sum())  # type: ignore[attr-defined]
+    count = int((ids == inf.bar_id).sum())
     if bars[1] > count:
         raise FieldError("bars_last", f"bars {bars[0]}-{bars[1]}: {primer_name} has only {count} bars")
 

@@ -65,6 +65,8 @@ class KeySpec:
 class Keyed(Protocol):
     """An encoding whose header names the piece's key (``meter``): KEY tokens, and notes that move with them."""
 
+    token_type: np.ndarray
+
     def key_token_id(self, tonic_pc: int, mode: str | int) -> int: ...
 
     def key_of(self, ids: np.ndarray | list[int]) -> tuple[int, str] | None: ...
@@ -80,6 +82,7 @@ class HeaderControls(Protocol):
     """An encoding whose header a model can be conditioned on: composer and tempo tokens (``meter``)."""
 
     composers: tuple[str, ...]
+    tempos: np.ndarray  # the tempo bins' beats per minute, ascending
     token_type: np.ndarray
     ts0: int  # the first time-signature token (the header's tempo comes right after one)
 
@@ -117,12 +120,44 @@ class BarInfill(Protocol):
 
 
 class Parts(Protocol):
-    """An encoding that keeps a piece's parts apart (the coming part-aware encoding): each note token belongs
-    to a named part, and the output has a track per part."""
+    """An encoding whose notes keep their part (``parts``): the part of every token (-1: not a note), the header's
+    parts, the NOTE id of a pitch in a part, the grid form (``quantize`` / ``encode_quantized`` /
+    ``decode_quantized``) that harmonize lays a melody into, and the token tables its constrained sampler
+    writes with."""
 
-    part_names: tuple[str, ...]
+    max_parts: int
+    part_of: np.ndarray
+    token_type: np.ndarray
+    pos_of: np.ndarray  # the grid step a POS token names
+    dur_of: np.ndarray  # the grid steps a DUR token holds
+    bar_id: int
+    dur0: int  # the first DUR token
+    pos0: int  # the first POS token
+    resolution: int
+    max_dur: int
+    max_bar: int
 
-    def part_of(self, ids: np.ndarray | list[int]) -> np.ndarray: ...
+    @property
+    def eos_id(self) -> int: ...
+
+    def bar_times(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def key_of(self, ids: np.ndarray | list[int]) -> tuple[int, str] | None: ...
+
+    def score_of(self, q: dict[str, Any]) -> symusic.Score: ...
+
+    def parts_of(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def note_token_id(self, pitch: np.ndarray | int, part: np.ndarray | int) -> np.ndarray: ...
+
+    def quantize(self, score: symusic.Score) -> dict[str, np.ndarray]: ...
+
+    def encode_quantized(self, q: dict[str, np.ndarray]) -> np.ndarray: ...
+
+    def decode_quantized(self, ids: np.ndarray | list[int]) -> dict[str, Any]: ...
+
+    def set_key(self, ids: np.ndarray | list[int], tonic: int, mode: str | int,
+                transpose: bool = False) -> np.ndarray: ...
 
 
 class Encoding(ABC):

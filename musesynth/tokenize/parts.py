@@ -39,7 +39,7 @@ included (scripts/roundtrip_parts.py).
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import symusic
@@ -73,19 +73,6 @@ ROLES = (*VOICES, "Other")
 DEFAULTS: dict[str, Any] = {**METER_DEFAULTS, "max_parts": 16}
 
 
-@runtime_checkable
-class PartAware(Protocol):
-    """The capability of an encoding whose notes keep their part (``isinstance(enc, PartAware)``): the part of
-    every token (-1: not a note), the header's parts, and the NOTE id of a pitch in a part."""
-
-    max_parts: int
-    part_of: np.ndarray
-
-    def parts_of(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def note_token_id(self, pitch: np.ndarray | int, part: np.ndarray | int) -> np.ndarray: ...
-
-
 class PartsEncoding(MeterEncoding):
     name = "parts"
     DEFAULTS = DEFAULTS
@@ -105,6 +92,9 @@ class PartsEncoding(MeterEncoding):
         self.program0 = int(np.flatnonzero(typ == T_PROGRAM)[0])
         self.role_of = np.where(typ == T_PART, ids - self.part0, -1)
         self.program_of = np.where(typ == T_PROGRAM, ids - self.program0, -1)
+
+    def parts(self) -> PartsEncoding:
+        return self
 
     def _note_tokens(self) -> list[str]:
         return [f"NOTE_{q}_P{k}" for k in range(self.max_parts) for q in range(PIANO_LOW, PIANO_HIGH + 1)]

@@ -28,7 +28,6 @@ from musesynth.data.melody_first import MelodyFirst
 from musesynth.errors import MusesynthError
 from musesynth.models import ModelConfig, build_model, count_params
 from musesynth.tokenize import Encoding, encoding_from_vocab, key_token_ids
-from musesynth.tokenize.parts import PartAware
 from musesynth.training import distributed
 from musesynth.training.checkpoint import check_compatible, check_resume_state, restore_rng
 from musesynth.training.config import TrainConfig
@@ -170,9 +169,9 @@ def _loader(cfg: TrainConfig, data: TrainData, dist: distributed.DistInfo, devic
     augment = None
     if cfg.augment_transpose or cfg.augment_tempo:
         augment = WindowAugmenter(data.enc, Augmenter(cfg.augment_transpose, cfg.augment_tempo))
-    if isinstance(data.enc, PartAware) and cfg.melody_first > 0:
+    if data.enc.parts() is not None and cfg.melody_first > 0:
         augment = Chain(augment, MelodyFirst(data.enc, cfg.melody_first))
-    if getattr(data.enc, "infill", False) and cfg.fim_rate > 0:
+    if data.enc.bar_infill() is not None and cfg.fim_rate > 0:
         augment = Chain(augment, FimTransform(data.enc, cfg.fim_rate))
     ds = WindowDataset(data.train_tokens, cfg.seq_len, train=True, pad_id=data.enc.pad_id, seed=cfg.seed,
                        augment=augment, piece_starts=cfg.piece_starts, bos_id=data.enc.bos_id)
@@ -194,9 +193,9 @@ def key_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
 def composer_prior(enc: Encoding, tokens: np.ndarray) -> list[float] | None:
     """How often each composer token occurs in the training split (one per piece): generation without
     ``--composer`` draws each piece's composer from it."""
-    first = getattr(enc, "composer0", None)
-    n = len(getattr(enc, "composers", ()))
-    return token_shares(enc, tokens, np.arange(first, first + n) if first is not None and n else None)
+    ctl = enc.header_controls()
+    ids = np.array([ctl.composer_token_id(c) for c in ctl.composers], np.int64) if ctl and ctl.composers else None
+    return token_shares(enc, tokens, ids)
 
 
 def token_shares(enc: Encoding, tokens: np.ndarray, ids: np.ndarray | None) -> list[float] | None:
