@@ -269,7 +269,8 @@ def test_generate_overwrite_replaces_only_its_own_pieces(run, tmp_path, capsys):
     """--overwrite replaces an earlier piece of ours; a user's file, link, folder or FIFO that only carries a
     piece's name is kept as it was, and the new piece takes a free name instead."""
     out = tmp_path / "gen"
-    args = ["generate", "-c", str(run), "-n", "8", "-s", "1", "--no-wav", "--no-png", "-q", "-o", str(out), "--overwrite"]
+    args = ["generate", "-c", str(run), "-n", "8", "-s", "1", "--no-wav", "--no-png", "-q", "-o", str(out),
+            "--overwrite"]
     assert main(args) == 0
     ours = sorted(p.name for p in out.iterdir())
     stem = ours[0].rsplit(".", 1)[0]
