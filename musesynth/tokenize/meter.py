@@ -397,7 +397,12 @@ class MeterEncoding(GridEncoding):
         keep = canonical_order(onset, pitch, dur)
         onset, pitch, dur = onset[keep], pitch[keep], dur[keep]
         dur = np.minimum(end_at_restrike(onset, pitch, dur), self.max_dur)
+        return self._placed(n, scale, onset, pitch, dur)
 
+    def _placed(self, n: Notes, scale: float, onset: np.ndarray, pitch: np.ndarray, dur: np.ndarray
+                ) -> dict[str, np.ndarray]:
+        """Quantised notes placed on the bar grid (after the pickup shift), with the tempo map, time signatures,
+        phrase ends and key found for them: what ``quantize`` gives, shared by the encodings built on this one."""
         ts_step, ts_idx, shift = self._time_signatures(n, scale)
         onset = onset + shift
         last_onset = int(onset.max()) if onset.size else 0

@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import symusic
 
-from musesynth.tokenize.key_finding import find_key
 from musesynth.tokenize.meter import DEFAULTS as METER_DEFAULTS
 from musesynth.tokenize.meter import (
     T_BAR,
@@ -120,35 +119,10 @@ class PartsEncoding(MeterEncoding):
         onset, code, dur = onset[keep], code[keep], dur[keep]
         dur = np.minimum(end_at_restrike(onset, code, dur), self.max_dur)
         part, pitch = code // 128, code % 128
-
-        ts_step, ts_idx, shift = self._time_signatures(n, scale)
-        onset = onset + shift
-        last_onset = int(onset.max()) if onset.size else 0
-        inside = ts_step <= last_onset
-        inside[0] = True
-        ts_step, ts_idx = ts_step[inside], ts_idx[inside]
-
-        t_step, t_bin = self._tempo_map(n.tempo_time, n.tempo_bpm, scale)
-        t_step = np.where(t_step > 0, t_step + shift, 0)
-        inside = t_step <= last_onset
-        t_step, t_bin = t_step[inside], t_bin[inside]
-        changed = np.ones(t_bin.size, bool)
-        changed[1:] = t_bin[1:] != t_bin[:-1]
-        t_step, t_bin = t_step[changed], t_bin[changed]
-
-        starts = np.unique(onset)
-        phrase = np.zeros(0, np.int64)
-        if starts.size and n.fermata_time.size:
-            f = np.rint(n.fermata_time * scale).astype(np.int64) + shift
-            phrase = np.unique(starts[np.clip(np.searchsorted(starts, f, side="right") - 1, 0, None)])
-
-        ks = np.argsort(n.key_time, kind="stable")
-        tonic, mode = find_key(pitch, dur, onset, int(n.key_sharps[ks[0]]) if ks.size else None)
-        order = np.lexsort((pitch, -part, onset))
-        return {"onset": onset[order], "pitch": pitch[order], "duration": dur[order], "part": part[order],
-                "tempo_step": t_step, "tempo_bin": t_bin, "ts_step": ts_step, "ts_index": ts_idx,
-                "phrase_step": phrase, "key": np.array([tonic, mode], np.int64),
-                "role": parts.role, "program": parts.program}
+        q = self._placed(n, scale, onset, pitch, dur)
+        order = np.lexsort((q["pitch"], -part, q["onset"]))
+        return q | {"onset": q["onset"][order], "pitch": q["pitch"][order], "duration": q["duration"][order],
+                    "part": part[order], "role": parts.role, "program": parts.program}
 
     def encode_quantized(self, q: dict[str, np.ndarray]) -> np.ndarray:
         # The meter encoder orders an onset's notes by its "pitch" and writes NOTE ids as note0 + pitch - 21:
