@@ -19,8 +19,15 @@ def add_parser(sub: Subparsers) -> None:
                    "%(default)s: the 312-token reference)")
     p.add_argument("--resolution", type=int, default=None, help="grid steps per beat of the chord and meter "
                    "encodings (default 12)")
-    p.add_argument("--infill", action="store_true", help="meter encoding: add the HOLE/FILL/FILL_END tokens, so a "
-                   "model trained on the dataset can also fill bars in (`musesynth infill`)")
+    p.add_argument("--infill", action="store_true", help="meter and parts encodings: add the HOLE/FILL/FILL_END "
+                   "tokens, so a model trained on the dataset can also fill bars in (`musesynth infill`)")
+    p.add_argument("--max-parts", type=int, default=None, help="parts encoding: the most parts a piece keeps, 1-64; "
+                   "parts beyond it join the last (default 16; 4 for SATB chorales: the vocabulary shrinks "
+                   "from 2,023 tokens to 967, and no stray fifth part can be sampled)")
+    p.add_argument("--extra-parts", choices=("merge", "drop"), default=None, help="parts encoding: what becomes of "
+                   "the parts beyond --max-parts: 'merge' them into the last part, or 'drop' them (and a voice's "
+                   "second track, e.g. 'Soprano 2'), so a chorale with a continuo or violins is read as its four "
+                   "voices (default merge)")
     p.add_argument("--composers", metavar="folder|FILE", help="meter encoding: put each file's composer in its "
                    "header (COMPOSER_<name> tokens, for `generate --composer`): 'folder' reads it from the first "
                    "folder of each path (as `musesynth corpus` writes them), or a CSV (file,composer) / JSON "
@@ -40,9 +47,19 @@ def run(args: argparse.Namespace) -> int:
             raise MusesynthError("--resolution must be a positive number of steps per beat")
         params["resolution"] = args.resolution
     if args.infill:
-        if args.encoding != "meter":
-            raise MusesynthError("--infill needs --encoding meter (infilling works on whole bars)")
+        if args.encoding not in ("meter", "parts"):
+            raise MusesynthError("--infill needs --encoding meter or parts (infilling works on whole bars)")
         params["infill"] = True
+    if args.max_parts is not None:
+        if args.encoding != "parts":
+            raise MusesynthError("--max-parts applies to --encoding parts only")
+        if not 1 <= args.max_parts <= 64:
+            raise MusesynthError(f"--max-parts must be 1-64 (got {args.max_parts})")
+        params["max_parts"] = args.max_parts
+    if args.extra_parts is not None:
+        if args.encoding != "parts":
+            raise MusesynthError("--extra-parts applies to --encoding parts only")
+        params["drop_extra_parts"] = args.extra_parts == "drop"
     if args.workers is not None and args.workers < 1:
         raise MusesynthError(f"--workers must be at least 1 (got {args.workers})")
     manifest = build_dataset(args.midi_dir, args.out, encoding=args.encoding, params=params, workers=args.workers,

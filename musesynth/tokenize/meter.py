@@ -136,6 +136,7 @@ class MeterEncoding(GridEncoding):
     special = {"PAD": "PAD", "BOS": "BOS", "EOS": "EOS"}
     DEFAULTS = DEFAULTS
     LEGACY_DEFAULTS = LEGACY_DEFAULTS
+    OPTIONAL_OFF = OPTIONAL_OFF
 
     def __init__(self, **params: Any) -> None:
         p = self._grid_params(params)
@@ -148,7 +149,7 @@ class MeterEncoding(GridEncoding):
         bad = [c for c in self.composers if not _COMPOSER_RE.match(c)]
         if bad or len(set(self.composers)) != len(self.composers):
             raise ValueError(f"composers must be distinct lower-case names of a-z, 0-9, _ and - (got {bad})")
-        p = {k: v for k, v in p.items() if k not in OPTIONAL_OFF or v}  # off: not saved (OPTIONAL_OFF)
+        p = {k: v for k, v in p.items() if k not in self.OPTIONAL_OFF or v}  # off: not saved (OPTIONAL_OFF)
         if self.infill:
             p["infill"] = True
         if self.composers:

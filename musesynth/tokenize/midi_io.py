@@ -227,23 +227,40 @@ def voice_role(name: str) -> int:
     return next((i for i, v in enumerate(VOICES) if v.lower() == first), OTHER)
 
 
-def score_parts(score: symusic.Score, max_parts: int) -> tuple[Notes, Parts]:
+def drop_notes(n: Notes, keep: np.ndarray) -> Notes:
+    """``n`` with only the notes where ``keep`` holds (tempo, meter, keys and fermatas unchanged)."""
+    return replace(n, onset=n.onset[keep], duration=n.duration[keep], pitch=n.pitch[keep],
+                   velocity=n.velocity[keep], part=n.part[keep])
+
+
+def score_parts(score: symusic.Score, max_parts: int, drop_extra: bool = False) -> tuple[Notes, Parts]:
     """``score_notes`` with each note's part (``Notes.part``), and the parts' roles and programs.
 
     The rule (tokenize.parts documents it): a part is a track with pitched notes (empty tracks, such as
     the music21 export's empty duplicate Soprano, and drum tracks are dropped). Parts are ordered by role
     (Soprano, Alto, Tenor, Bass, then every other part), in track order within a role. A score of exactly
     four unnamed parts (the JS Fake Chorales) is read as Soprano, Alto, Tenor, Bass from the top. Parts
-    beyond ``max_parts`` join the last one."""
+    beyond ``max_parts`` join the last one; with ``drop_extra`` they are dropped instead, and a second track
+    of one voice ("Soprano 2") comes after every other part, so the first Soprano, Alto, Tenor and Bass are
+    the ones kept."""
     n = score_notes(score)
     tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
     role = np.array([voice_role(t.name) for t in tracks], np.int64)
     if len(tracks) == 4 and all(not t.name.strip() for t in tracks):
         role = np.arange(4, dtype=np.int64)
-    order = np.argsort(role, kind="stable")  # part i is track order[i]
+    rank = role.copy()
+    if drop_extra:
+        seen = np.zeros(OTHER + 1, bool)
+        for i, r in enumerate(role):
+            if r < OTHER and seen[r]:
+                rank[i] = OTHER + 1  # a voice's second track: after the instruments
+            seen[r] = True
+    order = np.argsort(rank, kind="stable")  # part i is track order[i]
     slot = np.empty(len(tracks), np.int64)
-    slot[order] = np.minimum(np.arange(len(tracks)), max_parts - 1)
+    slot[order] = np.arange(len(tracks)) if drop_extra else np.minimum(np.arange(len(tracks)), max_parts - 1)
     n.part = np.repeat(slot, [len(t.notes) for t in tracks]).astype(np.int64)
+    if drop_extra and len(tracks) > max_parts:
+        n = drop_notes(n, n.part < max_parts)
     keep = order[: max_parts]
     programs = np.array([tracks[i].program for i in keep], np.int64)
     return n, Parts(role=role[keep], program=programs)

@@ -24,7 +24,10 @@ Which tracks are parts (``midi_io.score_parts``):
   "Soprano 1", "Bass Continuo"), then every other part (instruments, unnamed tracks), in track order within
   a role. So the four voices of a chorale are parts 0-3, top voice first, and its instruments follow.
 - A score of exactly four unnamed tracks (the JS Fake Chorales) is Soprano, Alto, Tenor, Bass from the top.
-- Parts beyond ``max_parts`` (default 16, the most in the music21 chorales is 15) join the last part.
+- Parts beyond ``max_parts`` (default 16, the most in the music21 chorales is 15) join the last part; with
+  ``drop_extra_parts`` they are dropped instead (and a voice's second track, "Soprano 2", counts as an extra
+  part): ``max_parts=4, drop_extra_parts=True`` reads every chorale as its four voices, the shipped parts model's
+  vocabulary.
 
 Within a part, the meter encoding's note rules hold: one note per pitch and onset (the longest), and a
 re-struck key ends the previous note of that pitch in that part.
@@ -45,6 +48,7 @@ import numpy as np
 import symusic
 
 from musesynth.tokenize.meter import DEFAULTS as METER_DEFAULTS
+from musesynth.tokenize.meter import OPTIONAL_OFF as METER_OPTIONAL_OFF
 from musesynth.tokenize.meter import (
     T_BAR,
     T_DUR,
@@ -69,16 +73,18 @@ from musesynth.tokenize.midi_io import (
 T_PART, T_PROGRAM = 17, 18
 N_PITCH = PIANO_HIGH - PIANO_LOW + 1
 ROLES = (*VOICES, "Other")
-DEFAULTS: dict[str, Any] = {**METER_DEFAULTS, "max_parts": 16}
+DEFAULTS: dict[str, Any] = {**METER_DEFAULTS, "max_parts": 16, "drop_extra_parts": False}
 
 
 class PartsEncoding(MeterEncoding):
     name = "parts"
     DEFAULTS = DEFAULTS
     LEGACY_DEFAULTS: dict[str, Any] = {}
+    OPTIONAL_OFF = {**METER_OPTIONAL_OFF, "drop_extra_parts": False}
 
     def __init__(self, **params: Any) -> None:
         self.max_parts = int({**DEFAULTS, **params}["max_parts"])
+        self.drop_extra = bool({**DEFAULTS, **params}["drop_extra_parts"])
         if not 1 <= self.max_parts <= 64:
             raise ValueError(f"max_parts must be 1..64 (got {self.max_parts})")
         super().__init__(**params)
@@ -108,7 +114,7 @@ class PartsEncoding(MeterEncoding):
     # ------------------------------------------------------------------ encode
     def quantize(self, score: symusic.Score) -> dict[str, np.ndarray]:
         """The meter encoding's ``quantize`` with ``part`` per note and the parts' ``role`` and ``program``."""
-        n, parts = score_parts(score, self.max_parts)
+        n, parts = score_parts(score, self.max_parts, self.drop_extra)
         n = cap_silences(n)
         scale = self.resolution / n.tpq
         onset = np.rint(n.onset * scale).astype(np.int64)
