@@ -21,7 +21,8 @@ import torch
 from musesynth.artifacts.load import load_model
 from musesynth.data.dataset import load_pieces
 from musesynth.data.melody_first import melody_only
-from musesynth.generate.harmonize import HarmonizeOptions, most_sounding, run_harmonize
+from musesynth.generate.harmonize import HarmonizeOptions, run_harmonize
+from musesynth.generate.voices import most_sounding
 from musesynth.generate.sampling import Sampling
 from musesynth.tokenize.meter import T_DUR
 

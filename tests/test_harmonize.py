@@ -1,5 +1,5 @@
 """`musesynth harmonize`: every melody note comes out exactly, at most the asked-for number of voices sound at once,
-one named track per voice; bad input is one line. One tiny parts model (a few steps on 16 chorales) serves all."""
+one named track per voice; bad input is one line. One tiny parts model (conftest's ``parts_run``) serves all."""
 
 from __future__ import annotations
 
@@ -11,24 +11,11 @@ import pytest
 import symusic
 
 from musesynth.cli import main
-from musesynth.data.build import build_dataset
 from musesynth.data.dataset import load_pieces
 from musesynth.data.melody_first import MelodyFirst, melody_only
-from musesynth.generate.harmonize import most_sounding
+from musesynth.generate.voices import most_sounding
 from musesynth.tokenize import encoding_from_vocab, get_encoding
-from musesynth.training.config import TrainConfig
-from musesynth.training.loop import train
 from tests.conftest import make_score
-
-
-@pytest.fixture(scope="module")
-def parts_run(bach_dir, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("harmonize")
-    build_dataset(bach_dir, root / "ds", encoding="parts", workers=1, quiet=True)
-    train(TrainConfig(dataset=str(root / "ds"), model="gru", out_dir=str(root), seq_len=128, embed_dim=32,
-                      hidden_dim=64, num_layers=1, batch_size=16, lr=3e-3, max_steps=30, warmup_steps=2,
-                      melody_first=0.5, tensorboard=False, quiet=True, patience=0))
-    return root / "gru"
 
 
 def beats(score: symusic.Score, track: symusic.Track) -> np.ndarray:
@@ -138,11 +125,21 @@ def test_a_corpus_chorales_soprano_is_a_melody(parts_run, bach_dir, tmp_path, ca
     assert "unknown chorale 'bwv9999'" in err and err.count("\n") == 1
 
 
-def test_a_melody_of_several_tracks_asks_for_part(parts_run, bach_dir, tmp_path, capsys):
-    assert main(["harmonize", "-c", str(parts_run), "--melody", str(sorted(bach_dir.rglob("*.mid"))[0]),
-                 "-o", str(tmp_path)]) == 2
+def test_a_melody_of_several_tracks_asks_for_part_unless_one_is_the_soprano(parts_run, bach_dir, tmp_path, capsys):
+    score = make_score([(0, 480, 72), (480, 480, 74)])
+    second = score.tracks[0].copy()
+    score.tracks[0].name, second.name = "Flute", "Oboe"
+    score.tracks.append(second)
+    score.dump_midi(str(tmp_path / "two.mid"))
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(tmp_path / "two.mid"), "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "--part" in err and "Soprano" in err and err.count("\n") == 1
+    assert "--part" in err and "Flute" in err and err.count("\n") == 1
+    piece = sorted(bach_dir.rglob("*.mid"))[0]  # a choir score: its Soprano is the melody
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(piece), "--no-wav", "--no-png",
+                 "-o", str(tmp_path / "out"), "-q"]) == 0
+    made, given = symusic.Score(str(next((tmp_path / "out").glob("*.mid")))), symusic.Score(str(piece))
+    soprano = next(t for t in given.tracks if t.name == "Soprano" and t.note_num())
+    assert np.array_equal(beats(made, made.tracks[0]), beats(given, soprano))
 
 
 def test_a_model_without_parts_is_refused(tmp_path, capsys):

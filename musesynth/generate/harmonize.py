@@ -1,13 +1,13 @@
 """`musesynth harmonize`: the other voices written under a given melody, by a model of the ``parts`` encoding.
 
 The melody is read into one part of a part-aware piece (its voice: the track's SATB name, else Soprano), and
-the model writes that piece token by token under a per-step mask (``MelodyConstraint``) that
+the model writes that piece token by token under a per-step mask (``generate.voices.VoiceConstraint``) that
 
 - writes each melody note, with its pitch and duration, at its onset: the position of a melody onset cannot be
   passed before its note is written, no other note of the melody's part is allowed, and its DUR is forced;
 - lets only the asked-for voices write notes, each one note at a time (a voice starts a note only when its last
   one has ended, and no note lasts past the melody's end), so at most 1 + len(voices) notes sound at once;
-- keeps the melody's bars and time signatures, and ends the piece (EOS) only after the last melody note.
+- keeps the melody's bars, time signatures and fermatas, and ends the piece (EOS) only after the last melody note.
 
 The model reads the **whole melody first**: the prompt is the melody alone as a piece (the full part header,
 only the melody's notes), EOS, then the header of the piece to write: the form of the melody-first training
@@ -21,13 +21,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import symusic
-import torch
 
 from musesynth.artifacts.load import load_model
 from musesynth.data.melody_first import melody_only
@@ -35,12 +35,13 @@ from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.request import MAX_SEED
-from musesynth.generate.run import write_outputs
+from musesynth.generate.run import call_counter, write_outputs
 from musesynth.generate.sampling import Sampling, generate
+from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
 from musesynth.outputs import check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
-from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_NOTE, T_POS, T_TIMESIG, key_name, parse_key
+from musesynth.tokenize.meter import key_name, parse_key
 from musesynth.tokenize.midi_io import VOICES, load_score, voice_role
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
@@ -82,11 +83,14 @@ class HarmonizeOptions:
 # ---------------------------------------------------------------------- the melody
 def pick_track(score: symusic.Score, part: str | None, source: str) -> symusic.Track:
     """The melody's track: ``part`` by name (any case) or index (from 0, among all tracks), else the one track
-    with notes."""
+    with notes, or the one named Soprano."""
     tracks = [t for t in score.tracks if not t.is_drum]
     names = ", ".join(f"{i}:{t.name or '(unnamed)'}" for i, t in enumerate(tracks))
     if part is None:
         with_notes = [t for t in tracks if t.note_num()]
+        sopranos = [t for t in with_notes if voice_role(t.name) == 0]
+        if len(with_notes) > 1 and len(sopranos) == 1:
+            return sopranos[0]  # a choir score: its top voice is the melody
         if len(with_notes) > 1:
             raise MusesynthError(f"{source} has {len(with_notes)} tracks with notes: choose the melody with --part "
                                  f"NAME|INDEX (tracks: {names})")
@@ -216,118 +220,14 @@ def full_durations(enc: Parts, score: symusic.Score, d: dict[str, Any]) -> np.nd
     return dur
 
 
-# ---------------------------------------------------------------------- constrained decoding
-class MelodyConstraint:
-    """The per-step mask described in the module docstring (one state per sample, kept on the CPU)."""
-
-    def __init__(self, enc: Parts, sk: Skeleton, batch: int, device: torch.device) -> None:
-        e = enc
-        self.enc, self.sk, self.device = e, sk, device
-        self.V = e.token_type.size  # one type per vocabulary token
-        self.typ = e.token_type
-        start, length = e.bar_times(sk.ids)
-        self.bar_start, self.bar_len = start, length
-        bars = np.flatnonzero(sk.ids == e.bar_id)
-        nxt = sk.ids[np.minimum(bars + 1, sk.ids.size - 1)]
-        self.ts_after = np.where(self.typ[nxt] == T_TIMESIG, nxt, -1)  # a bar's forced time signature
-        self.end = int((sk.onset + sk.duration).max())
-        self.n_parts = sk.roles.size
-        self.free_parts = [p for p in range(self.n_parts) if p != sk.melody_part]
-        self.dur_id = e.dur0 + np.minimum(sk.duration, e.max_dur) - 1
-        self.pos_ids = e.pos0 + np.arange(e.max_bar)
-        self.dur_ids = e.dur0 + np.arange(e.max_dur)
-        self.part_notes = {p: e.note_token_id(np.arange(21, 109), p) for p in range(self.n_parts)}
-        n = batch
-        self.bar = np.zeros(n, np.int64)  # the prompt ends with the first BAR
-        self.pos = np.full(n, -1, np.int64)
-        self.j = np.zeros(n, np.int64)  # next melody note
-        self.need = np.where(self.ts_after[0] >= 0, self.ts_after[0], -1).repeat(n)
-        self.low_part = np.full(n, self.n_parts, np.int64)  # parts at an onset go from the last to the first
-        self.part_end = np.zeros((n, self.n_parts), np.int64)
-        self.open_part = np.full(n, -1, np.int64)  # a NOTE waiting for its DUR
-        self.done = np.zeros(n, bool)
-
-    def _mask(self, i: int) -> np.ndarray:
-        m = np.zeros(self.V, bool)
-        e, sk = self.enc, self.sk
-        if self.done[i]:
-            m[e.eos_id] = True
-            return m
-        if self.need[i] >= 0:
-            m[self.need[i]] = True
-            return m
-        b, pos, j = int(self.bar[i]), int(self.pos[i]), int(self.j[i])
-        now = int(self.bar_start[b]) + pos if pos >= 0 else None
-        due = int(sk.onset[j]) if j < sk.onset.size else None
-        if self.open_part[i] >= 0:  # a voice's note: any length that ends by the melody's end
-            m[self.dur_ids[: max(min(self.end - (now or 0), self.dur_ids.size), 1)]] = True
-            return m
-        pending = now is not None and now == due
-        if now is not None and now < self.end:
-            for p in self.free_parts:
-                if p < self.low_part[i] and self.part_end[i, p] <= now and not (pending and p < sk.melody_part):
-                    m[self.part_notes[p]] = True
-            if pending and sk.melody_part < self.low_part[i]:
-                m[e.note_token_id(int(sk.pitch[j]), sk.melody_part)] = True
-        if not pending:
-            k = np.arange(pos + 1, int(self.bar_len[b]))
-            t = self.bar_start[b] + k
-            ok = (t < self.end) & (t >= sk.offset)
-            if due is not None:
-                ok &= t <= due
-            m[self.pos_ids[k[ok]]] = True
-            if b + 1 < self.bar_start.size and (due is None or self.bar_start[b + 1] <= due):
-                m[e.bar_id] = True
-            if due is None:
-                m[e.eos_id] = True
-        if not m.any():
-            m[e.eos_id] = True
-        return m
-
-    def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor:
-        mine = torch.as_tensor(np.stack([self._mask(i) for i in range(self.done.size)]), device=prev.device)
-        if allowed is None:
-            return mine
-        both = mine & allowed
-        return torch.where(both.any(1, keepdim=True), both, mine)  # the melody wins over the grammar
-
-    def advance(self, tok: torch.Tensor) -> None:
-        e, sk = self.enc, self.sk
-        for i, t in enumerate(tok.tolist()):
-            typ = int(self.typ[t])
-            self.need[i] = -1
-            now = int(self.bar_start[self.bar[i]]) + int(self.pos[i])
-            if typ == T_EOS:
-                self.done[i] = True
-            elif typ == T_BAR:
-                self.bar[i] = min(self.bar[i] + 1, self.bar_start.size - 1)
-                self.pos[i], self.low_part[i] = -1, self.n_parts
-                self.need[i] = self.ts_after[self.bar[i]]
-            elif typ == T_POS:
-                self.pos[i], self.low_part[i] = e.pos_of[t], self.n_parts
-            elif typ == T_NOTE:
-                p = int(e.part_of[t])
-                self.low_part[i] = p
-                if p == sk.melody_part:
-                    j = int(self.j[i])
-                    self.need[i] = self.dur_id[j]
-                    self.part_end[i, p] = now + int(sk.duration[j])
-                    self.j[i] += 1
-                else:
-                    self.open_part[i] = p
-            elif typ == T_DUR and self.open_part[i] >= 0:
-                self.part_end[i, self.open_part[i]] = now + int(e.dur_of[t])
-                self.open_part[i] = -1
-
-
-def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
-    """The most notes sounding at one instant (a note ends before one that starts at its end)."""
-    if not onset.size:
-        return 0
-    t = np.r_[onset, onset + duration]
-    d = np.r_[np.ones(onset.size, np.int64), -np.ones(onset.size, np.int64)]
-    order = np.lexsort((d, t))  # ends first at a tie
-    return int(np.cumsum(d[order]).max())
+def melody_constraint(enc: Parts, sk: Skeleton, batch: int) -> VoiceConstraint:
+    """Every melody note and fermata as given, the other voices free under it, bars and meter as the melody's."""
+    fixed = Fixed.of(sk.onset, np.full(sk.onset.size, sk.melody_part), sk.pitch, sk.duration)
+    free = [p for p in range(sk.roles.size) if p != sk.melody_part]
+    frame = Frame(sk.ids, 0, int((sk.ids == enc.bar_id).sum()), opened=True, timesigs=True, start=sk.offset,
+                  end=int((sk.onset + sk.duration).max()), min_bars=0, close_id=enc.eos_id,
+                  phrases=enc.decode_quantized(sk.ids)["phrase_step"])
+    return VoiceConstraint(enc, frame, fixed, free, batch)
 
 
 def harmonized(enc: Parts, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
@@ -354,11 +254,12 @@ def check_parts_model(enc: Encoding, path: str) -> Parts:
     return parts
 
 
-def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
-    """Write ``num_samples`` harmonisations of the melody (MIDI with one track per voice, WAV, PNG, JSON)."""
+def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """Write ``num_samples`` harmonisations of the melody (MIDI with one track per voice, WAV, PNG, JSON).
+    ``progress`` (the studio's bar) hears the share of the token budget drawn, in [0, 1]."""
     opt.validate()
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
-    ckpt = checkpoint_or_shipped(opt.checkpoint)
+    ckpt = checkpoint_or_shipped(opt.checkpoint, parts=True)
     model, enc, meta = load_model(ckpt, pick_device(opt.device))
     parts = check_parts_model(enc, ckpt)
     if meta.key_frames:
@@ -377,8 +278,9 @@ def run_harmonize(opt: HarmonizeOptions) -> list[dict[str, Any]]:
     prompt = np.r_[melody, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
     body = sk.ids.size - head
     budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
-    device = next(model.parameters()).device
-    constraint = MelodyConstraint(parts, sk, opt.num_samples, device)
+    constraint = melody_constraint(parts, sk, opt.num_samples)
+    if progress is not None:
+        model.register_forward_hook(call_counter(progress, budget + 1))
     t0 = time.perf_counter()
     seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, enc.grammar(), enc.eos_id, opt.seed,
                     seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,

@@ -1,0 +1,192 @@
+"""Decoding with some voices fixed: the per-step mask of `musesynth harmonize` and `musesynth infill --parts`.
+
+A parts-encoding model writes bars token by token; ``VoiceConstraint`` makes it
+
+- write every **fixed note** (a note of a part that is kept: the melody, or the parts not being rewritten) with
+  its pitch and duration at its onset: the position of a fixed onset cannot be passed before its notes are
+  written, and after a fixed NOTE its DUR is forced;
+- let only the **free parts** write other notes, each one note at a time (a part starts a note only when its last
+  one has ended, and no note lasts past ``end``), so a free part is one voice;
+- keep the piece's bars (and, where the stream carries them, its time signatures);
+- close (EOS, or FILL_END for a fill) only after the last fixed note, and after ``min_bars`` bar lines;
+- where fermatas are given (a melody's), mark exactly those onsets with PHRASE; else PHRASE is the model's.
+
+At an onset the parts encoding writes notes from the last part to the first, so a free part may sound before a
+fixed note of a lower-numbered part and not after it. The mask wins over the grammar where they disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from musesynth.tokenize.base import Parts
+from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_FILL_END, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
+
+
+@dataclass
+class Fixed:
+    """Notes that must come out as given (times in grid steps as ``decode_quantized`` gives them), in the
+    encoding's order: by onset, then from the last part to the first, ascending pitch within a part."""
+
+    onset: np.ndarray
+    part: np.ndarray
+    pitch: np.ndarray
+    duration: np.ndarray
+
+    @staticmethod
+    def of(onset: np.ndarray, part: np.ndarray, pitch: np.ndarray, duration: np.ndarray) -> Fixed:
+        order = np.lexsort((pitch, -part, onset))
+        return Fixed(*(np.asarray(a, np.int64)[order] for a in (onset, part, pitch, duration)))
+
+    @property
+    def size(self) -> int:
+        return int(self.onset.size)
+
+
+@dataclass
+class Frame:
+    """Where the written stream sits in the piece (``ids``: the whole piece, natural order, for its bar times)."""
+
+    ids: np.ndarray
+    first_bar: int  # the bar the stream's first BAR opens (or that the prompt already opened: ``opened``)
+    n_bars: int  # bars the stream may write
+    opened: bool  # the prompt ends with that first BAR (harmonize); else the stream starts with it (a fill)
+    timesigs: bool  # the stream carries a bar's time-signature change after its BAR (a whole piece, not a fill)
+    start: int  # no note starts before this time (a pickup's first note)
+    end: int  # no free note starts at or lasts past this time
+    min_bars: int  # bar lines to write before the stream may close
+    close_id: int  # EOS or FILL_END
+    phrases: np.ndarray | None = None  # fermata onsets to write (a PHRASE there and nowhere else); None: free
+
+
+class VoiceConstraint:
+    """The mask described in the module docstring (one state per sample, kept on the CPU)."""
+
+    def __init__(self, enc: Parts, frame: Frame, fixed: Fixed, free: list[int], batch: int) -> None:
+        e = enc
+        self.enc, self.f, self.fixed = e, frame, fixed
+        self.V, self.typ = e.token_type.size, e.token_type
+        self.bar_start, self.bar_len = e.bar_times(frame.ids)
+        bars = np.flatnonzero(frame.ids == e.bar_id)
+        nxt = frame.ids[np.minimum(bars + 1, frame.ids.size - 1)]
+        self.ts_after = np.where((self.typ[nxt] == T_TIMESIG) & frame.timesigs, nxt, -1)
+        self.last_bar = min(frame.first_bar + frame.n_bars, self.bar_start.size) - 1
+        self.phrases = None if frame.phrases is None else {int(t) for t in frame.phrases}
+        self.free = sorted(free)
+        self.n_parts = int(max([*self.free, *(fixed.part.tolist() or [0])])) + 1
+        self.dur_fixed = e.dur0 + np.minimum(fixed.duration, e.max_dur) - 1
+        self.pos_ids = e.pos0 + np.arange(e.max_bar)
+        self.dur_ids = e.dur0 + np.arange(e.max_dur)
+        self.part_notes = {p: e.note_token_id(np.arange(21, 109), p) for p in self.free}
+        self.fixed_note = e.note_token_id(fixed.pitch, fixed.part) if fixed.size else np.zeros(0, np.int64)
+        n = batch
+        self.bar = np.full(n, frame.first_bar if frame.opened else frame.first_bar - 1, np.int64)
+        self.bars_written = np.full(n, 1 if frame.opened else 0, np.int64)
+        self.pos = np.full(n, -1, np.int64)
+        self.j = np.zeros(n, np.int64)  # next fixed note
+        first_need = self.ts_after[frame.first_bar] if frame.opened else e.bar_id
+        self.need = np.full(n, first_need, np.int64)
+        self.low_part = np.full(n, self.n_parts, np.int64)  # parts at an onset go from the last to the first
+        self.part_end = np.zeros((n, max(self.n_parts, 1)), np.int64)
+        self.open_part = np.full(n, -1, np.int64)  # a free NOTE waiting for its DUR
+        self.phrased = np.zeros(n, bool)  # this onset's PHRASE is written
+        self.done = np.zeros(n, bool)
+
+    def hold(self, part: int, until: int) -> None:
+        """A note of ``part`` held from before the stream sounds until ``until``: the part starts no note before."""
+        if part in self.free:
+            self.part_end[:, part] = np.maximum(self.part_end[:, part], until)
+
+    def _mask(self, i: int) -> np.ndarray:
+        m = np.zeros(self.V, bool)
+        e, fx, f = self.enc, self.fixed, self.f
+        if self.done[i]:
+            m[f.close_id] = True
+            return m
+        if self.need[i] >= 0:
+            m[self.need[i]] = True
+            return m
+        b, pos, j = int(self.bar[i]), int(self.pos[i]), int(self.j[i])
+        now = int(self.bar_start[b]) + pos if pos >= 0 else None
+        due = int(fx.onset[j]) if j < fx.size else None
+        if self.open_part[i] >= 0:  # a free note: any length that ends by the end
+            m[self.dur_ids[: max(min(f.end - (now or 0), self.dur_ids.size), 1)]] = True
+            return m
+        pending = now is not None and now == due
+        low = int(self.low_part[i])
+        if now is not None and now < f.end:
+            above = int(fx.part[j]) if pending else -1  # a free part writes before a fixed note of a lower part
+            for p in self.free:
+                if above < p < low and self.part_end[i, p] <= now:
+                    m[self.part_notes[p]] = True
+        if pending and int(fx.part[j]) <= low:
+            m[self.fixed_note[j]] = True
+        fermata = now is not None and self.phrases is not None and now in self.phrases and not self.phrased[i]
+        if not pending and now is not None and not self.phrased[i] and (self.phrases is None or fermata):
+            m[e.phrase_id] = True
+        if not pending and not fermata:
+            k = np.arange(pos + 1, int(self.bar_len[b]))
+            t = self.bar_start[b] + k
+            ok = (t < f.end) & (t >= f.start)
+            if due is not None:
+                ok &= t <= due
+            m[self.pos_ids[k[ok]]] = True
+            if b < self.last_bar and (due is None or self.bar_start[b + 1] <= due):
+                m[e.bar_id] = True
+            if due is None and self.bars_written[i] >= f.min_bars:
+                m[f.close_id] = True
+        if not m.any():
+            m[f.close_id] = True
+        return m
+
+    def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor:
+        mine = torch.as_tensor(np.stack([self._mask(i) for i in range(self.done.size)]), device=prev.device)
+        if allowed is None:
+            return mine
+        both = mine & allowed
+        return torch.where(both.any(1, keepdim=True), both, mine)  # the fixed notes win over the grammar
+
+    def advance(self, tok: torch.Tensor) -> None:
+        e, fx = self.enc, self.fixed
+        for i, t in enumerate(tok.tolist()):
+            typ = int(self.typ[t])
+            self.need[i] = -1
+            now = int(self.bar_start[max(self.bar[i], 0)]) + int(self.pos[i])
+            if typ in (T_EOS, T_FILL_END):
+                self.done[i] = True
+            elif typ == T_BAR:
+                self.bar[i] = min(self.bar[i] + 1, self.bar_start.size - 1)
+                self.bars_written[i] += 1
+                self.pos[i], self.low_part[i] = -1, self.n_parts
+                self.phrased[i] = False
+                self.need[i] = self.ts_after[self.bar[i]]
+            elif typ == T_POS:
+                self.pos[i], self.low_part[i] = e.pos_of[t], self.n_parts
+                self.phrased[i] = False
+            elif typ == T_PHRASE:
+                self.phrased[i] = True
+            elif typ == T_NOTE:
+                p = int(e.part_of[t])
+                self.low_part[i] = p
+                j = int(self.j[i])
+                if j < fx.size and t == self.fixed_note[j] and now == fx.onset[j]:
+                    self.need[i] = self.dur_fixed[j]
+                    self.j[i] += 1
+                else:
+                    self.open_part[i] = p
+            elif typ == T_DUR and self.open_part[i] >= 0:
+                self.part_end[i, self.open_part[i]] = now + int(e.dur_of[t])
+                self.open_part[i] = -1
+
+
+def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
+    """The most notes sounding at one instant (a note ends before one that starts at its end)."""
+    if not onset.size:
+        return 0
+    t = np.r_[onset, onset + duration]
+    d = np.r_[np.ones(onset.size, np.int64), -np.ones(onset.size, np.int64)]
+    order = np.lexsort((d, t))  # ends first at a tie
+    return int(np.cumsum(d[order]).max())
