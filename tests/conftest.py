@@ -146,3 +146,20 @@ def studio_url(studio_runs: Path, tiny_midi_dir: Path, tmp_path: Path):
 def control_url(control_runs: Path, tiny_midi_dir: Path, tmp_path: Path):
     """The studio with the tiny composer + infill GRU (run/tiny-infill)."""
     yield from serve_studio(control_runs, tiny_midi_dir, tmp_path / "studio")
+
+
+@pytest.fixture(scope="session")
+def parts_run(bach_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model of the shipped parts model's encoding (4 voices, extra parts dropped, infill tokens), trained
+    a few steps with melody-first and fill-in-the-middle windows: it harmonises and rewrites chosen voices."""
+    from musesynth.data.build import build_dataset
+    from musesynth.training.config import TrainConfig
+    from musesynth.training.loop import train
+
+    root = tmp_path_factory.mktemp("parts")
+    build_dataset(bach_dir, root / "ds", encoding="parts", workers=1, quiet=True,
+                  params={"max_parts": 4, "drop_extra_parts": True, "infill": True})
+    train(TrainConfig(dataset=str(root / "ds"), model="gru", out_dir=str(root), seq_len=128, embed_dim=32,
+                      hidden_dim=64, num_layers=1, batch_size=16, lr=3e-3, max_steps=30, warmup_steps=2,
+                      melody_first=0.4, fim_rate=0.3, tensorboard=False, quiet=True, patience=0))
+    return root / "gru"

@@ -22,7 +22,8 @@ from musesynth.atomic import atomic_replace_dir, public_mode, write_failure
 from musesynth.errors import MusesynthError
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
-DEFAULT_MODEL = PRETRAINED_DIR / "bach"
+DEFAULT_MODEL = PRETRAINED_DIR / "bach"  # generate's default: the meter model
+PARTS_MODEL = PRETRAINED_DIR / "bach-parts"  # harmonize's and infill's: the model that knows the four voices
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 DIGEST = "safetensors_sha256"  # config.json's record of the weights file (absent in exports before it)
 # what `make pretrained` keeps in a shipped folder: replaced together by a new export

@@ -14,19 +14,24 @@ from musesynth.commands.options import (
 from musesynth.commands.options import sampling_from_args as _sampling
 from musesynth.generate.infill import InfillOptions
 
-EXAMPLE = ("musesynth infill -c training_checkpoints/infill --input data/bach_midi/bach/bwv10.7.mid --bars 5-8 "
-           "--num-samples 3 -t 0.9 -p 0.95 -s 1")
+EXAMPLE = ("musesynth infill --input data/bach_midi/bach/bwv10.7.mid --bars 5-8 --parts A,T,B --num-samples 3 "
+           "-t 0.9 -p 0.95 -s 1")
 
 
 def add_parser(sub: Subparsers) -> None:
     d = InfillOptions()
     p = add_command(sub, "infill", "rewrite bars in the middle of a piece, given the music before and after them "
                     "(MIDI, WAV, PNG)", EXAMPLE)
-    p.add_argument("-c", "--checkpoint", required=True, help="run folder (uses best.pt) or checkpoint of a model "
-                   "trained on a dataset made with `musesynth data --encoding meter --infill`")
+    p.add_argument("-c", "--checkpoint", default=None, help="run folder (uses best.pt) or checkpoint of a model "
+                   "trained on a dataset made with `musesynth data --infill` (default: the shipped parts model, "
+                   "musesynth/pretrained/bach-parts)")
     p.add_argument("--input", required=True, help="the MIDI file to rewrite (it is only read)")
     p.add_argument("--bars", required=True, help="bars to rewrite, counted from 1 (a pickup is bar 1), e.g. 5-8 "
                    "or 5; every note starting outside them is kept exactly")
+    p.add_argument("--parts", help="rewrite only these parts in the bars, keeping every note of the others: voices "
+                   "by letter or name (S,A,T,B / soprano,bass, any case) or parts by number from 1, e.g. A,T,B; "
+                   "each rewritten part is one voice (a model of the parts encoding; default: every note in the "
+                   "bars)")
     add_sampling_options(p, ending=False)
     p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same fill (default %(default)s)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="versions to write, sampled as one batch "

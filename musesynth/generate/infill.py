@@ -13,6 +13,12 @@ The contract (``tests/test_infill.py`` checks it):
   note held over S is dropped (one pitch cannot sound twice in MIDI). Fermatas in the span are the model's.
   In a pickup bar (bar 1 of a piece with an upbeat) new notes start no earlier than the input's first note.
 
+**Chosen parts** (``--parts A,T,B``, a model of the parts encoding): only those parts' notes in the span are
+the model's; every note of the other parts is kept exactly, in the span too. The fill is decoded under
+``generate.voices.VoiceConstraint``: the kept parts' notes are written as given at their onsets, each rewritten
+part is one voice (one note at a time, none ending past E, none starting while its own note held over S still
+sounds), and the fill writes every bar of the span. ``--parts`` naming every part is a plain fill.
+
 How: a model trained with fill-in-the-middle windows (``data.fim``) reads ``HOLE suffix FILL prefix`` and
 writes the middle until ``FILL_END``. The sampler allows only the middle's own tokens (bar lines,
 positions, notes, durations, phrase marks: the span keeps the input's meter and tempo), exactly as many
@@ -43,10 +49,13 @@ from musesynth.errors import MusesynthError
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_sample_options, flags, write_outputs
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
+from musesynth.generate.voices import Fixed, Frame, VoiceConstraint
 from musesynth.outputs import check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
-from musesynth.tokenize.base import BarInfill
+from musesynth.tokenize.base import BarInfill, Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
+from musesynth.tokenize.midi_io import OTHER, VOICES
+from musesynth.tokenize.parts import ROLES
 
 _BARS_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", re.ASCII)  # ASCII digits: int() would take "３"
 
@@ -56,6 +65,7 @@ class InfillOptions:
     checkpoint: str | None = None
     input: str = ""
     bars: str = ""
+    parts: str | None = None  # rewrite only these parts in the bars (a parts model), e.g. "A,T,B"; None: all
     sampling: Sampling = field(default_factory=Sampling)
     seed: int = 0
     num_samples: int = 1
@@ -106,6 +116,29 @@ def infilling(enc: Encoding) -> BarInfill:
     if inf is None:
         raise MusesynthError(f"the '{enc.name}' encoding of this model has no FILL tokens: it cannot infill")
     return inf
+
+
+def parse_parts(text: str, enc: Parts, ids: np.ndarray) -> list[int]:
+    """``"A,T,B"`` -> the piece's part indices: voices by letter or name (any case) or parts by number from 1."""
+    role, _ = enc.parts_of(ids)
+    names = [ROLES[int(r)] if r < OTHER else f"Part {i + 1}" for i, r in enumerate(role)]
+    out: list[int] = []
+    for w in (x.strip() for x in str(text).split(",")):
+        if not w:
+            continue
+        lw = w.lower()
+        hit = [i for i, r in enumerate(role) if r < OTHER and lw in (VOICES[r].lower(), VOICES[r][0].lower())]
+        if not hit and w.isascii() and w.isdigit() and 1 <= int(w) <= role.size:
+            hit = [int(w) - 1]
+        if not hit:
+            raise MusesynthError(f"--parts: the piece has no part '{w}' (its parts: {', '.join(names) or 'none'}; "
+                                 f"name a voice S, A, T, B or a part by number from 1)")
+        out += [h for h in hit[:1] if h not in out]
+    if not out:
+        raise MusesynthError("--parts names no part (e.g. A,T,B)")
+    if len(out) == role.size:
+        return []  # every part: a plain fill
+    return sorted(out)
 
 
 def find_span(enc: Encoding, ids: np.ndarray, first: int, end: int) -> Span:
@@ -173,16 +206,19 @@ class FillConstraint:
 
 
 def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int, sampling: Sampling,
-                 num_samples: int, seed: int, seq_len: int,
-                 key_frames: tuple[int, ...] = ()) -> tuple[list[np.ndarray], int]:
+                 num_samples: int, seed: int, seq_len: int, key_frames: tuple[int, ...] = (),
+                 free: list[int] | None = None) -> tuple[list[np.ndarray], int]:
     """Each sample's middle tokens (FILL_END included when it was written), and the prompt's length. A
-    key-relative model reads the piece in its frame (``data.key_frame``) and its fills move back."""
+    key-relative model reads the piece in its frame (``data.key_frame``) and its fills move back. With ``free``
+    (parts of a parts model) only those parts are written; the others' notes in the span are fixed."""
     device = next(model.parameters()).device
     inf = infilling(enc)
     start, length = inf.bar_times(span.ids)
     bar_len = int(length[span.first : span.end].min())
-    constraint = FillConstraint(enc, span.n_bars, bar_len, num_samples, device)
     ids, shift = to_frame(enc, span.ids, key_frames) if key_frames else (span.ids, 0)
+    constraint: FillConstraint | VoiceConstraint = (
+        parts_constraint(enc, replace(span, ids=ids), free, num_samples) if free
+        else FillConstraint(enc, span.n_bars, bar_len, num_samples, device))
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
     # no repeat copier (a fill is short) and no ending ramp: the constraint decides where a fill ends
     spec = DecodeSpec(enc.grammar(), inf.fill_end_id, seq_len, keys=enc.key_spec())
@@ -190,6 +226,25 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
                   constraint, key_source=ids[None])  # the piece's own header: a long prefix is cut before it
     fills = [np.asarray(s[prompt.size :], np.int64) for s in seqs]
     return [inf.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size
+
+
+def parts_constraint(enc: Encoding, span: Span, free: list[int], batch: int) -> VoiceConstraint:
+    """The fill's mask when only ``free`` parts are rewritten: the kept parts' notes in the span are fixed, a free
+    part held over the span's start waits for its note to end, and every bar of the span is written."""
+    e = enc.parts()
+    assert e is not None
+    q = e.decode_quantized(span.ids)
+    s, end = span_steps(enc, span)
+    inside = (q["onset"] >= s) & (q["onset"] < end)
+    kept = inside & ~np.isin(q["part"], free)
+    fixed = Fixed.of(q["onset"][kept], q["part"][kept], q["pitch"][kept], q["duration"][kept])
+    frame = Frame(span.ids, span.first, span.n_bars, opened=False, timesigs=False, start=max(s, int(q["offset"])),
+                  end=end, min_bars=span.n_bars, close_id=infilling(enc).fill_end_id)
+    c = VoiceConstraint(e, frame, fixed, free, batch)
+    held = (q["onset"] < s) & (q["onset"] + q["duration"] > s) & np.isin(q["part"], free)
+    for p, until in zip(q["part"][held].tolist(), (q["onset"] + q["duration"])[held].tolist(), strict=True):
+        c.hold(p, until)
+    return c
 
 
 def splice(enc: Encoding, span: Span, fill: np.ndarray) -> np.ndarray:
@@ -217,24 +272,37 @@ def span_steps(enc: Encoding, span: Span) -> tuple[int, int]:
     return int(start[span.first]), int(end)
 
 
-def merge(enc: Encoding, span: Span, spliced: np.ndarray) -> dict[str, Any]:
-    """The input's content with the span's notes and fermatas taken from ``spliced``, by the module's rules."""
+def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None = None) -> dict[str, Any]:
+    """The input's content with the span's notes and fermatas taken from ``spliced``, by the module's rules; with
+    ``free`` (a parts model's parts) only those parts' notes in the span are taken, and a pitch clashes with a
+    held note of its own part only."""
     inf = infilling(enc)
     q0, q1 = inf.decode_quantized(span.ids), inf.decode_quantized(spliced)
+    part0 = q0.get("part", np.zeros(q0["onset"].size, np.int64))
+    part1 = q1.get("part", np.zeros(q1["onset"].size, np.int64))
     s, e = span_steps(enc, span)
     outside = (q0["onset"] < s) | (q0["onset"] >= e)
-    on0, pi0, du0 = q0["onset"][outside], q0["pitch"][outside], q0["duration"][outside]
+    if free:
+        outside |= ~np.isin(part0, free)
+    on0, pi0, du0, pa0 = q0["onset"][outside], q0["pitch"][outside], q0["duration"][outside], part0[outside]
     new = (q1["onset"] >= max(s, q0["offset"])) & (q1["onset"] < e)  # nothing before a pickup's first beat
-    on1, pi1 = q1["onset"][new], q1["pitch"][new]
+    if free:
+        new &= np.isin(part1, free)
+    on1, pi1, pa1 = q1["onset"][new], q1["pitch"][new], part1[new]
     du1 = np.minimum(q1["duration"][new], e - on1)
     held = (on0 < s) & (on0 + du0 > s)
-    clash = (pi1[:, None] == pi0[held][None, :]) & (on1[:, None] < (on0 + du0)[held][None, :])
+    clash = ((pi1[:, None] == pi0[held][None, :]) & (pa1[:, None] == pa0[held][None, :])
+             & (on1[:, None] < (on0 + du0)[held][None, :]))
     ok = ~clash.any(1)
     onset, pitch, dur = np.r_[on0, on1[ok]], np.r_[pi0, pi1[ok]], np.r_[du0, du1[ok]]
-    order = np.lexsort((pitch, onset))
+    part = np.r_[pa0, pa1[ok]]
+    order = np.lexsort((pitch, -part, onset))
     p0, p1 = q0["phrase_step"], q1["phrase_step"]
     phrase = np.union1d(p0[(p0 < s) | (p0 >= e)], p1[(p1 >= s) & (p1 < e)])
-    return {**q0, "onset": onset[order], "pitch": pitch[order], "duration": dur[order], "phrase_step": phrase}
+    out = {**q0, "onset": onset[order], "pitch": pitch[order], "duration": dur[order], "phrase_step": phrase}
+    if "part" in q0:
+        out["part"] = part[order]
+    return out
 
 
 def read_input(enc: Encoding, path: str) -> np.ndarray:
@@ -260,37 +328,56 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
     opt.validate()
     first, end = parse_bars(opt.bars)
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
-    ckpt = checkpoint_or_shipped(opt.checkpoint)
+    ckpt = checkpoint_or_shipped(opt.checkpoint, parts=True)
     model, enc, meta = load_model(ckpt, pick_device(opt.device))
     check_infill_model(enc, ckpt)
     with flags():
         opt.sampling.validate(len(enc.vocab))
     span = find_span(enc, read_input(enc, opt.input), first, end)
+    free = None
+    if opt.parts is not None:
+        parts = enc.parts()
+        if parts is None:
+            raise MusesynthError(f"--parts needs a model that knows parts; {ckpt} reads the '{enc.name}' encoding "
+                                 f"(leave --parts out to rewrite every note in the bars)")
+        free = parse_parts(opt.parts, parts, span.ids)
     seq_len = meta.model_config.seq_len
     budget = fill_budget(span, seq_len, opt.max_tokens)
     if progress is not None:
         model.register_forward_hook(call_counter(progress, budget + 1))
     t0 = time.perf_counter()
     fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, opt.seed, seq_len,
-                                        meta.key_frames)
+                                        meta.key_frames, free)
     dt = time.perf_counter() - t0
     s, e = span_steps(enc, span)
     stem = os.fsdecode(Path(opt.input).stem)
     results = []
     for i, fill in enumerate(fills):
-        q = merge(enc, span, splice(enc, span, fill))
+        q = merge(enc, span, splice(enc, span, fill), free)
         res = infilling(enc).resolution
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
+                "parts": part_names(enc, span.ids, free),
                 "model": meta.family, "span_beats": [(s - q["offset"]) / res, (e - q["offset"]) / res],
                 "prompt_tokens": prompt_tokens, "fill_tokens": int(fill.size),
                 "fill_complete": bool(fill.size and fill[-1] == infilling(enc).fill_end_id),
-                "notes": int(q["onset"].size), "new_notes": int(((q["onset"] >= s) & (q["onset"] < e)).sum()),
+                "notes": int(q["onset"].size), "new_notes": int(((q["onset"] >= s) & (q["onset"] < e)
+                                                             & (np.isin(q["part"], free) if free else True)).sum()),
                 "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples},
                 "generation_seconds": round(dt, 3)}
-        name = f"{stem}_infill{first + 1}-{end}_{meta.family}_seed{opt.seed}_{i}"
+        which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""
+        name = f"{stem}_infill{first + 1}-{end}{which}_{meta.family}_seed{opt.seed}_{i}"
         base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
         results.append(_write(enc, q, base, info, opt))
     return results
+
+
+def part_names(enc: Encoding, ids: np.ndarray, free: list[int] | None) -> list[str]:
+    """Names of the rewritten parts (voices, or "Part k"); empty: every note in the bars was rewritten."""
+    e = enc.parts()
+    if not free or e is None:
+        return []
+    role, _ = e.parts_of(ids)
+    return [VOICES[int(role[p])] if p < role.size and role[p] < OTHER else f"Part {p + 1}" for p in free]
 
 
 def _write(enc: Encoding, q: dict[str, Any], base: Path, info: dict[str, Any], opt: InfillOptions) -> dict[str, Any]:
@@ -307,7 +394,8 @@ def summarize(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         done = "" if r["fill_complete"] else " (fill cut by the token budget, completed with empty bars)"
-        lines.append(f"{r['midi']}  (bars {r['bars']}: {r['new_notes']} new notes{done})")
+        who = f" in {', '.join(r['parts'])}" if r.get("parts") else ""
+        lines.append(f"{r['midi']}  (bars {r['bars']}{who}: {r['new_notes']} new notes{done})")
         if r["wav"] or r.get("wav_skipped"):
             lines.append(f"  wav: {r['wav'] or 'not written - ' + r['wav_skipped']}")
         if r["png"]:

@@ -11,7 +11,7 @@ import torch
 
 from musesynth.artifacts.load import load_model as load_checkpoint
 from musesynth.artifacts.meta import CheckpointMeta
-from musesynth.artifacts.shipped import DEFAULT_MODEL, is_shipped
+from musesynth.artifacts.shipped import DEFAULT_MODEL, PARTS_MODEL, is_shipped
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.tokenize import Encoding
@@ -50,13 +50,15 @@ def _warn(message: str) -> None:
     warnings.warn(message, stacklevel=3)
 
 
-def checkpoint_or_shipped(checkpoint: str | None) -> str:
+def checkpoint_or_shipped(checkpoint: str | None, parts: bool = False) -> str:
+    """``checkpoint``, else the shipped model: the parts model (``parts``: harmonize, infill) or the meter one."""
     if checkpoint is not None:
         return checkpoint
-    if not is_shipped(DEFAULT_MODEL):
-        raise MusesynthError(f"no -c given and the shipped model is missing from {DEFAULT_MODEL} (run `make "
+    where = PARTS_MODEL if parts else DEFAULT_MODEL
+    if not is_shipped(where):
+        raise MusesynthError(f"no -c given and the shipped model is missing from {where} (run `make "
                              f"pretrained`, or pass -c RUN_FOLDER)")
-    return str(DEFAULT_MODEL)
+    return str(where)
 
 
 def unvalidated(path: str) -> str | None:
