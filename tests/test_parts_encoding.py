@@ -118,6 +118,21 @@ def test_unison_of_two_parts_is_two_notes_and_parts_past_the_limit_join_the_last
     assert sorted(q["part"].tolist()) == [0, 1, 1] and q["role"].tolist() == [0, 1]
 
 
+def test_extra_parts_dropped_leave_the_first_soprano_alto_tenor_and_bass():
+    four = get_encoding("parts", max_parts=4, drop_extra_parts=True)
+    assert four.vocab.params["drop_extra_parts"] is True and "drop_extra_parts" not in ENC.vocab.params
+    src = multi_track([("Violin", 40, [(0, 12, 84)]), ("Soprano 1", 0, [(0, 12, 72)]), ("Soprano 2", 0, [(0, 12, 71)]),
+                       ("Alto", 0, [(0, 12, 64)]), ("Tenor", 0, [(0, 12, 55)]), ("Bass", 0, [(0, 12, 48)]),
+                       ("Continuo", 32, [(0, 12, 36)])])
+    q = four.quantize(src)
+    assert q["role"].tolist() == [0, 1, 2, 3]
+    assert sorted(zip(q["part"].tolist(), q["pitch"].tolist())) == [(0, 72), (1, 64), (2, 55), (3, 48)]
+    back = four.decode(four.encode(src))
+    assert [t.name for t in back.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    merged = get_encoding("parts", max_parts=4).quantize(src)  # the default merges them into the last part
+    assert (merged["part"] == 3).sum() == 4
+
+
 def test_every_other_encoding_keeps_one_piano_track():
     src = multi_track([("Soprano", 0, [(0, 12, 64)]), ("Bass", 0, [(0, 12, 48)])])
     for name in ("chord", "meter", "performance"):
