@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import symusic
-from conftest import make_score, scale_melody
+from conftest import make_score, scale_melody, serve_studio
 
 from musesynth.cli import main
 from musesynth.generate.midi_out import GENERATED_MARKER
@@ -248,7 +248,7 @@ def test_rewriting_bars_of_a_corpus_piece_keeps_the_rest(control_url, tiny_midi_
 
 REWRITE_ERRORS = [
     ({"primer": None}, "rewriting bars needs a primer"),
-    ({"mode": "remix"}, "mode must be 'continue' or 'rewrite'"),
+    ({"mode": "remix"}, "mode must be 'continue', 'rewrite' or 'harmonize'"),
     ({"bars_first": ""}, "give the first bar to rewrite"),
     ({"bars_first": "x"}, "bars first must be a whole number (got 'x')"),
     ({"bars_first": 0}, "bars 0-3: bars count from 1"),
@@ -510,3 +510,84 @@ def test_studio_says_when_its_folders_are_missing(tmp_path, capsys, monkeypatch)
     assert f"--runs {tmp_path / 'nope'}: no such folder; only the shipped models are offered" in err
     assert f"--corpus-dir {tmp_path / 'nope2'}: no such folder; the corpus pieces are the Bach chorales" in err
     assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------------- voices: harmonise, rewrite chosen voices
+@pytest.fixture
+def parts_url(parts_run: Path, bach_dir: Path, tmp_path: Path):
+    """The studio with the tiny parts model (run/gru) and real chorales as its corpus."""
+    yield from serve_studio(parts_run.parent, bach_dir, tmp_path / "studio")
+
+
+def beat_rows(score: symusic.Score, track: symusic.Track) -> list[tuple[float, float, int]]:
+    q = score.ticks_per_quarter
+    return sorted((round(n.time / q, 4), round(n.duration / q, 4), n.pitch) for n in track.notes)
+
+
+def test_harmonising_a_corpus_chorales_soprano_keeps_it_and_writes_four_tracks(parts_url, bach_dir):
+    url, studio = parts_url
+    name = sorted(p.relative_to(bach_dir).as_posix() for p in bach_dir.rglob("*.mid"))[0]
+    _, piece = call(url, "/api/corpus", {"name": name})
+    _, options = call(url, "/api/options")
+    gru = next(m for m in options["models"] if m["id"] == "run/gru")
+    assert gru["parts"] is True and gru["infill"] is True
+    job = wait(url, call(url, "/api/generate", {"model": "run/gru", "primer": piece["id"], "mode": "harmonize",
+                                                  "seed": 2})[1]["id"], timeout=120)
+    assert job["state"] == "done", job
+    r = job["result"]
+    assert r["voices"] == ["Soprano", "Alto", "Tenor", "Bass"] and job["request"]["voices"] == "A,T,B"
+    made = symusic.Score.from_midi(call(url, r["files"]["mid"] + "?download=1")[1])
+    given = symusic.Score(str(bach_dir / name))
+    assert [t.name for t in made.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    soprano = next(t for t in given.tracks if t.name == "Soprano" and t.note_num())
+    assert beat_rows(made, made.tracks[0]) == beat_rows(given, soprano)
+    assert r["melody_notes"] == soprano.note_num()
+
+
+def test_a_typed_melody_is_harmonised_in_the_voices_ticked(parts_url):
+    url, _ = parts_url
+    job = wait(url, call(url, "/api/generate", {"model": "run/gru", "mode": "harmonize", "voices": "A,B", "seed": 1,
+                                                  "melody_notes": "G4 A4 B4 C5:2 | D5 C5 B4:2 | A4:4"})[1]["id"],
+               timeout=120)
+    assert job["state"] == "done", job
+    made = symusic.Score.from_midi(call(url, job["result"]["files"]["mid"] + "?download=1")[1])
+    assert [t.name for t in made.tracks] == ["Soprano", "Alto", "Bass"]
+    assert beat_rows(made, made.tracks[0]) == [(0.0, 1.0, 67), (1.0, 1.0, 69), (2.0, 1.0, 71), (3.0, 2.0, 72),
+                                               (5.0, 1.0, 74), (6.0, 1.0, 72), (7.0, 2.0, 71), (9.0, 4.0, 69)]
+
+
+HARMONIZE_ERRORS = [
+    ({"melody_notes": "G4 H4"}, "melody_notes", "note 2 'H4'"),
+    ({"melody_notes": "r r"}, "melody_notes", "only rests"),
+    ({"melody_notes": "", "primer": None}, "melody_notes", "harmonising needs a melody"),
+    ({"voices": "A,X"}, "voices", "unknown voice 'X'"),
+    ({"voices": "S"}, "voices", "the melody's own voice"),
+    ({"model": "shipped/bach"}, "model", "does not know parts"),
+]
+
+
+@pytest.mark.parametrize("extra, field, message", HARMONIZE_ERRORS, ids=[m for _, _, m in HARMONIZE_ERRORS])
+def test_a_bad_harmonisation_is_one_line_beside_its_control_before_a_job(extra, field, message, parts_url):
+    url, studio = parts_url
+    request = {"model": "run/gru", "mode": "harmonize", "melody_notes": "G4 A4 B4"}
+    status, answer = call(url, "/api/generate", {**request, **extra})
+    assert status == 400 and message in answer["error"] and answer["field"] == field, answer
+    assert "\n" not in answer["error"] and studio.jobs.all() == []
+
+
+def test_rewriting_chosen_voices_keeps_the_others(parts_url, bach_dir):
+    url, studio = parts_url
+    name = sorted(p.relative_to(bach_dir).as_posix() for p in bach_dir.rglob("*.mid"))[4]
+    _, piece = call(url, "/api/corpus", {"name": name})
+    request = {"model": "run/gru", "primer": piece["id"], "mode": "rewrite", "bars_first": 2, "bars_last": 3,
+               "voices": "A,T", "seed": 1}
+    job = wait(url, call(url, "/api/generate", request)[1]["id"], timeout=120)
+    assert job["state"] == "done", job
+    assert job["result"]["parts"] == ["Alto", "Tenor"] and job["request"]["voices"] == "A,T"
+    made = symusic.Score.from_midi(call(url, job["result"]["files"]["mid"] + "?download=1")[1])
+    given = symusic.Score(str(bach_dir / name))
+    for voice in ("Soprano", "Bass"):
+        want = next(t for t in given.tracks if t.name == voice and t.note_num())
+        assert beat_rows(made, next(t for t in made.tracks if t.name == voice)) == beat_rows(given, want)
+    status, answer = call(url, "/api/generate", {**request, "voices": "A,X"})
+    assert status == 400 and answer["field"] == "voices" and "no part 'X'" in answer["error"], answer

@@ -213,3 +213,60 @@ def test_every_error_is_visible_beside_its_control(action, slot, control, page, 
     expect(page.locator(control)).to_have_class(re.compile("invalid"))
     expect(page.locator("form .error:not([hidden])")).to_have_count(1)
     assert studio.jobs.all() == []
+
+
+@pytest.fixture
+def parts_url(parts_run, bach_dir, tmp_path):
+    from conftest import serve_studio
+
+    yield from serve_studio(parts_run.parent, bach_dir, tmp_path / "studio")
+
+
+SHIPPED_PARTS = "shipped/bach-parts"
+
+
+def test_harmonise_a_typed_melody_and_rewrite_voices_with_the_shipped_model(page, parts_url, bach_dir, tmp_path):
+    """The shipped parts model, reached by choosing a mode the default (meter) model cannot do: a typed melody
+    harmonised (one colour per voice, a four-track MIDI), then the alto and tenor of a chorale's bars rewritten."""
+    from musesynth.artifacts.shipped import PARTS_MODEL, is_shipped
+
+    if not is_shipped(PARTS_MODEL):
+        pytest.skip("the shipped parts model is missing (make pretrained)")
+    url, studio = parts_url
+    expect = sync_api.expect
+    page.goto(url)
+    expect(page.locator("#model-info")).to_contain_text("parameters")
+    page.fill("#melody-notes", "G4 G4 A4 B4 | C5:2 B4:2 | A4 A4 G4 F#4 | G4:4")
+    expect(page.locator("input[name=mode][value=harmonize]")).to_be_checked()  # typing a melody picks the mode
+    expect(page.locator("#model")).to_have_value(SHIPPED_PARTS)  # ... and a model that can harmonise
+    expect(page.locator("#generate")).to_have_text("Harmonise")
+    expect(page.locator("#voice-S")).not_to_be_checked()
+    page.click("#generate")
+    card = page.locator("#job-1")
+    expect(card.locator("a.download-mid")).to_be_visible(timeout=120_000)
+    expect(card.locator("img.roll")).to_be_visible()
+    expect(card.locator(".legend b")).to_have_text(["Soprano", "Alto", "Tenor", "Bass"])
+    expect(card).to_contain_text("11 melody notes kept")
+    with page.expect_download() as download:
+        card.locator("a.download-mid").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    score = symusic.Score(str(path))
+    assert [t.name for t in score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert [n.pitch for n in score.tracks[0].notes] == [67, 67, 69, 71, 72, 71, 69, 69, 67, 66, 67]
+    assert all(t.note_num() for t in score.tracks[1:])
+
+    name = sorted(p.relative_to(bach_dir).as_posix() for p in bach_dir.rglob("*.mid"))[4]
+    page.select_option("#corpus-piece", name)
+    expect(page.locator("#primer-info")).to_contain_text(f"primer: {name} (")
+    page.check("#mode-rewrite")
+    page.uncheck("#voice-S")
+    page.uncheck("#voice-B")
+    page.fill("#bars-first", "2")
+    page.fill("#bars-last", "3")
+    page.click("#generate")
+    card = page.locator("#job-2")
+    expect(card.locator("a.download-mid")).to_be_visible(timeout=120_000)
+    expect(card).to_contain_text(f"bars 2-3 of {name} rewritten (A,T)")
+    expect(card.locator(".legend")).to_contain_text("faded: kept")
+    assert "Traceback" not in page.content() and studio.jobs.all()[1].state == "done"

@@ -72,7 +72,10 @@ def wav_stats(path: Path) -> dict[str, float]:
 def piano_roll(score: symusic.Score, png_path: Path, boundary_beats: float | tuple[float, float] | None,
                title: str) -> Path:
     """Notes as bars over beats; the primer in blue, the generated continuation in orange. A
-    ``(start, end)`` boundary is an infilled span: shaded, its notes orange, the input's blue."""
+    ``(start, end)`` boundary is an infilled span: shaded, its notes orange, the input's blue. A score of
+    several tracks with notes (the parts encoding's voices) gets one colour per voice instead."""
+    if sum(1 for t in score.tracks if len(t.notes)) > 1:
+        return _voice_roll(score, png_path, boundary_beats, title)
     if isinstance(boundary_beats, tuple):
         return _span_roll(score, png_path, boundary_beats, title)
     plt = pyplot()
@@ -105,6 +108,40 @@ def _finish(fig: Any, ax: Any, title: str, png_path: Path) -> Path:
     fig.tight_layout()
     save_png(fig, png_path)
     return png_path
+
+
+VOICE_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def _voice_roll(score: symusic.Score, png_path: Path, boundary: float | tuple[float, float] | None,
+                title: str) -> Path:
+    """One colour per track (Soprano red, Alto green, Tenor blue, Bass purple in part order); the primer or the
+    input outside an infilled span is drawn faded, so what the model wrote stands out in its voice's colour."""
+    plt = pyplot()
+    tpq = score.ticks_per_quarter
+    fig, ax = plt.subplots(figsize=(14, 5), dpi=110)
+    if isinstance(boundary, tuple):
+        ax.axvspan(boundary[0], boundary[1], color="#ffdd99", alpha=0.4, label="rewritten bars")
+    low, high, end = 127.0, 0.0, 0.0
+    for i, track in enumerate(t for t in score.tracks if len(t.notes)):
+        n = track.notes.numpy()
+        on, dur, pitch = n["time"] / tpq, n["duration"] / tpq, n["pitch"].astype(float)
+        given = (on < boundary if not isinstance(boundary, tuple) else (on < boundary[0]) | (on >= boundary[1])) \
+            if boundary is not None else np.zeros(on.size, bool)
+        colour = VOICE_COLOURS[i % len(VOICE_COLOURS)]
+        for mask, alpha, label in ((~given, 1.0, track.name or f"track {i + 1}"), (given, 0.35, None)):
+            if mask.any():
+                ax.barh(pitch[mask], dur[mask], left=on[mask], height=0.8, color=colour, alpha=alpha, label=label,
+                        edgecolor="black", linewidth=0.2)
+        low, high, end = min(low, pitch.min()), max(high, pitch.max()), max(end, float((on + dur).max()))
+    if high >= low:
+        ax.set_ylim(low - 2, high + 2)
+        ax.set_xlim(0, end + 0.5)
+    if boundary is not None and not isinstance(boundary, tuple):
+        ax.axvline(boundary, color="red", linestyle="--", linewidth=1.2, label="primer ends")
+    for x in boundary if isinstance(boundary, tuple) else ():
+        ax.axvline(x, color="red", linestyle="--", linewidth=1.2)
+    return _finish(fig, ax, title, png_path)
 
 
 def _span_roll(score: symusic.Score, png_path: Path, span: tuple[float, float], title: str) -> Path:

@@ -69,12 +69,13 @@ def _read(entry: ModelEntry) -> tuple[dict[str, Any], Encoding]:
             "composers": [] if ctl is None else list(ctl.composers),
             "tempo": None if tempos is None else [round(float(tempos[0])), round(float(tempos[-1]))],
             "infill": enc.bar_infill() is not None,
+            "parts": enc.parts() is not None and not meta.key_frames,  # what harmonize and infill --parts need
         }, enc)
     return _info_cache[cache_key]
 
 
 def model_info(entry: ModelEntry) -> dict[str, Any]:
-    """Family, encoding, context and the controls the model knows: keys, composers, tempo, infilling."""
+    """Family, encoding, context and the controls the model knows: keys, composers, tempo, infilling, parts."""
     return _read(entry)[0]
 
 

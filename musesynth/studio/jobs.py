@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from musesynth.errors import BadRequest, MusesynthError
+from musesynth.generate.harmonize import HarmonizeOptions, run_harmonize
 from musesynth.generate.infill import InfillOptions, run_infill
 from musesynth.generate.request import cli_flag
 from musesynth.generate.run import GenerateOptions, run_generate
@@ -33,7 +34,7 @@ KINDS = {"mid": "midi", "wav": "wav", "png": "png"}
 @dataclass
 class Job:
     id: int
-    options: GenerateOptions | InfillOptions  # a continuation, or bars of the primer rewritten
+    options: GenerateOptions | InfillOptions | HarmonizeOptions  # a continuation, bars rewritten, a harmonisation
     label: dict[str, Any]
     state: str = "queued"  # queued -> running -> done | error
     progress: float = 0.0
@@ -59,8 +60,14 @@ class Job:
         out = {"name": Path(r["midi"]).name, "notes": r["notes"], "seconds": r["seconds"],
                "generation_seconds": r["generation_seconds"], "wav_skipped": r.get("wav_skipped"),
                "files": {k: f"/files/{self.id}/{k}" for k in KINDS if self.file(k) is not None}}
+        if "melody_voice" in r:  # a harmonisation (run_harmonize's sidecar)
+            out.update(melody_notes=r["melody_notes"], voices=[r["melody_voice"], *r["voices"]], key=r.get("key"))
+            if not r["complete"]:
+                out["warning"] = "the token budget ran out before the end: the last bars have only the melody"
+            return out
         if "bars" in r:  # an infill (run_infill's sidecar)
-            out.update(bars=r["bars"], new_notes=r["new_notes"], fill_complete=r["fill_complete"])
+            out.update(bars=r["bars"], new_notes=r["new_notes"], fill_complete=r["fill_complete"],
+                       parts=r.get("parts") or [])
             if not r["fill_complete"]:
                 out["warning"] = "the fill ran out of tokens; its last bars were left empty"
             elif r["new_notes"] == 0:
@@ -176,9 +183,9 @@ def sampling_from_request(body: dict[str, Any]) -> Sampling:
         raise exc.named(cli_flag) from None
 
 
-def without_paths(message: str, options: GenerateOptions | InfillOptions) -> str:
+def without_paths(message: str, options: GenerateOptions | InfillOptions | HarmonizeOptions) -> str:
     """A job's error as the page may show it: the studio's folders become the file names the page knows."""
-    for path in (getattr(options, "primer", None), getattr(options, "input", None)):
+    for path in (getattr(options, "primer", None), getattr(options, "input", None), getattr(options, "melody", None)):
         if path:
             message = message.replace(str(path), Path(path).name)
     message = message.replace(str(Path(options.out_dir)) + "/", "").replace(str(options.out_dir), "the studio's folder")
@@ -201,7 +208,7 @@ class JobQueue:
         self._worker = threading.Thread(target=self._work, name="musesynth-studio-jobs", daemon=True)
         self._worker.start()
 
-    def submit(self, options: GenerateOptions | InfillOptions, label: dict[str, Any]) -> Job:
+    def submit(self, options: GenerateOptions | InfillOptions | HarmonizeOptions, label: dict[str, Any]) -> Job:
         with self._lock:
             waiting = sum(j.state == "queued" for j in self.jobs.values())
             if waiting >= MAX_PENDING:
@@ -231,8 +238,10 @@ class JobQueue:
 
         job.state = "running"
         try:
-            results = (run_infill(job.options, progress) if isinstance(job.options, InfillOptions)
-                       else run_generate(job.options, log=lambda _: None, progress=progress))
+            o = job.options
+            results = (run_infill(o, progress) if isinstance(o, InfillOptions)
+                       else run_harmonize(o, progress) if isinstance(o, HarmonizeOptions)
+                       else run_generate(o, log=lambda _: None, progress=progress))
             job.result, job.progress, job.state = results[0], 1.0, "done"
         except MusesynthError as exc:
             job.error, job.state = without_paths(str(exc), job.options), "error"

@@ -1,6 +1,7 @@
-"""Rewriting bars of a primer (``musesynth infill`` in the page): the request's mode and bars, checked before a
-job is queued, so a span past the piece's end or a model without infill tokens is one line in the page
-instead of a failed job."""
+"""Rewriting bars of a primer (``musesynth infill`` in the page, optionally only some voices) and harmonising a
+melody (``musesynth harmonize``): the request's mode, bars, voices and melody, checked before a job is queued,
+so a span past the piece's end or a model without infill tokens or parts is one line in the page instead of a
+failed job."""
 
 from __future__ import annotations
 
@@ -9,21 +10,28 @@ from pathlib import Path
 from typing import Any
 
 from musesynth.errors import MusesynthError
-from musesynth.generate.infill import InfillOptions
+from musesynth.generate.harmonize import HarmonizeOptions, parse_voices
+from musesynth.generate.infill import InfillOptions, parse_parts
 from musesynth.studio.jobs import FieldError, number, sampling_from_request, seed_from_request, text
 from musesynth.studio.uploads import encode_within_budget
 from musesynth.tokenize import Encoding
+from musesynth.tokenize.midi_io import voice_role
 
-MODES = ("continue", "rewrite")
-INFILL_HELP = "pick a model trained on a dataset made with `musesynth data --encoding meter --infill`"
+MODES = ("continue", "rewrite", "harmonize")
+INFILL_HELP = "pick a model trained on a dataset made with `musesynth data --infill` (the shipped bach-parts model)"
+PARTS_HELP = "pick a model that knows parts (the shipped bach-parts model)"
+
+
+def mode_from_request(body: dict[str, Any]) -> str:
+    mode = text(body, "mode") or "continue"
+    if mode not in MODES:
+        raise FieldError("mode", f"mode must be 'continue', 'rewrite' or 'harmonize' (got {mode!r})")
+    return mode
 
 
 def bars_from_request(body: dict[str, Any]) -> tuple[int, int] | None:
     """The bars to rewrite, counted from 1 (first, last), or None to continue the primer."""
-    mode = text(body, "mode") or "continue"
-    if mode not in MODES:
-        raise FieldError("mode", f"mode must be 'continue' or 'rewrite' (got {mode!r})")
-    if mode == "continue":
+    if mode_from_request(body) != "rewrite":
         return None
     first = number(body, "bars_first", int, None)
     if first is None:
@@ -55,11 +63,39 @@ def check_rewrite(body: dict[str, Any], enc: Encoding, model_id: str, primer: Pa
     count = int((ids == inf.bar_id).sum())
     if bars[1] > count:
         raise FieldError("bars_last", f"bars {bars[0]}-{bars[1]}: {primer_name} has only {count} bars")
+    voices = text(body, "voices")
+    if voices is not None:
+        parts = enc.parts()
+        if parts is None:
+            raise FieldError("voices", f"{model_id} does not know parts, so it rewrites every voice: {PARTS_HELP}")
+        try:
+            parse_parts(voices, parts, ids)
+        except MusesynthError as exc:
+            raise FieldError("voices", str(exc).replace("--parts", "voices")) from None
+
+
+def check_harmonize(enc: Encoding, model_id: str, info: dict[str, Any]) -> None:
+    if not info["parts"]:
+        why = "reads pieces in a key-relative frame" if enc.parts() is not None else "does not know parts"
+        raise FieldError("model", f"{model_id} {why}, so it cannot harmonise a melody; {PARTS_HELP}")
+
+
+def harmonize_options_from_request(body: dict[str, Any], base: HarmonizeOptions) -> HarmonizeOptions:
+    """The page's voices, seed and sampling dials for a harmonize job (its token budget is the CLI's default)."""
+    voices = text(body, "voices")
+    opt = replace(base, voices=voices, seed=seed_from_request(body), sampling=sampling_from_request(body),
+                  num_samples=1)
+    opt.validate()
+    try:
+        parse_voices(voices, 0 if base.part is None else voice_role(base.part))
+    except MusesynthError as exc:
+        raise FieldError("voices", str(exc).replace("--voices", "voices")) from None
+    return opt
 
 
 def infill_options_from_request(body: dict[str, Any], bars: tuple[int, int], base: InfillOptions) -> InfillOptions:
     """The page's seed and sampling dials for an infill job (its token budget is the CLI's default)."""
     opt = replace(base, bars=f"{bars[0]}-{bars[1]}", seed=seed_from_request(body),
-                  sampling=sampling_from_request(body), num_samples=1)
+                  sampling=sampling_from_request(body), num_samples=1, parts=text(body, "voices"))
     opt.validate()
     return opt

@@ -8,8 +8,9 @@ page (``static/index.html``, plain HTML + JS) plays WAV with the browser's own `
 Endpoints: ``GET /`` the page; ``GET /api/options`` models, corpus pieces, keys, defaults; ``GET
 /api/model?id=`` a model's encoding and controls (keys, composers, tempo, infill); ``POST /api/upload`` a
 primer (raw bytes, name in ``X-Filename``); ``POST /api/corpus`` a corpus piece as primer; ``POST
-/api/generate`` a job (``"mode": "rewrite"`` with ``bars_first``/``bars_last``: bars of the primer
-rewritten); ``GET /api/jobs[/ID]`` state, progress and results; ``GET /files/ID/{mid,wav,png}`` a job's files.
+/api/generate`` a job (``"mode": "rewrite"`` with ``bars_first``/``bars_last`` and optionally ``voices``: bars of
+the primer rewritten; ``"mode": "harmonize"`` with ``voices`` and the primer or ``melody_notes`` as the melody);
+``GET /api/jobs[/ID]`` state, progress and results; ``GET /files/ID/{mid,wav,png}`` a job's files.
 Requests must name this server as their Host (127.0.0.1 or localhost), so a web page elsewhere cannot
 drive it through DNS rebinding. A POST must come from the studio's own page or from no page at all: one
 whose ``Origin`` is another site, or whose ``Sec-Fetch-Site`` says cross-site, is refused (403), and every
@@ -37,6 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from musesynth.errors import MusesynthError
 from musesynth.generate.controls import check_controls
+from musesynth.generate.harmonize import HarmonizeOptions
 from musesynth.generate.infill import InfillOptions
 from musesynth.generate.prompt import primer_ids
 from musesynth.generate.run import GenerateOptions
@@ -54,7 +56,15 @@ from musesynth.studio.jobs import (
     options_from_request,
     text,
 )
-from musesynth.studio.rewrite import bars_from_request, check_rewrite, infill_options_from_request
+from musesynth.studio.melody_entry import melody_midi
+from musesynth.studio.rewrite import (
+    bars_from_request,
+    check_harmonize,
+    check_rewrite,
+    harmonize_options_from_request,
+    infill_options_from_request,
+    mode_from_request,
+)
 from musesynth.studio.uploads import (
     MAX_UPLOAD_BYTES,
     MAX_UPLOADS,
@@ -98,7 +108,8 @@ class Studio:
     def options(self) -> dict[str, Any]:
         d, s = GenerateOptions(), Sampling()
         return {
-            "models": [{"id": m.id, "label": m.label, "note": m.note} for m in list_models(self.runs_dir)],
+            "models": [{"id": m.id, "label": m.label, "note": m.note, **abilities(m)}
+                       for m in list_models(self.runs_dir)],
             "corpus": sorted(self.corpus.pieces()), "keys": KEYS, "max_upload_bytes": MAX_UPLOAD_BYTES,
             "defaults": {"length": d.length, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
                          "repeat_bias": s.repeat_bias, "key_strength": s.key_strength, "ending": s.ending,
@@ -182,6 +193,8 @@ class Studio:
         if primer_id is not None and primer_id not in self.primers:
             raise RequestError("that primer is gone (upload it again or pick another)", field="primer")
         model = self.model(text(body, "model") or "")
+        if mode_from_request(body) == "harmonize":
+            return self._harmonize(body, model, primer_id)
         bars = bars_from_request(body)
         if primer_id is not None:
             self.check_primer(primer_id, model)
@@ -215,9 +228,50 @@ class Studio:
         check_sampling(opt.sampling, len(model_encoding(model).vocab))
         s = opt.sampling
         label = {"model": model.id, "primer": name, "mode": "rewrite", "bars": opt.bars, "seed": opt.seed,
-                 "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "repeat_bias": s.repeat_bias,
-                 "key_strength": s.key_strength}
+                 "voices": opt.parts, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
+                 "repeat_bias": s.repeat_bias, "key_strength": s.key_strength}
         return self.jobs.submit(opt, label).public()
+
+    def _harmonize(self, body: dict[str, Any], model: ModelEntry, primer_id: str | None) -> dict[str, Any]:
+        """A harmonize job: the voices written under a melody, which is the primer (an upload: its one track or
+        its Soprano; a corpus piece: its Soprano) or notes typed on the page (``melody_notes``)."""
+        check_harmonize(model_encoding(model), model.id, model_info(model))
+        typed = text(body, "melody_notes")
+        data = b""
+        if typed is not None:
+            try:
+                data = melody_midi(typed)
+            except MusesynthError as exc:
+                raise FieldError("melody_notes", str(exc)) from None
+            melody, name, part = Path("typed.mid"), "typed melody", None  # written once the request is checked
+        elif primer_id is not None:
+            melody, name = self.primers[primer_id], primer_id.split("/", 1)[1]
+            part = "Soprano" if primer_id.startswith("corpus/") else None
+        else:
+            raise FieldError("melody_notes", "harmonising needs a melody: type its notes, upload a MIDI file or pick "
+                             "a corpus piece (its soprano)")
+        base = HarmonizeOptions(checkpoint=str(model.path), melody=str(melody), part=part, out_dir=str(self.out_dir),
+                                soundfont=self.soundfont, device=self.device)
+        opt = harmonize_options_from_request(body, base)
+        check_sampling(opt.sampling, len(model_encoding(model).vocab))
+        if typed is not None:
+            self.check_upload_room(len(data), "the typed melody", reserve=True)
+            with self.lock:
+                opt = replace(opt, melody=str(write_upload(data, "typed.mid", self.out_dir / "primers")))
+        s = opt.sampling
+        label = {"model": model.id, "primer": name, "mode": "harmonize", "voices": opt.voices or "A,T,B",
+                 "seed": opt.seed, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
+                 "repeat_bias": s.repeat_bias, "key_strength": s.key_strength}
+        return self.jobs.submit(opt, label).public()
+
+
+def abilities(model: ModelEntry) -> dict[str, bool]:
+    """What the page's modes ask of a model (rewrite: infill tokens; harmonise: parts), for its model list."""
+    try:
+        info = model_info(model)
+    except MusesynthError:
+        return {"infill": False, "parts": False}  # said when it is picked: /api/model gives the reason
+    return {"infill": info["infill"], "parts": info["parts"]}
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,74 @@
+"""A melody typed on the studio page (``C5 D5 E5:2 r B4:0.5``) as a one-track MIDI file that harmonize reads.
+
+The notation, one note per word: a pitch name (A-G, then ``#`` or ``b`` any number of times, then the octave,
+middle C is C4) or ``r`` for a rest, and optionally ``:`` and its length in beats (a number, or a fraction such
+as ``1/2``; default 1). Bar lines ``|`` may be typed for reading and are ignored: the bars come from the meter.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import symusic
+
+from musesynth.errors import MusesynthError
+
+MAX_NOTES = 512  # a chorale melody has 40-80 notes; a typed tune of more is a paste gone wrong
+MAX_BEATS = 16  # one note's length
+TPQ = 480
+_WORD = re.compile(r"^(?:(?P<rest>[rR])|(?P<step>[A-Ga-g])(?P<acc>(?:#|b)*)(?P<octave>-?\d))"
+                   r"(?::(?P<beats>\d+(?:\.\d+)?|\d+/\d+))?$", re.ASCII)
+_STEPS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+
+
+def parse_melody(text: str) -> list[tuple[int | None, Fraction]]:
+    """``(MIDI pitch or None for a rest, beats)`` per word; a one-line error names the first bad word."""
+    words = [w for w in str(text).replace("|", " ").replace(",", " ").split() if w]
+    if not words:
+        raise MusesynthError("type a melody: note names with octaves, e.g. C5 D5 E5:2 (':2' is two beats)")
+    if len(words) > MAX_NOTES:
+        raise MusesynthError(f"a typed melody may have at most {MAX_NOTES} notes (got {len(words)})")
+    out: list[tuple[int | None, Fraction]] = []
+    for i, w in enumerate(words, 1):
+        m = _WORD.match(w)
+        if m is None:
+            raise MusesynthError(f"note {i} '{w[:20]}': write a pitch and octave (C4 is middle C, F#4, Bb3) or r for "
+                                 f"a rest, then optionally :beats (e.g. G4:2, r:1/2)")
+        if m["beats"] and "/" in m["beats"] and int(m["beats"].split("/")[1]) == 0:
+            raise MusesynthError(f"note {i} '{w[:20]}': a length cannot divide by 0")
+        beats = Fraction(m["beats"] or "1")
+        if not 0 < beats <= MAX_BEATS:
+            raise MusesynthError(f"note {i} '{w[:20]}': a length must be above 0 and at most {MAX_BEATS} beats")
+        if m["rest"]:
+            out.append((None, beats))
+            continue
+        acc = m["acc"].count("#") - m["acc"].count("b")
+        pitch = 12 * (int(m["octave"]) + 1) + _STEPS[m["step"].lower()] + acc
+        if not 21 <= pitch <= 108:
+            raise MusesynthError(f"note {i} '{w[:20]}' is outside the piano (A0-C8)")
+        out.append((pitch, beats))
+    if all(p is None for p, _ in out):
+        raise MusesynthError("the typed melody has only rests")
+    return out
+
+
+def melody_score(notes: list[tuple[int | None, Fraction]], bpm: float = 80.0, meter: tuple[int, int] = (4, 4)
+                 ) -> symusic.Score:
+    """The notes on one track named Soprano, in ``meter`` at ``bpm``."""
+    score = symusic.Score(TPQ)
+    score.tempos.append(symusic.Tempo(0, bpm))
+    score.time_signatures.append(symusic.TimeSignature(0, *meter))
+    track = symusic.Track(name="Soprano", program=0)
+    t = Fraction(0)
+    for pitch, beats in notes:
+        if pitch is not None:
+            track.notes.append(symusic.Note(int(t * TPQ), int(beats * TPQ), pitch, 80))
+        t += beats
+    score.tracks.append(track)
+    return score
+
+
+def melody_midi(text: str, bpm: float = 80.0) -> bytes:
+    """The typed melody as the bytes of a MIDI file (the studio writes it as it writes an upload)."""
+    return bytes(melody_score(parse_melody(text), bpm).dumps_midi())
