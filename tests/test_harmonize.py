@@ -100,6 +100,7 @@ def write(tmp_path: Path, notes: list[tuple[int, int, int]], name: str = "m.mid"
     (lambda d: write(d, [(0, 480, 67)]), ["--voices", "S,A"], "the melody's own voice"),
     (lambda d: write(d, [(0, 480, 67)]), ["--voices", "X"], "unknown voice 'X'"),
     (lambda d: d / "missing.mid", [], "--melody not found"),
+    (lambda d: write(d, [(480 * i, 480, 67) for i in range(5001)]), [], "harmonize takes at most 5,000"),
     (lambda d: write(d, [(0, 480, 67)]), ["--key", "H major"], "unknown key 'H major'"),
 ])
 def test_bad_input_is_one_line(make, extra, message, parts_run, tmp_path, capsys):
@@ -183,3 +184,17 @@ def test_melody_first_windows_show_one_part_then_the_whole_piece(parts_run):
         piece = w[np.flatnonzero(w == enc.bos_id)[0] :]
         assert np.array_equal(rest, piece[: rest.size])  # then the piece itself, as it was
     assert changed >= 6
+
+
+def test_without_a_seed_each_run_draws_one_and_says_it(parts_run, tmp_path, capsys):
+    melody = write(tmp_path, [(480 * i, 480, p) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69])])
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "--no-png",
+                 "-o", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    seed = int(out.split("seed ")[-1].split()[0])
+    assert f"(make these again with -s {seed})" in out
+    made = next((tmp_path / "a").glob("*.mid"))
+    assert f"_seed{seed}_0" in made.name
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "--no-png", "-s", str(seed),
+                 "-o", str(tmp_path / "b"), "-q"]) == 0
+    assert next((tmp_path / "b").glob("*.mid")).read_bytes() == made.read_bytes()

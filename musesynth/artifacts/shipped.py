@@ -29,7 +29,7 @@ DIGEST = "safetensors_sha256"  # config.json's record of the weights file (absen
 # what `make pretrained` keeps in a shipped folder: replaced together by a new export
 MAX_CONFIG = 16 * 2**20  # a model's config (vocabulary, training record) is tens of KB
 MAX_HEADER = 100 * 2**20  # safetensors' own limit on its JSON header
-SHIPPED_FILES = {WEIGHTS, CONFIG, "evaluation.json", "MODEL_CARD.md"}
+SHIPPED_FILES = {WEIGHTS, CONFIG, "evaluation.json", "harmonization.json", "MODEL_CARD.md"}
 
 
 def is_shipped(path: str | Path) -> bool:

@@ -33,7 +33,7 @@ def _legacy_export(folder: Path) -> bool:
 
 def _export_entry(entry: Path) -> bool:
     """What a new export may replace in an earlier one: the plain files export wrote, and those `make
-    pretrained` adds (an evaluation and a model card), each told by its content."""
+    pretrained` adds (an evaluation, a harmonisation benchmark and a model card), each told by its content."""
     from musesynth.ownership import MARKER, is_plain_file, read_json
 
     if not is_plain_file(entry):
@@ -43,6 +43,9 @@ def _export_entry(entry: Path) -> bool:
     if entry.name == "evaluation.json":  # `musesynth evaluate --json`
         d = read_json(entry)
         return isinstance(d, dict) and "model_metrics" in d
+    if entry.name == "harmonization.json":  # benchmarks/harmonize.py --json (a parts model)
+        d = read_json(entry)
+        return isinstance(d, dict) and {"nll", "harmonizations"} <= d.keys()
     if entry.name == "MODEL_CARD.md":  # scripts/model_card.py
         try:
             with open(entry, "rb") as fh:

@@ -14,7 +14,7 @@ from musesynth.commands.options import (
 from musesynth.commands.options import sampling_from_args as _sampling
 from musesynth.generate.harmonize import HarmonizeOptions
 
-EXAMPLE = "musesynth harmonize -c training_checkpoints/parts --melody tune.mid --num-samples 3 -t 0.9 -s 1"
+EXAMPLE = "musesynth harmonize --melody tune.mid --num-samples 3 -s 1   (or --chorale bwv10.7)"
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -28,16 +28,16 @@ def add_parser(sub: Subparsers) -> None:
                      "`musesynth corpus` does; its Soprano unless --part says another voice (no default)")
     p.add_argument("--part", help="the melody's track in a multi-track file: its name (any case) or its index "
                    "from 0; a track named Soprano/Alto/Tenor/Bass keeps that voice, any other is the Soprano "
-                   "(default: the file's one track with notes)")
+                   "(default: the file's one track with notes, or its one track named Soprano)")
     p.add_argument("--voices", help="voices to write, e.g. A,T,B or alto,bass (default: the three SATB voices the "
                    "melody is not)")
     p.add_argument("--key", help="key of the piece, e.g. 'D major' (default: the melody's, found from its notes)")
     p.add_argument("-c", "--checkpoint", default=None, help="run folder (uses best.pt) or checkpoint of a model "
-                   "trained on a dataset made with `musesynth data --encoding parts` (default: the shipped model, "
-                   "which does not know parts yet)")
+                   "trained on a dataset made with `musesynth data --encoding parts` (default: the shipped parts "
+                   "model, musesynth/pretrained/bach-parts)")
     add_sampling_options(p, ending=False)
-    p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same harmonisation (default "
-                   "%(default)s)")
+    p.add_argument("-s", "--seed", type=int, default=None, help="same seed, same harmonisation (default: a fresh "
+                   "seed, printed so the result can be made again)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="harmonisations to write, sampled as one "
                    "batch (default %(default)s)")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget per harmonisation (default: the "
@@ -56,4 +56,6 @@ def run(args: argparse.Namespace) -> int:
                                              sampling=_sampling(args)))
     if not args.quiet:
         print(summarize(results))
+        seed = results[0]["sampling"]["seed"]
+        print(f"seed {seed}" + ("" if args.seed is not None else f" (make these again with -s {seed})"))
     return 0

@@ -33,7 +33,8 @@ def add_parser(sub: Subparsers) -> None:
                    "each rewritten part is one voice (a model of the parts encoding; default: every note in the "
                    "bars)")
     add_sampling_options(p, ending=False)
-    p.add_argument("-s", "--seed", type=int, default=d.seed, help="same seed, same fill (default %(default)s)")
+    p.add_argument("-s", "--seed", type=int, default=None, help="same seed, same fill (default: a fresh "
+                   "seed, printed so the result can be made again)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="versions to write, sampled as one batch "
                    "(default %(default)s)")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget of a fill (default: 3x the span's "
@@ -54,4 +55,6 @@ def run(args: argparse.Namespace) -> int:
                                            sampling=_sampling(args)), progress=progress)
     if not args.quiet:
         print(summarize(results))
+        seed = results[0]["sampling"]["seed"]
+        print(f"seed {seed}" + ("" if args.seed is not None else f" (make these again with -s {seed})"))
     return 0

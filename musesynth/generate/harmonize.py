@@ -34,7 +34,7 @@ from musesynth.data.melody_first import melody_only
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.model import checkpoint_or_shipped
-from musesynth.generate.request import MAX_SEED
+from musesynth.generate.request import MAX_SEED, fresh_seed
 from musesynth.generate.run import call_counter, write_outputs
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
@@ -46,6 +46,7 @@ from musesynth.tokenize.midi_io import VOICES, load_score, voice_role
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 LETTERS = {v[0]: i for i, v in enumerate(VOICES)}  # S A T B
+MAX_MELODY_NOTES = 5000
 # The lowest bass and highest soprano note any voice sings (evaluate.voice_leading's SATB ranges, D2-A5)
 LOWEST, HIGHEST = 38, 81
 
@@ -59,7 +60,7 @@ class HarmonizeOptions:
     voices: str | None = None
     key: str | None = None
     num_samples: int = 1
-    seed: int = 0
+    seed: int | None = None  # None: a fresh seed, printed and recorded in each sidecar
     max_tokens: int | None = None
     out_dir: str = "outputs"
     overwrite: bool = False
@@ -72,7 +73,7 @@ class HarmonizeOptions:
     def validate(self) -> None:
         if bool(self.melody) == bool(self.chorale):
             raise MusesynthError("give the melody as --melody FILE or --chorale NAME (one of them)")
-        if not 0 <= self.seed < MAX_SEED:
+        if self.seed is not None and not 0 <= self.seed < MAX_SEED:
             raise MusesynthError(f"--seed must be a whole number, 0 or more, below 2**63 (got {self.seed})")
         if self.num_samples < 1:
             raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
@@ -258,6 +259,7 @@ def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | Non
     """Write ``num_samples`` harmonisations of the melody (MIDI with one track per voice, WAV, PNG, JSON).
     ``progress`` (the studio's bar) hears the share of the token budget drawn, in [0, 1]."""
     opt.validate()
+    seed = fresh_seed() if opt.seed is None else opt.seed
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     ckpt = checkpoint_or_shipped(opt.checkpoint, parts=True)
     model, enc, meta = load_model(ckpt, pick_device(opt.device))
@@ -267,6 +269,9 @@ def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | Non
                              f"not support such models yet")
     opt.sampling.validate(len(enc.vocab))
     score, voice = chorale_score(opt.chorale, opt.part) if opt.chorale else melody_score(opt.melody, opt.part)
+    if score.note_num() > MAX_MELODY_NOTES:  # bounds the work before the melody is quantised (a MIDI bomb)
+        raise MusesynthError(f"the melody has {score.note_num():,} notes; harmonize takes at most "
+                             f"{MAX_MELODY_NOTES:,} (a chorale melody has 40-80)")
     voices = parse_voices(opt.voices, voice)
     if len(voices) + 1 > parts.max_parts:
         raise MusesynthError(f"{ckpt} knows at most {parts.max_parts} parts")
@@ -282,7 +287,7 @@ def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | Non
     if progress is not None:
         model.register_forward_hook(call_counter(progress, budget + 1))
     t0 = time.perf_counter()
-    seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, enc.grammar(), enc.eos_id, opt.seed,
+    seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, enc.grammar(), enc.eos_id, seed,
                     seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
                     key_source=sk.ids[None])
     dt = time.perf_counter() - t0
@@ -301,15 +306,15 @@ def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | Non
                 "complete": bool(piece.size and piece[-1] == e.eos_id), "prompt_tokens": int(prompt.size),
                 "generated_tokens": int(seq.size - prompt.size),
                 "beats": float((q["onset"] + q["duration"]).max() - q["offset"]) / res,
-                "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples},
+                "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples},
                 "generation_seconds": round(dt, 3), "encoding": enc.name}
-        name = f"{stem}_harmonized{names}_{meta.family}_seed{opt.seed}_{i}"
+        name = f"{stem}_harmonized{names}_{meta.family}_seed{seed}_{i}"
         base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
         out = e.score_of(q)
         info["seconds"] = round(float(out.to("second").end()) if out.note_num() else 0.0, 2)
         s = opt.sampling
         title = f"{meta.family} | {source} harmonized ({names}) | T={s.temperature} k={s.top_k} p={s.top_p} " \
-                f"seed={opt.seed}"
+                f"seed={seed}"
         results.append(write_outputs(out, base, info, opt.soundfont if opt.wav else False,
                                      title if opt.png else None, None))
     return results

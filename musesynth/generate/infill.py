@@ -47,6 +47,7 @@ from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.generate.model import checkpoint_or_shipped
+from musesynth.generate.request import fresh_seed
 from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_sample_options, flags, write_outputs
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint
@@ -67,7 +68,7 @@ class InfillOptions:
     bars: str = ""
     parts: str | None = None  # rewrite only these parts in the bars (a parts model), e.g. "A,T,B"; None: all
     sampling: Sampling = field(default_factory=Sampling)
-    seed: int = 0
+    seed: int | None = None  # None: a fresh seed, printed and recorded in each sidecar
     num_samples: int = 1
     max_tokens: int | None = None  # the fill's budget; None: 3 x the span's tokens + 32, at most half the context
     out_dir: str = "infilled"
@@ -326,6 +327,7 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
     """Write ``num_samples`` versions of the input with the bars asked for rewritten. ``progress`` (the studio's
     progress bar) hears the share of the fill's token budget drawn, in [0, 1]."""
     opt.validate()
+    seed = fresh_seed() if opt.seed is None else opt.seed
     first, end = parse_bars(opt.bars)
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
     ckpt = checkpoint_or_shipped(opt.checkpoint, parts=True)
@@ -346,7 +348,7 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
     if progress is not None:
         model.register_forward_hook(call_counter(progress, budget + 1))
     t0 = time.perf_counter()
-    fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, opt.seed, seq_len,
+    fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, seed, seq_len,
                                         meta.key_frames, free)
     dt = time.perf_counter() - t0
     s, e = span_steps(enc, span)
@@ -362,10 +364,10 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
                 "fill_complete": bool(fill.size and fill[-1] == infilling(enc).fill_end_id),
                 "notes": int(q["onset"].size), "new_notes": int(((q["onset"] >= s) & (q["onset"] < e)
                                                              & (np.isin(q["part"], free) if free else True)).sum()),
-                "sampling": {**asdict(opt.sampling), "seed": opt.seed, "num_samples": opt.num_samples},
+                "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples},
                 "generation_seconds": round(dt, 3)}
         which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""
-        name = f"{stem}_infill{first + 1}-{end}{which}_{meta.family}_seed{opt.seed}_{i}"
+        name = f"{stem}_infill{first + 1}-{end}{which}_{meta.family}_seed{seed}_{i}"
         base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
         results.append(_write(enc, q, base, info, opt))
     return results
@@ -385,7 +387,7 @@ def _write(enc: Encoding, q: dict[str, Any], base: Path, info: dict[str, Any], o
     info["seconds"] = round(float(score.to("second").end()) if score.note_num() else 0.0, 2)
     s = opt.sampling
     title = f"{info['model']} | {Path(info['input']).name} bars {info['bars']} | T={s.temperature} " \
-            f"k={s.top_k} p={s.top_p} seed={opt.seed}"
+            f"k={s.top_k} p={s.top_p} seed={info['sampling']['seed']}"
     return write_outputs(score, base, info, opt.soundfont if opt.wav else False, title if opt.png else None,
                          tuple(info["span_beats"]))
 
