@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORPUS ?= data/bach_midi
 SOUNDFONT_PKGS ?= fluidsynth timgm6mb-soundfont
 
-.PHONY: demo test setup system-deps lint bench clean pretrained
+.PHONY: demo test setup system-deps lint bench clean pretrained pretrained-meter pretrained-parts
 
 $(BIN)/musesynth: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,7 @@ $(CORPUS): | $(BIN)/musesynth
 
 DEMO_MINUTES ?= 10
 PRETRAINED ?= musesynth/pretrained/bach
+PARTS_MODEL ?= musesynth/pretrained/bach-parts
 
 # First music from the shipped model (seconds), then the chain: the corpus export (the demo does it itself,
 # after the first piece), dataset, a CPU training run, a piece. A CORPUS other than the default is exported
@@ -42,9 +43,13 @@ PRETRAINED ?= musesynth/pretrained/bach
 demo: setup $(if $(filter data/bach_midi,$(CORPUS)),,$(CORPUS))
 	$(BIN)/musesynth demo --midi-dir $(CORPUS) --minutes $(DEMO_MINUTES)
 
-# Rebuild the shipped model from scratch: meter-encoded dataset, the recipe in configs/, export, evaluate,
-# model card (about 20 minutes on 2 idle CPU cores).
-pretrained: $(BIN)/musesynth $(CORPUS)
+# Rebuild the shipped models from scratch (about 50 minutes on 2 idle CPU cores):
+# - bach: meter-encoded dataset, the recipe in configs/pretrained-bach.toml, export, evaluate, model card;
+# - bach-parts: the four voices kept apart (parts encoding, infill tokens), configs/pretrained-parts.toml, export,
+#   evaluate, the harmonisation benchmark, model card.
+pretrained: pretrained-meter pretrained-parts
+
+pretrained-meter: $(BIN)/musesynth $(CORPUS)
 	$(BIN)/musesynth data -d $(CORPUS) -o datasets/bach-meter --encoding meter
 	$(BIN)/musesynth train -d datasets/bach-meter --config configs/pretrained-bach.toml --overwrite
 	$(BIN)/musesynth export -c training_checkpoints/pretrained-bach -o $(PRETRAINED) --overwrite \
@@ -52,6 +57,17 @@ pretrained: $(BIN)/musesynth $(CORPUS)
 	$(BIN)/musesynth evaluate -c $(PRETRAINED) -d datasets/bach-meter --json $(PRETRAINED)/evaluation.json
 	$(BIN)/python scripts/model_card.py $(PRETRAINED) --evaluation $(PRETRAINED)/evaluation.json \
 		--notes docs/pretrained-notes.md
+
+pretrained-parts: $(BIN)/musesynth $(CORPUS)
+	$(BIN)/musesynth data -d $(CORPUS) -o datasets/bach-parts --encoding parts --max-parts 4 --extra-parts drop --infill
+	$(BIN)/musesynth train -d datasets/bach-parts --config configs/pretrained-parts.toml --overwrite
+	$(BIN)/musesynth export -c training_checkpoints/pretrained-parts -o $(PARTS_MODEL) --overwrite \
+		--summary training_checkpoints/pretrained-parts/summary.json
+	$(BIN)/musesynth evaluate -c $(PARTS_MODEL) -d datasets/bach-parts --json $(PARTS_MODEL)/evaluation.json
+	$(BIN)/python benchmarks/harmonize.py -c $(PARTS_MODEL) -d datasets/bach-parts \
+		--json $(PARTS_MODEL)/harmonization.json
+	$(BIN)/python scripts/model_card.py $(PARTS_MODEL) --evaluation $(PARTS_MODEL)/evaluation.json \
+		--harmonization $(PARTS_MODEL)/harmonization.json --notes docs/pretrained-parts-notes.md
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -78,8 +78,40 @@ def classifier_rows(evs: list[dict]) -> list[str]:
     return rows
 
 
+def harmonization_rows(h: dict) -> list[str]:
+    """The harmonisation benchmark (benchmarks/harmonize.py --json) as a table beside Bach."""
+    n, hz, vl = h["nll"], h["harmonizations"], h["voice_leading"]
+    g, b = vl["generated"], vl["held_out"]
+    u = h.get("unconditioned_voice_leading") or {}
+    rows = [
+        "", f"## Harmonisation (`benchmarks/harmonize.py`: the {h['chorales']} test-split sopranos, {h['seeds']} "
+        "seed(s) each, beside Bach's own harmonisations)", "",
+        "| measure | harmonisations | Bach | the model's own pieces |", "|---|---:|---:|---:|",
+        f"| NLL of Bach's alto, tenor and bass given the soprano (nats per A/T/B token / per 16th) | "
+        f"{n['per_token_melody_first']:.3f} / {n['per_16th_melody_first']:.3f} | | read left to right: "
+        f"{n['per_token_left_to_right']:.3f} / {n['per_16th_left_to_right']:.3f} |",
+        f"| melody notes kept exactly | {hz['melody_exact']}/{hz['melody_notes']} | | |",
+        f"| beats with Bach's pitch-class set | {hz['beat_pitch_class_match']:.1%} | 100% | |",
+        f"| parallel fifths and octaves per 100 chord changes | {g['parallels_per_100']:.2f} | "
+        f"{b['parallels_per_100']:.2f} | {fmt(u.get('parallels_per_100'), '.2f')} |",
+        f"| onsets with crossed voices | {g['crossings']:.1%} | {b['crossings']:.1%} | "
+        f"{fmt(u.get('crossings'), '.1%')} |",
+        f"| notes outside the SATB ranges | {g['out_of_range']:.1%} | {b['out_of_range']:.1%} | "
+        f"{fmt(u.get('out_of_range'), '.1%')} |",
+        f"| time with more than four notes sounding | {g['over_four']:.2%} | {b['over_four']:.2%} | "
+        f"{fmt(u.get('over_four'), '.2%')} |",
+    ]
+    for wb, rep in h.get("classifier", {}).items():
+        sets = rep["sets"]
+        rows.append(f"| classifier vs Bach, {wb}-beat windows ({rep['windows_per_set']} per set) | "
+                    f"{100 * sets['harmonizations']['accuracy']:.1f}% | 50% | "
+                    + (f"{100 * sets['unconditioned']['accuracy']:.1f}%" if "unconditioned" in sets else "") + " |")
+    return rows
+
+
 def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = "",
-         more: list[dict] | None = None) -> str:
+         more: list[dict] | None = None, config: str = "configs/pretrained-bach.toml",
+         harmonization: dict | None = None) -> str:
     cfg = json.loads((model_dir / "config.json").read_text())
     m, t, tr = cfg["model_config"], cfg["train_config"], cfg.get("training", {})
     size = sum(f.stat().st_size for f in model_dir.glob("model.safetensors"))
@@ -106,7 +138,7 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
         f"split 0.8/0.1/0.1 by file), in the `{cfg['vocab']['encoding']}` encoding ({len(tokens)} "
         f"tokens: {marks}). Weights: fp16 safetensors, {size / 1e6:.1f} MB; loading runs no code.", "",
         "## Recipe", "",
-        f"Command: `{command}` (the config is `configs/pretrained-bach.toml`).", "",
+        f"Command: `{command}` (the config is `{config}`).", "",
         f"Batch {t['batch_size']} x {t['seq_len']} tokens, AdamW lr {t['lr']} (warm-up {t['warmup_steps']} steps, "
         f"cosine to {t['min_lr_ratio']} of the peak, sized to {budget(t)}), weight decay "
         f"{t['weight_decay']}, dropout {t['dropout']}, transposition augmentation +/-{t['augment_transpose']} "
@@ -155,6 +187,8 @@ def card(model_dir: Path, ev: dict, command: str, hardware: str, notes: str = ""
         f"Reproduce: `make pretrained` (training took {fmt((tr.get('elapsed_s') or 0) / 60, '.0f')} minutes here; "
         "then export, evaluation and this card).",
     ]
+    if harmonization:
+        lines += harmonization_rows(harmonization)
     if notes:
         lines += ["", notes.strip()]
     return "\n".join(lines) + "\n"
@@ -169,11 +203,17 @@ def main() -> None:
     ap.add_argument("--command", default="make pretrained")
     ap.add_argument("--hardware", default=f"{platform.machine()} CPU, 2 cores (no GPU)")
     ap.add_argument("--notes", help="a Markdown file appended to the card (what the figures do not say)")
+    ap.add_argument("--harmonization", help="benchmarks/harmonize.py --json output: a harmonisation table")
+    ap.add_argument("--config", help="the recipe (default: the config the training record names)")
     a = ap.parse_args()
     d = Path(a.model_dir)
     notes = Path(a.notes).read_text() if a.notes else ""
     more = [json.loads(Path(p).read_text()) for p in a.more_evaluations]
-    text = card(d, json.loads(Path(a.evaluation).read_text()), a.command, a.hardware, notes, more)
+    cfg = json.loads((d / "config.json").read_text())
+    config = a.config or ("configs/pretrained-parts.toml" if cfg["vocab"]["encoding"] == "parts"
+                          else "configs/pretrained-bach.toml")
+    harm = json.loads(Path(a.harmonization).read_text()) if a.harmonization else None
+    text = card(d, json.loads(Path(a.evaluation).read_text()), a.command, a.hardware, notes, more, config, harm)
     (d / "MODEL_CARD.md").write_text(text)
     print(f"wrote {d / 'MODEL_CARD.md'}")
 

@@ -22,7 +22,8 @@ from musesynth.generate.midi_out import daw_ready
 from musesynth.generate.model import Model
 from musesynth.generate.prompt import Prompt, build_prompt
 from musesynth.generate.request import GenerationRequest
-from musesynth.generate.sampling import DecodeSpec, Sampling, decode, ending_ramp
+from musesynth.generate.sampling import DecodeSpec, Sampling, chain, decode, ending_ramp
+from musesynth.generate.voices import OneNotePerVoice
 from musesynth.tokenize import Encoding
 
 
@@ -90,8 +91,10 @@ def decode_prompt(model: Model, prompt: Prompt, request: GenerationRequest) -> l
     """Each sample's tokens (the prompt in the user's frame, then the new ones)."""
     assert request.seed is not None
     spec = DecodeSpec.of(model.encoding, model.seq_len, request.exact_repeats, request.use_cache)
+    parts = model.encoding.parts()
+    voices = OneNotePerVoice(parts, prompt.model_rows, model.device) if parts is not None else None
     return prompt.frame.to_user(decode(model.net, prompt.model_rows, spec, request.sampling, request.seed,
-                                       request.length, prompt.tempo))
+                                       request.length, chain(prompt.tempo, voices)))
 
 
 def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.ndarray, seq: np.ndarray,

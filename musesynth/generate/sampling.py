@@ -36,6 +36,28 @@ class Constraint(Protocol):
     def advance(self, tok: torch.Tensor) -> None: ...
 
 
+class Chain:
+    """Several constraints applied in turn (each narrows what the one before allowed; all see each token)."""
+
+    def __init__(self, *constraints: Constraint) -> None:
+        self.constraints = constraints
+
+    def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor | None:
+        for c in self.constraints:
+            allowed = c.allowed(allowed, prev)
+        return allowed
+
+    def advance(self, tok: torch.Tensor) -> None:
+        for c in self.constraints:
+            c.advance(tok)
+
+
+def chain(*constraints: Constraint | None) -> Constraint | None:
+    """The constraints given (None ones left out) as one, or None when there are none."""
+    cs = [c for c in constraints if c is not None]
+    return None if not cs else cs[0] if len(cs) == 1 else Chain(*cs)
+
+
 @dataclass(frozen=True)
 class Dial:
     """What a sampling dial is: its range (``low`` / ``high`` inclusive unless ``open_low``), whether it is a

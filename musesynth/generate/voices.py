@@ -24,6 +24,7 @@ import torch
 
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_FILL_END, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
+from musesynth.tokenize.parts import T_PART
 
 
 @dataclass
@@ -190,3 +191,63 @@ def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
     d = np.r_[np.ones(onset.size, np.int64), -np.ones(onset.size, np.int64)]
     order = np.lexsort((d, t))  # ends first at a tie
     return int(np.cumsum(d[order]).max())
+
+
+class OneNotePerVoice:
+    """Free generation (a continuation, a piece from nothing) with a parts model: a part the header names as a
+    voice (Soprano, Alto, Tenor, Bass) starts a note only when its last note has ended, and at an onset the
+    notes come from the last part to the first, as the encoding writes them. So a chorale never has two notes
+    at once in one voice, and never more notes sounding than voices. Other parts (instruments) keep their
+    chords. Vectorised over the batch; the prompt is replayed once to set the state."""
+
+    def __init__(self, enc: Parts, rows: np.ndarray, device: torch.device) -> None:
+        e, typ = enc, enc.token_type
+        t = lambda a, dtype=torch.long: torch.as_tensor(np.asarray(a), dtype=dtype, device=device)  # noqa: E731
+        self.P = e.max_parts
+        self.is_note, self.is_bar = t(e.is_note, torch.bool), t(typ == T_BAR, torch.bool)
+        self.is_pos, self.is_dur = t(typ == T_POS, torch.bool), t(typ == T_DUR, torch.bool)
+        self.is_ts, self.is_part = t(typ == T_TIMESIG, torch.bool), t(typ == T_PART, torch.bool)
+        self.part = t(np.maximum(e.part_of, 0))
+        self.role = t(np.maximum(e.role_of, 0))
+        self.pos_of, self.dur_of = t(e.pos_of), t(e.dur_of)
+        self.ts_len = t(np.where(typ == T_TIMESIG, e.ts_len[e.ts_of], 0))
+        rows = np.atleast_2d(np.asarray(rows, np.int64))
+        b = rows.shape[0]
+        z = lambda fill: torch.full((b,), fill, dtype=torch.long, device=device)  # noqa: E731
+        self.bar_start, self.bar_len, self.pos = z(0), z(int(e.ts_len[e.default_ts])), z(-1)
+        self.started = torch.zeros(b, dtype=torch.bool, device=device)
+        self.low, self.open, self.parts_seen = z(self.P), z(-1), z(0)
+        self.end = torch.zeros(b, self.P, dtype=torch.long, device=device)
+        self.voice = torch.zeros(b, self.P, dtype=torch.bool, device=device)
+        self.rank = torch.arange(self.P, device=device)
+        for j in range(rows.shape[1]):  # the prompt, once (a primer's few hundred tokens)
+            self.advance(t(rows[:, j]))
+
+    def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor | None:
+        now = self.bar_start + self.pos
+        r, low = self.rank[None, :], self.low[:, None]
+        ok = torch.where(self.voice, (r < low) & (self.end <= now[:, None]), r <= low)  # (B, P)
+        notes = ok.gather(1, self.part[None, :].expand(ok.shape[0], -1)) | ~self.is_note[None, :]
+        if allowed is None:
+            return notes
+        both = allowed & notes
+        return torch.where(both.any(1, keepdim=True), both, allowed)
+
+    def advance(self, tok: torch.Tensor) -> None:
+        bar, pos, note = self.is_bar[tok], self.is_pos[tok], self.is_note[tok]
+        now = self.bar_start + self.pos
+        self.bar_start = torch.where(bar, torch.where(self.started, self.bar_start + self.bar_len, 0), self.bar_start)
+        self.started |= bar
+        self.bar_len = torch.where(self.is_ts[tok], self.ts_len[tok], self.bar_len)
+        self.pos = torch.where(bar, -1, torch.where(pos, self.pos_of[tok], self.pos))
+        self.low = torch.where(bar | pos, self.P, torch.where(note, self.part[tok], self.low))
+        held = self.is_dur[tok] & (self.open >= 0)
+        k = self.open.clamp(min=0)
+        cur = self.end.gather(1, k[:, None])[:, 0]
+        self.end.scatter_(1, k[:, None], torch.where(held, now + self.dur_of[tok], cur)[:, None])
+        self.open = torch.where(note, self.part[tok], torch.where(self.is_dur[tok], -1, self.open))
+        named = self.is_part[tok] & (self.parts_seen < self.P)
+        at = self.parts_seen.clamp(max=self.P - 1)
+        cur_v = self.voice.gather(1, at[:, None])[:, 0]
+        self.voice.scatter_(1, at[:, None], torch.where(named, self.role[tok] < 4, cur_v)[:, None])
+        self.parts_seen += named.long()
