@@ -100,6 +100,8 @@ def harmonization_rows(h: dict) -> list[str]:
         f"{fmt(u.get('out_of_range'), '.1%')} |",
         f"| time with more than four notes sounding | {g['over_four']:.2%} | {b['over_four']:.2%} | "
         f"{fmt(u.get('over_four'), '.2%')} |",
+        f"| notes of 2 beats or more | {hz['long_notes']:.1%} | {h['bach']['long_notes']:.1%} | "
+        f"{fmt((h.get('unconditioned') or {}).get('long_notes'), '.1%')} |",
     ]
     for wb, rep in h.get("classifier", {}).items():
         sets = rep["sets"]

@@ -11,7 +11,8 @@ For a model of the parts encoding and a parts dataset (`musesynth data --encodin
   - the share of melody notes that come out exactly (pitch, onset, duration);
   - the share of beats whose sounding pitch-class set equals Bach's at that beat;
   - the voice-leading report (``evaluate.voice_leading``) of the harmonisations beside Bach's chorales;
-  - the most notes sounding at once, and the share of time with more than four;
+  - the most notes sounding at once, the share of time with more than four, and the share of notes of 2 beats
+    or more (Bach's held cadence chords);
   - ``evaluate``'s classifier (``evaluate.judge``): harmonisations vs Bach's chorales, and, as the yardstick,
     the model's own unconditioned pieces vs Bach's, at the same number of windows.
 """
@@ -121,6 +122,12 @@ def over_four(p: Piece) -> float:
     return float(span[level[:-1] > 4].sum() / sounding) if sounding else 0.0
 
 
+def long_share(pieces: list[Piece]) -> float:
+    """Share of notes that last 2 beats or more (the held chords at cadences)."""
+    n = sum(p.duration.size for p in pieces)
+    return float(sum(int((p.duration >= 2 - 1e-6).sum()) for p in pieces) / n) if n else 0.0
+
+
 def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     model, enc, meta = load_model(opt.checkpoint, opt.device)
     parts = enc.parts()
@@ -187,7 +194,9 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
         out["harmonizations"] = {"pieces": len(made), "complete": complete, "melody_exact": exact,
                                  "melody_notes": total, "beat_pitch_class_match": matched / max(beats, 1),
                                  "beats": beats, "most_sounding": worst,
-                                 "over_four": float(np.mean([over_four(p) for p in made])) if made else 0.0}
+                                 "over_four": float(np.mean([over_four(p) for p in made])) if made else 0.0,
+                                 "long_notes": long_share(made)}
+        out["bach"] = {"long_notes": long_share(bach), "over_four": float(np.mean([over_four(p) for p in bach]))}
         out["voice_leading"] = voice_leading_report(made, bach)
         sets = {"harmonizations": made}
         if opt.unconditioned:
@@ -197,6 +206,8 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
             free = [piece_from_score(symusic.Score(r["midi"])) for r in gen]
             sets["unconditioned"] = free
             out["unconditioned_voice_leading"] = voice_leading_report(free, bach)["generated"]
+            out["unconditioned"] = {"pieces": len(free), "long_notes": long_share(free),
+                                    "over_four": float(np.mean([over_four(p) for p in free])) if free else 0.0}
         out["classifier"] = {str(w): judge_report(sets, bach, w) for w in opt.windows}
     return out
 
@@ -214,13 +225,14 @@ def format_benchmark(r: dict[str, Any]) -> list[str]:
              f"  harmonisations: {h['pieces']} ({h['complete']} complete); melody notes exact "
              f"{h['melody_exact']}/{h['melody_notes']}; beats with Bach's pitch-class set "
              f"{h['beat_pitch_class_match']:.1%} of {h['beats']}; most notes sounding {h['most_sounding']}; time "
-             f"with more than four notes {h['over_four']:.2%}"]
+             f"with more than four notes {h['over_four']:.2%}; notes of 2+ beats {h['long_notes']:.1%} (Bach "
+             f"{r['bach']['long_notes']:.1%})"]
     lines += format_voice_leading(r["voice_leading"])
     if "unconditioned_voice_leading" in r:
         u = r["unconditioned_voice_leading"]
         lines.append(f"  the model's own pieces: parallels per 100 changes {u['parallels_per_100']:.2f}, crossings "
                      f"{u['crossings']:.1%}, outside SATB ranges {u['out_of_range']:.1%}, more than four notes "
-                     f"{u['over_four']:.1%}")
+                     f"{u['over_four']:.1%}, notes of 2+ beats {r['unconditioned']['long_notes']:.1%}")
     lines.append("classifier (harmonisations and the model's own pieces vs Bach's test chorales):")
     for rep in r["classifier"].values():
         lines += format_judge(rep, LABELS)
