@@ -2,15 +2,18 @@
 
 A share ``rate`` of the windows that hold a piece's start (its BOS) is rewritten as::
 
-    [melody of the piece]  BOS header BAR ... (the piece as it was) ...
+    [melody of the piece, without its BOS]  BOS header BAR ... (the piece as it was) ...
 
 where the melody is the piece's own tokens (its header, bars, positions, tempo and fermatas) with the notes of
 one part only (``melody_only``) and ends with EOS: the separator is the piece boundary the model already knows,
-so no token is added to the vocabulary. The part is the first one (the soprano of a chorale) half of the time,
-else any part with notes: `musesynth harmonize` puts a melody in its own voice. The window keeps its length (the
-end is cut, or tokens before the piece fill in what the melody did not). Every token stays a training target.
+so no token is added to the vocabulary. The melody has **no BOS** (``melody_prompt``): a piece the model starts
+from BOS is always a whole piece. (With its BOS, a model trained so wrote a melody alone, one part and no
+harmony, in 5 of 12 unconditioned pieces.) The part is the first one (the soprano of a chorale) half
+of the time, else any part with notes: `musesynth harmonize` puts a melody in its own voice. The window keeps
+its length (the end is cut, or tokens before the piece fill in what the melody did not). Every token stays a
+training target.
 
-`musesynth harmonize` prompts a model with exactly this form: ``melody_only`` of the melody laid in its part,
+`musesynth harmonize` prompts a model with exactly this form: ``melody_prompt`` of the melody laid in its part,
 then the header of the piece to write, so the model reads the whole melody before writing a note under it.
 """
 
@@ -28,6 +31,12 @@ def parts_of_encoding(enc: Encoding) -> Parts:
     if parts is None:
         raise ValueError(f"melody-first windows need the parts encoding, not '{enc.name}'")
     return parts
+
+
+def melody_prompt(enc: Encoding, piece: np.ndarray, part: int) -> np.ndarray:
+    """``melody_only`` without its BOS: how melody-first windows and `musesynth harmonize` show a melody."""
+    out = melody_only(enc, piece, part)
+    return out[1:] if out.size and out[0] == enc.bos_id else out
 
 
 def melody_only(enc: Encoding, piece: np.ndarray, part: int) -> np.ndarray:
@@ -67,7 +76,7 @@ class MelodyFirst:
         if parts.size < 2:
             return window
         k = 0 if parts[0] == 0 and rng.random() < 0.5 else int(rng.choice(parts))
-        out = np.r_[melody_only(e, piece, k), window[b:]]
+        out = np.r_[melody_prompt(e, piece, k), window[b:]]
         short = window.size - out.size
         if short > 0:
             out = np.r_[window[b - short : b], out]

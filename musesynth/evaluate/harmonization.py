@@ -32,7 +32,7 @@ import torch
 
 from musesynth.artifacts.load import load_model
 from musesynth.data.dataset import load_pieces
-from musesynth.data.melody_first import melody_only
+from musesynth.data.melody_first import melody_prompt
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.judge import format_judge, judge_report
 from musesynth.evaluate.music_stats import Piece, piece_from_score
@@ -62,7 +62,7 @@ def lower_voice_nll(model: torch.nn.Module, enc: Parts, piece: np.ndarray, melod
                     rnn: bool) -> tuple[float, int]:
     """Summed NLL (nats) and count of the NOTE and DUR tokens of every part but the first (the soprano's),
     with the soprano alone read first or not. A Transformer reads at most its context (the piece is cut)."""
-    prefix = melody_only(enc, piece, 0) if melody_first else np.zeros(0, np.int64)
+    prefix = melody_prompt(enc, piece, 0) if melody_first else np.zeros(0, np.int64)
     seq = np.r_[prefix, piece]
     if not rnn:
         seq = seq[: seq_len + 1]

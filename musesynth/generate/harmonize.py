@@ -9,8 +9,8 @@ the model writes that piece token by token under a per-step mask (``generate.voi
   one has ended, and no note lasts past the melody's end), so at most 1 + len(voices) notes sound at once;
 - keeps the melody's bars, time signatures and fermatas, and ends the piece (EOS) only after the last melody note.
 
-The model reads the **whole melody first**: the prompt is the melody alone as a piece (the full part header,
-only the melody's notes), EOS, then the header of the piece to write: the form of the melody-first training
+The model reads the **whole melody first**: the prompt is the melody alone as a piece (no BOS, the full part
+header, only the melody's notes), EOS, then the header of the piece to write: the form of the melody-first training
 windows (``data.melody_first``, `musesynth train --melody-first`), which teach a model to use it. The written
 piece's melody part is then replaced by the melody as read, so the melody comes out exactly even where the token
 budget runs out.
@@ -30,7 +30,7 @@ import numpy as np
 import symusic
 
 from musesynth.artifacts.load import load_model
-from musesynth.data.melody_first import melody_only
+from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.model import checkpoint_or_shipped
@@ -279,7 +279,7 @@ def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | Non
     sk = melody_skeleton(parts, score, voice, voices, opt.key, source)
     e = parts
     head = int(np.flatnonzero(sk.ids == e.bar_id)[0]) + 1
-    melody = melody_only(enc, sk.ids, sk.melody_part)  # as training showed it (data.melody_first)
+    melody = melody_prompt(enc, sk.ids, sk.melody_part)  # as training showed it (data.melody_first)
     prompt = np.r_[melody, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
     body = sk.ids.size - head
     budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
