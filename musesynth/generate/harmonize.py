@@ -62,7 +62,7 @@ class HarmonizeOptions:
     num_samples: int = 1
     seed: int | None = None  # None: a fresh seed, printed and recorded in each sidecar
     max_tokens: int | None = None
-    out_dir: str = "outputs"
+    out_dir: str = "harmonized"
     overwrite: bool = False
     wav: bool = True
     png: bool = True
