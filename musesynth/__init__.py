@@ -17,7 +17,7 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-_API = ("load_model", "generate", "tokenize", "train", "Model", "Piece")
+_API = ("load_model", "generate", "harmonize", "tokenize", "train", "Model", "Piece", "Harmonization")
 __all__ = [*_API, "__version__"]
 
 

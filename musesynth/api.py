@@ -5,6 +5,7 @@
     pieces = generate(model, length=600, key="D major", num_samples=2, seed=1)
     pieces[0].save("chorale.mid")                # a symusic.Score is in pieces[0].score
     tokens = tokenize("chorale.mid", "meter")    # token ids in a named encoding
+    satb = harmonize("tune.mid", voices="A,T,B", seed=1)   # the shipped parts model writes the other voices
     summary = train(dataset="datasets/bach", model="lstm", max_time=600)   # any `musesynth train` option
 
 Errors are ``MusesynthError``s that name the keyword argument at fault.
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import symusic
 
+from musesynth.generate.harmonize import Harmonization
 from musesynth.generate.model import Model
 from musesynth.generate.pipeline import GeneratedPiece, generate_pieces
 from musesynth.generate.request import DEFAULT_LENGTH, Controls, GenerationRequest, Primer
@@ -61,6 +63,23 @@ def _signature() -> inspect.Signature:
 
 
 vars(generate)["__signature__"] = _signature()
+
+
+def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, model: Model | str | Path | None = None,
+              part: str | None = None, voices: str | None = None, key: str | None = None, num_samples: int = 1,
+              seed: int | None = DEFAULT_SEED, **dials: Any) -> list[Harmonization]:
+    """The other voices written under a melody (`musesynth harmonize`): ``melody`` is a MIDI file (its one track,
+    its Soprano, or ``part``), or ``chorale`` names a corpus chorale whose soprano is the melody. ``model``: a
+    loaded parts model, a path, or None for the shipped parts model. Each ``Harmonization`` has ``.score`` (one
+    named track per voice; every melody note exactly as given), ``.tokens``, ``.info`` and ``.save(path)``."""
+    from musesynth.generate.harmonize import HarmonizeOptions, harmonizations
+
+    path = model if isinstance(model, (str, Path)) else None
+    loaded = (model.net, model.encoding, model.meta) if isinstance(model, Model) else None
+    opt = HarmonizeOptions(melody=None if melody is None else str(melody), chorale=chorale,
+                           checkpoint=None if path is None else str(path), part=part, voices=voices, key=key,
+                           num_samples=num_samples, seed=seed, sampling=Sampling.of(dials), wav=False, png=False)
+    return harmonizations(opt, loaded=loaded)
 
 
 def tokenize(midi: str | Path | symusic.Score, encoding: str = "chord", **params: Any) -> np.ndarray:

@@ -199,3 +199,23 @@ def test_without_a_seed_each_run_draws_one_and_says_it(parts_run, tmp_path, caps
     assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "--no-png", "-s", str(seed),
                  "-o", str(tmp_path / "b"), "-q"]) == 0
     assert next((tmp_path / "b").glob("*.mid")).read_bytes() == made.read_bytes()
+
+
+def test_the_api_harmonizes_in_memory_with_a_path_or_a_loaded_model(parts_run, tmp_path):
+    import musesynth
+    from musesynth.errors import MusesynthError
+
+    melody = write(tmp_path, [(480 * i, 480, p) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69])])
+    made = musesynth.harmonize(melody, model=str(parts_run), voices="A,B", seed=3, num_samples=2, top_k=20)
+    assert len(made) == 2 and all(isinstance(h, musesynth.Harmonization) for h in made)
+    again = musesynth.harmonize(melody, model=musesynth.load_model(parts_run, "cpu"), voices="A,B", seed=3,
+                                num_samples=2, top_k=20)
+    for h, g in zip(made, again, strict=True):
+        assert [t.name for t in h.score.tracks] == ["Soprano", "Alto", "Bass"]
+        assert [n.pitch for n in h.score.tracks[0].notes] == [67, 69, 71, 72, 74, 72, 71, 69]
+        assert np.array_equal(h.tokens, g.tokens) and h.info["sampling"]["seed"] == 3
+    path = made[0].save(tmp_path / "satb.mid")
+    with pytest.raises(MusesynthError, match="exists"):
+        made[1].save(path)
+    assert symusic.Score(str(path)).tracks[2].name == "Bass"
+    assert list(tmp_path.iterdir()) == sorted([melody, path]) or set(tmp_path.iterdir()) == {melody, path}

@@ -28,8 +28,11 @@ from typing import Any
 
 import numpy as np
 import symusic
+import torch
 
 from musesynth.artifacts.load import load_model
+from musesynth.artifacts.meta import CheckpointMeta
+from musesynth.atomic import atomic_write
 from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
@@ -255,14 +258,32 @@ def check_parts_model(enc: Encoding, path: str) -> Parts:
     return parts
 
 
-def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
-    """Write ``num_samples`` harmonisations of the melody (MIDI with one track per voice, WAV, PNG, JSON).
-    ``progress`` (the studio's bar) hears the share of the token budget drawn, in [0, 1]."""
+@dataclass
+class Harmonization:
+    """A harmonised melody: its score (one named track per voice), the tokens the model wrote (the melody prompt
+    included), what its JSON sidecar holds, and the file name it is written under (without a suffix)."""
+
+    score: symusic.Score
+    tokens: np.ndarray
+    info: dict[str, Any]
+    name: str
+    title: str = field(repr=False, default="")
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the MIDI file (atomically); an existing file is kept unless ``overwrite``."""
+        if Path(path).exists() and not overwrite:
+            raise MusesynthError(f"{os.fsdecode(path)} exists; pass overwrite=True to replace it")
+        return atomic_write(path, lambda tmp: self.score.dump_midi(tmp))
+
+
+def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None,
+                   loaded: tuple[torch.nn.Module, Encoding, CheckpointMeta] | None = None) -> list[Harmonization]:
+    """``num_samples`` harmonisations of the melody, in memory (``loaded``: a model already loaded, else
+    ``opt.checkpoint``'s). ``progress`` (the studio's bar) hears the share of the token budget drawn, in [0, 1]."""
     opt.validate()
     seed = fresh_seed() if opt.seed is None else opt.seed
-    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
-    ckpt = checkpoint_or_shipped(opt.checkpoint, parts=True)
-    model, enc, meta = load_model(ckpt, pick_device(opt.device))
+    ckpt = checkpoint_or_shipped(opt.checkpoint, parts=True) if loaded is None else loaded[2].path
+    model, enc, meta = load_model(ckpt, pick_device(opt.device)) if loaded is None else loaded
     parts = check_parts_model(enc, ckpt)
     if meta.key_frames:
         raise MusesynthError(f"{ckpt} reads pieces in a key-relative frame (train --key-relative): harmonize does "
@@ -284,16 +305,19 @@ def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | Non
     body = sk.ids.size - head
     budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
     constraint = melody_constraint(parts, sk, opt.num_samples)
-    if progress is not None:
-        model.register_forward_hook(call_counter(progress, budget + 1))
+    hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
     t0 = time.perf_counter()
-    seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, enc.grammar(), enc.eos_id, seed,
-                    seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
-                    key_source=sk.ids[None])
+    try:
+        seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, enc.grammar(), enc.eos_id, seed,
+                        seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
+                        key_source=sk.ids[None])
+    finally:
+        if hook is not None:
+            hook.remove()
     dt = time.perf_counter() - t0
     stem = Path(source).stem if opt.chorale is None else source.removeprefix("bach/").removesuffix(".mid")
     names = "".join(VOICES[v][0] for v in voices)
-    results = []
+    out = []
     for i, seq in enumerate(seqs):
         piece = np.asarray(seq[melody.size :], np.int64)
         q = harmonized(parts, sk, piece)
@@ -308,15 +332,26 @@ def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | Non
                 "beats": float((q["onset"] + q["duration"]).max() - q["offset"]) / res,
                 "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples},
                 "generation_seconds": round(dt, 3), "encoding": enc.name}
-        name = f"{stem}_harmonized{names}_{meta.family}_seed{seed}_{i}"
-        base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
-        out = e.score_of(q)
-        info["seconds"] = round(float(out.to("second").end()) if out.note_num() else 0.0, 2)
+        written = e.score_of(q)
+        info["seconds"] = round(float(written.to("second").end()) if written.note_num() else 0.0, 2)
         s = opt.sampling
         title = f"{meta.family} | {source} harmonized ({names}) | T={s.temperature} k={s.top_k} p={s.top_p} " \
                 f"seed={seed}"
-        results.append(write_outputs(out, base, info, opt.soundfont if opt.wav else False,
-                                     title if opt.png else None, None))
+        out.append(Harmonization(written, np.asarray(seq, np.int64), info,
+                                 f"{stem}_harmonized{names}_{meta.family}_seed{seed}_{i}", title))
+    return out
+
+
+def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """Write ``num_samples`` harmonisations of the melody (MIDI with one track per voice, WAV, PNG, JSON).
+    ``progress`` (the studio's bar) hears the share of the token budget drawn, in [0, 1]."""
+    opt.validate()
+    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
+    results = []
+    for h in harmonizations(opt, progress):
+        base = piece_name(out_dir, h.name, OUTPUT_SUFFIXES, opt.overwrite)
+        results.append(write_outputs(h.score, base, h.info, opt.soundfont if opt.wav else False,
+                                     h.title if opt.png else None, None))
     return results
 
 
