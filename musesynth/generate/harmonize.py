@@ -65,6 +65,7 @@ class HarmonizeOptions:
     num_samples: int = 1
     seed: int | None = None  # None: a fresh seed, printed and recorded in each sidecar
     max_tokens: int | None = None
+    candidates: int = 1  # harmonisations drawn per one kept: the ones under which the melody is likeliest are kept
     out_dir: str = "harmonized"
     overwrite: bool = False
     wav: bool = True
@@ -82,6 +83,8 @@ class HarmonizeOptions:
             raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise MusesynthError(f"--max-tokens must be at least 1 (got {self.max_tokens})")
+        if not 1 <= self.candidates <= 64:
+            raise MusesynthError(f"--candidates must be 1-64 (got {self.candidates})")
 
 
 # ---------------------------------------------------------------------- the melody
@@ -234,6 +237,23 @@ def melody_constraint(enc: Parts, sk: Skeleton, batch: int) -> VoiceConstraint:
     return VoiceConstraint(enc, frame, fixed, free, batch)
 
 
+@torch.no_grad()
+def melody_fit(model: torch.nn.Module, enc: Parts, seqs: list[np.ndarray], part: int, skip: int) -> np.ndarray:
+    """Per sequence, the model's mean log-probability of the melody's NOTE tokens where the piece writes them
+    (after the prompt's ``skip`` tokens): how well the voices written before each melody note lead to it."""
+    device = next(model.parameters()).device
+    out = np.zeros(len(seqs))
+    for k, seq in enumerate(seqs):
+        x = torch.as_tensor(np.asarray(seq, np.int64)[None], device=device)
+        logits, _ = model(x[:, :-1])
+        logp = torch.log_softmax(logits.float(), -1)[0].gather(1, x[0, 1:, None])[:, 0].cpu().numpy()
+        ids = np.asarray(seq, np.int64)[1:]
+        at = np.flatnonzero(enc.is_note[ids] & (enc.part_of[ids] == part))
+        at = at[at >= skip - 1]
+        out[k] = float(logp[at].mean()) if at.size else 0.0
+    return out
+
+
 def harmonized(enc: Parts, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
     """The written piece with its melody part replaced by the melody as read (same notes when the budget sufficed),
     and nothing outside the asked-for parts."""
@@ -304,16 +324,21 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
     prompt = np.r_[melody, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
     body = sk.ids.size - head
     budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
-    constraint = melody_constraint(parts, sk, opt.num_samples)
+    drawn = opt.num_samples * opt.candidates
+    constraint = melody_constraint(parts, sk, drawn)
     hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
     t0 = time.perf_counter()
     try:
-        seqs = generate(model, prompt, budget, opt.num_samples, opt.sampling, enc.grammar(), enc.eos_id, seed,
+        seqs = generate(model, prompt, budget, drawn, opt.sampling, enc.grammar(), enc.eos_id, seed,
                         seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
                         key_source=sk.ids[None])
     finally:
         if hook is not None:
             hook.remove()
+    if opt.candidates > 1:
+        fit = melody_fit(model, parts, seqs, sk.melody_part, melody.size)
+        keep = np.sort(np.argsort(-fit, kind="stable")[: opt.num_samples])
+        seqs = [seqs[k] for k in keep]
     dt = time.perf_counter() - t0
     stem = Path(source).stem if opt.chorale is None else source.removeprefix("bach/").removesuffix(".mid")
     names = "".join(VOICES[v][0] for v in voices)
