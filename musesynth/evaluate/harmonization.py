@@ -128,6 +128,25 @@ def long_share(pieces: list[Piece]) -> float:
     return float(sum(int((p.duration >= 2 - 1e-6).sum()) for p in pieces) / n) if n else 0.0
 
 
+def atb_nll(model: torch.nn.Module, parts: Parts, pieces: list[np.ndarray], seq_len: int, rnn: bool
+            ) -> dict[str, Any]:
+    """The lower voices' NLL over the pieces, with the melody read first and left to right, per token and 16th."""
+    nll = {True: [0.0, 0], False: [0.0, 0]}
+    frames = 0
+    for piece in pieces:
+        for first in (True, False):
+            s, n = lower_voice_nll(model, parts, piece, first, seq_len, rnn)
+            nll[first][0] += s
+            nll[first][1] += n
+        q = parts.decode_quantized(piece)
+        frames += int(np.ceil((q["onset"] + q["duration"]).max() - q["offset"]) * 4 / parts.resolution)
+    return {"atb_tokens": nll[True][1], "frames_16th": frames,
+            "per_token_melody_first": nll[True][0] / max(nll[True][1], 1),
+            "per_token_left_to_right": nll[False][0] / max(nll[False][1], 1),
+            "per_16th_melody_first": nll[True][0] / max(frames, 1),
+            "per_16th_left_to_right": nll[False][0] / max(frames, 1)}
+
+
 def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     model, enc, meta = load_model(opt.checkpoint, opt.device)
     parts = enc.parts()
@@ -145,20 +164,7 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
     seq_len = meta.model_config.seq_len
     out: dict[str, Any] = {"checkpoint": opt.checkpoint, "dataset": opt.dataset, "chorales": len(pieces),
                            "seeds": opt.seeds}
-    nll = {True: [0.0, 0], False: [0.0, 0]}
-    frames = 0
-    for piece in pieces:
-        for first in (True, False):
-            s, n = lower_voice_nll(model, parts, piece, first, seq_len, rnn)
-            nll[first][0] += s
-            nll[first][1] += n
-        q = parts.decode_quantized(piece)
-        frames += int(np.ceil((q["onset"] + q["duration"]).max() - q["offset"]) * 4 / parts.resolution)
-    out["nll"] = {"atb_tokens": nll[True][1], "frames_16th": frames,
-                  "per_token_melody_first": nll[True][0] / max(nll[True][1], 1),
-                  "per_token_left_to_right": nll[False][0] / max(nll[False][1], 1),
-                  "per_16th_melody_first": nll[True][0] / max(frames, 1),
-                  "per_16th_left_to_right": nll[False][0] / max(frames, 1)}
+    out["nll"] = atb_nll(model, parts, pieces, seq_len, rnn)
     log(f"NLL of Bach's A/T/B given the soprano: {out['nll']['per_token_melody_first']:.3f} nats per token "
         f"({out['nll']['per_16th_melody_first']:.3f} per 16th); without the melody first "
         f"{out['nll']['per_token_left_to_right']:.3f} ({out['nll']['per_16th_left_to_right']:.3f})")
