@@ -7,7 +7,7 @@ import symusic
 import torch
 
 from musesynth.cli import main
-from musesynth.generate.voices import OneNotePerVoice, most_sounding
+from musesynth.generate.voices import PITCHES, OneNotePerVoice, most_sounding, parallels
 from musesynth.tokenize import get_encoding
 
 ENC = get_encoding("parts", max_parts=4, drop_extra_parts=True)
@@ -42,3 +42,24 @@ def test_pieces_of_a_parts_model_have_one_note_at_a_time_per_voice(parts_run, tm
             n = track.notes.numpy()
             if track.name in ("Soprano", "Alto", "Tenor", "Bass"):
                 assert most_sounding(n["time"], n["duration"]) <= 1, (mid.name, track.name)
+
+
+def test_parallel_fifths_and_octaves_are_forbidden_and_nothing_else():
+    bass = (np.array([48]), np.array([50]))  # the bass moves C3 -> D3
+    bad = dict(zip(PITCHES.tolist(), parallels(PITCHES, 60, *bass).tolist(), strict=True))  # a voice on C4
+    assert bad[62] and bad[74]  # D4, D5: parallel octaves (compound too)
+    assert not bad[64] and not bad[59] and not bad[60]  # a third above, contrary motion, held
+    fifth = dict(zip(PITCHES.tolist(), parallels(PITCHES, 55, *bass).tolist(), strict=True))  # a voice on G3
+    assert fifth[57] and not fifth[53]  # A3: parallel fifths; F3: contrary
+    assert not parallels(PITCHES, 60, np.array([48]), np.array([48])).any()  # the other voice holds
+    assert not parallels(PITCHES, -1, *bass).any()  # nothing before
+
+
+def test_free_voices_avoid_parallels_with_a_voice_written_at_the_onset():
+    header = [x for r in range(4) for x in ([ENC.part0 + r, ENC.program0])]
+    ids = [ENC.bos_id, int(ENC.key_token_id(0, 0)), ENC.ts0 + ENC.default_ts, ENC.tempo0 + 18, *header, ENC.bar_id,
+           ENC.pos0, int(ENC.note_token_id(48, 3)), ENC.dur0 + 11, int(ENC.note_token_id(60, 0)), ENC.dur0 + 11,
+           ENC.pos0 + 12, int(ENC.note_token_id(50, 3)), ENC.dur0 + 11]
+    c = OneNotePerVoice(ENC, np.array(ids)[None], torch.device("cpu"))
+    allowed = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([ids[-1]]))[0].numpy()
+    assert not allowed[ENC.note_token_id(62, 0)] and allowed[ENC.note_token_id(64, 0)]

@@ -8,6 +8,8 @@ A parts-encoding model writes bars token by token; ``VoiceConstraint`` makes it
 - let only the **free parts** write other notes, each one note at a time (a part starts a note only when its last
   one has ended, and no note lasts past ``end``), so a free part is one voice;
 - keep the piece's bars (and, where the stream carries them, its time signatures);
+- never let a written voice move in parallel fifths or octaves with another voice (a fixed note's pitch at an
+  onset is known before it is written, so the voices under a melody avoid parallels with it too);
 - close (EOS, or FILL_END for a fill) only after the last fixed note, and after ``min_bars`` bar lines;
 - where fermatas are given (a melody's), mark exactly those onsets with PHRASE; else PHRASE is the model's.
 
@@ -95,6 +97,11 @@ class VoiceConstraint:
         self.open_part = np.full(n, -1, np.int64)  # a free NOTE waiting for its DUR
         self.phrased = np.zeros(n, bool)  # this onset's PHRASE is written
         self.done = np.zeros(n, bool)
+        # pitches for the rule against parallels: each part's latest note, the one before this onset, and the
+        # one it has at this onset (a fixed note's is known before it is written)
+        self.last = np.full((n, max(self.n_parts, 1)), -1, np.int64)
+        self.before = self.last.copy()
+        self.cur = self.last.copy()
 
     def hold(self, part: int, until: int) -> None:
         """A note of ``part`` held from before the stream sounds until ``until``: the part starts no note before."""
@@ -122,7 +129,9 @@ class VoiceConstraint:
             above = int(fx.part[j]) if pending else -1  # a free part writes before a fixed note of a lower part
             for p in self.free:
                 if above < p < low and self.part_end[i, p] <= now:
-                    m[self.part_notes[p]] = True
+                    other = np.arange(self.n_parts) != p
+                    bad = parallels(PITCHES, int(self.before[i, p]), self.before[i, other], self.cur[i, other])
+                    m[self.part_notes[p][~bad]] = True
         if pending and int(fx.part[j]) <= low:
             m[self.fixed_note[j]] = True
         fermata = now is not None and self.phrases is not None and now in self.phrases and not self.phrased[i]
@@ -167,11 +176,17 @@ class VoiceConstraint:
             elif typ == T_POS:
                 self.pos[i], self.low_part[i] = e.pos_of[t], self.n_parts
                 self.phrased[i] = False
+                self.before[i], self.cur[i] = self.last[i], -1
+                at = int(self.bar_start[max(self.bar[i], 0)]) + int(self.pos[i])
+                ahead = fx.onset == at  # the fixed notes of this onset: known before they are written
+                self.cur[i, fx.part[ahead]] = fx.pitch[ahead]
             elif typ == T_PHRASE:
                 self.phrased[i] = True
             elif typ == T_NOTE:
                 p = int(e.part_of[t])
                 self.low_part[i] = p
+                if p < self.last.shape[1]:
+                    self.last[i, p] = self.cur[i, p] = int(e.pitch_of[t])
                 j = int(self.j[i])
                 if j < fx.size and t == self.fixed_note[j] and now == fx.onset[j]:
                     self.need[i] = self.dur_fixed[j]
@@ -181,6 +196,23 @@ class VoiceConstraint:
             elif typ == T_DUR and self.open_part[i] >= 0:
                 self.part_end[i, self.open_part[i]] = now + int(e.dur_of[t])
                 self.open_part[i] = -1
+
+
+PITCHES = np.arange(21, 109)  # the piano's pitches, as the parts encoding's NOTE blocks hold them
+PERFECT = (0, 7)  # unisons/octaves and fifths, compound ones too
+
+
+def parallels(x: np.ndarray, prev: int, prev_q: np.ndarray, cur_q: np.ndarray) -> np.ndarray:
+    """Which of the pitches ``x`` for a voice last at ``prev`` would move in parallel fifths or octaves with
+    another voice that moves from ``prev_q`` to ``cur_q`` at this onset (-1: unknown or silent)."""
+    moving = (prev_q >= 0) & (cur_q >= 0) & (cur_q != prev_q)
+    if prev < 0 or not moving.any():
+        return np.zeros(x.size, bool)
+    pq, cq = prev_q[moving], cur_q[moving]
+    was = (prev - pq) % 12
+    now = (x[:, None] - cq[None, :]) % 12
+    same_way = np.sign(x[:, None] - prev) == np.sign(cq - pq)[None, :]
+    return (np.isin(was, PERFECT)[None, :] & (now == was[None, :]) & same_way & (x[:, None] != prev)).any(1)
 
 
 def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
@@ -195,8 +227,9 @@ def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
 
 class OneNotePerVoice:
     """Free generation (a continuation, a piece from nothing) with a parts model: a part the header names as a
-    voice (Soprano, Alto, Tenor, Bass) starts a note only when its last note has ended, and at an onset the
-    notes come from the last part to the first, as the encoding writes them. So a chorale never has two notes
+    voice (Soprano, Alto, Tenor, Bass) starts a note only when its last note has ended, never moves in parallel
+    fifths or octaves with another voice, and at an onset the notes come from the last part to the first, as
+    the encoding writes them. So a chorale never has two notes
     at once in one voice, and never more notes sounding than voices. Other parts (instruments) keep their
     chords. Vectorised over the batch; the prompt is replayed once to set the state."""
 
@@ -220,6 +253,9 @@ class OneNotePerVoice:
         self.end = torch.zeros(b, self.P, dtype=torch.long, device=device)
         self.voice = torch.zeros(b, self.P, dtype=torch.bool, device=device)
         self.rank = torch.arange(self.P, device=device)
+        self.pitch = t(e.pitch_of)
+        self.last = torch.full((b, self.P), -1, dtype=torch.long, device=device)  # for the rule against parallels
+        self.before, self.cur = self.last.clone(), self.last.clone()
         for j in range(rows.shape[1]):  # the prompt, once (a primer's few hundred tokens)
             self.advance(t(rows[:, j]))
 
@@ -228,13 +264,36 @@ class OneNotePerVoice:
         r, low = self.rank[None, :], self.low[:, None]
         ok = torch.where(self.voice, (r < low) & (self.end <= now[:, None]), r <= low)  # (B, P)
         notes = ok.gather(1, self.part[None, :].expand(ok.shape[0], -1)) | ~self.is_note[None, :]
+        notes &= ~self._parallels()
         if allowed is None:
             return notes
         both = allowed & notes
         return torch.where(both.any(1, keepdim=True), both, allowed)
 
+    def _parallels(self) -> torch.Tensor:
+        """(B, V): note tokens of a voice that would move in parallel fifths or octaves with a voice already
+        written at this onset (see ``parallels``)."""
+        b, v = self.before.shape[0], self.part.shape[0]
+        prev = self.before.gather(1, self.part[None, :].expand(b, v))[:, :, None]  # (B, V, 1): this voice's last
+        x = self.pitch[None, :, None]
+        pq, cq = self.before[:, None, :], self.cur[:, None, :]  # (B, 1, P): the other voices
+        other = self.rank[None, None, :] != self.part[None, :, None]
+        moving = (pq >= 0) & (cq >= 0) & (cq != pq) & (prev >= 0) & other & self.voice[:, None, :]
+        was, now = (prev - pq) % 12, (x - cq) % 12
+        same_way = torch.sign(x - prev) == torch.sign(cq - pq)
+        bad = moving & ((was == 0) | (was == 7)) & (now == was) & (x != prev) & same_way
+        mine = self.voice.gather(1, self.part[None, :].expand(b, v)) & self.is_note[None, :]
+        return bad.any(-1) & mine
+
     def advance(self, tok: torch.Tensor) -> None:
         bar, pos, note = self.is_bar[tok], self.is_pos[tok], self.is_note[tok]
+        onset = bar | pos
+        self.before = torch.where(onset[:, None], self.last, self.before)
+        self.cur = torch.where(onset[:, None], -1, self.cur)
+        k = self.part[tok][:, None]
+        pitch = torch.where(note, self.pitch[tok], -1)[:, None]
+        self.last.scatter_(1, k, torch.where(note[:, None], pitch, self.last.gather(1, k)))
+        self.cur.scatter_(1, k, torch.where(note[:, None], pitch, self.cur.gather(1, k)))
         now = self.bar_start + self.pos
         self.bar_start = torch.where(bar, torch.where(self.started, self.bar_start + self.bar_len, 0), self.bar_start)
         self.started |= bar
