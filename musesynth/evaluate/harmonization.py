@@ -37,8 +37,10 @@ from musesynth.errors import MusesynthError
 from musesynth.evaluate.judge import format_judge, judge_report
 from musesynth.evaluate.music_stats import Piece, piece_from_score
 from musesynth.evaluate.voice_leading import format_voice_leading, voice_leading_report
-from musesynth.generate.harmonize import HarmonizeOptions, run_harmonize
-from musesynth.generate.run import GenerateOptions, run_generate
+from musesynth.generate.harmonize import HarmonizeOptions, harmonizations
+from musesynth.generate.model import Model
+from musesynth.generate.pipeline import generate_pieces
+from musesynth.generate.run import GenerateOptions
 from musesynth.generate.sampling import Sampling
 from musesynth.generate.voices import most_sounding
 from musesynth.tokenize.base import Parts
@@ -172,49 +174,46 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
     bach = [piece_from_score(parts.decode(p)) for p in pieces]
     made: list[Piece] = []
     exact = total = matched = beats = worst = complete = 0
+    loaded = (model, enc, meta)  # loaded once: every melody and the free pieces use it
     with tempfile.TemporaryDirectory() as tmp:
         for i, (piece, name) in enumerate(zip(pieces, names, strict=True)):
             melody = soprano_midi(parts, piece, Path(tmp) / f"melody{i}.mid")
             want = piece_from_score(symusic.Score(str(melody)))
+            given = set(zip(np.round(want.onset, 4), np.round(want.duration, 4), want.pitch, strict=True))
             for seed in range(opt.seeds):
                 try:
-                    res = run_harmonize(HarmonizeOptions(melody=str(melody), checkpoint=opt.checkpoint, seed=seed,
-                                                         wav=False, png=False, out_dir=tmp, device=opt.device,
-                                                         sampling=opt.sampling))[0]
+                    h = harmonizations(HarmonizeOptions(melody=str(melody), seed=seed, device=opt.device,
+                                                        sampling=opt.sampling), loaded=loaded)[0]
                 except MusesynthError as exc:
                     log(f"  {name}: skipped ({exc})")
                     continue
-                score = symusic.Score(res["midi"])
-                p = piece_from_score(score)
+                p = piece_from_score(h.score)
                 made.append(p)
                 sop = p.part == 0
                 got = set(zip(np.round(p.onset[sop], 4), np.round(p.duration[sop], 4), p.pitch[sop], strict=True))
-                given = set(zip(np.round(want.onset, 4), np.round(want.duration, 4), want.pitch, strict=True))
                 exact += len(given & got)
                 total += len(given)
                 m, b = beat_match(p, bach[i])
                 matched, beats = matched + m, beats + b
                 worst = max(worst, most_sounding(p.onset * 12, p.duration * 12))
-                complete += bool(res["complete"])
+                complete += bool(h.info["complete"])
             log(f"  {i + 1}/{len(pieces)} {name}")
-        out["harmonizations"] = {"pieces": len(made), "complete": complete, "melody_exact": exact,
-                                 "melody_notes": total, "beat_pitch_class_match": matched / max(beats, 1),
-                                 "beats": beats, "most_sounding": worst,
-                                 "over_four": float(np.mean([over_four(p) for p in made])) if made else 0.0,
-                                 "long_notes": long_share(made)}
-        out["bach"] = {"long_notes": long_share(bach), "over_four": float(np.mean([over_four(p) for p in bach]))}
-        out["voice_leading"] = voice_leading_report(made, bach)
-        sets = {"harmonizations": made}
-        if opt.unconditioned:
-            gen = run_generate(GenerateOptions(checkpoint=opt.checkpoint, num_samples=len(pieces), seed=0,
-                                               out_dir=str(Path(tmp) / "free"), wav=False, png=False,
-                                               device=opt.device, sampling=opt.sampling), log=lambda _: None)
-            free = [piece_from_score(symusic.Score(r["midi"])) for r in gen]
-            sets["unconditioned"] = free
-            out["unconditioned_voice_leading"] = voice_leading_report(free, bach)["generated"]
-            out["unconditioned"] = {"pieces": len(free), "long_notes": long_share(free),
-                                    "over_four": float(np.mean([over_four(p) for p in free])) if free else 0.0}
-        out["classifier"] = {str(w): judge_report(sets, bach, w) for w in opt.windows}
+    out["harmonizations"] = {"pieces": len(made), "complete": complete, "melody_exact": exact,
+                             "melody_notes": total, "beat_pitch_class_match": matched / max(beats, 1),
+                             "beats": beats, "most_sounding": worst,
+                             "over_four": float(np.mean([over_four(p) for p in made])) if made else 0.0,
+                             "long_notes": long_share(made)}
+    out["bach"] = {"long_notes": long_share(bach), "over_four": float(np.mean([over_four(p) for p in bach]))}
+    out["voice_leading"] = voice_leading_report(made, bach)
+    sets = {"harmonizations": made}
+    if opt.unconditioned:
+        request = GenerateOptions(num_samples=len(pieces), seed=0, sampling=opt.sampling).request()
+        free = [piece_from_score(g.score) for g in generate_pieces(Model(*loaded), request)]
+        sets["unconditioned"] = free
+        out["unconditioned_voice_leading"] = voice_leading_report(free, bach)["generated"]
+        out["unconditioned"] = {"pieces": len(free), "long_notes": long_share(free),
+                                "over_four": float(np.mean([over_four(p) for p in free])) if free else 0.0}
+    out["classifier"] = {str(w): judge_report(sets, bach, w) for w in opt.windows}
     return out
 
 
