@@ -11,6 +11,7 @@ from musesynth.commands.options import (
     add_device_option,
     add_output_options,
     add_sampling_options,
+    seed_line,
 )
 from musesynth.commands.options import sampling_from_args as _sampling
 from musesynth.errors import MusesynthError
@@ -68,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
         results = run_generate(options_from_args(args), log=note, progress=progress)
     if not args.quiet:
         print(summarize(results))  # its lines warn about pieces without notes
-        seed = results[0]["sampling"]["seed"]
-        print(f"seed {seed}" + ("" if args.seed is not None else f" (make these pieces again with -s {seed})"))
+        print(seed_line(results, args.seed, "these pieces"))
     for r in results if args.quiet else []:  # quiet prints nothing on success, but an empty piece is no success
         if r["notes"] == 0:
             print(f"musesynth: warning: {r['midi']} has no notes (try a higher --top-k or --temperature)",

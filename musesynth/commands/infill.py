@@ -10,6 +10,7 @@ from musesynth.commands.options import (
     add_device_option,
     add_output_options,
     add_sampling_options,
+    seed_line,
 )
 from musesynth.commands.options import sampling_from_args as _sampling
 from musesynth.generate.infill import InfillOptions
@@ -55,6 +56,5 @@ def run(args: argparse.Namespace) -> int:
                                            sampling=_sampling(args)), progress=progress)
     if not args.quiet:
         print(summarize(results))
-        seed = results[0]["sampling"]["seed"]
-        print(f"seed {seed}" + ("" if args.seed is not None else f" (make these again with -s {seed})"))
+        print(seed_line(results, args.seed))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from musesynth.device import DEVICE_HELP
 from musesynth.errors import BadRequest
@@ -55,3 +56,9 @@ def sampling_from_args(args: argparse.Namespace) -> Sampling:
 
 def add_device_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
     p.add_argument("--device", default=default, help=f"{DEVICE_HELP} (default auto)")
+
+
+def seed_line(results: list[dict[str, Any]], asked: int | None, what: str = "these") -> str:
+    """The seed the results were sampled with, and, when it was drawn rather than asked for, how to remake them."""
+    seed = results[0]["sampling"]["seed"]
+    return f"seed {seed}" + ("" if asked is not None else f" (make {what} again with -s {seed})")
