@@ -26,7 +26,11 @@ import torch
 
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_FILL_END, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
+from musesynth.tokenize.midi_io import OTHER, PIANO_HIGH, PIANO_LOW
 from musesynth.tokenize.parts import T_PART
+
+PITCHES = np.arange(PIANO_LOW, PIANO_HIGH + 1)  # the piano's pitches, as the parts encoding's NOTE blocks hold them
+PERFECT = (0, 7)  # unisons/octaves and fifths, compound ones too
 
 
 @dataclass
@@ -83,7 +87,7 @@ class VoiceConstraint:
         self.dur_fixed = e.dur0 + np.minimum(fixed.duration, e.max_dur) - 1
         self.pos_ids = e.pos0 + np.arange(e.max_bar)
         self.dur_ids = e.dur0 + np.arange(e.max_dur)
-        self.part_notes = {p: e.note_token_id(np.arange(21, 109), p) for p in self.free}
+        self.part_notes = {p: e.note_token_id(PITCHES, p) for p in self.free}
         self.fixed_note = e.note_token_id(fixed.pitch, fixed.part) if fixed.size else np.zeros(0, np.int64)
         n = batch
         self.bar = np.full(n, frame.first_bar if frame.opened else frame.first_bar - 1, np.int64)
@@ -198,10 +202,6 @@ class VoiceConstraint:
                 self.open_part[i] = -1
 
 
-PITCHES = np.arange(21, 109)  # the piano's pitches, as the parts encoding's NOTE blocks hold them
-PERFECT = (0, 7)  # unisons/octaves and fifths, compound ones too
-
-
 def parallels(x: np.ndarray, prev: int, prev_q: np.ndarray, cur_q: np.ndarray) -> np.ndarray:
     """Which of the pitches ``x`` for a voice last at ``prev`` would move in parallel fifths or octaves with
     another voice that moves from ``prev_q`` to ``cur_q`` at this onset (-1: unknown or silent)."""
@@ -229,8 +229,8 @@ class OneNotePerVoice:
     """Free generation (a continuation, a piece from nothing) with a parts model: a part the header names as a
     voice (Soprano, Alto, Tenor, Bass) starts a note only when its last note has ended, never moves in parallel
     fifths or octaves with another voice, and at an onset the notes come from the last part to the first, as
-    the encoding writes them. So a chorale never has two notes
-    at once in one voice, and never more notes sounding than voices. Other parts (instruments) keep their
+    the encoding writes them. So a chorale never has two notes at once in one voice, and never more notes
+    sounding than voices. Other parts (instruments) keep their
     chords. Vectorised over the batch; the prompt is replayed once to set the state."""
 
     def __init__(self, enc: Parts, rows: np.ndarray, device: torch.device) -> None:
@@ -254,6 +254,7 @@ class OneNotePerVoice:
         self.voice = torch.zeros(b, self.P, dtype=torch.bool, device=device)
         self.rank = torch.arange(self.P, device=device)
         self.pitch = t(e.pitch_of)
+        self.perfect = t(PERFECT)
         self.last = torch.full((b, self.P), -1, dtype=torch.long, device=device)  # for the rule against parallels
         self.before, self.cur = self.last.clone(), self.last.clone()
         for j in range(rows.shape[1]):  # the prompt, once (a primer's few hundred tokens)
@@ -281,7 +282,7 @@ class OneNotePerVoice:
         moving = (pq >= 0) & (cq >= 0) & (cq != pq) & (prev >= 0) & other & self.voice[:, None, :]
         was, now = (prev - pq) % 12, (x - cq) % 12
         same_way = torch.sign(x - prev) == torch.sign(cq - pq)
-        bad = moving & ((was == 0) | (was == 7)) & (now == was) & (x != prev) & same_way
+        bad = moving & torch.isin(was, self.perfect) & (now == was) & (x != prev) & same_way
         mine = self.voice.gather(1, self.part[None, :].expand(b, v)) & self.is_note[None, :]
         return bad.any(-1) & mine
 
@@ -308,5 +309,5 @@ class OneNotePerVoice:
         named = self.is_part[tok] & (self.parts_seen < self.P)
         at = self.parts_seen.clamp(max=self.P - 1)
         cur_v = self.voice.gather(1, at[:, None])[:, 0]
-        self.voice.scatter_(1, at[:, None], torch.where(named, self.role[tok] < 4, cur_v)[:, None])
+        self.voice.scatter_(1, at[:, None], torch.where(named, self.role[tok] < OTHER, cur_v)[:, None])
         self.parts_seen += named.long()
