@@ -210,9 +210,7 @@ class Studio:
             self.check_opening(primer_id, model, opt.primer_seconds)
         label = {"model": model.id, "primer": primer_id.split("/", 1)[1] if primer_id else None,
                  "primer_seconds": opt.primer_seconds, "length": opt.length, "key": opt.key, "seed": opt.seed,
-                 "composer": opt.composer, "tempo": opt.tempo,
-                 "temperature": opt.sampling.temperature, "top_k": opt.sampling.top_k, "top_p": opt.sampling.top_p,
-                 "repeat_bias": opt.sampling.repeat_bias, "key_strength": opt.sampling.key_strength,
+                 "composer": opt.composer, "tempo": opt.tempo, **dials_label(opt.sampling),
                  "ending": opt.sampling.ending}
         return self.jobs.submit(replace(opt, num_samples=1), label).public()
 
@@ -226,10 +224,8 @@ class Studio:
                              soundfont=self.soundfont, device=self.device)
         opt = infill_options_from_request(body, bars, base)
         check_sampling(opt.sampling, len(model_encoding(model).vocab))
-        s = opt.sampling
         label = {"model": model.id, "primer": name, "mode": "rewrite", "bars": opt.bars, "seed": opt.seed,
-                 "voices": opt.parts, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
-                 "repeat_bias": s.repeat_bias, "key_strength": s.key_strength}
+                 "voices": opt.parts, **dials_label(opt.sampling)}
         return self.jobs.submit(opt, label).public()
 
     def _harmonize(self, body: dict[str, Any], model: ModelEntry, primer_id: str | None) -> dict[str, Any]:
@@ -258,11 +254,15 @@ class Studio:
             self.check_upload_room(len(data), "the typed melody", reserve=True)
             with self.lock:
                 opt = replace(opt, melody=str(write_upload(data, "typed.mid", self.out_dir / "primers")))
-        s = opt.sampling
         label = {"model": model.id, "primer": name, "mode": "harmonize", "voices": opt.voices or "A,T,B",
-                 "seed": opt.seed, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
-                 "repeat_bias": s.repeat_bias, "key_strength": s.key_strength}
+                 "seed": opt.seed, **dials_label(opt.sampling)}
         return self.jobs.submit(opt, label).public()
+
+
+def dials_label(s: Sampling) -> dict[str, Any]:
+    """The sampling dials a job's card shows (every mode's)."""
+    return {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "repeat_bias": s.repeat_bias,
+            "key_strength": s.key_strength}
 
 
 def abilities(model: ModelEntry) -> dict[str, bool]:
