@@ -53,6 +53,11 @@ def test_parallel_fifths_and_octaves_are_forbidden_and_nothing_else():
     assert fifth[57] and not fifth[53]  # A3: parallel fifths; F3: contrary
     assert not parallels(PITCHES, 60, np.array([48]), np.array([48])).any()  # the other voice holds
     assert not parallels(PITCHES, -1, *bass).any()  # nothing before
+    melody = (np.array([67]), np.array([69]))  # a melody above moves G4 -> A4
+    under = dict(zip(PITCHES.tolist(), parallels(PITCHES, 60, *melody).tolist(), strict=True))  # a voice on C4
+    assert under[62] and not under[64] and not under[50]  # D4: parallel fifths below it; E4: a fourth; D3: contrary
+    octave = dict(zip(PITCHES.tolist(), parallels(PITCHES, 55, *melody).tolist(), strict=True))  # on G3
+    assert octave[57] and not octave[59]  # A3: parallel octaves below it
 
 
 def test_free_voices_avoid_parallels_with_a_voice_written_at_the_onset():
@@ -63,3 +68,13 @@ def test_free_voices_avoid_parallels_with_a_voice_written_at_the_onset():
     c = OneNotePerVoice(ENC, np.array(ids)[None], torch.device("cpu"))
     allowed = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([ids[-1]]))[0].numpy()
     assert not allowed[ENC.note_token_id(62, 0)] and allowed[ENC.note_token_id(64, 0)]
+
+
+def test_free_voices_avoid_parallel_fifths_below_a_voice_written_at_the_onset():
+    header = [x for r in range(4) for x in ([ENC.part0 + r, ENC.program0])]
+    ids = [ENC.bos_id, int(ENC.key_token_id(0, 0)), ENC.ts0 + ENC.default_ts, ENC.tempo0 + 18, *header, ENC.bar_id,
+           ENC.pos0, int(ENC.note_token_id(67, 2)), ENC.dur0 + 11, int(ENC.note_token_id(60, 1)), ENC.dur0 + 11,
+           ENC.pos0 + 12, int(ENC.note_token_id(69, 2)), ENC.dur0 + 11]  # a tenor above the alto: G4 -> A4 first
+    c = OneNotePerVoice(ENC, np.array(ids)[None], torch.device("cpu"))
+    allowed = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([ids[-1]]))[0].numpy()
+    assert not allowed[ENC.note_token_id(62, 1)] and allowed[ENC.note_token_id(64, 1)]  # the alto under it

@@ -209,8 +209,8 @@ def parallels(x: np.ndarray, prev: int, prev_q: np.ndarray, cur_q: np.ndarray) -
     if prev < 0 or not moving.any():
         return np.zeros(x.size, bool)
     pq, cq = prev_q[moving], cur_q[moving]
-    was = (prev - pq) % 12
-    now = (x[:, None] - cq[None, :]) % 12
+    was = np.abs(prev - pq) % 12  # the interval either way up: a fifth below another voice is a fifth too
+    now = np.abs(x[:, None] - cq[None, :]) % 12
     same_way = np.sign(x[:, None] - prev) == np.sign(cq - pq)[None, :]
     return (np.isin(was, PERFECT)[None, :] & (now == was[None, :]) & same_way & (x[:, None] != prev)).any(1)
 
@@ -280,7 +280,7 @@ class OneNotePerVoice:
         pq, cq = self.before[:, None, :], self.cur[:, None, :]  # (B, 1, P): the other voices
         other = self.rank[None, None, :] != self.part[None, :, None]
         moving = (pq >= 0) & (cq >= 0) & (cq != pq) & (prev >= 0) & other & self.voice[:, None, :]
-        was, now = (prev - pq) % 12, (x - cq) % 12
+        was, now = (prev - pq).abs() % 12, (x - cq).abs() % 12  # either way up, as in ``parallels``
         same_way = torch.sign(x - prev) == torch.sign(cq - pq)
         bad = moving & torch.isin(was, self.perfect) & (now == was) & (x != prev) & same_way
         mine = self.voice.gather(1, self.part[None, :].expand(b, v)) & self.is_note[None, :]
