@@ -10,7 +10,7 @@ import symusic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from musesynth.tokenize import encoding_from_vocab, get_encoding, key_token_ids
+from musesynth.tokenize import Vocabulary, encoding_from_vocab, get_encoding, key_token_ids
 from musesynth.tokenize.midi_io import load_score, voice_role
 
 ENC = get_encoding("parts")
@@ -95,10 +95,26 @@ def test_empty_duplicate_is_dropped_and_voices_come_first_in_satb_order():
                                                           ("Part 5", 43)]
     for decoded, source in zip(back.tracks, [src.tracks[i] for i in (1, 3, 4, 5, 0)]):
         assert track_notes(decoded) == track_notes(source)
-    # at an onset the lowest part comes first, then upwards (the bass before the soprano)
+    # at an onset the first part comes first, then downwards (the soprano before the alto, tenor and bass)
     first_bar = toks(ids)[toks(ids).index("BAR"):]
-    assert first_bar[2:12:2] == ["NOTE_72_P4", "NOTE_43_P3", "NOTE_59_P2", "NOTE_62_P1", "NOTE_67_P0"]
+    assert first_bar[2:12:2] == ["NOTE_67_P0", "NOTE_62_P1", "NOTE_59_P2", "NOTE_43_P3", "NOTE_72_P4"]
     assert ENC.header_info(ids)["parts"] == ["Soprano", "Alto", "Tenor", "Bass", "Other"]
+
+
+def test_a_vocabulary_saved_before_top_first_still_writes_the_bass_first():
+    src = multi_track([("Soprano", 0, [(0, 24, 67)]), ("Alto", 0, [(0, 24, 62)]), ("Tenor", 0, [(0, 24, 59)]),
+                       ("Bass", 0, [(0, 24, 43)])])
+    saved = get_encoding("parts").vocab.to_dict()
+    assert saved["params"]["top_first"] is True
+    del saved["params"]["top_first"]  # as every parts vocabulary was saved before it existed
+    old = encoding_from_vocab(saved)
+    assert not old.top_first and old.vocab.fingerprint == Vocabulary.from_dict(saved).fingerprint
+    ids = old.encode(src)
+    body = [old.vocab.tokens[i] for i in ids][[old.vocab.tokens[i] for i in ids].index("BAR"):]
+    assert body[2:10:2] == ["NOTE_43_P3", "NOTE_59_P2", "NOTE_62_P1", "NOTE_67_P0"]
+    back = reread(old.decode(ids))
+    np.testing.assert_array_equal(old.encode(back), ids)
+    assert [track_notes(t) for t in back.tracks] == [track_notes(t) for t in src.tracks]
 
 
 def test_four_unnamed_tracks_are_satb_from_the_top():

@@ -13,7 +13,7 @@ from musesynth.tokenize import get_encoding
 ENC = get_encoding("parts", max_parts=4, drop_extra_parts=True)
 
 
-def test_a_voice_waits_for_its_note_to_end_and_parts_come_from_the_last_to_the_first(bach_dir):
+def test_a_voice_waits_for_its_note_to_end_and_parts_come_from_the_first_to_the_last(bach_dir):
     score = symusic.Score(str(sorted(bach_dir.rglob("*.mid"))[0]))
     ids = ENC.encode(score)
     bar = np.flatnonzero(ids == ENC.bar_id)[1]  # the prompt: the header and the first bar, up to bar 2's BAR
@@ -27,9 +27,9 @@ def test_a_voice_waits_for_its_note_to_end_and_parts_come_from_the_last_to_the_f
     for part in range(4):
         sounding = ((q["part"] == part) & (q["onset"] + q["duration"] > start)).any()
         assert allowed[ENC.note_token_id(60, part)] == (not sounding)
-    c.advance(torch.tensor([int(ENC.note_token_id(48, 2))]))  # the tenor first: then only soprano and alto
+    c.advance(torch.tensor([int(ENC.note_token_id(55, 1))]))  # the alto first: then only the tenor and bass
     allowed = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([0]))[0].numpy()
-    assert not allowed[ENC.note_token_id(50, 3)] and not allowed[ENC.note_token_id(55, 2)]
+    assert not allowed[ENC.note_token_id(72, 0)] and not allowed[ENC.note_token_id(57, 1)]
 
 
 def test_pieces_of_a_parts_model_have_one_note_at_a_time_per_voice(parts_run, tmp_path):
@@ -63,18 +63,18 @@ def test_parallel_fifths_and_octaves_are_forbidden_and_nothing_else():
 def test_free_voices_avoid_parallels_with_a_voice_written_at_the_onset():
     header = [x for r in range(4) for x in ([ENC.part0 + r, ENC.program0])]
     ids = [ENC.bos_id, int(ENC.key_token_id(0, 0)), ENC.ts0 + ENC.default_ts, ENC.tempo0 + 18, *header, ENC.bar_id,
-           ENC.pos0, int(ENC.note_token_id(48, 3)), ENC.dur0 + 11, int(ENC.note_token_id(60, 0)), ENC.dur0 + 11,
-           ENC.pos0 + 12, int(ENC.note_token_id(50, 3)), ENC.dur0 + 11]
+           ENC.pos0, int(ENC.note_token_id(60, 0)), ENC.dur0 + 11, int(ENC.note_token_id(48, 3)), ENC.dur0 + 11,
+           ENC.pos0 + 12, int(ENC.note_token_id(62, 0)), ENC.dur0 + 11]
     c = OneNotePerVoice(ENC, np.array(ids)[None], torch.device("cpu"))
     allowed = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([ids[-1]]))[0].numpy()
-    assert not allowed[ENC.note_token_id(62, 0)] and allowed[ENC.note_token_id(64, 0)]
+    assert not allowed[ENC.note_token_id(50, 3)] and allowed[ENC.note_token_id(52, 3)]  # the bass: no octaves
 
 
 def test_free_voices_avoid_parallel_fifths_below_a_voice_written_at_the_onset():
     header = [x for r in range(4) for x in ([ENC.part0 + r, ENC.program0])]
     ids = [ENC.bos_id, int(ENC.key_token_id(0, 0)), ENC.ts0 + ENC.default_ts, ENC.tempo0 + 18, *header, ENC.bar_id,
-           ENC.pos0, int(ENC.note_token_id(67, 2)), ENC.dur0 + 11, int(ENC.note_token_id(60, 1)), ENC.dur0 + 11,
-           ENC.pos0 + 12, int(ENC.note_token_id(69, 2)), ENC.dur0 + 11]  # a tenor above the alto: G4 -> A4 first
+           ENC.pos0, int(ENC.note_token_id(67, 0)), ENC.dur0 + 11, int(ENC.note_token_id(60, 1)), ENC.dur0 + 11,
+           ENC.pos0 + 12, int(ENC.note_token_id(69, 0)), ENC.dur0 + 11]  # the soprano moves G4 -> A4 first
     c = OneNotePerVoice(ENC, np.array(ids)[None], torch.device("cpu"))
     allowed = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([ids[-1]]))[0].numpy()
     assert not allowed[ENC.note_token_id(62, 1)] and allowed[ENC.note_token_id(64, 1)]  # the alto under it

@@ -229,7 +229,7 @@ def full_durations(enc: Parts, score: symusic.Score, d: dict[str, Any]) -> np.nd
 
 def melody_constraint(enc: Parts, sk: Skeleton, batch: int) -> VoiceConstraint:
     """Every melody note and fermata as given, the other voices free under it, bars and meter as the melody's."""
-    fixed = Fixed.of(sk.onset, np.full(sk.onset.size, sk.melody_part), sk.pitch, sk.duration)
+    fixed = Fixed.of(enc, sk.onset, np.full(sk.onset.size, sk.melody_part), sk.pitch, sk.duration)
     free = [p for p in range(sk.roles.size) if p != sk.melody_part]
     frame = Frame(sk.ids, 0, int((sk.ids == enc.bar_id).sum()), opened=True, timesigs=True, start=sk.offset,
                   end=int((sk.onset + sk.duration).max()), min_bars=0, close_id=enc.eos_id,
@@ -263,7 +263,7 @@ def harmonized(enc: Parts, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
     pi = np.r_[q["pitch"][keep], sk.pitch]
     du = np.r_[q["duration"][keep], sk.duration]
     pa = np.r_[q["part"][keep], np.full(sk.onset.size, sk.melody_part)]
-    order = np.lexsort((pi, -pa, on))
+    order = enc.note_order(on, pa, pi)
     return {**q0, "offset": sk.offset, "pickup": sk.pickup, "onset": on[order], "pitch": pi[order],
             "duration": du[order], "part": pa[order],
             "role": sk.roles, "program": np.zeros(sk.roles.size, np.int64)}

@@ -238,7 +238,7 @@ def parts_constraint(enc: Encoding, span: Span, free: list[int], batch: int) -> 
     s, end = span_steps(enc, span)
     inside = (q["onset"] >= s) & (q["onset"] < end)
     kept = inside & ~np.isin(q["part"], free)
-    fixed = Fixed.of(q["onset"][kept], q["part"][kept], q["pitch"][kept], q["duration"][kept])
+    fixed = Fixed.of(e, q["onset"][kept], q["part"][kept], q["pitch"][kept], q["duration"][kept])
     frame = Frame(span.ids, span.first, span.n_bars, opened=False, timesigs=False, start=max(s, int(q["offset"])),
                   end=end, min_bars=span.n_bars, close_id=infilling(enc).fill_end_id)
     c = VoiceConstraint(e, frame, fixed, free, batch)
@@ -297,7 +297,8 @@ def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None
     ok = ~clash.any(1)
     onset, pitch, dur = np.r_[on0, on1[ok]], np.r_[pi0, pi1[ok]], np.r_[du0, du1[ok]]
     part = np.r_[pa0, pa1[ok]]
-    order = np.lexsort((pitch, -part, onset))
+    parts = enc.parts()
+    order = parts.note_order(onset, part, pitch) if parts is not None else np.lexsort((pitch, onset))
     p0, p1 = q0["phrase_step"], q1["phrase_step"]
     phrase = np.union1d(p0[(p0 < s) | (p0 >= e)], p1[(p1 >= s) & (p1 < e)])
     out = {**q0, "onset": onset[order], "pitch": pitch[order], "duration": dur[order], "phrase_step": phrase}

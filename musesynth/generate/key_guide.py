@@ -57,30 +57,31 @@ class TonicBass:
     cadence or in the key it drifted to (docs/pretrained-notes.md, "Endings"). The ending ramp is given only
     where the latest onset stands on the tonic and has struck a full chord (at least ``FULL`` notes, or as
     many as the fullest chord so far where the texture is thinner), so a piece stops at a close in its own
-    key and never on a bass note whose chord is still to come; elsewhere EOS keeps the model's own odds.
+    key and never before its chord is struck (its bass, the lowest note, may come first or last: the parts
+    encoding writes the soprano first); elsewhere EOS keeps the model's own odds.
     Rows without a key (``keyed`` False) are never closed: the decoder gives them the plain ramp."""
 
     FULL = FULL_CHORD
 
     def __init__(self, spec: KeySpec, rows: np.ndarray, device: torch.device) -> None:
-        assert spec.onset is not None
+        assert spec.onset is not None and spec.pitch is not None
         tonic = [row_key(spec, row) for row in np.atleast_2d(np.asarray(rows, np.int64))]  # once per sample
         self.tonic = torch.tensor([-1 if k is None else k % 12 for k in tonic], device=device)
         self.keyed = self.tonic >= 0
         self.onset = torch.as_tensor(spec.onset, device=device)
-        self.pitch_class = torch.as_tensor(spec.pitch_class, device=device)
-        self.bass = torch.full_like(self.tonic, -2)  # -2: no onset yet, -1: an onset whose bass is still to come
+        self.pitch = torch.as_tensor(spec.pitch, device=device)
+        self.low = torch.full_like(self.tonic, -1)  # the lowest pitch struck at the latest onset (-1: none yet)
         self.notes = torch.zeros_like(self.tonic)  # notes struck at the latest onset
         self.fullest = torch.zeros_like(self.tonic)
 
     def advance(self, tok: torch.Tensor) -> None:
-        pc, onset = self.pitch_class[tok], self.onset[tok]
-        self.bass = torch.where(onset, torch.full_like(self.bass, -1),
-                                torch.where((self.bass == -1) & (pc >= 0), pc, self.bass))
-        self.notes = torch.where(onset, torch.zeros_like(self.notes), self.notes + (pc >= 0).long())
+        pitch, onset = self.pitch[tok], self.onset[tok]
+        lower = (pitch >= 0) & ((self.low < 0) | (pitch < self.low))
+        self.low = torch.where(onset, torch.full_like(self.low, -1), torch.where(lower, pitch, self.low))
+        self.notes = torch.where(onset, torch.zeros_like(self.notes), self.notes + (pitch >= 0).long())
         self.fullest = torch.maximum(self.fullest, self.notes)
 
     def closed(self) -> torch.Tensor:
         """(B,) bool: the latest onset is a full chord on the row's tonic (False for a row without a key)."""
         full = self.notes >= torch.clamp(self.fullest, max=self.FULL)
-        return self.keyed & (self.bass == self.tonic) & full & (self.notes > 0)
+        return self.keyed & (self.low >= 0) & (self.low % 12 == self.tonic) & full & (self.notes > 0)

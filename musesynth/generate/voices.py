@@ -13,8 +13,9 @@ A parts-encoding model writes bars token by token; ``VoiceConstraint`` makes it
 - close (EOS, or FILL_END for a fill) only after the last fixed note, and after ``min_bars`` bar lines;
 - where fermatas are given (a melody's), mark exactly those onsets with PHRASE; else PHRASE is the model's.
 
-At an onset the parts encoding writes notes from the last part to the first, so a free part may sound before a
-fixed note of a lower-numbered part and not after it. The mask wins over the grammar where they disagree.
+At an onset the parts encoding writes its notes in part order (``part_rank``: the soprano first, or for a
+vocabulary saved before that, the bass first), so a free part may sound before a fixed note of a later-ranked part
+and not after it. The mask wins over the grammar where they disagree.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ PERFECT = (0, 7)  # unisons/octaves and fifths, compound ones too
 @dataclass
 class Fixed:
     """Notes that must come out as given (times in grid steps as ``decode_quantized`` gives them), in the
-    encoding's order: by onset, then from the last part to the first, ascending pitch within a part."""
+    encoding's order: by onset, then by part rank, ascending pitch within a part."""
 
     onset: np.ndarray
     part: np.ndarray
@@ -44,8 +45,8 @@ class Fixed:
     duration: np.ndarray
 
     @staticmethod
-    def of(onset: np.ndarray, part: np.ndarray, pitch: np.ndarray, duration: np.ndarray) -> Fixed:
-        order = np.lexsort((pitch, -part, onset))
+    def of(enc: Parts, onset: np.ndarray, part: np.ndarray, pitch: np.ndarray, duration: np.ndarray) -> Fixed:
+        order = enc.note_order(np.asarray(onset), np.asarray(part), np.asarray(pitch))
         return Fixed(*(np.asarray(a, np.int64)[order] for a in (onset, part, pitch, duration)))
 
     @property
@@ -96,7 +97,8 @@ class VoiceConstraint:
         self.j = np.zeros(n, np.int64)  # next fixed note
         first_need = self.ts_after[frame.first_bar] if frame.opened else e.bar_id
         self.need = np.full(n, first_need, np.int64)
-        self.low_part = np.full(n, self.n_parts, np.int64)  # parts at an onset go from the last to the first
+        self.rank = np.asarray(e.part_rank(np.arange(e.max_parts)), np.int64)
+        self.last_rank = np.full(n, -1, np.int64)  # rank of the latest note's part at this onset
         self.part_end = np.zeros((n, max(self.n_parts, 1)), np.int64)
         self.open_part = np.full(n, -1, np.int64)  # a free NOTE waiting for its DUR
         self.phrased = np.zeros(n, bool)  # this onset's PHRASE is written
@@ -128,15 +130,15 @@ class VoiceConstraint:
             m[self.dur_ids[: max(min(f.end - (now or 0), self.dur_ids.size), 1)]] = True
             return m
         pending = now is not None and now == due
-        low = int(self.low_part[i])
+        last, rank = int(self.last_rank[i]), self.rank
         if now is not None and now < f.end:
-            above = int(fx.part[j]) if pending else -1  # a free part writes before a fixed note of a lower part
+            limit = int(rank[fx.part[j]]) if pending else rank.size  # a free part writes before a later fixed note
             for p in self.free:
-                if above < p < low and self.part_end[i, p] <= now:
+                if last < rank[p] < limit and self.part_end[i, p] <= now:
                     other = np.arange(self.n_parts) != p
                     bad = parallels(PITCHES, int(self.before[i, p]), self.before[i, other], self.cur[i, other])
                     m[self.part_notes[p][~bad]] = True
-        if pending and int(fx.part[j]) <= low:
+        if pending and rank[fx.part[j]] >= last:
             m[self.fixed_note[j]] = True
         fermata = now is not None and self.phrases is not None and now in self.phrases and not self.phrased[i]
         if not pending and now is not None and not self.phrased[i] and (self.phrases is None or fermata):
@@ -174,11 +176,11 @@ class VoiceConstraint:
             elif typ == T_BAR:
                 self.bar[i] = min(self.bar[i] + 1, self.bar_start.size - 1)
                 self.bars_written[i] += 1
-                self.pos[i], self.low_part[i] = -1, self.n_parts
+                self.pos[i], self.last_rank[i] = -1, -1
                 self.phrased[i] = False
                 self.need[i] = self.ts_after[self.bar[i]]
             elif typ == T_POS:
-                self.pos[i], self.low_part[i] = e.pos_of[t], self.n_parts
+                self.pos[i], self.last_rank[i] = e.pos_of[t], -1
                 self.phrased[i] = False
                 self.before[i], self.cur[i] = self.last[i], -1
                 at = int(self.bar_start[max(self.bar[i], 0)]) + int(self.pos[i])
@@ -188,7 +190,7 @@ class VoiceConstraint:
                 self.phrased[i] = True
             elif typ == T_NOTE:
                 p = int(e.part_of[t])
-                self.low_part[i] = p
+                self.last_rank[i] = self.rank[p]
                 if p < self.last.shape[1]:
                     self.last[i, p] = self.cur[i, p] = int(e.pitch_of[t])
                 j = int(self.j[i])
@@ -228,8 +230,8 @@ def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
 class OneNotePerVoice:
     """Free generation (a continuation, a piece from nothing) with a parts model: a part the header names as a
     voice (Soprano, Alto, Tenor, Bass) starts a note only when its last note has ended, never moves in parallel
-    fifths or octaves with another voice, and at an onset the notes come from the last part to the first, as
-    the encoding writes them. So a chorale never has two notes at once in one voice, and never more notes
+    fifths or octaves with another voice, and at an onset the notes come in part order (``part_rank``), as the
+    encoding writes them. So a chorale never has two notes at once in one voice, and never more notes
     sounding than voices. Other parts (instruments) keep their
     chords. Vectorised over the batch; the prompt is replayed once to set the state."""
 
@@ -241,6 +243,7 @@ class OneNotePerVoice:
         self.is_pos, self.is_dur = t(typ == T_POS, torch.bool), t(typ == T_DUR, torch.bool)
         self.is_ts, self.is_part = t(typ == T_TIMESIG, torch.bool), t(typ == T_PART, torch.bool)
         self.part = t(np.maximum(e.part_of, 0))
+        self.part_rank = t(e.part_rank(np.maximum(e.part_of, 0)))  # a token's part's place at an onset
         self.role = t(np.maximum(e.role_of, 0))
         self.pos_of, self.dur_of = t(e.pos_of), t(e.dur_of)
         self.ts_len = t(np.where(typ == T_TIMESIG, e.ts_len[e.ts_of], 0))
@@ -249,10 +252,11 @@ class OneNotePerVoice:
         z = lambda fill: torch.full((b,), fill, dtype=torch.long, device=device)  # noqa: E731
         self.bar_start, self.bar_len, self.pos = z(0), z(int(e.ts_len[e.default_ts])), z(-1)
         self.started = torch.zeros(b, dtype=torch.bool, device=device)
-        self.low, self.open, self.parts_seen = z(self.P), z(-1), z(0)
+        self.last_rank, self.open, self.parts_seen = z(-1), z(-1), z(0)
         self.end = torch.zeros(b, self.P, dtype=torch.long, device=device)
         self.voice = torch.zeros(b, self.P, dtype=torch.bool, device=device)
         self.rank = torch.arange(self.P, device=device)
+        self.rank_of_part = t(e.part_rank(np.arange(self.P)))
         self.pitch = t(e.pitch_of)
         self.perfect = t(PERFECT)
         self.last = torch.full((b, self.P), -1, dtype=torch.long, device=device)  # for the rule against parallels
@@ -262,8 +266,8 @@ class OneNotePerVoice:
 
     def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor | None:
         now = self.bar_start + self.pos
-        r, low = self.rank[None, :], self.low[:, None]
-        ok = torch.where(self.voice, (r < low) & (self.end <= now[:, None]), r <= low)  # (B, P)
+        r, last = self.rank_of_part[None, :], self.last_rank[:, None]
+        ok = torch.where(self.voice, (r > last) & (self.end <= now[:, None]), r >= last)  # (B, P)
         notes = ok.gather(1, self.part[None, :].expand(ok.shape[0], -1)) | ~self.is_note[None, :]
         notes &= ~self._parallels()
         if allowed is None:
@@ -300,7 +304,7 @@ class OneNotePerVoice:
         self.started |= bar
         self.bar_len = torch.where(self.is_ts[tok], self.ts_len[tok], self.bar_len)
         self.pos = torch.where(bar, -1, torch.where(pos, self.pos_of[tok], self.pos))
-        self.low = torch.where(bar | pos, self.P, torch.where(note, self.part[tok], self.low))
+        self.last_rank = torch.where(bar | pos, -1, torch.where(note, self.part_rank[tok], self.last_rank))
         held = self.is_dur[tok] & (self.open >= 0)
         k = self.open.clamp(min=0)
         cur = self.end.gather(1, k[:, None])[:, 0]

@@ -57,9 +57,10 @@ class KeySpec:
 
     key_of: np.ndarray
     pitch_class: np.ndarray
-    # tokens that open an onset, after which the notes follow in ascending pitch (the first is the bass);
-    # None: the encoding does not say, and endings are not held to the tonic
+    # tokens that open an onset, after which come its notes (the lowest is the bass); None: the encoding does not
+    # say, and endings are not held to the tonic
     onset: np.ndarray | None = None
+    pitch: np.ndarray | None = None  # the MIDI pitch a note token sounds (-1: not a note); needed with ``onset``
 
 
 class Keyed(Protocol):
@@ -149,6 +150,10 @@ class Parts(Protocol):
     def parts_of(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]: ...
 
     def note_token_id(self, pitch: np.ndarray | int, part: np.ndarray | int) -> np.ndarray: ...
+
+    def part_rank(self, part: np.ndarray | int) -> np.ndarray: ...
+
+    def note_order(self, onset: np.ndarray, part: np.ndarray, pitch: np.ndarray) -> np.ndarray: ...
 
     def quantize(self, score: symusic.Score) -> dict[str, np.ndarray]: ...
 

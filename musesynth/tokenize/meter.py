@@ -567,7 +567,8 @@ class MeterEncoding(GridEncoding):
 
     def key_spec(self) -> KeySpec:
         return KeySpec(key_of=np.where(self.token_type == T_KEY, self.key_index_of, -1),
-                       pitch_class=np.where(self.is_note, self.pitch_of % 12, -1), onset=self.token_type == T_POS)
+                       pitch_class=np.where(self.is_note, self.pitch_of % 12, -1), onset=self.token_type == T_POS,
+                       pitch=np.where(self.is_note, self.pitch_of, -1))
 
     # ------------------------------------------------------------------ decode
     def _timeline(self, ids: np.ndarray | list[int]) -> dict[str, Any]:

@@ -11,9 +11,11 @@ fermatas, repeat marks, composers, keys; read its docstring) with two changes:
 
 - **Part-aware notes**: the NOTE token names the part as well as the pitch (``NOTE_<pitch>_P<part>``, one
   block of 88 pitches per part), so a piece takes exactly as many tokens per note as in the meter encoding
-  (no part or hold tokens), plus two header tokens per part. At an onset the notes follow from the last
-  part to the first (for a chorale the bass first, as the key guide expects), in ascending pitch within a
-  part; two parts may sound one pitch at once (a unison is two notes, where meter keeps one).
+  (no part or hold tokens), plus two header tokens per part. At an onset the notes follow from the first
+  part to the last (``top_first``: for a chorale the soprano first, so a model writing the alto, tenor and
+  bass has already read the melody note they sound under), in ascending pitch within a part; two parts may
+  sound one pitch at once (a unison is two notes, where meter keeps one). Vocabularies saved before
+  ``top_first`` existed wrote the last part first (the bass first) and still read that way.
 - **Part header**: after the tempo, one ``PART_<role> PROGRAM_<n>`` pair per part in part order, role
   Soprano, Alto, Tenor, Bass or Other. Only the pairs before the first BAR declare parts.
 
@@ -73,18 +75,19 @@ from musesynth.tokenize.midi_io import (
 T_PART, T_PROGRAM = 17, 18
 N_PITCH = PIANO_HIGH - PIANO_LOW + 1
 ROLES = (*VOICES, "Other")
-DEFAULTS: dict[str, Any] = {**METER_DEFAULTS, "max_parts": 16, "drop_extra_parts": False}
+DEFAULTS: dict[str, Any] = {**METER_DEFAULTS, "max_parts": 16, "drop_extra_parts": False, "top_first": True}
 
 
 class PartsEncoding(MeterEncoding):
     name = "parts"
     DEFAULTS = DEFAULTS
-    LEGACY_DEFAULTS: dict[str, Any] = {}
-    OPTIONAL_OFF = {**METER_OPTIONAL_OFF, "drop_extra_parts": False}
+    LEGACY_DEFAULTS: dict[str, Any] = {"top_first": False}  # saved before the top voice came first
+    OPTIONAL_OFF = {**METER_OPTIONAL_OFF, "drop_extra_parts": False, "top_first": False}
 
     def __init__(self, **params: Any) -> None:
         self.max_parts = int({**DEFAULTS, **params}["max_parts"])
         self.drop_extra = bool({**DEFAULTS, **params}["drop_extra_parts"])
+        self.top_first = bool({**DEFAULTS, **params}["top_first"])
         if not 1 <= self.max_parts <= 64:
             raise ValueError(f"max_parts must be 1..64 (got {self.max_parts})")
         super().__init__(**params)
@@ -107,6 +110,15 @@ class PartsEncoding(MeterEncoding):
     def _extra_groups(self) -> list[tuple[int, list[str]]]:
         return [(T_PART, [f"PART_{r}" for r in ROLES]), (T_PROGRAM, [f"PROGRAM_{p}" for p in range(128)])]
 
+    def part_rank(self, part: np.ndarray | int) -> np.ndarray:
+        """Where a part's notes come among an onset's notes (0: first). Its own inverse: the part at a rank."""
+        part = np.asarray(part, np.int64)
+        return part if self.top_first else self.max_parts - 1 - part
+
+    def note_order(self, onset: np.ndarray, part: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+        """The order in which the encoding writes these notes: by onset, part rank, then ascending pitch."""
+        return np.lexsort((pitch, self.part_rank(part), onset))
+
     def note_token_id(self, pitch: np.ndarray | int, part: np.ndarray | int) -> np.ndarray:
         """Ids of ``NOTE_<pitch>_P<part>`` (pitches in the piano range, parts below ``max_parts``)."""
         return self.note0 + np.asarray(part, np.int64) * N_PITCH + np.asarray(pitch, np.int64) - PIANO_LOW
@@ -126,18 +138,18 @@ class PartsEncoding(MeterEncoding):
         dur = np.minimum(end_at_restrike(onset, code, dur), self.max_dur)
         part, pitch = code // 128, code % 128
         q = self._placed(n, scale, onset, pitch, dur)
-        order = np.lexsort((q["pitch"], -part, q["onset"]))
+        order = self.note_order(q["onset"], part, q["pitch"])
         return q | {"onset": q["onset"][order], "pitch": q["pitch"][order], "duration": q["duration"][order],
                     "part": part[order], "role": parts.role, "program": parts.program}
 
     def encode_quantized(self, q: dict[str, np.ndarray]) -> np.ndarray:
         # The meter encoder orders an onset's notes by its "pitch" and writes NOTE ids as note0 + pitch - 21:
-        # it gets a code that puts the lowest part first, and the ids are mapped back to their part's block.
-        flip = self.max_parts - 1 - q["part"]
-        ids = super().encode_quantized({**q, "pitch": q["pitch"] + N_PITCH * flip})
+        # it gets a code that puts the first-ranked part first, and the ids are mapped back to their part's block.
+        rank = self.part_rank(q["part"])
+        ids = super().encode_quantized({**q, "pitch": q["pitch"] + N_PITCH * rank})
         notes = self.is_note[ids]
         rel = ids[notes] - self.note0
-        ids[notes] = self.note_token_id(rel % N_PITCH + PIANO_LOW, self.max_parts - 1 - rel // N_PITCH)
+        ids[notes] = self.note_token_id(rel % N_PITCH + PIANO_LOW, self.part_rank(rel // N_PITCH))
         used = int(q["part"].max()) + 1 if q["part"].size else 0  # a q without roles (edited): Other parts
         role, program = q.get("role", np.full(used, OTHER)), q.get("program", np.zeros(used, np.int64))
         head = np.stack([self.part0 + np.minimum(role, OTHER), self.program0 + program % 128], 1).ravel()
@@ -169,7 +181,7 @@ class PartsEncoding(MeterEncoding):
         onset, code, dur = onset[keep], code[keep], dur[keep]
         dur = end_at_restrike(onset, code, dur)
         part, pitch = code // 128, code % 128
-        order = np.lexsort((pitch, -part, onset))
+        order = self.note_order(onset, part, pitch)
         role, program = self.parts_of(ids)
         return {**q, "onset": onset[order], "pitch": pitch[order], "duration": dur[order], "part": part[order],
                 "role": role, "program": program}
