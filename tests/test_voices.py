@@ -78,3 +78,29 @@ def test_free_voices_avoid_parallel_fifths_below_a_voice_written_at_the_onset():
     c = OneNotePerVoice(ENC, np.array(ids)[None], torch.device("cpu"))
     allowed = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([ids[-1]]))[0].numpy()
     assert not allowed[ENC.note_token_id(62, 1)] and allowed[ENC.note_token_id(64, 1)]  # the alto under it
+
+
+def test_a_voice_silent_for_a_bar_sings_again_before_the_onset_closes():
+    header = [x for r in range(4) for x in ([ENC.part0 + r, ENC.program0])]
+    s, a, t, b = (int(ENC.note_token_id(p, k)) for k, p in enumerate((72, 67, 64, 48)))
+    beat = ENC.dur0 + 11  # a DUR of one beat
+    ids = [ENC.bos_id, int(ENC.key_token_id(0, 0)), ENC.ts0 + ENC.default_ts, ENC.tempo0 + 18, *header, ENC.bar_id,
+           ENC.pos0, s, beat, a, beat, t, beat, b, beat]
+    for pos in (12, 24, 36):  # the alto rests from beat 2 on
+        ids += [ENC.pos0 + pos, s, beat, t, beat, b, beat]
+    ids += [ENC.bar_id, ENC.pos0]  # bar 2, beat 1: three beats of rest
+
+    def allowed(prefix: list[int]) -> np.ndarray:
+        c = OneNotePerVoice(ENC, np.array(prefix)[None], torch.device("cpu"))
+        grammar = torch.as_tensor(ENC.grammar()[prefix[-1]])[None]
+        return c.allowed(grammar, torch.tensor([prefix[-1]]))[0].numpy()
+
+    ok = allowed([*ids, s, beat])
+    assert ok[t] and ok[ENC.pos0 + 12]  # free to rest on
+    ids += [s, beat, t, beat, b, beat, ENC.pos0 + 12]  # beat 2: four beats of rest
+    ok = allowed(ids)
+    assert ok[s] and ok[int(ENC.note_token_id(65, 1))]  # the soprano may come first, then the alto must
+    assert not ok[t] and not ok[ENC.pos0 + 24] and not ok[ENC.bar_id] and not ok[ENC.eos_id]
+    ok = allowed([*ids, s, beat])
+    assert ok[a] and not ok[t] and not ok[b] and not ok[ENC.pos0 + 24]
+    assert allowed([*ids, s, beat, a, beat])[t]  # it sang: the rest may follow
