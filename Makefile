@@ -36,6 +36,8 @@ $(CORPUS): | $(BIN)/musesynth
 DEMO_MINUTES ?= 10
 PRETRAINED ?= musesynth/pretrained/bach
 PARTS_MODEL ?= musesynth/pretrained/bach-parts
+# The JS Fake Chorales, the classifier's human-judged reference set, where a checkout has them beside it
+REFERENCE_SET := $(if $(wildcard ../shared/data/js-fakes/midi),--reference-set ../shared/data/js-fakes/midi)
 
 # First music from the shipped model (seconds), then the chain: the corpus export (the demo does it itself,
 # after the first piece), dataset, a CPU training run, a piece. A CORPUS other than the default is exported
@@ -63,7 +65,7 @@ pretrained-parts: $(BIN)/musesynth $(CORPUS)
 	$(BIN)/musesynth train -d datasets/bach-parts --config configs/pretrained-parts.toml --overwrite
 	$(BIN)/musesynth export -c training_checkpoints/pretrained-parts -o $(PARTS_MODEL) --overwrite \
 		--summary training_checkpoints/pretrained-parts/summary.json
-	$(BIN)/musesynth evaluate -c $(PARTS_MODEL) -d datasets/bach-parts --json $(PARTS_MODEL)/evaluation.json
+	$(BIN)/musesynth evaluate -c $(PARTS_MODEL) -d datasets/bach-parts $(REFERENCE_SET) --json $(PARTS_MODEL)/evaluation.json
 	$(BIN)/python benchmarks/harmonize.py -c $(PARTS_MODEL) -d datasets/bach-parts \
 		--json $(PARTS_MODEL)/harmonization.json
 	$(BIN)/python scripts/model_card.py $(PARTS_MODEL) --evaluation $(PARTS_MODEL)/evaluation.json \
