@@ -43,6 +43,7 @@ from musesynth.generate.pipeline import generate_pieces
 from musesynth.generate.run import GenerateOptions
 from musesynth.generate.sampling import Sampling
 from musesynth.generate.voices import most_sounding
+from musesynth.models.likelihood import next_token_logprobs
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_DUR, T_NOTE
 
@@ -68,9 +69,7 @@ def lower_voice_nll(model: torch.nn.Module, enc: Parts, piece: np.ndarray, melod
     seq = np.r_[prefix, piece]
     if not rnn:
         seq = seq[: seq_len + 1]
-    x = torch.as_tensor(seq[None], dtype=torch.long, device=next(model.parameters()).device)
-    logits, _ = model(x[:, :-1])
-    logp = torch.log_softmax(logits.float(), -1)[0].gather(1, x[0, 1:, None])[:, 0].cpu().numpy()
+    logp = next_token_logprobs(model, seq)
     typ, part = enc.token_type[piece], enc.part_of[piece]
     lower = (typ == T_NOTE) & (part > 0)
     lower |= np.r_[False, lower[:-1] & (typ[1:] == T_DUR)]

@@ -41,6 +41,7 @@ from musesynth.generate.request import MAX_SEED, fresh_seed
 from musesynth.generate.run import call_counter, write_outputs
 from musesynth.generate.sampling import Sampling, generate
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
+from musesynth.models.likelihood import next_token_logprobs
 from musesynth.outputs import check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
@@ -241,12 +242,9 @@ def melody_constraint(enc: Parts, sk: Skeleton, batch: int) -> VoiceConstraint:
 def melody_fit(model: torch.nn.Module, enc: Parts, seqs: list[np.ndarray], part: int, skip: int) -> np.ndarray:
     """Per sequence, the model's mean log-probability of the melody's NOTE tokens where the piece writes them
     (after the prompt's ``skip`` tokens): how well the voices written before each melody note lead to it."""
-    device = next(model.parameters()).device
     out = np.zeros(len(seqs))
     for k, seq in enumerate(seqs):
-        x = torch.as_tensor(np.asarray(seq, np.int64)[None], device=device)
-        logits, _ = model(x[:, :-1])
-        logp = torch.log_softmax(logits.float(), -1)[0].gather(1, x[0, 1:, None])[:, 0].cpu().numpy()
+        logp = next_token_logprobs(model, seq)
         ids = np.asarray(seq, np.int64)[1:]
         at = np.flatnonzero(enc.is_note[ids] & (enc.part_of[ids] == part))
         at = at[at >= skip - 1]

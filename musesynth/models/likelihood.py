@@ -16,6 +16,15 @@ from torch.utils.data import DataLoader
 from musesynth.data.loader import WindowDataset
 
 
+@torch.no_grad()
+def next_token_logprobs(model: nn.Module, seq: np.ndarray) -> np.ndarray:
+    """``log p(seq[t + 1] | seq[: t + 1])`` for every t, in one pass: the scores of one sequence's own tokens
+    (a harmonisation's melody notes, a reference's lower voices)."""
+    x = torch.as_tensor(np.asarray(seq, np.int64)[None], device=next(model.parameters()).device)
+    logits, _ = model(x[:, :-1])
+    return torch.log_softmax(logits.float(), -1)[0].gather(1, x[0, 1:, None])[:, 0].cpu().numpy()
+
+
 @dataclass
 class LossStats:
     nll_sum: float = 0.0
