@@ -8,6 +8,7 @@ the user asks for ``--overwrite``; and an output never lands inside or over the 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
     anchor = _first_existing_parent(p)
     if anchor.exists() and not anchor.is_dir():
         raise MusesynthError(f"{what} {p}: {anchor} is a file, not a folder")
+    refuse_read_only(anchor, what if anchor == p else f"{what} {p}: its parent")
     made = [q for q in [p, *p.parents] if not q.exists()]
     try:
         p.mkdir(parents=True, exist_ok=True)
@@ -45,6 +47,18 @@ def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
             except OSError:
                 pass
     return p
+
+
+def refuse_read_only(folder: Path, what: str) -> None:
+    """Refuse a folder whose mode has no write bit (``chmod a-w``): the user marked it read-only, and an
+    administrator (root), whom the system lets write anyway, must not have it filled or swapped for a new one."""
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError:
+        return
+    if stat.S_ISDIR(mode) and not mode & 0o222:
+        raise MusesynthError(f"{what} {folder} is read-only (no write permission in its mode); make it writable "
+                             f"or choose another folder (nothing was changed)")
 
 
 def check_writable_file(path: str | Path, what: str) -> Path:

@@ -76,5 +76,15 @@ def test_corpus_complete_reads_the_marker_of_a_full_export(tmp_path):
     assert corpus.corpus_complete(tmp_path) and not corpus.corpus_complete(tmp_path, "classical")
 
 
+@pytest.mark.parametrize("content", ["my notes, not JSON\n", '{"title": "a JSON file of mine"}'])
+def test_an_export_keeps_a_users_file_named_like_its_marker(tmp_path, capsys, content):
+    """The marker is told by what it holds, not by its name: a user's file so named is refused, not replaced."""
+    (tmp_path / corpus.MARKER).write_text(content)
+    assert main(["corpus", "--limit", "1", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a result musesynth wrote" in err and err.count("\n") == 1, err
+    assert (tmp_path / corpus.MARKER).read_text() == content and len(list(tmp_path.iterdir())) == 1
+
+
 def test_an_export_writes_its_marker_and_keeps_what_is_there(bach_dir: Path):
     assert (bach_dir / corpus.MARKER).is_file() and not corpus.corpus_complete(bach_dir)  # limit=16

@@ -61,7 +61,7 @@ BAD = [
     (["generate", "-c", "{ck}", "--num-samples", "0"], "--num-samples"),
     (["generate", "-c", "{ck}", "-o", "FILE/sub"], "is a file"),
     (["generate", "-c", "{ck}", "-o", "FILE"], "is a file"),
-    (["generate", "-c", "{ck}", "-o", "/proc/x"], "not writable"),
+    (["generate", "-c", "{ck}", "-o", "/proc/x"], "its parent /proc is read-only"),
     (["generate", "-c", "{ck}", "--soundfont", "/nope.sf2"], "soundfont not found"),
     (["generate", "-c", "{ck}", "--soundfont", "text.sf2"], "not a SoundFont"),
     (["generate", "-c", "{ck}", "--device", "tpu"], "device"),
@@ -154,6 +154,24 @@ def test_data_refuses_a_folder_it_did_not_make_and_replaces_its_own(tiny_midi_di
     mode = (ds / "manifest.json").stat().st_mode & 0o777
     assert mode == 0o666 & ~_umask() and (ds.stat().st_mode & 0o777) == 0o777 & ~_umask()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.") and not p.name.endswith(".lock")]
+
+
+@pytest.mark.parametrize("argv", [["data", "-d", "{midi}", "-o", "{ro}"], ["export", "-c", "{ck}", "-o", "{ro}"],
+                                  ["generate", "-c", "{ck}", "-n", "8", "-o", "{ro}"],
+                                  ["corpus", "--limit", "1", "-o", "{ro}/midi"]],
+                         ids=["data", "export", "generate", "corpus-under"])
+def test_a_read_only_folder_is_refused_and_left_as_it_was(argv, ckpt, bach_dir, tmp_path, capsys):
+    """``chmod a-w`` marks a folder as not ours to fill or replace, even for root (whom the system lets write)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        rc = main([a.format(ck=ckpt, midi=bach_dir, ro=ro) for a in argv])
+        err = capsys.readouterr().err
+        assert rc == 2 and "is read-only" in err and err.count("\n") == 1, err
+        assert ro.is_dir() and (ro.stat().st_mode & 0o777) == 0o555 and not any(ro.iterdir())
+    finally:
+        ro.chmod(0o755)
 
 
 def test_a_dataset_holding_a_users_file_is_not_replaced(tiny_midi_dir, tmp_path, capsys):

@@ -188,7 +188,7 @@ def test_studio_command_errors_are_one_line(tmp_path, capsys):
         port = taken.getsockname()[1]
         for argv, message in [(["--port", "70000"], "--port"), (["--port", str(port)], "is in use"),
                               (["--soundfont", str(tmp_path / "no.sf2")], "soundfont not found"),
-                              (["-o", "/proc/x"], "not writable")]:
+                              (["-o", "/proc/x"], "is read-only")]:
             assert main(["studio", "-o", str(tmp_path / "s"), *argv]) == 2
             err = capsys.readouterr().err
             assert message in err and err.count("\n") == 1, err

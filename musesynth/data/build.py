@@ -32,7 +32,7 @@ from musesynth.data.files import find_midi_files as find_midi_files  # re-export
 from musesynth.data.files import scan_midi
 from musesynth.data.split import SPLITS, assign_splits
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.outputs import check_not_over_input, check_writable_dir
+from musesynth.outputs import check_not_over_input, check_writable_dir, refuse_read_only
 from musesynth.ownership import (
     MARKER,
     check_owned,
@@ -270,6 +270,7 @@ def check_dataset_target(out_dir: Path, midi_dir: Path) -> None:
         extra = first_foreign(out_dir, _dataset_entry)
         if extra is not None:
             raise refuse_foreign(extra, "dataset folder")
+    refuse_read_only(out_dir, "dataset folder")  # an empty one is swapped for the new dataset
     check_writable_dir(out_dir.parent, "dataset parent folder")
 
 

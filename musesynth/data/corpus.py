@@ -12,7 +12,6 @@ music21's MIDI writer drops, so that meter-aware encodings can read them back:
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import signal
@@ -25,6 +24,8 @@ from tqdm import tqdm
 
 from musesynth.atomic import atomic_write, atomic_write_json
 from musesynth.errors import MusesynthError
+from musesynth.outputs import check_replaceable_json
+from musesynth.ownership import read_json
 
 # name -> music21 composer directories. 'bach' is the default: 433 four-part chorales.
 CORPORA: dict[str, tuple[str, ...]] = {
@@ -156,10 +157,7 @@ XML_BYTES_PER_S, KERN_BYTES_PER_S = 130_000, 3_000
 
 def corpus_complete(out_dir: str | Path, name: str = "bach") -> bool:
     """Did a full export of ``name`` (no --limit, no --per-composer) run to its end into ``out_dir``?"""
-    try:
-        d = json.loads((Path(out_dir) / MARKER).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
+    d = read_json(Path(out_dir) / MARKER, 2**16)  # a plain file of ours only: never a FIFO or a link
     return isinstance(d, dict) and d.get("corpus") == name and d.get("limit") is None \
         and d.get("per_composer") is None
 
@@ -189,6 +187,8 @@ def export_corpus(
     big ones last would leave one core busy alone at the end); the progress bar and its ETA weigh each score
     by its expected time (``_work``), which tracks the time far better than the number of scores."""
     out = Path(out_dir)
+    # the marker is rewritten at the end: a file of that name that is not our record is the user's, and kept
+    check_replaceable_json(out / MARKER, "corpus folder's marker", "corpus")
     if not quiet:
         print(f"export {name}: finding its scores in music21's corpus", flush=True)
     paths = select_scores(name, limit, per_composer)
