@@ -219,3 +219,20 @@ def test_the_api_harmonizes_in_memory_with_a_path_or_a_loaded_model(parts_run, t
         made[1].save(path)
     assert symusic.Score(str(path)).tracks[2].name == "Bass"
     assert list(tmp_path.iterdir()) == sorted([melody, path]) or set(tmp_path.iterdir()) == {melody, path}
+
+
+def test_candidates_keep_the_draws_under_which_the_melody_is_likeliest(parts_run, tmp_path):
+    """``--candidates 3`` with 2 samples draws the same 6 harmonisations as 6 samples would (same seed, same batch)
+    and keeps the 2 whose voices make the melody's notes likeliest, in the order drawn."""
+    import musesynth
+    from musesynth.generate.harmonize import melody_fit
+
+    melody = write(tmp_path, [(480 * i, 480, p) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69, 67])])
+    model = musesynth.load_model(parts_run, "cpu")
+    every = musesynth.harmonize(melody, model=model, seed=5, num_samples=6)
+    kept = musesynth.harmonize(melody, model=model, seed=5, num_samples=2, candidates=3)
+    fit = melody_fit(model.net, model.encoding.parts(), [h.tokens for h in every], 0, every[0].info["prompt_tokens"])
+    assert len(set(np.round(fit, 9))) == 6  # six different draws, so "the best two" is one answer
+    best = np.sort(np.argsort(-fit)[:2])
+    assert [h.tokens.tolist() for h in kept] == [every[k].tokens.tolist() for k in best]
+    assert all(h.score.tracks[0].note_num() == 9 for h in kept)
