@@ -23,6 +23,7 @@ from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.fast_decode import GraphedDecoding
 from musesynth.generate.key_guide import TonicBass, key_bias
 from musesynth.generate.repeats import BarCopier
+from musesynth.models.state import select_state
 from musesynth.models.transformer import TransformerModel
 from musesynth.tokenize.base import Encoding, KeySpec, RepeatSpec
 
@@ -267,6 +268,8 @@ class Decoder:
             self.bias = guide_t if self.bias is None else self.bias + guide_t
         self.constraint = constraint
         self.finished = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
+        # with ``weigh``: each step's log-probability of the tokens allowed, by the tempered model (``particles``)
+        self.weigh, self.mass = False, torch.zeros(num_samples, device=self.device)
         with torch.no_grad():
             logits, self.state = model(seq)
         self.last, self.prev = logits[:, -1], seq[:, -1]
@@ -317,6 +320,8 @@ class Decoder:
             if self.constraint is not None:
                 allowed = self.constraint.allowed(allowed, self.prev)
         probs = filter_logits(last, self.sampling, allowed).softmax(-1)
+        if self.weigh:
+            self._weigh(last, allowed)
         tok = draw(probs, self.gen)
         if self.copier is not None:
             tok = self.copier.force(tok, self.hist)
@@ -336,6 +341,29 @@ class Decoder:
             logits, _ = self.model(full)
         self.last = logits[:, -1]
         return tok
+
+    def _weigh(self, last: torch.Tensor, allowed: torch.Tensor | None) -> None:
+        """``mass``: per row, the log of the tempered model's probability of the allowed tokens (0 when all are,
+        or when the row has finished)."""
+        logp = (last.float() / max(self.sampling.temperature, 1e-6)).log_softmax(-1)
+        if allowed is None:
+            self.mass = torch.zeros_like(self.mass)
+            return
+        mass = logp.masked_fill(~allowed, float("-inf")).logsumexp(-1)
+        self.mass = torch.where(self.finished, torch.zeros_like(mass), mass.clamp(min=-1e4))
+
+    def reindex(self, idx: torch.Tensor) -> None:
+        """Take the samples in the row order ``idx`` (rows may repeat: SMC's resampling), their model state and
+        constraint's with them."""
+        if self.copier is not None or self.tonic is not None:
+            raise ValueError("resampling does not carry exact repeats or the tonic ending's state")
+        if self.bias is not None and self.bias.dim() == 2 and self.bias.shape[0] == self.hist.shape[0] > 1:
+            self.bias = self.bias[idx]  # one row per sample (a row for all broadcasts)
+        self.hist, self.last, self.prev = self.hist[idx], self.last[idx], self.prev[idx]
+        self.finished, self.mass = self.finished[idx], self.mass[idx]
+        self.state = select_state(self.state, idx)
+        if self.constraint is not None:
+            self.constraint.reindex(idx.cpu().numpy())  # type: ignore[attr-defined]
 
     def _ending_gain(self, i: int) -> float | torch.Tensor | None:
         """EOS log-odds at generated token ``i``: a number for every row, or (B, 1) where the gate decides."""

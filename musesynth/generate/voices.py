@@ -109,6 +109,14 @@ class VoiceConstraint:
         self.before = self.last.copy()
         self.cur = self.last.copy()
 
+    ROWS = ("bar", "bars_written", "pos", "j", "need", "last_rank", "part_end", "open_part", "phrased", "done",
+            "last", "before", "cur")  # the per-sample state
+
+    def reindex(self, idx: np.ndarray) -> None:
+        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
+        for name in self.ROWS:
+            setattr(self, name, getattr(self, name)[idx].copy())
+
     def hold(self, part: int, until: int) -> None:
         """A note of ``part`` held from before the stream sounds until ``until``: the part starts no note before."""
         if part in self.free:
