@@ -35,12 +35,14 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N test chorales only (0: all)")
     ap.add_argument("--windows", default="8,16", help="classifier window lengths in beats")
     ap.add_argument("--no-unconditioned", action="store_true", help="skip the model's own pieces (the yardstick)")
+    ap.add_argument("--particles", type=int, default=1, help="SMC particles per harmonisation (harmonize "
+                    "--particles; 1: plain masked sampling)")
     ap.add_argument("--json", help="write every figure to this JSON file")
     args = ap.parse_args()
     t0 = time.perf_counter()
     try:
         r = run_benchmark(BenchOptions(args.checkpoint, args.dataset, seeds=args.seeds, limit=args.limit,
-                                       unconditioned=not args.no_unconditioned,
+                                       unconditioned=not args.no_unconditioned, particles=args.particles,
                                        windows=tuple(int(w) for w in args.windows.split(","))))
     except MusesynthError as exc:
         print(f"error: {exc}", file=sys.stderr)

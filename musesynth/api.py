@@ -67,19 +67,19 @@ vars(generate)["__signature__"] = _signature()
 
 def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, model: Model | str | Path | None = None,
               part: str | None = None, voices: str | None = None, key: str | None = None, num_samples: int = 1,
-              seed: int | None = DEFAULT_SEED, candidates: int = 1, **dials: Any) -> list[Harmonization]:
+              seed: int | None = DEFAULT_SEED, particles: int = 1, **dials: Any) -> list[Harmonization]:
     """The other voices written under a melody (`musesynth harmonize`): ``melody`` is a MIDI file (its one track,
     its Soprano, or ``part``), or ``chorale`` names a corpus chorale whose soprano is the melody. ``model``: a
     loaded parts model, a path, or None for the shipped parts model. Each ``Harmonization`` has ``.score`` (one
     named track per voice; every melody note exactly as given), ``.tokens``, ``.info`` and ``.save(path)``.
-    ``candidates``: harmonisations drawn per one returned, keeping those under which the melody is likeliest."""
+    ``particles``: SMC particles per harmonisation (``harmonize --particles``; 1: plain masked sampling)."""
     from musesynth.generate.harmonize import HarmonizeOptions, harmonizations
 
     path = model if isinstance(model, (str, Path)) else None
     loaded = (model.net, model.encoding, model.meta) if isinstance(model, Model) else None
     opt = HarmonizeOptions(melody=None if melody is None else str(melody), chorale=chorale,
                            checkpoint=None if path is None else str(path), part=part, voices=voices, key=key,
-                           num_samples=num_samples, seed=seed, candidates=candidates, sampling=Sampling.of(dials),
+                           num_samples=num_samples, seed=seed, particles=particles, sampling=Sampling.of(dials),
                            wav=False, png=False)
     return harmonizations(opt, loaded=loaded)
 

@@ -32,13 +32,15 @@ def outside(r: np.ndarray, s: float, e: float) -> np.ndarray:
     return r[(r[:, 0] < s - 1e-9) | (r[:, 0] >= e - 1e-9)]
 
 
-@pytest.mark.parametrize("parts, free", [("A,T", ("Alto", "Tenor")), ("bass", ("Bass",)),
-                                         ("1,3", ("Soprano", "Tenor"))])
-def test_only_the_chosen_voices_in_the_chosen_bars_change(parts, free, parts_run, bach_dir, tmp_path):
+@pytest.mark.parametrize("parts, free, extra", [("A,T", ("Alto", "Tenor"), []), ("bass", ("Bass",), []),
+                                                ("1,3", ("Soprano", "Tenor"), []),
+                                                ("A,T", ("Alto", "Tenor"), ["--particles", "3"])],
+                         ids=["A,T", "bass", "1,3", "A,T-particles"])
+def test_only_the_chosen_voices_in_the_chosen_bars_change(parts, free, extra, parts_run, bach_dir, tmp_path):
     src = sorted(bach_dir.rglob("*.mid"))[4]
     out = tmp_path / "out"
     assert main(["infill", "-c", str(parts_run), "--input", str(src), "--bars", "2-3", "--parts", parts,
-                 "--num-samples", "2", "-s", "3", "--no-wav", "--no-png", "-o", str(out), "-q"]) == 0
+                 "--num-samples", "2", "-s", "3", "--no-wav", "--no-png", "-o", str(out), "-q", *extra]) == 0
     given = read_in(parts_run, src)
     mids = sorted(out.glob("*.mid"))
     assert len(mids) == 2
@@ -75,6 +77,8 @@ def test_every_voice_named_is_a_plain_fill(parts_run, bach_dir, tmp_path):
     (["--parts", "X"], "the piece has no part 'X'"),
     (["--parts", "5"], "the piece has no part '5'"),
     (["--parts", ","], "--parts names no part"),
+    (["--parts", "A", "--particles", "0"], "--particles must be 1-64"),
+    (["--particles", "2"], "--particles weighs a fill by the kept parts' notes in the bars: give --parts"),
 ])
 def test_bad_parts_are_one_line(args, message, parts_run, bach_dir, tmp_path, capsys):
     src = sorted(bach_dir.rglob("*.mid"))[4]

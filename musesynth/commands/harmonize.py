@@ -41,8 +41,11 @@ def add_parser(sub: Subparsers) -> None:
                    "seed, printed so the result can be made again)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="harmonisations to write, sampled as one "
                    "batch (default %(default)s)")
-    p.add_argument("--candidates", type=int, default=d.candidates, help="harmonisations drawn per one written; the "
-                   "ones under which the model finds the melody likeliest are kept (1-64, default %(default)s)")
+    p.add_argument("--particles", "--candidates", type=int, default=d.particles, help="particles per harmonisation "
+                   "(1-64, default %(default)s): sequential Monte Carlo, where samples whose voices make the melody's "
+                   "next notes unlikely (by the model) give way to copies of those that lead to them, so the voices "
+                   "are drawn as the model would write them knowing the melody ahead. Time grows with the number; "
+                   "1: each voice is drawn from the melody so far only")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget per harmonisation (default: the "
                    "melody's tokens x (1 + 2 x voices) + 64); the melody is kept whole even where it runs out")
     add_output_options(p, d.out_dir)

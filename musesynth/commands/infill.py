@@ -38,6 +38,9 @@ def add_parser(sub: Subparsers) -> None:
                    "seed, printed so the result can be made again)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="versions to write, sampled as one batch "
                    "(default %(default)s)")
+    p.add_argument("--particles", type=int, default=d.particles, help="with --parts: particles per version (1-64, "
+                   "default %(default)s): sequential Monte Carlo, where fills under which the model finds the kept "
+                   "parts' notes unlikely give way to copies of those that lead to them; time grows with the number")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget of a fill (default: 3x the span's "
                    "tokens + 32, at most half the model context)")
     add_output_options(p, d.out_dir)

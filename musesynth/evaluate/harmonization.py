@@ -58,6 +58,7 @@ class BenchOptions:
     windows: tuple[int, ...] = (8, 16)
     sampling: Sampling = field(default_factory=Sampling)
     device: str = "cpu"
+    particles: int = 1  # harmonize --particles: SMC particles per harmonisation (1: plain masked sampling)
 
 
 @torch.no_grad()
@@ -164,7 +165,7 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
     rnn = meta.family in ("gru", "lstm")
     seq_len = meta.model_config.seq_len
     out: dict[str, Any] = {"checkpoint": opt.checkpoint, "dataset": opt.dataset, "chorales": len(pieces),
-                           "seeds": opt.seeds}
+                           "seeds": opt.seeds, "particles": opt.particles}
     out["nll"] = atb_nll(model, parts, pieces, seq_len, rnn)
     log(f"NLL of Bach's A/T/B given the soprano: {out['nll']['per_token_melody_first']:.3f} nats per token "
         f"({out['nll']['per_16th_melody_first']:.3f} per 16th); without the melody first "
@@ -182,7 +183,8 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
             for seed in range(opt.seeds):
                 try:
                     h = harmonizations(HarmonizeOptions(melody=str(melody), seed=seed, device=opt.device,
-                                                        sampling=opt.sampling), loaded=loaded)[0]
+                                                        sampling=opt.sampling, particles=opt.particles),
+                                       loaded=loaded)[0]
                 except MusesynthError as exc:
                     log(f"  {name}: skipped ({exc})")
                     continue

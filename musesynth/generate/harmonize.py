@@ -22,7 +22,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,11 @@ from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
 from musesynth.generate.model import checkpoint_or_shipped
+from musesynth.generate.particles import decode_particles
 from musesynth.generate.request import MAX_SEED, fresh_seed
 from musesynth.generate.run import call_counter, write_outputs
-from musesynth.generate.sampling import Sampling, generate
+from musesynth.generate.sampling import DecodeSpec, Sampling, generate
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
-from musesynth.models.likelihood import next_token_logprobs
 from musesynth.outputs import check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
@@ -66,7 +66,7 @@ class HarmonizeOptions:
     num_samples: int = 1
     seed: int | None = None  # None: a fresh seed, printed and recorded in each sidecar
     max_tokens: int | None = None
-    candidates: int = 1  # harmonisations drawn per one kept: the ones under which the melody is likeliest are kept
+    particles: int = 1  # SMC particles per harmonisation (``generate.particles``); 1: plain masked sampling
     out_dir: str = "harmonized"
     overwrite: bool = False
     wav: bool = True
@@ -84,8 +84,8 @@ class HarmonizeOptions:
             raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise MusesynthError(f"--max-tokens must be at least 1 (got {self.max_tokens})")
-        if not 1 <= self.candidates <= 64:
-            raise MusesynthError(f"--candidates must be 1-64 (got {self.candidates})")
+        if not 1 <= self.particles <= 64:
+            raise MusesynthError(f"--particles must be 1-64 (got {self.particles})")
 
 
 # ---------------------------------------------------------------------- the melody
@@ -238,20 +238,6 @@ def melody_constraint(enc: Parts, sk: Skeleton, batch: int) -> VoiceConstraint:
     return VoiceConstraint(enc, frame, fixed, free, batch)
 
 
-@torch.no_grad()
-def melody_fit(model: torch.nn.Module, enc: Parts, seqs: list[np.ndarray], part: int, skip: int) -> np.ndarray:
-    """Per sequence, the model's mean log-probability of the melody's NOTE tokens where the piece writes them
-    (after the prompt's ``skip`` tokens): how well the voices written before each melody note lead to it."""
-    out = np.zeros(len(seqs))
-    for k, seq in enumerate(seqs):
-        logp = next_token_logprobs(model, seq)
-        ids = np.asarray(seq, np.int64)[1:]
-        at = np.flatnonzero(enc.is_note[ids] & (enc.part_of[ids] == part))
-        at = at[at >= skip - 1]
-        out[k] = float(logp[at].mean()) if at.size else 0.0
-    return out
-
-
 def harmonized(enc: Parts, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
     """The written piece with its melody part replaced by the melody as read (same notes when the budget sufficed),
     and nothing outside the asked-for parts."""
@@ -322,21 +308,22 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
     prompt = np.r_[melody, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
     body = sk.ids.size - head
     budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
-    drawn = opt.num_samples * opt.candidates
+    drawn = opt.num_samples * opt.particles
     constraint = melody_constraint(parts, sk, drawn)
     hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
     t0 = time.perf_counter()
     try:
-        seqs = generate(model, prompt, budget, drawn, opt.sampling, enc.grammar(), enc.eos_id, seed,
-                        seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(), ending=False,
-                        key_source=sk.ids[None])
+        if opt.particles > 1:  # SMC: each harmonisation is the heaviest of its population of particles
+            spec = DecodeSpec(enc.grammar(), enc.eos_id, meta.model_config.seq_len, None, enc.key_spec())
+            seqs, _ = decode_particles(model, np.tile(prompt, (drawn, 1)), spec, replace(opt.sampling, ending=0.0),
+                                       seed, budget, constraint, opt.num_samples, key_source=sk.ids[None])
+        else:
+            seqs = generate(model, prompt, budget, drawn, opt.sampling, enc.grammar(), enc.eos_id, seed,
+                            seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(),
+                            ending=False, key_source=sk.ids[None])
     finally:
         if hook is not None:
             hook.remove()
-    if opt.candidates > 1:
-        fit = melody_fit(model, parts, seqs, sk.melody_part, melody.size)
-        keep = np.sort(np.argsort(-fit, kind="stable")[: opt.num_samples])
-        seqs = [seqs[k] for k in keep]
     dt = time.perf_counter() - t0
     stem = Path(source).stem if opt.chorale is None else source.removeprefix("bach/").removesuffix(".mid")
     names = "".join(VOICES[v][0] for v in voices)
@@ -353,7 +340,8 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
                 "complete": bool(piece.size and piece[-1] == e.eos_id), "prompt_tokens": int(prompt.size),
                 "generated_tokens": int(seq.size - prompt.size),
                 "beats": float((q["onset"] + q["duration"]).max() - q["offset"]) / res,
-                "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples},
+                "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
+                             "particles": opt.particles},
                 "generation_seconds": round(dt, 3), "encoding": enc.name}
         written = e.score_of(q)
         info["seconds"] = round(float(written.to("second").end()) if written.note_num() else 0.0, 2)

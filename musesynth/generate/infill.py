@@ -47,6 +47,7 @@ from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.generate.model import checkpoint_or_shipped
+from musesynth.generate.particles import decode_particles
 from musesynth.generate.request import fresh_seed
 from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_sample_options, flags, write_outputs
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
@@ -70,6 +71,7 @@ class InfillOptions:
     sampling: Sampling = field(default_factory=Sampling)
     seed: int | None = None  # None: a fresh seed, printed and recorded in each sidecar
     num_samples: int = 1
+    particles: int = 1  # with ``parts``: SMC particles per version (``generate.particles``); 1: plain masked sampling
     max_tokens: int | None = None  # the fill's budget; None: 3 x the span's tokens + 32, at most half the context
     out_dir: str = "infilled"
     wav: bool = True
@@ -83,6 +85,10 @@ class InfillOptions:
         check_sample_options(self)
         if self.max_tokens is not None and self.max_tokens < 1:
             raise MusesynthError(f"--max-tokens must be at least 1 (got {self.max_tokens})")
+        if not 1 <= self.particles <= 64:
+            raise MusesynthError(f"--particles must be 1-64 (got {self.particles})")
+        if self.particles > 1 and self.parts is None:
+            raise MusesynthError("--particles weighs a fill by the kept parts' notes in the bars: give --parts")
 
 
 def parse_bars(text: str) -> tuple[int, int]:
@@ -208,23 +214,29 @@ class FillConstraint:
 
 def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int, sampling: Sampling,
                  num_samples: int, seed: int, seq_len: int, key_frames: tuple[int, ...] = (),
-                 free: list[int] | None = None) -> tuple[list[np.ndarray], int]:
+                 free: list[int] | None = None, particles: int = 1) -> tuple[list[np.ndarray], int]:
     """Each sample's middle tokens (FILL_END included when it was written), and the prompt's length. A
     key-relative model reads the piece in its frame (``data.key_frame``) and its fills move back. With ``free``
-    (parts of a parts model) only those parts are written; the others' notes in the span are fixed."""
+    (parts of a parts model) only those parts are written; the others' notes in the span are fixed, and with
+    ``particles`` > 1 each sample is the heaviest of that many SMC particles (``generate.particles``)."""
     device = next(model.parameters()).device
     inf = infilling(enc)
     start, length = inf.bar_times(span.ids)
     bar_len = int(length[span.first : span.end].min())
     ids, shift = to_frame(enc, span.ids, key_frames) if key_frames else (span.ids, 0)
     constraint: FillConstraint | VoiceConstraint = (
-        parts_constraint(enc, replace(span, ids=ids), free, num_samples) if free
+        parts_constraint(enc, replace(span, ids=ids), free, num_samples * particles) if free
         else FillConstraint(enc, span.n_bars, bar_len, num_samples, device))
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
     # no repeat copier (a fill is short) and no ending ramp: the constraint decides where a fill ends
     spec = DecodeSpec(enc.grammar(), inf.fill_end_id, seq_len, keys=enc.key_spec())
-    seqs = decode(model, np.tile(prompt, (num_samples, 1)), spec, replace(sampling, ending=0.0), seed, budget,
-                  constraint, key_source=ids[None])  # the piece's own header: a long prefix is cut before it
+    if free and particles > 1:
+        seqs, _ = decode_particles(model, np.tile(prompt, (num_samples * particles, 1)), spec,
+                                   replace(sampling, ending=0.0), seed, budget, constraint, num_samples,
+                                   key_source=ids[None])
+    else:
+        seqs = decode(model, np.tile(prompt, (num_samples, 1)), spec, replace(sampling, ending=0.0), seed, budget,
+                      constraint, key_source=ids[None])  # the piece's own header: a long prefix is cut before it
     fills = [np.asarray(s[prompt.size :], np.int64) for s in seqs]
     return [inf.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size
 
@@ -350,7 +362,7 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
         model.register_forward_hook(call_counter(progress, budget + 1))
     t0 = time.perf_counter()
     fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, seed, seq_len,
-                                        meta.key_frames, free)
+                                        meta.key_frames, free, opt.particles)
     dt = time.perf_counter() - t0
     s, e = span_steps(enc, span)
     stem = os.fsdecode(Path(opt.input).stem)
@@ -365,7 +377,8 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
                 "fill_complete": bool(fill.size and fill[-1] == infilling(enc).fill_end_id),
                 "notes": int(q["onset"].size), "new_notes": int(((q["onset"] >= s) & (q["onset"] < e)
                                                              & (np.isin(q["part"], free) if free else True)).sum()),
-                "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples},
+                "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
+                             "particles": opt.particles},
                 "generation_seconds": round(dt, 3)}
         which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""
         name = f"{stem}_infill{first + 1}-{end}{which}_{meta.family}_seed{seed}_{i}"
