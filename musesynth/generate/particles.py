@@ -6,9 +6,9 @@ follows from it. The model's own answer to that question is the probability it g
 allowed (``Decoder.mass``: 1 where nothing was ruled out, the melody note's probability where it was forced).
 The product of those is each sample's importance weight for the model's distribution *conditioned on* the
 constraint, so a population of particles, resampled by weight whenever the weights grow uneven, is drawn from
-that conditional (Lew et al. 2023, "Sequential Monte Carlo steering of large language models"; the SMC
-samplers of DeepBach-style constrained generation). The particles are split into ``groups``: each group is one
-population, and gives back its one heaviest particle, so ``groups`` different pieces come out.
+that conditional (as in Lew et al. 2023, "Sequential Monte Carlo steering of large language models"). The
+particles are split into ``groups``: each group is one population and gives back its one heaviest particle, so
+``groups`` different pieces come out.
 """
 
 from __future__ import annotations
