@@ -17,27 +17,23 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from musesynth.generate.infill import find_span, infill_prompt, infilling
+from musesynth.models.likelihood import next_token_logprobs
 from musesynth.tokenize import Encoding
 
 POSITIONS = (0.25, 0.5, 0.75)
 
 
-def _nll(model: nn.Module, seq: np.ndarray, first: int, count: int, device: torch.device) -> np.ndarray:
+def _nll(model: nn.Module, seq: np.ndarray, first: int, count: int) -> np.ndarray:
     """NLL (nats) of ``seq[first : first + count]``, each given the tokens before it."""
-    x = torch.as_tensor(seq[:-1], device=device)[None]
-    logits, _ = model(x)
-    logp = F.log_softmax(logits[0].float(), -1)
-    target = torch.as_tensor(seq[first : first + count], device=device)
-    return -logp[torch.arange(first - 1, first - 1 + count, device=device), target].cpu().numpy()
+    return -next_token_logprobs(model, seq)[first - 1 : first - 1 + count]
 
 
 @torch.no_grad()
 def infill_vs_continuation(model: nn.Module, enc: Encoding, pieces: list[np.ndarray], seq_len: int,
-                           device: torch.device, span_bars: int = 4) -> dict[str, Any]:
+                           span_bars: int = 4) -> dict[str, Any]:
     inf = infilling(enc)
     was_training = model.training
     model.eval()
@@ -57,10 +53,10 @@ def infill_vs_continuation(model: nn.Module, enc: Encoding, pieces: list[np.ndar
             if prefix.size == 0:
                 continue
             fim = np.r_[prompt, middle, inf.fill_end_id]
-            a = _nll(model, fim, prompt.size, middle.size + 1, device)
+            a = _nll(model, fim, prompt.size, middle.size + 1)
             infill.append(a[:-1])
             end.append(a[-1])
-            cont.append(_nll(model, np.r_[prefix, middle], prefix.size, middle.size, device))
+            cont.append(_nll(model, np.r_[prefix, middle], prefix.size, middle.size))
     model.train(was_training)
     tokens = int(sum(x.size for x in infill))
     low, high = gain_interval(infill, cont)

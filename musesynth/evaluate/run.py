@@ -247,7 +247,7 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         pieces = load_pieces(ds, opt.split)
         if meta.key_frames:
             pieces = [to_frame(enc, p, meta.key_frames)[0] for p in pieces]
-        result.infill = infill_vs_continuation(model, enc, pieces, seq_len, dev, bars)
+        result.infill = infill_vs_continuation(model, enc, pieces, seq_len, bars)
     if opt.samples > 0:
         reference = reference_whole = None
         if opt.reference_set is not None:  # read first: a bad folder stops the run before minutes of generation

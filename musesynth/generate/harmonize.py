@@ -40,7 +40,7 @@ from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import decode_particles
 from musesynth.generate.request import MAX_SEED, fresh_seed
 from musesynth.generate.run import call_counter, write_outputs
-from musesynth.generate.sampling import DecodeSpec, Sampling, generate
+from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
 from musesynth.outputs import check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
@@ -313,14 +313,14 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
     hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
     t0 = time.perf_counter()
     try:
+        # no ending ramp: the melody decides where the piece ends
+        spec = DecodeSpec(enc.grammar(), enc.eos_id, meta.model_config.seq_len, keys=enc.key_spec())
+        rows, sampling = np.tile(prompt, (drawn, 1)), replace(opt.sampling, ending=0.0)
         if opt.particles > 1:  # SMC: each harmonisation is the heaviest of its population of particles
-            spec = DecodeSpec(enc.grammar(), enc.eos_id, meta.model_config.seq_len, None, enc.key_spec())
-            seqs, _ = decode_particles(model, np.tile(prompt, (drawn, 1)), spec, replace(opt.sampling, ending=0.0),
-                                       seed, budget, constraint, opt.num_samples, key_source=sk.ids[None])
+            seqs, _ = decode_particles(model, rows, spec, sampling, seed, budget, constraint, opt.num_samples,
+                                       key_source=sk.ids[None])
         else:
-            seqs = generate(model, prompt, budget, drawn, opt.sampling, enc.grammar(), enc.eos_id, seed,
-                            seq_len=meta.model_config.seq_len, constraint=constraint, keys=enc.key_spec(),
-                            ending=False, key_source=sk.ids[None])
+            seqs = decode(model, rows, spec, sampling, seed, budget, constraint, key_source=sk.ids[None])
     finally:
         if hook is not None:
             hook.remove()

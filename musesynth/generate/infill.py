@@ -230,13 +230,14 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
     # no repeat copier (a fill is short) and no ending ramp: the constraint decides where a fill ends
     spec = DecodeSpec(enc.grammar(), inf.fill_end_id, seq_len, keys=enc.key_spec())
-    if free and particles > 1:
-        seqs, _ = decode_particles(model, np.tile(prompt, (num_samples * particles, 1)), spec,
-                                   replace(sampling, ending=0.0), seed, budget, constraint, num_samples,
-                                   key_source=ids[None])
+    smc = bool(free) and particles > 1
+    rows, sampling = np.tile(prompt, (num_samples * (particles if smc else 1), 1)), replace(sampling, ending=0.0)
+    key_source = ids[None]  # the piece's own header: a long prefix is cut before it
+    if smc:
+        seqs, _ = decode_particles(model, rows, spec, sampling, seed, budget, constraint, num_samples,
+                                   key_source=key_source)
     else:
-        seqs = decode(model, np.tile(prompt, (num_samples, 1)), spec, replace(sampling, ending=0.0), seed, budget,
-                      constraint, key_source=ids[None])  # the piece's own header: a long prefix is cut before it
+        seqs = decode(model, rows, spec, sampling, seed, budget, constraint, key_source=key_source)
     fills = [np.asarray(s[prompt.size :], np.int64) for s in seqs]
     return [inf.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size
 

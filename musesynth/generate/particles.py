@@ -69,8 +69,8 @@ def decode_particles(model: torch.nn.Module, rows: np.ndarray, spec: DecodeSpec,
                 dec.reindex(torch.as_tensor(idx, device=dec.device))
                 logw = np.repeat(_group_mean(logw, groups), n // groups)  # equal weights after resampling
     seqs = dec.sequences()
-    best = [g * (n // groups) + int(np.argmax(logw[g * (n // groups): (g + 1) * (n // groups)]))
-            for g in range(groups)]
+    size = n // groups
+    best = np.arange(groups) * size + logw.reshape(groups, size).argmax(1)
     return [seqs[k] for k in best], logw
 
 

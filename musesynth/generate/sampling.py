@@ -345,10 +345,10 @@ class Decoder:
     def _weigh(self, last: torch.Tensor, allowed: torch.Tensor | None) -> None:
         """``mass``: per row, the log of the tempered model's probability of the allowed tokens (0 when all are,
         or when the row has finished)."""
-        logp = (last.float() / max(self.sampling.temperature, 1e-6)).log_softmax(-1)
         if allowed is None:
             self.mass = torch.zeros_like(self.mass)
             return
+        logp = (last.float() / max(self.sampling.temperature, 1e-6)).log_softmax(-1)
         mass = logp.masked_fill(~allowed, float("-inf")).logsumexp(-1)
         self.mass = torch.where(self.finished, torch.zeros_like(mass), mass.clamp(min=-1e4))
 

@@ -73,6 +73,9 @@ class Frame:
 class VoiceConstraint:
     """The mask described in the module docstring (one state per sample, kept on the CPU)."""
 
+    ROWS = ("bar", "bars_written", "pos", "j", "need", "last_rank", "part_end", "open_part", "phrased", "done",
+            "last", "before", "cur")  # the per-sample state
+
     def __init__(self, enc: Parts, frame: Frame, fixed: Fixed, free: list[int], batch: int) -> None:
         e = enc
         self.enc, self.f, self.fixed = e, frame, fixed
@@ -108,9 +111,6 @@ class VoiceConstraint:
         self.last = np.full((n, max(self.n_parts, 1)), -1, np.int64)
         self.before = self.last.copy()
         self.cur = self.last.copy()
-
-    ROWS = ("bar", "bars_written", "pos", "j", "need", "last_rank", "part_end", "open_part", "phrased", "done",
-            "last", "before", "cur")  # the per-sample state
 
     def reindex(self, idx: np.ndarray) -> None:
         """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
