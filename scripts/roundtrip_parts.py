@@ -1,6 +1,6 @@
 """Check the exact round trip with parts, MIDI -> tokens -> MIDI -> tokens, on every file of some folders.
 
-    python scripts/roundtrip_parts.py /tmp/parts/bach_midi ../shared/data/js-fakes/midi
+    python scripts/roundtrip_parts.py /tmp/parts/bach_midi ../shared/data/js-fakes/midi [--chords]
 
 A file passes when the second tokens equal the first, its quantised content (notes with their parts, the
 parts' roles and programs, tempo, meter, key, fermatas) is equal, and the decoded MIDI has one track per
@@ -40,8 +40,9 @@ def check(enc: PartsEncoding, path: Path, out: Path) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", help="folders of MIDI files (searched recursively)")
+    ap.add_argument("--chords", action="store_true", help="the vocabulary with a CHORD token per onset")
     args = ap.parse_args()
-    enc = get_encoding("parts")
+    enc = get_encoding("parts", chords=args.chords)
     assert isinstance(enc, PartsEncoding)
     bad_total = 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,6 +28,10 @@ def add_parser(sub: Subparsers) -> None:
                    "the parts beyond --max-parts: 'merge' them into the last part, or 'drop' them (and a voice's "
                    "second track, e.g. 'Soprano 2'), so a chorale with a continuo or violins is read as its four "
                    "voices (default merge)")
+    p.add_argument("--chords", action="store_true", help="parts encoding: name the harmony at every onset (a "
+                   "CHORD_<root>_<quality> token after the first part's notes, read from the notes sounding "
+                   "there), so a model picks a chord before it writes the voices under the melody; decoding "
+                   "ignores the tokens (default off)")
     p.add_argument("--composers", metavar="folder|FILE", help="meter encoding: put each file's composer in its "
                    "header (COMPOSER_<name> tokens, for `generate --composer`): 'folder' reads it from the first "
                    "folder of each path (as `musesynth corpus` writes them), or a CSV (file,composer) / JSON "
@@ -60,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         if args.encoding != "parts":
             raise MusesynthError("--extra-parts applies to --encoding parts only")
         params["drop_extra_parts"] = args.extra_parts == "drop"
+    if args.chords:
+        if args.encoding != "parts":
+            raise MusesynthError("--chords applies to --encoding parts only")
+        params["chords"] = True
     if args.workers is not None and args.workers < 1:
         raise MusesynthError(f"--workers must be at least 1 (got {args.workers})")
     manifest = build_dataset(args.midi_dir, args.out, encoding=args.encoding, params=params, workers=args.workers,

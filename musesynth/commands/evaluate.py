@@ -23,7 +23,9 @@ def add_parser(sub: Subparsers) -> None:
                    "musical statistics (0: skip; default %(default)s)")
     p.add_argument("--samples", dest="samples", type=int,
                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the name it shipped with: a quiet alias
-    p.add_argument("--length", type=int, default=d.length, help="tokens per generated piece (default %(default)s)")
+    p.add_argument("--length", type=int, default=d.length, help="tokens per generated piece, and the budget the "
+                   "held-out and reference pieces are cut to (default 600; 685 for a vocabulary with CHORD tokens, "
+                   "the same music)")
     add_sampling_options(p)
     p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default %(default)s)")
     p.add_argument("--free-repeats", action="store_true",

@@ -23,6 +23,7 @@ import numpy as np
 
 from musesynth.tokenize.base import Encoding, Parts
 from musesynth.tokenize.meter import T_BAR, T_BOS, T_DUR, T_EOS, T_NOTE, T_PHRASE, T_POS, T_REPEAT, T_RUN, T_TEMPO
+from musesynth.tokenize.parts import T_CHORD
 
 
 def parts_of_encoding(enc: Encoding) -> Parts:
@@ -40,13 +41,14 @@ def melody_prompt(enc: Encoding, piece: np.ndarray, part: int) -> np.ndarray:
 
 
 def melody_only(enc: Encoding, piece: np.ndarray, part: int) -> np.ndarray:
-    """``piece`` (from its BOS) with only ``part``'s notes: other parts' NOTE DUR pairs, repeat marks and onsets
-    left empty (no note, no tempo change) go; an EOS closes it."""
+    """``piece`` (from its BOS) with only ``part``'s notes: other parts' NOTE DUR pairs, repeat marks, CHORD
+    tokens (they name the harmony the melody is to get) and onsets left empty (no note, no tempo change) go; an
+    EOS closes it."""
     e = parts_of_encoding(enc)
     piece = np.asarray(piece, np.int64)
     typ = e.token_type[piece]
     other = (typ == T_NOTE) & (e.part_of[piece] != part)
-    drop = other | np.r_[False, other[:-1] & (typ[1:] == T_DUR)] | (typ == T_REPEAT) | (typ == T_RUN)
+    drop = other | np.r_[False, other[:-1] & (typ[1:] == T_DUR)] | np.isin(typ, (T_REPEAT, T_RUN, T_CHORD))
     group = np.cumsum(np.isin(typ, (T_POS, T_BAR, T_EOS, T_BOS)))  # one onset (or bar line) per group
     filled = np.zeros(group[-1] + 1 if group.size else 1, bool)
     filled[group[~drop & np.isin(typ, (T_NOTE, T_TEMPO))]] = True

@@ -46,6 +46,7 @@ from musesynth.generate.voices import most_sounding
 from musesynth.models.likelihood import next_token_logprobs
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_DUR, T_NOTE
+from musesynth.tokenize.parts import T_CHORD
 
 
 @dataclass
@@ -64,8 +65,10 @@ class BenchOptions:
 @torch.no_grad()
 def lower_voice_nll(model: torch.nn.Module, enc: Parts, piece: np.ndarray, melody_first: bool, seq_len: int,
                     rnn: bool) -> tuple[float, int]:
-    """Summed NLL (nats) and count of the NOTE and DUR tokens of every part but the first (the soprano's),
-    with the soprano alone read first or not. A Transformer reads at most its context (the piece is cut)."""
+    """Summed NLL (nats) of the NOTE and DUR tokens of every part but the first (the soprano's) and of the CHORD
+    tokens (a chords vocabulary names each onset's harmony before the lower voices write it: its cost is theirs),
+    and the count of those NOTE and DUR tokens alone, so encodings with and without CHORD compare per note
+    token. The soprano alone is read first or not. A Transformer reads at most its context (the piece is cut)."""
     prefix = melody_prompt(enc, piece, 0) if melody_first else np.zeros(0, np.int64)
     seq = np.r_[prefix, piece]
     if not rnn:
@@ -74,9 +77,10 @@ def lower_voice_nll(model: torch.nn.Module, enc: Parts, piece: np.ndarray, melod
     typ, part = enc.token_type[piece], enc.part_of[piece]
     lower = (typ == T_NOTE) & (part > 0)
     lower |= np.r_[False, lower[:-1] & (typ[1:] == T_DUR)]
-    at = prefix.size + np.flatnonzero(lower) - 1
-    at = at[(at >= 0) & (at < logp.size)]
-    return float(-logp[at].sum()), int(at.size)
+    at = prefix.size + np.flatnonzero(lower | (typ == T_CHORD)) - 1
+    counted = prefix.size + np.flatnonzero(lower) - 1
+    inside = lambda a: a[(a >= 0) & (a < logp.size)]  # noqa: E731
+    return float(-logp[inside(at)].sum()), int(inside(counted).size)
 
 
 def beat_match(a: Piece, b: Piece) -> tuple[int, int]:

@@ -36,6 +36,7 @@ from musesynth.atomic import atomic_write
 from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.evaluate.voice_leading import SATB_RANGES
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import decode_particles
 from musesynth.generate.request import MAX_SEED, fresh_seed
@@ -52,7 +53,7 @@ OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 LETTERS = {v[0]: i for i, v in enumerate(VOICES)}  # S A T B
 MAX_MELODY_NOTES = 5000
 # The lowest bass and highest soprano note any voice sings (evaluate.voice_leading's SATB ranges, D2-A5)
-LOWEST, HIGHEST = 38, 81
+LOWEST, HIGHEST = int(SATB_RANGES[:, 0].min()), int(SATB_RANGES[:, 1].max())  # any voice's range
 
 
 @dataclass

@@ -57,7 +57,7 @@ from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import BarInfill, Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
 from musesynth.tokenize.midi_io import OTHER, VOICES
-from musesynth.tokenize.parts import ROLES
+from musesynth.tokenize.parts import ROLES, T_CHORD
 
 _BARS_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", re.ASCII)  # ASCII digits: int() would take "３"
 
@@ -182,7 +182,7 @@ class FillConstraint:
     def __init__(self, enc: Encoding, n_bars: int, bar_len: int, batch: int, device: torch.device) -> None:
         inf = infilling(enc)
         typ = torch.as_tensor(inf.token_type, device=device)
-        self.keep = torch.isin(typ, torch.tensor([T_BAR, T_POS, T_NOTE, T_DUR, T_PHRASE], device=device))
+        self.keep = torch.isin(typ, torch.tensor([T_BAR, T_POS, T_NOTE, T_DUR, T_PHRASE, T_CHORD], device=device))
         self.is_pos = typ == T_POS
         self.pos = torch.as_tensor(inf.pos_of, device=device)
         self.keep &= ~self.is_pos | (self.pos < bar_len)

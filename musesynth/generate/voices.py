@@ -11,7 +11,9 @@ A parts-encoding model writes bars token by token; ``VoiceConstraint`` makes it
 - never let a written voice move in parallel fifths or octaves with another voice (a fixed note's pitch at an
   onset is known before it is written, so the voices under a melody avoid parallels with it too);
 - close (EOS, or FILL_END for a fill) only after the last fixed note, and after ``min_bars`` bar lines;
-- where fermatas are given (a melody's), mark exactly those onsets with PHRASE; else PHRASE is the model's.
+- where fermatas are given (a melody's), mark exactly those onsets with PHRASE; else PHRASE is the model's;
+- with a chords vocabulary, let the model name an onset's harmony (one CHORD) where the encoding puts it: after
+  the first-ranked part's notes at the onset and before any other part's.
 
 At an onset the parts encoding writes its notes in part order (``part_rank``: the soprano first, or for a
 vocabulary saved before that, the bass first), so a free part may sound before a fixed note of a later-ranked part
@@ -28,7 +30,7 @@ import torch
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_FILL_END, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
 from musesynth.tokenize.midi_io import OTHER, PIANO_HIGH, PIANO_LOW
-from musesynth.tokenize.parts import T_PART
+from musesynth.tokenize.parts import T_CHORD, T_PART
 
 PITCHES = np.arange(PIANO_LOW, PIANO_HIGH + 1)  # the piano's pitches, as the parts encoding's NOTE blocks hold them
 PERFECT = (0, 7)  # unisons/octaves and fifths, compound ones too
@@ -73,8 +75,8 @@ class Frame:
 class VoiceConstraint:
     """The mask described in the module docstring (one state per sample, kept on the CPU)."""
 
-    ROWS = ("bar", "bars_written", "pos", "j", "need", "last_rank", "part_end", "open_part", "phrased", "done",
-            "last", "before", "cur")  # the per-sample state
+    ROWS = ("bar", "bars_written", "pos", "j", "need", "last_rank", "part_end", "open_part", "phrased", "chorded",
+            "done", "last", "before", "cur")  # the per-sample state
 
     def __init__(self, enc: Parts, frame: Frame, fixed: Fixed, free: list[int], batch: int) -> None:
         e = enc
@@ -105,6 +107,8 @@ class VoiceConstraint:
         self.part_end = np.zeros((n, max(self.n_parts, 1)), np.int64)
         self.open_part = np.full(n, -1, np.int64)  # a free NOTE waiting for its DUR
         self.phrased = np.zeros(n, bool)  # this onset's PHRASE is written
+        self.chorded = np.zeros(n, bool)  # this onset's CHORD is written
+        self.chord_ids = np.flatnonzero(self.typ == T_CHORD)
         self.done = np.zeros(n, bool)
         # pitches for the rule against parallels: each part's latest note, the one before this onset, and the
         # one it has at this onset (a fixed note's is known before it is written)
@@ -148,6 +152,8 @@ class VoiceConstraint:
                     m[self.part_notes[p][~bad]] = True
         if pending and rank[fx.part[j]] >= last:
             m[self.fixed_note[j]] = True
+        if now is not None and not self.chorded[i] and last <= 0 and not (pending and rank[fx.part[j]] == 0):
+            m[self.chord_ids] = True  # after the first-ranked part's notes (a fixed one written first)
         fermata = now is not None and self.phrases is not None and now in self.phrases and not self.phrased[i]
         if not pending and now is not None and not self.phrased[i] and (self.phrases is None or fermata):
             m[e.phrase_id] = True
@@ -185,17 +191,19 @@ class VoiceConstraint:
                 self.bar[i] = min(self.bar[i] + 1, self.bar_start.size - 1)
                 self.bars_written[i] += 1
                 self.pos[i], self.last_rank[i] = -1, -1
-                self.phrased[i] = False
+                self.phrased[i] = self.chorded[i] = False
                 self.need[i] = self.ts_after[self.bar[i]]
             elif typ == T_POS:
                 self.pos[i], self.last_rank[i] = e.pos_of[t], -1
-                self.phrased[i] = False
+                self.phrased[i] = self.chorded[i] = False
                 self.before[i], self.cur[i] = self.last[i], -1
                 at = int(self.bar_start[max(self.bar[i], 0)]) + int(self.pos[i])
                 ahead = fx.onset == at  # the fixed notes of this onset: known before they are written
                 self.cur[i, fx.part[ahead]] = fx.pitch[ahead]
             elif typ == T_PHRASE:
                 self.phrased[i] = True
+            elif typ == T_CHORD:  # the first-ranked part has written at this onset, or writes nothing here
+                self.chorded[i], self.last_rank[i] = True, max(int(self.last_rank[i]), 0)
             elif typ == T_NOTE:
                 p = int(e.part_of[t])
                 self.last_rank[i] = self.rank[p]
@@ -241,7 +249,9 @@ class OneNotePerVoice:
     fifths or octaves with another voice, and at an onset the notes come in part order (``part_rank``), as the
     encoding writes them. So a chorale never has two notes at once in one voice, and never more notes
     sounding than voices. A voice silent for ``MAX_REST_BEATS`` or more sings again at the next onset where it
-    may: until it has, the onset cannot close (no POS, BAR or EOS) and no later-ranked part writes. (Without it
+    may: until it has, the onset cannot close (no POS, BAR or EOS) and no later-ranked part writes. With a chords
+    vocabulary an onset names its harmony once (one CHORD), after the first-ranked part's notes and before any
+    other part's, as the encoding writes it. (Without it
     the shipped model let the lower voices fall silent for good in about 1 piece in 16, a melody alone for
     dozens of beats: Bach's voices rest 4 beats or more about once in three chorales.) Other parts
     (instruments) keep their chords. Vectorised over the batch; the prompt is replayed once to set the state."""
@@ -255,6 +265,7 @@ class OneNotePerVoice:
         self.is_note, self.is_bar = t(e.is_note, torch.bool), t(typ == T_BAR, torch.bool)
         self.is_pos, self.is_dur = t(typ == T_POS, torch.bool), t(typ == T_DUR, torch.bool)
         self.is_ts, self.is_part = t(typ == T_TIMESIG, torch.bool), t(typ == T_PART, torch.bool)
+        self.is_chord = t(typ == T_CHORD, torch.bool)
         self.closes = t(np.isin(typ, (T_POS, T_BAR, T_EOS)), torch.bool)  # tokens that end an onset's notes
         self.max_rest = self.MAX_REST_BEATS * e.resolution
         self.part = t(np.maximum(e.part_of, 0))
@@ -267,10 +278,11 @@ class OneNotePerVoice:
         z = lambda fill: torch.full((b,), fill, dtype=torch.long, device=device)  # noqa: E731
         self.bar_start, self.bar_len, self.pos = z(0), z(int(e.ts_len[e.default_ts])), z(-1)
         self.started = torch.zeros(b, dtype=torch.bool, device=device)
+        self.chorded = torch.zeros(b, dtype=torch.bool, device=device)
         self.last_rank, self.open, self.parts_seen = z(-1), z(-1), z(0)
         self.end = torch.zeros(b, self.P, dtype=torch.long, device=device)
         self.voice = torch.zeros(b, self.P, dtype=torch.bool, device=device)
-        self.rank = torch.arange(self.P, device=device)
+        self.part_index = torch.arange(self.P, device=device)
         self.rank_of_part = t(e.part_rank(np.arange(self.P)))
         self.pitch = t(e.pitch_of)
         self.perfect = t(PERFECT)
@@ -283,8 +295,10 @@ class OneNotePerVoice:
         now = self.bar_start + self.pos
         r, last = self.rank_of_part[None, :], self.last_rank[:, None]
         ok = torch.where(self.voice, (r > last) & (self.end <= now[:, None]), r >= last)  # (B, P)
+        ok &= ~(self.chorded[:, None] & (r == 0))  # the CHORD closes the first-ranked part (an instrument's chord)
         notes = ok.gather(1, self.part[None, :].expand(ok.shape[0], -1)) | ~self.is_note[None, :]
         notes &= ~self._parallels()
+        notes &= ~(self.is_chord[None, :] & (self.chorded | (self.last_rank > 0))[:, None])  # one, before part 2
         notes &= self._overdue(ok, now, allowed)
         if allowed is None:
             return notes
@@ -302,6 +316,7 @@ class OneNotePerVoice:
         if allowed is not None:  # only where the grammar lets its note come now
             must &= (allowed & (token_rank == first[:, None])).any(1)
         keep = (token_rank <= first[:, None]) | ~(self.is_note | self.closes)[None, :]  # parts before it may still
+        keep &= ~(self.is_chord[None, :] & (first[:, None] == 0))  # a CHORD now would shut out the first part
         return torch.where(must[:, None], keep, torch.ones_like(keep))
 
     def _parallels(self) -> torch.Tensor:
@@ -311,7 +326,7 @@ class OneNotePerVoice:
         prev = self.before.gather(1, self.part[None, :].expand(b, v))[:, :, None]  # (B, V, 1): this voice's last
         x = self.pitch[None, :, None]
         pq, cq = self.before[:, None, :], self.cur[:, None, :]  # (B, 1, P): the other voices
-        other = self.rank[None, None, :] != self.part[None, :, None]
+        other = self.part_index[None, None, :] != self.part[None, :, None]
         moving = (pq >= 0) & (cq >= 0) & (cq != pq) & (prev >= 0) & other & self.voice[:, None, :]
         was, now = (prev - pq).abs() % 12, (x - cq).abs() % 12  # either way up, as in ``parallels``
         same_way = torch.sign(x - prev) == torch.sign(cq - pq)
@@ -333,7 +348,10 @@ class OneNotePerVoice:
         self.started |= bar
         self.bar_len = torch.where(self.is_ts[tok], self.ts_len[tok], self.bar_len)
         self.pos = torch.where(bar, -1, torch.where(pos, self.pos_of[tok], self.pos))
+        chord = self.is_chord[tok]
         self.last_rank = torch.where(bar | pos, -1, torch.where(note, self.part_rank[tok], self.last_rank))
+        self.last_rank = torch.where(chord, self.last_rank.clamp(min=0), self.last_rank)  # the first part is done
+        self.chorded = (self.chorded | chord) & ~(bar | pos)
         held = self.is_dur[tok] & (self.open >= 0)
         k = self.open.clamp(min=0)
         cur = self.end.gather(1, k[:, None])[:, 0]

@@ -18,6 +18,17 @@ fermatas, repeat marks, composers, keys; read its docstring) with two changes:
   ``top_first`` existed wrote the last part first (the bass first) and still read that way.
 - **Part header**: after the tempo, one ``PART_<role> PROGRAM_<n>`` pair per part in part order, role
   Soprano, Alto, Tenor, Bass or Other. Only the pairs before the first BAR declare parts.
+- **Chords** (``chords=True``, off by default: ``musesynth data --chords``): every onset with notes names the
+  harmony sounding there, one ``CHORD_<root>_<quality>`` token (``tokenize.chords``: the notes that start there
+  and those held into it) after the first-ranked part's notes at the onset, or right after its POS (and tempo)
+  where that part starts no note::
+
+      POS_0 NOTE_67_P0 DUR_12 CHORD_C_min NOTE_63_P1 DUR_12 NOTE_60_P2 DUR_12 NOTE_48_P3 DUR_12
+
+  So a model writing a chorale picks the chord after the melody note and before the voices under it (TonicNet's
+  chord tokens, moved after the melody). The tokens are read from the notes, so decoding ignores them and the
+  round trip stays exact; transposition moves their roots. The 120 tokens come after every other, so the ids
+  of a vocabulary without them are unchanged. In the 410 chorales they add 14% to the tokens.
 
 Which tracks are parts (``midi_io.score_parts``):
 - A part is a track with pitched notes. **Empty tracks are dropped** (the music21 export's empty duplicate
@@ -49,6 +60,7 @@ from typing import Any
 import numpy as np
 import symusic
 
+from musesynth.tokenize import chords
 from musesynth.tokenize.meter import DEFAULTS as METER_DEFAULTS
 from musesynth.tokenize.meter import OPTIONAL_OFF as METER_OPTIONAL_OFF
 from musesynth.tokenize.meter import (
@@ -57,6 +69,10 @@ from musesynth.tokenize.meter import (
     T_EOS,
     T_FILL,
     T_NOTE,
+    T_PHRASE,
+    T_POS,
+    T_REPEAT,
+    T_RUN,
     T_TEMPO,
     MeterEncoding,
 )
@@ -72,22 +88,24 @@ from musesynth.tokenize.midi_io import (
     score_parts,
 )
 
-T_PART, T_PROGRAM = 17, 18
+T_PART, T_PROGRAM, T_CHORD = 17, 18, 19
 N_PITCH = PIANO_HIGH - PIANO_LOW + 1
 ROLES = (*VOICES, "Other")
-DEFAULTS: dict[str, Any] = {**METER_DEFAULTS, "max_parts": 16, "drop_extra_parts": False, "top_first": True}
+DEFAULTS: dict[str, Any] = {**METER_DEFAULTS, "max_parts": 16, "drop_extra_parts": False, "top_first": True,
+                            "chords": False}
 
 
 class PartsEncoding(MeterEncoding):
     name = "parts"
     DEFAULTS = DEFAULTS
     LEGACY_DEFAULTS: dict[str, Any] = {"top_first": False}  # saved before the top voice came first
-    OPTIONAL_OFF = {**METER_OPTIONAL_OFF, "drop_extra_parts": False, "top_first": False}
+    OPTIONAL_OFF = {**METER_OPTIONAL_OFF, "drop_extra_parts": False, "top_first": False, "chords": False}
 
     def __init__(self, **params: Any) -> None:
         self.max_parts = int({**DEFAULTS, **params}["max_parts"])
         self.drop_extra = bool({**DEFAULTS, **params}["drop_extra_parts"])
         self.top_first = bool({**DEFAULTS, **params}["top_first"])
+        self.chords = bool({**DEFAULTS, **params}["chords"])
         if not 1 <= self.max_parts <= 64:
             raise ValueError(f"max_parts must be 1..64 (got {self.max_parts})")
         super().__init__(**params)
@@ -100,6 +118,9 @@ class PartsEncoding(MeterEncoding):
         self.program0 = int(np.flatnonzero(typ == T_PROGRAM)[0])
         self.role_of = np.where(typ == T_PART, ids - self.part0, -1)
         self.program_of = np.where(typ == T_PROGRAM, ids - self.program0, -1)
+        chord = np.flatnonzero(typ == T_CHORD)
+        self.chord0 = int(chord[0]) if chord.size else -1
+        self.chord_of = np.where(typ == T_CHORD, ids - self.chord0, -1)  # label: quality * 12 + root
 
     def parts(self) -> PartsEncoding:
         return self
@@ -108,7 +129,8 @@ class PartsEncoding(MeterEncoding):
         return [f"NOTE_{q}_P{k}" for k in range(self.max_parts) for q in range(PIANO_LOW, PIANO_HIGH + 1)]
 
     def _extra_groups(self) -> list[tuple[int, list[str]]]:
-        return [(T_PART, [f"PART_{r}" for r in ROLES]), (T_PROGRAM, [f"PROGRAM_{p}" for p in range(128)])]
+        return [(T_PART, [f"PART_{r}" for r in ROLES]), (T_PROGRAM, [f"PROGRAM_{p}" for p in range(128)]),
+                (T_CHORD, chords.label_names() if self.chords else [])]
 
     def part_rank(self, part: np.ndarray | int) -> np.ndarray:
         """Where a part's notes come among an onset's notes (0: first). Its own inverse: the part at a rank."""
@@ -153,7 +175,36 @@ class PartsEncoding(MeterEncoding):
         used = int(q["part"].max()) + 1 if q["part"].size else 0  # a q without roles (edited): Other parts
         role, program = q.get("role", np.full(used, OTHER)), q.get("program", np.zeros(used, np.int64))
         head = np.stack([self.part0 + np.minimum(role, OTHER), self.program0 + program % 128], 1).ravel()
+        if self.chords:  # the repeat marks are made again: a bar repeats only with its CHORDs the same
+            marks = np.isin(self.token_type[ids], (T_REPEAT, T_RUN))
+            ids = self.mark_repeats(self._with_chords(ids[~marks], q))
         return np.insert(ids, 4, head)  # after BOS KEY TIMESIG TEMPO
+
+    def _with_chords(self, ids: np.ndarray, q: dict[str, np.ndarray]) -> np.ndarray:
+        """``ids`` with one CHORD token per onset that has notes: after the first-ranked part's notes there, or
+        before the onset's first note where that part has none (``tokenize.chords``)."""
+        times, labels = chords.onset_labels(q["onset"], q["pitch"], q["duration"], self.max_dur)
+        at = np.flatnonzero(self.is_note[ids])
+        if not at.size:
+            return ids
+        group = np.cumsum(np.isin(self.token_type[ids], (T_POS, T_BAR)))[at]  # each onset opens with a POS
+        first = np.r_[True, group[1:] != group[:-1]]
+        if int(first.sum()) != times.size:  # cannot happen for a q this class quantised; never guess
+            raise ValueError("chord labels: the notes' onsets do not match the encoded onsets")
+        top = self.part_rank(self.part_of[ids[at]]) == 0
+        n = np.cumsum(first) - 1  # onset index of each note
+        last_top = np.full(times.size, -1, np.int64)
+        np.maximum.at(last_top, n[top], at[top])  # the last top-part note of each onset
+        where = np.where(last_top >= 0, last_top + 2, at[first])  # after its DUR, else before the first note
+        return np.insert(ids, where, self.chord0 + labels)
+
+    def without_chords(self, ids: np.ndarray | list[int]) -> np.ndarray:
+        """``ids`` with the CHORD tokens left out (they are read from the notes, and decoding ignores them)."""
+        ids = np.asarray(ids, np.int64)
+        if self.chord0 < 0:
+            return ids
+        inside = (ids >= 0) & (ids < len(self.vocab))
+        return ids[~(inside & (self.token_type[np.where(inside, ids, 0)] == T_CHORD))]
 
     # ------------------------------------------------------------------ decode
     def parts_of(self, ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -228,6 +279,9 @@ class PartsEncoding(MeterEncoding):
         allow((T_PART,), (T_PROGRAM,))
         allow((T_PROGRAM,), (T_PART, T_BAR, T_EOS))
         allow((T_FILL,), (T_PART, T_PROGRAM))
+        if self.chords:  # a CHORD after an onset's POS (or its tempo) or after a note; notes or the onset's end next
+            allow((T_POS, T_TEMPO, T_DUR, T_FILL), (T_CHORD,))
+            allow((T_CHORD,), (T_NOTE, T_PHRASE, T_POS, T_BAR, T_EOS))
         return g
 
     def transpose_table(self, semitones: int) -> np.ndarray:
@@ -235,6 +289,9 @@ class PartsEncoding(MeterEncoding):
         table = super().transpose_table(semitones)  # moves notes into part 0's block
         moved = self.is_note & (table >= 0)
         table[moved] += N_PITCH * self.part_of[moved]
+        if self.chords:
+            c = self.chord_of[self.chord_of >= 0]
+            table[self.chord0 + c] = self.chord0 + c // 12 * 12 + (c % 12 + semitones) % 12
         return table
 
     def transpose_ids(self, ids: np.ndarray | list[int], semitones: int | np.ndarray, keys: bool = True) -> np.ndarray:
@@ -243,4 +300,9 @@ class PartsEncoding(MeterEncoding):
         part = np.where(inside, self.part_of[np.where(inside, ids, 0)], -1)
         out = super().transpose_ids(ids, semitones, keys)  # notes land in part 0's block
         out[part >= 0] += N_PITCH * part[part >= 0]
+        if self.chords:
+            c = np.where(inside, self.chord_of[np.where(inside, ids, 0)], -1)
+            at = c >= 0
+            shift = np.broadcast_to(np.asarray(semitones, np.int64), ids.shape)[at]
+            out[at] = self.chord0 + c[at] // 12 * 12 + (c[at] % 12 + shift) % 12
         return out
