@@ -1,7 +1,8 @@
 """musesynth: learn from MIDI collections and compose new music.
 
 Pipeline: tokenize -> data -> models -> training -> generate -> evaluate (and ablate).
-Python API: ``load_model``, ``generate``, ``tokenize``, ``Model``, ``Piece`` (``musesynth/api.py``) and ``train``
+Python API: ``load_model``, ``generate``, ``harmonize``, ``infill``, ``tokenize``, ``Model``, ``Piece``
+(``musesynth/api.py``) and ``train``
 (``musesynth/training/keywords.py``, so inference never imports training),
 loaded on first use (PEP 562), so ``import musesynth`` and ``musesynth --help`` do not import torch. These names
 always mean the API: the subpackages ``musesynth.generate`` and ``musesynth.tokenize`` and the module
@@ -17,7 +18,8 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-_API = ("load_model", "generate", "harmonize", "tokenize", "train", "Model", "Piece", "Harmonization")
+_API = ("load_model", "generate", "harmonize", "infill", "tokenize", "train", "Model", "Piece", "Harmonization",
+        "Infilling")
 __all__ = [*_API, "__version__"]
 
 

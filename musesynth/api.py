@@ -6,6 +6,7 @@
     pieces[0].save("chorale.mid")                # a symusic.Score is in pieces[0].score
     tokens = tokenize("chorale.mid", "meter")    # token ids in a named encoding
     satb = harmonize("tune.mid", voices="A,T,B", seed=1)   # the shipped parts model writes the other voices
+    new = infill("chorale.mid", bars="5-8", parts="A,T")   # those voices rewritten there, every other note kept
     summary = train(dataset="datasets/bach", model="lstm", max_time=600)   # any `musesynth train` option
 
 Errors are ``MusesynthError``s that name the keyword argument at fault.
@@ -14,6 +15,7 @@ Errors are ``MusesynthError``s that name the keyword argument at fault.
 from __future__ import annotations
 
 import inspect
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import numpy as np
 import symusic
 
 from musesynth.generate.harmonize import Harmonization
+from musesynth.generate.infill import Infilling
 from musesynth.generate.model import Model
 from musesynth.generate.pipeline import GeneratedPiece, generate_pieces
 from musesynth.generate.request import DEFAULT_LENGTH, Controls, GenerationRequest, Primer
@@ -82,6 +85,30 @@ def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, m
                            num_samples=num_samples, seed=seed, particles=particles, sampling=Sampling.of(dials),
                            wav=False, png=False)
     return harmonizations(opt, loaded=loaded)
+
+
+def infill(piece: str | Path | symusic.Score, bars: str, *, parts: str | None = None,
+           model: Model | str | Path | None = None, num_samples: int = 1, seed: int | None = DEFAULT_SEED,
+           particles: int = 1, max_tokens: int | None = None, **dials: Any) -> list[Infilling]:
+    """Chosen bars rewritten with the music before and after them kept (`musesynth infill`): ``piece`` is a MIDI
+    file or a score; ``bars`` as "5-8" or "5" (counted from 1); ``parts`` (a parts model) as "A,T,B" rewrites only
+    those voices there, every other note exactly as it was (None: every note in the bars). ``model``: a loaded
+    model, a path, or None for the shipped parts model. Each ``Infilling`` has ``.score``, ``.tokens`` (the
+    fill), ``.info`` (``info["span_beats"]``: where the new bars lie) and ``.save(path)``."""
+    from musesynth.generate.infill import InfillOptions, infillings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(piece, symusic.Score):  # read like a file: the same checks and budget
+            path = Path(tmp) / "piece.mid"
+            piece.dump_midi(str(path))
+        else:
+            path = Path(piece)
+        where = model if isinstance(model, (str, Path)) else None
+        loaded = (model.net, model.encoding, model.meta) if isinstance(model, Model) else None
+        opt = InfillOptions(checkpoint=None if where is None else str(where), input=str(path), bars=bars,
+                            parts=parts, sampling=Sampling.of(dials), seed=seed, num_samples=num_samples,
+                            particles=particles, max_tokens=max_tokens, wav=False, png=False)
+        return infillings(opt, loaded=loaded)
 
 
 def tokenize(midi: str | Path | symusic.Score, encoding: str = "chord", **params: Any) -> np.ndarray:

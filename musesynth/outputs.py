@@ -10,8 +10,14 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import symusic
+
+from musesynth.atomic import atomic_write
 from musesynth.errors import MusesynthError
 from musesynth.ownership import check_owned, describe, has_entries, is_plain_file, marker_kind, read_json, write_marker
 
@@ -156,3 +162,21 @@ def check_not_over_input(out: Path, inp: Path, what: str) -> None:
     """Refuse an output that is the input, lies inside it, or contains it."""
     if is_inside(out, inp) or is_inside(inp, out):
         raise MusesynthError(f"{what} {out} overlaps the input folder {inp}; write it elsewhere")
+
+
+@dataclass
+class WrittenScore:
+    """A result held in memory (the API's): its score, the tokens the model wrote, what its JSON sidecar holds,
+    and the file name the CLI writes it under (without a suffix)."""
+
+    score: symusic.Score
+    tokens: np.ndarray
+    info: dict[str, Any]
+    name: str
+    title: str = field(repr=False, default="")
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the MIDI file (atomically); an existing file is kept unless ``overwrite``."""
+        if Path(path).exists() and not overwrite:
+            raise MusesynthError(f"{os.fsdecode(path)} exists; pass overwrite=True to replace it")
+        return atomic_write(path, lambda tmp: self.score.dump_midi(tmp))

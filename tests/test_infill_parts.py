@@ -99,3 +99,24 @@ def test_parts_need_a_model_that_knows_them(bach_dir, tmp_path, capsys):
                         bars="2", parts="A", out_dir=str(tmp_path))
     with pytest.raises(MusesynthError, match="not trained for infilling"):
         run_infill(opt)
+
+
+def test_the_api_rewrites_bars_in_memory_from_a_file_or_a_score(parts_run, bach_dir, tmp_path):
+    import musesynth
+    from musesynth.errors import MusesynthError
+
+    src = sorted(bach_dir.rglob("*.mid"))[4]
+    made = musesynth.infill(src, "2-3", parts="A,T", model=str(parts_run), seed=5, num_samples=2, top_k=20)
+    again = musesynth.infill(symusic.Score(str(src)), "2-3", parts="A,T", seed=5, num_samples=2, top_k=20,
+                             model=musesynth.load_model(parts_run, "cpu"))
+    given = read_in(parts_run, src)
+    for r, g in zip(made, again, strict=True):
+        assert isinstance(r, musesynth.Infilling) and np.array_equal(r.tokens, g.tokens)
+        assert r.info["parts"] == ["Alto", "Tenor"] and r.info["sampling"]["seed"] == 5
+        assert np.array_equal(rows(r.score, r.score.tracks[0]), rows(given, given.tracks[0]))  # the soprano kept
+    path = made[0].save(tmp_path / "new.mid")
+    with pytest.raises(MusesynthError, match="exists"):
+        made[1].save(path)
+    assert list(tmp_path.iterdir()) == [path]  # nothing else written
+    with pytest.raises(MusesynthError, match="bars"):
+        musesynth.infill(src, "9-2", model=str(parts_run))

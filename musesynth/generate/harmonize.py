@@ -32,7 +32,6 @@ import torch
 
 from musesynth.artifacts.load import load_model
 from musesynth.artifacts.meta import CheckpointMeta
-from musesynth.atomic import atomic_write
 from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
@@ -43,7 +42,7 @@ from musesynth.generate.request import MAX_SEED, fresh_seed
 from musesynth.generate.run import call_counter, write_outputs
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
-from musesynth.outputs import check_writable_dir, piece_name
+from musesynth.outputs import WrittenScore, check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import key_name, parse_key
@@ -263,22 +262,9 @@ def check_parts_model(enc: Encoding, path: str) -> Parts:
     return parts
 
 
-@dataclass
-class Harmonization:
+class Harmonization(WrittenScore):
     """A harmonised melody: its score (one named track per voice), the tokens the model wrote (the melody prompt
     included), what its JSON sidecar holds, and the file name it is written under (without a suffix)."""
-
-    score: symusic.Score
-    tokens: np.ndarray
-    info: dict[str, Any]
-    name: str
-    title: str = field(repr=False, default="")
-
-    def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the MIDI file (atomically); an existing file is kept unless ``overwrite``."""
-        if Path(path).exists() and not overwrite:
-            raise MusesynthError(f"{os.fsdecode(path)} exists; pass overwrite=True to replace it")
-        return atomic_write(path, lambda tmp: self.score.dump_midi(tmp))
 
 
 def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None,

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from musesynth.artifacts.load import load_model
+from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.data import build
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
@@ -52,7 +53,7 @@ from musesynth.generate.request import fresh_seed
 from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_sample_options, flags, write_outputs
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint
-from musesynth.outputs import check_writable_dir, piece_name
+from musesynth.outputs import WrittenScore, check_writable_dir, piece_name
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import BarInfill, Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
@@ -337,15 +338,21 @@ def check_infill_model(enc: Encoding, path: str) -> None:
                              f"made with `musesynth data --encoding meter --infill`")
 
 
-def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
-    """Write ``num_samples`` versions of the input with the bars asked for rewritten. ``progress`` (the studio's
-    progress bar) hears the share of the fill's token budget drawn, in [0, 1]."""
+class Infilling(WrittenScore):
+    """A piece with bars rewritten: its score, the fill's tokens, what its JSON sidecar holds (``info["span_beats"]``:
+    where the rewritten bars lie), and the file name it is written under (without a suffix)."""
+
+
+def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = None,
+               loaded: tuple[torch.nn.Module, Encoding, CheckpointMeta] | None = None) -> list[Infilling]:
+    """``num_samples`` versions of the input with the bars asked for rewritten, in memory (``loaded``: a model
+    already loaded, else ``opt.checkpoint``'s). ``progress`` (the studio's progress bar) hears the share of the
+    fill's token budget drawn, in [0, 1]."""
     opt.validate()
     seed = fresh_seed() if opt.seed is None else opt.seed
     first, end = parse_bars(opt.bars)
-    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")
-    ckpt = checkpoint_or_shipped(opt.checkpoint, parts=True)
-    model, enc, meta = load_model(ckpt, pick_device(opt.device))
+    ckpt = checkpoint_or_shipped(opt.checkpoint, parts=True) if loaded is None else loaded[2].path
+    model, enc, meta = load_model(ckpt, pick_device(opt.device)) if loaded is None else loaded
     check_infill_model(enc, ckpt)
     with flags():
         opt.sampling.validate(len(enc.vocab))
@@ -359,15 +366,18 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
         free = parse_parts(opt.parts, parts, span.ids)
     seq_len = meta.model_config.seq_len
     budget = fill_budget(span, seq_len, opt.max_tokens)
-    if progress is not None:
-        model.register_forward_hook(call_counter(progress, budget + 1))
+    hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
     t0 = time.perf_counter()
-    fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, seed, seq_len,
-                                        meta.key_frames, free, opt.particles)
+    try:
+        fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, seed, seq_len,
+                                            meta.key_frames, free, opt.particles)
+    finally:
+        if hook is not None:
+            hook.remove()
     dt = time.perf_counter() - t0
     s, e = span_steps(enc, span)
     stem = os.fsdecode(Path(opt.input).stem)
-    results = []
+    out = []
     for i, fill in enumerate(fills):
         q = merge(enc, span, splice(enc, span, fill), free)
         res = infilling(enc).resolution
@@ -381,10 +391,26 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
                 "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
                              "particles": opt.particles},
                 "generation_seconds": round(dt, 3)}
+        score = infilling(enc).score_of(q)
+        info["seconds"] = round(float(score.to("second").end()) if score.note_num() else 0.0, 2)
         which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""
-        name = f"{stem}_infill{first + 1}-{end}{which}_{meta.family}_seed{seed}_{i}"
-        base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
-        results.append(_write(enc, q, base, info, opt))
+        sp = opt.sampling
+        title = f"{meta.family} | {Path(info['input']).name} bars {info['bars']} | T={sp.temperature} " \
+                f"k={sp.top_k} p={sp.top_p} seed={seed}"
+        out.append(Infilling(score, np.asarray(fill, np.int64), info,
+                             f"{stem}_infill{first + 1}-{end}{which}_{meta.family}_seed{seed}_{i}", title))
+    return out
+
+
+def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """Write ``num_samples`` versions of the input with the bars asked for rewritten (MIDI, WAV, PNG, JSON)."""
+    opt.validate()
+    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
+    results = []
+    for r in infillings(opt, progress):
+        base = piece_name(out_dir, r.name, OUTPUT_SUFFIXES, opt.overwrite)
+        results.append(write_outputs(r.score, base, r.info, opt.soundfont if opt.wav else False,
+                                     r.title if opt.png else None, tuple(r.info["span_beats"])))
     return results
 
 
@@ -395,16 +421,6 @@ def part_names(enc: Encoding, ids: np.ndarray, free: list[int] | None) -> list[s
         return []
     role, _ = e.parts_of(ids)
     return [VOICES[int(role[p])] if p < role.size and role[p] < OTHER else f"Part {p + 1}" for p in free]
-
-
-def _write(enc: Encoding, q: dict[str, Any], base: Path, info: dict[str, Any], opt: InfillOptions) -> dict[str, Any]:
-    score = infilling(enc).score_of(q)
-    info["seconds"] = round(float(score.to("second").end()) if score.note_num() else 0.0, 2)
-    s = opt.sampling
-    title = f"{info['model']} | {Path(info['input']).name} bars {info['bars']} | T={s.temperature} " \
-            f"k={s.top_k} p={s.top_p} seed={info['sampling']['seed']}"
-    return write_outputs(score, base, info, opt.soundfont if opt.wav else False, title if opt.png else None,
-                         tuple(info["span_beats"]))
 
 
 def summarize(results: list[dict[str, Any]]) -> str:
