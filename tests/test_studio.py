@@ -556,8 +556,24 @@ def test_a_typed_melody_is_harmonised_in_the_voices_ticked(parts_url):
                                                (5.0, 1.0, 74), (6.0, 1.0, 72), (7.0, 2.0, 71), (9.0, 4.0, 69)]
 
 
+def test_a_typed_melody_keeps_its_meter_tempo_and_pickup(parts_url):
+    url, _ = parts_url
+    job = wait(url, call(url, "/api/generate", {"model": "run/gru", "mode": "harmonize", "seed": 2,
+                                                  "melody_notes": "3/4 bpm=100 r:2 D5 | G5 F#5 E5 | D5:3"})[1]["id"],
+               timeout=120)
+    assert job["state"] == "done", job
+    made = symusic.Score.from_midi(call(url, job["result"]["files"]["mid"] + "?download=1")[1])
+    ts = made.time_signatures[0]
+    assert (ts.numerator, ts.denominator) == (3, 4) and abs(made.tempos[0].qpm - 100) < 3  # the nearest tempo bin
+    assert beat_rows(made, made.tracks[0]) == [(2.0, 1.0, 74), (3.0, 1.0, 79), (4.0, 1.0, 78), (5.0, 1.0, 76),
+                                               (6.0, 3.0, 74)]
+
+
 HARMONIZE_ERRORS = [
     ({"melody_notes": "G4 H4"}, "melody_notes", "note 2 'H4'"),
+    ({"melody_notes": "5/3 G4"}, "melody_notes", "meter '5/3'"),
+    ({"melody_notes": "bpm=500 G4"}, "melody_notes", "tempo 'bpm=500'"),
+    ({"melody_notes": "3/4 bpm=90"}, "melody_notes", "type a melody"),
     ({"melody_notes": "r r"}, "melody_notes", "only rests"),
     ({"melody_notes": "", "primer": None}, "melody_notes", "harmonising needs a melody"),
     ({"voices": "A,X"}, "voices", "unknown voice 'X'"),

@@ -1,8 +1,10 @@
 """A melody typed on the studio page (``C5 D5 E5:2 r B4:0.5``) as a one-track MIDI file that harmonize reads.
 
 The notation, one note per word: a pitch name (A-G, then ``#`` or ``b`` any number of times, then the octave,
-middle C is C4) or ``r`` for a rest, and optionally ``:`` and its length in beats (a number, or a fraction such
-as ``1/2``; default 1). Bar lines ``|`` may be typed for reading and are ignored: the bars come from the meter.
+middle C is C4) or ``r`` for a rest, and optionally ``:`` and its length in quarter notes (a number, or a fraction
+such as ``1/2``; default 1). Bar lines ``|`` may be typed for reading and are ignored: the bars come from the meter.
+Before the first note, ``3/4`` (or any n/2, n/4, n/8) sets the meter and ``bpm=96`` the tempo (default 4/4 at
+80 BPM); a rest first makes a pickup (``3/4 r:2 G4 | ...``: the tune starts on beat 3).
 """
 
 from __future__ import annotations
@@ -20,11 +22,36 @@ TPQ = 480
 _WORD = re.compile(r"^(?:(?P<rest>[rR])|(?P<step>[A-Ga-g])(?P<acc>(?:#|b)*)(?P<octave>-?\d))"
                    r"(?::(?P<beats>\d+(?:\.\d+)?|\d+/\d+))?$", re.ASCII)
 _STEPS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_METER = re.compile(r"^(?P<num>\d{1,2})/(?P<den>\d{1,2})$", re.ASCII)
+_BPM = re.compile(r"^bpm=(?P<bpm>\d{1,3}(?:\.\d+)?)$", re.ASCII | re.IGNORECASE)
+DEFAULT_METER, DEFAULT_BPM = (4, 4), 80.0
+
+
+def parse_heading(words: list[str]) -> tuple[tuple[int, int], float, int]:
+    """The meter and tempo words before the first note, and how many words they take."""
+    meter, bpm, n = DEFAULT_METER, DEFAULT_BPM, 0
+    for w in words[:2]:
+        if (m := _METER.match(w)) is not None:
+            num, den = int(m["num"]), int(m["den"])
+            if not (1 <= num <= 16 and den in (2, 4, 8)):
+                raise MusesynthError(f"meter '{w}': the studio takes 1-16 beats of a half, quarter or eighth note "
+                                     f"(e.g. 3/4, 2/2, 6/8)")
+            meter = (num, den)
+        elif (m := _BPM.match(w)) is not None:
+            bpm = float(m["bpm"])
+            if not 20 <= bpm <= 300:
+                raise MusesynthError(f"tempo '{w}': give 20-300 beats per minute")
+        else:
+            break
+        n += 1
+    return meter, bpm, n
 
 
 def parse_melody(text: str) -> list[tuple[int | None, Fraction]]:
-    """``(MIDI pitch or None for a rest, beats)`` per word; a one-line error names the first bad word."""
+    """``(MIDI pitch or None for a rest, beats)`` per word (the meter and tempo words left out); a one-line error
+    names the first bad word."""
     words = [w for w in str(text).replace("|", " ").replace(",", " ").split() if w]
+    words = words[parse_heading(words)[2]:]
     if not words:
         raise MusesynthError("type a melody: note names with octaves, e.g. C5 D5 E5:2 (':2' is two beats)")
     if len(words) > MAX_NOTES:
@@ -53,8 +80,8 @@ def parse_melody(text: str) -> list[tuple[int | None, Fraction]]:
     return out
 
 
-def melody_score(notes: list[tuple[int | None, Fraction]], bpm: float = 80.0, meter: tuple[int, int] = (4, 4)
-                 ) -> symusic.Score:
+def melody_score(notes: list[tuple[int | None, Fraction]], bpm: float = DEFAULT_BPM,
+                 meter: tuple[int, int] = DEFAULT_METER) -> symusic.Score:
     """The notes on one track named Soprano, in ``meter`` at ``bpm``."""
     score = symusic.Score(TPQ)
     score.tempos.append(symusic.Tempo(0, bpm))
@@ -69,6 +96,8 @@ def melody_score(notes: list[tuple[int | None, Fraction]], bpm: float = 80.0, me
     return score
 
 
-def melody_midi(text: str, bpm: float = 80.0) -> bytes:
-    """The typed melody as the bytes of a MIDI file (the studio writes it as it writes an upload)."""
-    return bytes(melody_score(parse_melody(text), bpm).dumps_midi())
+def melody_midi(text: str) -> bytes:
+    """The typed melody, in its meter and tempo, as the bytes of a MIDI file (the studio writes it as it writes an
+    upload)."""
+    meter, bpm, _ = parse_heading([w for w in str(text).replace("|", " ").replace(",", " ").split() if w])
+    return bytes(melody_score(parse_melody(text), bpm, meter).dumps_midi())
