@@ -36,8 +36,8 @@ $(CORPUS): | $(BIN)/musesynth
 DEMO_MINUTES ?= 10
 PRETRAINED ?= musesynth/pretrained/bach
 PARTS_MODEL ?= musesynth/pretrained/bach-parts
-# `pretrained` runs its two jobs with one thread each
-THREADS ?=
+# `pretrained` runs its two jobs with one thread each (not read from the environment)
+PRETRAINED_ENV :=
 # The JS Fake Chorales, the classifier's human-judged reference set, where a checkout has them beside it
 REFERENCE_SET := $(if $(wildcard ../shared/data/js-fakes/midi),--reference-set ../shared/data/js-fakes/midi)
 
@@ -54,26 +54,26 @@ demo: setup $(if $(filter data/bach_midi,$(CORPUS)),,$(CORPUS))
 # The two run side by side, one thread each: on 2 cores that is about 10% faster than one after the other with
 # two threads (30 steps: 94 s for both at once, 2 x 53 s in turn), and the weights are the same bit for bit.
 pretrained:
-	$(MAKE) -j2 --output-sync=line THREADS="OMP_NUM_THREADS=1 MKL_NUM_THREADS=1" pretrained-meter pretrained-parts
+	$(MAKE) -j2 --output-sync=line PRETRAINED_ENV="OMP_NUM_THREADS=1 MKL_NUM_THREADS=1" pretrained-meter pretrained-parts
 
 pretrained-meter: $(BIN)/musesynth $(CORPUS)
-	$(THREADS) $(BIN)/musesynth data -d $(CORPUS) -o datasets/bach-meter --encoding meter
-	$(THREADS) $(BIN)/musesynth train -d datasets/bach-meter --config configs/pretrained-bach.toml --overwrite
-	$(THREADS) $(BIN)/musesynth export -c training_checkpoints/pretrained-bach -o $(PRETRAINED) --overwrite \
+	env $(PRETRAINED_ENV) $(BIN)/musesynth data -d $(CORPUS) -o datasets/bach-meter --encoding meter
+	env $(PRETRAINED_ENV) $(BIN)/musesynth train -d datasets/bach-meter --config configs/pretrained-bach.toml --overwrite
+	env $(PRETRAINED_ENV) $(BIN)/musesynth export -c training_checkpoints/pretrained-bach -o $(PRETRAINED) --overwrite \
 		--summary training_checkpoints/pretrained-bach/summary.json
-	$(THREADS) $(BIN)/musesynth evaluate -c $(PRETRAINED) -d datasets/bach-meter --json $(PRETRAINED)/evaluation.json
-	$(THREADS) $(BIN)/python scripts/model_card.py $(PRETRAINED) --evaluation $(PRETRAINED)/evaluation.json \
+	env $(PRETRAINED_ENV) $(BIN)/musesynth evaluate -c $(PRETRAINED) -d datasets/bach-meter --json $(PRETRAINED)/evaluation.json
+	env $(PRETRAINED_ENV) $(BIN)/python scripts/model_card.py $(PRETRAINED) --evaluation $(PRETRAINED)/evaluation.json \
 		--notes docs/pretrained-notes.md
 
 pretrained-parts: $(BIN)/musesynth $(CORPUS)
-	$(THREADS) $(BIN)/musesynth data -d $(CORPUS) -o datasets/bach-parts --encoding parts --max-parts 4 --extra-parts drop --infill
-	$(THREADS) $(BIN)/musesynth train -d datasets/bach-parts --config configs/pretrained-parts.toml --overwrite
-	$(THREADS) $(BIN)/musesynth export -c training_checkpoints/pretrained-parts -o $(PARTS_MODEL) --overwrite \
+	env $(PRETRAINED_ENV) $(BIN)/musesynth data -d $(CORPUS) -o datasets/bach-parts --encoding parts --max-parts 4 --extra-parts drop --infill
+	env $(PRETRAINED_ENV) $(BIN)/musesynth train -d datasets/bach-parts --config configs/pretrained-parts.toml --overwrite
+	env $(PRETRAINED_ENV) $(BIN)/musesynth export -c training_checkpoints/pretrained-parts -o $(PARTS_MODEL) --overwrite \
 		--summary training_checkpoints/pretrained-parts/summary.json
-	$(THREADS) $(BIN)/musesynth evaluate -c $(PARTS_MODEL) -d datasets/bach-parts $(REFERENCE_SET) --json $(PARTS_MODEL)/evaluation.json
-	$(THREADS) $(BIN)/python benchmarks/harmonize.py -c $(PARTS_MODEL) -d datasets/bach-parts \
+	env $(PRETRAINED_ENV) $(BIN)/musesynth evaluate -c $(PARTS_MODEL) -d datasets/bach-parts $(REFERENCE_SET) --json $(PARTS_MODEL)/evaluation.json
+	env $(PRETRAINED_ENV) $(BIN)/python benchmarks/harmonize.py -c $(PARTS_MODEL) -d datasets/bach-parts \
 		--json $(PARTS_MODEL)/harmonization.json
-	$(THREADS) $(BIN)/python scripts/model_card.py $(PARTS_MODEL) --evaluation $(PARTS_MODEL)/evaluation.json \
+	env $(PRETRAINED_ENV) $(BIN)/python scripts/model_card.py $(PARTS_MODEL) --evaluation $(PARTS_MODEL)/evaluation.json \
 		--harmonization $(PARTS_MODEL)/harmonization.json --notes docs/pretrained-parts-notes.md
 
 test: setup

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import symusic
 
+from musesynth.errors import MusesynthError
 from musesynth.generate.harmonize import Harmonization
 from musesynth.generate.infill import Infilling
 from musesynth.generate.model import Model
@@ -78,12 +79,10 @@ def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, m
     ``particles``: SMC particles per harmonisation (``harmonize --particles``; 1: plain masked sampling)."""
     from musesynth.generate.harmonize import HarmonizeOptions, harmonizations
 
-    path = model if isinstance(model, (str, Path)) else None
-    loaded = (model.net, model.encoding, model.meta) if isinstance(model, Model) else None
-    opt = HarmonizeOptions(melody=None if melody is None else str(melody), chorale=chorale,
-                           checkpoint=None if path is None else str(path), part=part, voices=voices, key=key,
-                           num_samples=num_samples, seed=seed, particles=particles, sampling=Sampling.of(dials),
-                           wav=False, png=False)
+    path, loaded = _model_arg(model)
+    opt = HarmonizeOptions(melody=None if melody is None else str(melody), chorale=chorale, checkpoint=path,
+                           part=part, voices=voices, key=key, num_samples=num_samples, seed=seed, particles=particles,
+                           sampling=Sampling.of(dials), wav=False, png=False)
     return harmonizations(opt, loaded=loaded)
 
 
@@ -97,18 +96,32 @@ def infill(piece: str | Path | symusic.Score, bars: str, *, parts: str | None = 
     fill), ``.info`` (``info["span_beats"]``: where the new bars lie) and ``.save(path)``."""
     from musesynth.generate.infill import InfillOptions, infillings
 
+    where, loaded = _model_arg(model)
     with tempfile.TemporaryDirectory() as tmp:
-        if isinstance(piece, symusic.Score):  # read like a file: the same checks and budget
-            path = Path(tmp) / "piece.mid"
+        in_memory = isinstance(piece, symusic.Score)
+        if in_memory:  # read like a file: the same checks and budget
+            path = Path(tmp) / "score.mid"
             piece.dump_midi(str(path))
         else:
             path = Path(piece)
-        where = model if isinstance(model, (str, Path)) else None
-        loaded = (model.net, model.encoding, model.meta) if isinstance(model, Model) else None
-        opt = InfillOptions(checkpoint=None if where is None else str(where), input=str(path), bars=bars,
-                            parts=parts, sampling=Sampling.of(dials), seed=seed, num_samples=num_samples,
-                            particles=particles, max_tokens=max_tokens, wav=False, png=False)
-        return infillings(opt, loaded=loaded)
+        opt = InfillOptions(checkpoint=where, input=str(path), bars=bars, parts=parts, sampling=Sampling.of(dials),
+                            seed=seed, num_samples=num_samples, particles=particles, max_tokens=max_tokens,
+                            wav=False, png=False)
+        out = infillings(opt, loaded=loaded)
+    for r in out if in_memory else []:
+        r.info["input"] = "<symusic.Score>"  # the temporary file is gone
+    return out
+
+
+def _model_arg(model: Model | str | Path | None) -> tuple[str | None, tuple[Any, Any, Any] | None]:
+    """(checkpoint path, loaded model) of the API's ``model`` argument; anything else is a one-line error."""
+    if model is None:
+        return None, None
+    if isinstance(model, Model):
+        return None, (model.net, model.encoding, model.meta)
+    if isinstance(model, (str, Path)):
+        return str(model), None
+    raise MusesynthError(f"model: give a loaded Model, a path or None (got {type(model).__name__})")
 
 
 def tokenize(midi: str | Path | symusic.Score, encoding: str = "chord", **params: Any) -> np.ndarray:

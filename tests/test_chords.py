@@ -139,6 +139,7 @@ def test_free_generation_writes_one_chord_per_onset_after_the_first_part():
         return c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([prefix[-1]]))[0].numpy()
 
     assert allowed(ids)[chord] and allowed([*ids, s, beat])[chord]
+    assert not allowed(ids[:-1])[chord] and not allowed(ids[:-2])[chord]  # not in the header, nor before a POS
     after = allowed([*ids, s, beat, chord])
     assert not after[chord] and not after[s] and after[a]  # once, and the soprano has had its turn
     assert not allowed([*ids, s, beat, a, beat])[chord]  # not after a later part's note
@@ -216,6 +217,8 @@ def test_the_fill_constraint_puts_the_chord_after_a_fixed_soprano_once_per_onset
     assert not mask()[ENC.chord0]  # resampled particles keep it
     step(ENC.pos0 + 6)  # an onset between the soprano's notes: a chord may open it
     assert mask()[ENC.chord0]
+    step(ENC.phrase_id)
+    assert not mask()[ENC.chord0]  # a PHRASE closes the onset's notes
     step(ENC.pos0 + 12)
     assert not mask()[ENC.chord0]  # before the fixed soprano: refused
 

@@ -118,5 +118,8 @@ def test_the_api_rewrites_bars_in_memory_from_a_file_or_a_score(parts_run, bach_
     with pytest.raises(MusesynthError, match="exists"):
         made[1].save(path)
     assert list(tmp_path.iterdir()) == [path]  # nothing else written
+    assert made[0].info["input"] == str(src) and again[0].info["input"] == "<symusic.Score>"
     with pytest.raises(MusesynthError, match="bars"):
         musesynth.infill(src, "9-2", model=str(parts_run))
+    with pytest.raises(MusesynthError, match="model: give a loaded Model"):
+        musesynth.infill(src, "2", model=3)

@@ -572,6 +572,7 @@ def test_a_typed_melody_keeps_its_meter_tempo_and_pickup(parts_url):
 HARMONIZE_ERRORS = [
     ({"melody_notes": "G4 H4"}, "melody_notes", "note 2 'H4'"),
     ({"melody_notes": "5/3 G4"}, "melody_notes", "meter '5/3'"),
+    ({"melody_notes": "9/2 G4"}, "melody_notes", "meter '9/2'"),
     ({"melody_notes": "bpm=500 G4"}, "melody_notes", "tempo 'bpm=500'"),
     ({"melody_notes": "3/4 bpm=90"}, "melody_notes", "type a melody"),
     ({"melody_notes": "r r"}, "melody_notes", "only rests"),

@@ -152,7 +152,8 @@ class VoiceConstraint:
                     m[self.part_notes[p][~bad]] = True
         if pending and rank[fx.part[j]] >= last:
             m[self.fixed_note[j]] = True
-        if now is not None and not self.chorded[i] and last <= 0 and not (pending and rank[fx.part[j]] == 0):
+        if (now is not None and not self.chorded[i] and not self.phrased[i] and last <= 0
+                and not (pending and rank[fx.part[j]] == 0)):
             m[self.chord_ids] = True  # after the first-ranked part's notes (a fixed one written first)
         fermata = now is not None and self.phrases is not None and now in self.phrases and not self.phrased[i]
         if not pending and now is not None and not self.phrased[i] and (self.phrases is None or fermata):
@@ -298,7 +299,8 @@ class OneNotePerVoice:
         ok &= ~(self.chorded[:, None] & (r == 0))  # the CHORD closes the first-ranked part (an instrument's chord)
         notes = ok.gather(1, self.part[None, :].expand(ok.shape[0], -1)) | ~self.is_note[None, :]
         notes &= ~self._parallels()
-        notes &= ~(self.is_chord[None, :] & (self.chorded | (self.last_rank > 0))[:, None])  # one, before part 2
+        no_chord = self.chorded | (self.last_rank > 0) | (self.pos < 0)  # one per onset, before the second part
+        notes &= ~(self.is_chord[None, :] & no_chord[:, None])
         notes &= self._overdue(ok, now, allowed)
         if allowed is None:
             return notes

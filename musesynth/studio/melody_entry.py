@@ -4,7 +4,8 @@ The notation, one note per word: a pitch name (A-G, then ``#`` or ``b`` any numb
 middle C is C4) or ``r`` for a rest, and optionally ``:`` and its length in quarter notes (a number, or a fraction
 such as ``1/2``; default 1). Bar lines ``|`` may be typed for reading and are ignored: the bars come from the meter.
 Before the first note, ``3/4`` (or any n/2, n/4, n/8) sets the meter and ``bpm=96`` the tempo (default 4/4 at
-80 BPM); a rest first makes a pickup (``3/4 r:2 G4 | ...``: the tune starts on beat 3).
+80 BPM); rests first make a pickup (``3/4 r:2 G4 | ...``: the tune starts on beat 3 of a first bar whose
+opening is silent).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ def parse_heading(words: list[str]) -> tuple[tuple[int, int], float, int]:
     for w in words[:2]:
         if (m := _METER.match(w)) is not None:
             num, den = int(m["num"]), int(m["den"])
-            if not (1 <= num <= 16 and den in (2, 4, 8)):
-                raise MusesynthError(f"meter '{w}': the studio takes 1-16 beats of a half, quarter or eighth note "
-                                     f"(e.g. 3/4, 2/2, 6/8)")
+            if not (1 <= num <= 16 and den in (2, 4, 8) and num * 4 <= 16 * den):
+                raise MusesynthError(f"meter '{w}': the studio takes beats of a half, quarter or eighth note, at "
+                                     f"most 16 quarter notes a bar (e.g. 3/4, 2/2, 6/8)")
             meter = (num, den)
         elif (m := _BPM.match(w)) is not None:
             bpm = float(m["bpm"])
