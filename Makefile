@@ -47,7 +47,7 @@ REFERENCE_SET := $(if $(wildcard ../shared/data/js-fakes/midi),--reference-set .
 demo: setup $(if $(filter data/bach_midi,$(CORPUS)),,$(CORPUS))
 	$(BIN)/musesynth demo --midi-dir $(CORPUS) --minutes $(DEMO_MINUTES)
 
-# Rebuild the shipped models from scratch (about 50 minutes on 2 idle CPU cores):
+# Rebuild the shipped models from scratch (53 minutes on 2 idle CPU cores, GNU make 4+):
 # - bach: meter-encoded dataset, the recipe in configs/pretrained-bach.toml, export, evaluate, model card;
 # - bach-parts: the four voices kept apart (parts encoding, infill tokens), configs/pretrained-parts.toml, export,
 #   evaluate, the harmonisation benchmark, model card.
