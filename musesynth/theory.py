@@ -8,6 +8,9 @@ import re
 
 from musesynth.errors import MusesynthError
 
+# the four voices' ranges, soprano to bass (MIDI pitch, lowest and highest): the voice-leading report counts notes
+# outside them, and harmonize refuses a melody no voice can sing
+SATB_RANGES = ((60, 81), (53, 74), (48, 69), (38, 62))
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")  # token spelling: sharps
 MODES = ("major", "minor")  # a key index is mode * 12 + tonic pitch class
 N_KEYS = len(MODES) * len(PITCH_NAMES)

@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from musesynth import theory
 from musesynth.evaluate.music_stats import Piece
 
 MAX_PARTS = 4  # the voices of a piece with parts: its first four
-SATB_RANGES = np.array([[60, 81], [53, 74], [48, 69], [38, 62]])  # MIDI pitch, lowest and highest
+SATB_RANGES = np.array(theory.SATB_RANGES)  # MIDI pitch, lowest and highest
 _EPS = 1e-6
 
 

@@ -35,7 +35,6 @@ from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.evaluate.voice_leading import SATB_RANGES
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import decode_particles
 from musesynth.generate.request import MAX_SEED, fresh_seed
@@ -43,6 +42,7 @@ from musesynth.generate.run import call_counter, write_outputs
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
 from musesynth.outputs import WrittenScore, check_writable_dir, piece_name
+from musesynth.theory import SATB_RANGES
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import key_name, parse_key
@@ -52,7 +52,7 @@ OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 LETTERS = {v[0]: i for i, v in enumerate(VOICES)}  # S A T B
 MAX_MELODY_NOTES = 5000
 # The lowest bass and highest soprano note any voice sings (evaluate.voice_leading's SATB ranges, D2-A5)
-LOWEST, HIGHEST = int(SATB_RANGES[:, 0].min()), int(SATB_RANGES[:, 1].max())  # any voice's range
+LOWEST, HIGHEST = min(lo for lo, _ in SATB_RANGES), max(hi for _, hi in SATB_RANGES)  # any voice's range
 
 
 @dataclass
