@@ -108,8 +108,9 @@ def infill(piece: str | Path | symusic.Score, bars: str, *, parts: str | None = 
                             seed=seed, num_samples=num_samples, particles=particles, max_tokens=max_tokens,
                             wav=False, png=False)
         out = infillings(opt, loaded=loaded)
-    for r in out if in_memory else []:
-        r.info["input"] = "<symusic.Score>"  # the temporary file is gone
+    if in_memory:
+        for r in out:
+            r.info["input"] = "<symusic.Score>"  # the temporary file is gone
     return out
 
 

@@ -180,3 +180,8 @@ class WrittenScore:
         if Path(path).exists() and not overwrite:
             raise MusesynthError(f"{os.fsdecode(path)} exists; pass overwrite=True to replace it")
         return atomic_write(path, lambda tmp: self.score.dump_midi(tmp))
+
+    @property
+    def marks(self) -> tuple[float, float] | None:
+        """What the piano roll marks (beats): nothing here; a rewritten span for an infilling."""
+        return None

@@ -35,23 +35,23 @@ from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
 from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import decode_particles
 from musesynth.generate.request import MAX_SEED, fresh_seed
-from musesynth.generate.run import call_counter, write_outputs
+from musesynth.generate.run import call_counter, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
-from musesynth.outputs import WrittenScore, check_writable_dir, piece_name
+from musesynth.outputs import WrittenScore, check_writable_dir
 from musesynth.theory import SATB_RANGES
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import key_name, parse_key
 from musesynth.tokenize.midi_io import VOICES, load_score, voice_role
 
-OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 LETTERS = {v[0]: i for i, v in enumerate(VOICES)}  # S A T B
 MAX_MELODY_NOTES = 5000
-# The lowest bass and highest soprano note any voice sings (evaluate.voice_leading's SATB ranges, D2-A5)
+# The lowest bass and highest soprano note any voice sings (theory's SATB ranges, D2-A5)
 LOWEST, HIGHEST = min(lo for lo, _ in SATB_RANGES), max(hi for _, hi in SATB_RANGES)  # any voice's range
 
 
@@ -331,7 +331,7 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
                              "particles": opt.particles},
                 "generation_seconds": round(dt, 3), "encoding": enc.name}
         written = e.score_of(q)
-        info["seconds"] = round(float(written.to("second").end()) if written.note_num() else 0.0, 2)
+        info["seconds"] = seconds_of(written)
         s = opt.sampling
         title = f"{meta.family} | {source} harmonized ({names}) | T={s.temperature} k={s.top_k} p={s.top_p} " \
                 f"seed={seed}"
@@ -345,12 +345,7 @@ def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | Non
     ``progress`` (the studio's bar) hears the share of the token budget drawn, in [0, 1]."""
     opt.validate()
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
-    results = []
-    for h in harmonizations(opt, progress):
-        base = piece_name(out_dir, h.name, OUTPUT_SUFFIXES, opt.overwrite)
-        results.append(write_outputs(h.score, base, h.info, opt.soundfont if opt.wav else False,
-                                     h.title if opt.png else None, None))
-    return results
+    return write_scores(harmonizations(opt, progress), out_dir, opt)
 
 
 def summarize(results: list[dict[str, Any]]) -> str:

@@ -47,13 +47,14 @@ from musesynth.data import build
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
+from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import decode_particles
 from musesynth.generate.request import fresh_seed
-from musesynth.generate.run import OUTPUT_SUFFIXES, call_counter, check_sample_options, flags, write_outputs
+from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint
-from musesynth.outputs import WrittenScore, check_writable_dir, piece_name
+from musesynth.outputs import WrittenScore, check_writable_dir
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import BarInfill, Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
@@ -342,6 +343,11 @@ class Infilling(WrittenScore):
     """A piece with bars rewritten: its score, the fill's tokens, what its JSON sidecar holds (``info["span_beats"]``:
     where the rewritten bars lie), and the file name it is written under (without a suffix)."""
 
+    @property
+    def marks(self) -> tuple[float, float]:
+        """The rewritten span, shaded on the piano roll."""
+        return tuple(self.info["span_beats"])
+
 
 def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = None,
                loaded: tuple[torch.nn.Module, Encoding, CheckpointMeta] | None = None) -> list[Infilling]:
@@ -377,22 +383,23 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     dt = time.perf_counter() - t0
     s, e = span_steps(enc, span)
     stem = os.fsdecode(Path(opt.input).stem)
+    bi = infilling(enc)
     out = []
     for i, fill in enumerate(fills):
         q = merge(enc, span, splice(enc, span, fill), free)
-        res = infilling(enc).resolution
+        res = bi.resolution
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "parts": part_names(enc, span.ids, free),
                 "model": meta.family, "span_beats": [(s - q["offset"]) / res, (e - q["offset"]) / res],
                 "prompt_tokens": prompt_tokens, "fill_tokens": int(fill.size),
-                "fill_complete": bool(fill.size and fill[-1] == infilling(enc).fill_end_id),
+                "fill_complete": bool(fill.size and fill[-1] == bi.fill_end_id),
                 "notes": int(q["onset"].size), "new_notes": int(((q["onset"] >= s) & (q["onset"] < e)
                                                              & (np.isin(q["part"], free) if free else True)).sum()),
                 "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
                              "particles": opt.particles},
                 "generation_seconds": round(dt, 3)}
-        score = infilling(enc).score_of(q)
-        info["seconds"] = round(float(score.to("second").end()) if score.note_num() else 0.0, 2)
+        score = bi.score_of(q)
+        info["seconds"] = seconds_of(score)
         which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""
         sp = opt.sampling
         title = f"{meta.family} | {Path(info['input']).name} bars {info['bars']} | T={sp.temperature} " \
@@ -406,12 +413,7 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
     """Write ``num_samples`` versions of the input with the bars asked for rewritten (MIDI, WAV, PNG, JSON)."""
     opt.validate()
     out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
-    results = []
-    for r in infillings(opt, progress):
-        base = piece_name(out_dir, r.name, OUTPUT_SUFFIXES, opt.overwrite)
-        results.append(write_outputs(r.score, base, r.info, opt.soundfont if opt.wav else False,
-                                     r.title if opt.png else None, tuple(r.info["span_beats"])))
-    return results
+    return write_scores(infillings(opt, progress), out_dir, opt)
 
 
 def part_names(enc: Encoding, ids: np.ndarray, free: list[int] | None) -> list[str]:

@@ -14,6 +14,11 @@ from musesynth.tokenize.midi_io import load_score
 GENERATED_MARKER = "musesynth: generated from here"
 
 
+def seconds_of(score: symusic.Score) -> float:
+    """The score's length in seconds (to 0.01 s), 0 without notes: what a result's sidecar reports."""
+    return round(float(score.to("second").end()) if score.note_num() else 0.0, 2)
+
+
 def daw_ready(score: symusic.Score, primer: Path | None, boundary_beats: float | None) -> symusic.Score:
     """Mark the primer/generation boundary; without time signatures in the tokens (the chord encoding
     writes 4/4), take the primer's, rescaled to the piece's ticks."""

@@ -18,7 +18,7 @@ import symusic
 from musesynth.atomic import atomic_write
 from musesynth.errors import MusesynthError
 from musesynth.generate.key_guide import row_key
-from musesynth.generate.midi_out import daw_ready
+from musesynth.generate.midi_out import daw_ready, seconds_of
 from musesynth.generate.model import Model
 from musesynth.generate.prompt import Prompt, build_prompt
 from musesynth.generate.request import GenerationRequest
@@ -109,7 +109,7 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
         checkpoint=model.meta.path, model=model.meta.family, encoding=enc.name,
         primer=os.fsdecode(path) if path is not None else None, primer_tokens=int(row.size),
         generated_tokens=int(seq.size - row.size), notes=int(score.note_num()),
-        seconds=round(float(score.to("second").end()) if score.note_num() else 0.0, 2), sampling=used,
+        seconds=seconds_of(score), sampling=used,
         generation_seconds=round(dt, 3), **header)
     return GeneratedPiece(seq, score, info, prompt.boundary)
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from musesynth.generate.pipeline import GeneratedPiece, generate_pieces, with_fi
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.request import DEFAULT_LENGTH, Controls, GenerationRequest, Primer, cli_flag
 from musesynth.generate.sampling import Sampling
-from musesynth.outputs import check_writable_dir, piece_name
+from musesynth.outputs import WrittenScore, check_writable_dir, piece_name
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 
@@ -205,6 +205,14 @@ def write_outputs(score: symusic.Score, base: Path, info: dict[str, Any], soundf
             p.unlink(missing_ok=True)
         raise MusesynthError(f"cannot write {base.name} in {base.parent}: {exc.strerror or exc}") from None
     return info
+
+
+def write_scores(results: Iterable[WrittenScore], out_dir: Path, opt: Any) -> list[dict[str, Any]]:
+    """Write harmonize's or infill's results into ``out_dir`` (checked before the work), as ``opt`` asks: a new
+    name beside an existing file unless ``opt.overwrite``, WAV unless ``not opt.wav``, PNG unless ``not opt.png``."""
+    return [write_outputs(r.score, piece_name(out_dir, r.name, OUTPUT_SUFFIXES, opt.overwrite), r.info,
+                          opt.soundfont if opt.wav else False, r.title if opt.png else None, r.marks)
+            for r in results]
 
 
 def summarize(results: list[dict[str, Any]]) -> str:

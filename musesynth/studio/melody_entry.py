@@ -48,11 +48,12 @@ def parse_heading(words: list[str]) -> tuple[tuple[int, int], float, int]:
     return meter, bpm, n
 
 
-def parse_melody(text: str) -> list[tuple[int | None, Fraction]]:
-    """``(MIDI pitch or None for a rest, beats)`` per word (the meter and tempo words left out); a one-line error
-    names the first bad word."""
+def parse_melody(text: str) -> tuple[list[tuple[int | None, Fraction]], tuple[int, int], float]:
+    """``(MIDI pitch or None for a rest, beats)`` per note word, the meter and the tempo; a one-line error names
+    the first bad word."""
     words = [w for w in str(text).replace("|", " ").replace(",", " ").split() if w]
-    words = words[parse_heading(words)[2]:]
+    meter, bpm, heading = parse_heading(words)
+    words = words[heading:]
     if not words:
         raise MusesynthError("type a melody: note names with octaves, e.g. C5 D5 E5:2 (':2' is two beats)")
     if len(words) > MAX_NOTES:
@@ -78,7 +79,7 @@ def parse_melody(text: str) -> list[tuple[int | None, Fraction]]:
         out.append((pitch, beats))
     if all(p is None for p, _ in out):
         raise MusesynthError("the typed melody has only rests")
-    return out
+    return out, meter, bpm
 
 
 def melody_score(notes: list[tuple[int | None, Fraction]], bpm: float = DEFAULT_BPM,
@@ -100,5 +101,5 @@ def melody_score(notes: list[tuple[int | None, Fraction]], bpm: float = DEFAULT_
 def melody_midi(text: str) -> bytes:
     """The typed melody, in its meter and tempo, as the bytes of a MIDI file (the studio writes it as it writes an
     upload)."""
-    meter, bpm, _ = parse_heading([w for w in str(text).replace("|", " ").replace(",", " ").split() if w])
-    return bytes(melody_score(parse_melody(text), bpm, meter).dumps_midi())
+    notes, meter, bpm = parse_melody(text)
+    return bytes(melody_score(notes, bpm, meter).dumps_midi())

@@ -291,8 +291,12 @@ class PartsEncoding(MeterEncoding):
         table[moved] += N_PITCH * self.part_of[moved]
         if self.chords:
             c = self.chord_of[self.chord_of >= 0]
-            table[self.chord0 + c] = self.chord0 + c // 12 * 12 + (c % 12 + semitones) % 12
+            table[self.chord0 + c] = self._moved_chord(c, semitones)
         return table
+
+    def _moved_chord(self, label: np.ndarray, semitones: int | np.ndarray) -> np.ndarray:
+        """The CHORD ids of ``label`` (quality * 12 + root) with the root moved ``semitones``."""
+        return self.chord0 + label // 12 * 12 + (label % 12 + semitones) % 12
 
     def transpose_ids(self, ids: np.ndarray | list[int], semitones: int | np.ndarray, keys: bool = True) -> np.ndarray:
         ids = np.array(ids, np.int64)
@@ -304,5 +308,5 @@ class PartsEncoding(MeterEncoding):
             c = np.where(inside, self.chord_of[np.where(inside, ids, 0)], -1)
             at = c >= 0
             shift = np.broadcast_to(np.asarray(semitones, np.int64), ids.shape)[at]
-            out[at] = self.chord0 + c[at] // 12 * 12 + (c[at] % 12 + shift) % 12
+            out[at] = self._moved_chord(c[at], shift)
         return out
