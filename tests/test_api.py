@@ -46,3 +46,26 @@ def test_the_api_seed_defaults_to_0_and_none_draws_a_fresh_one():
     assert musesynth.generate(model, length=4)[0].seed == 0
     fresh = [musesynth.generate(model, length=4, seed=None)[0].seed for _ in range(2)]
     assert fresh[0] != fresh[1]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda run, piece: musesynth.harmonize(model=run), "melody or chorale: give one of them"),
+    (lambda run, piece: musesynth.harmonize(piece, model=run, voices="X"), "voices 'X': unknown voice"),
+    (lambda run, piece: musesynth.harmonize(piece, model=run, particles=0), "particles must be 1-64"),
+    (lambda run, piece: musesynth.harmonize(piece, model=run, temperature=-1), "temperature must"),
+    (lambda run, piece: musesynth.harmonize(piece.with_name("gone.mid"), model=run), "melody not found"),
+    (lambda run, piece: musesynth.infill(piece, "x", model=run), "bars must be bar numbers"),
+    (lambda run, piece: musesynth.infill(piece, "1-999", model=run), "bars 1-999: the piece has only"),
+    (lambda run, piece: musesynth.infill(piece, "1", model=run, parts="Q"), "parts 'Q': the piece has no such part"),
+    (lambda run, piece: musesynth.infill(piece, "1", model=run, particles=2), "particles weighs a fill by the kept "
+                                                                             "parts' notes in the bars: give parts"),
+    (lambda run, piece: musesynth.infill(piece, "1", model=run, top_p=2), "top_p must"),
+    (lambda run, piece: musesynth.infill(piece.with_name("gone.mid"), "1", model=run), "piece not found"),
+])
+def test_harmonize_and_infill_errors_name_the_api_keywords(call, message, parts_run, bach_dir):
+    """The API's errors name its keyword arguments, never a CLI flag (the CLI's name its flags: test_harmonize,
+    test_infill_parts)."""
+    piece = sorted(bach_dir.rglob("*.mid"))[0]
+    with pytest.raises(MusesynthError) as info:
+        call(parts_run, piece)
+    assert str(info.value).startswith(message) and "--" not in str(info.value), str(info.value)

@@ -74,8 +74,8 @@ def test_every_voice_named_is_a_plain_fill(parts_run, bach_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--parts", "X"], "the piece has no part 'X'"),
-    (["--parts", "5"], "the piece has no part '5'"),
+    (["--parts", "X"], "--parts 'X': the piece has no such part"),
+    (["--parts", "5"], "--parts '5': the piece has no such part"),
     (["--parts", ","], "--parts names no part"),
     (["--parts", "A", "--particles", "0"], "--particles must be 1-64"),
     (["--particles", "2"], "--particles weighs a fill by the kept parts' notes in the bars: give --parts"),

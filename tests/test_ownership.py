@@ -198,7 +198,7 @@ def test_bars_take_ascii_digits_only(bars, capsys):
     from musesynth.errors import MusesynthError
     from musesynth.generate.infill import parse_bars
 
-    with pytest.raises(MusesynthError, match="--bars must be bar numbers"):
+    with pytest.raises(MusesynthError, match="^bars must be bar numbers"):
         parse_bars(bars)
     assert parse_bars(" 3 - 4 ") == (2, 4)
 

@@ -577,7 +577,7 @@ HARMONIZE_ERRORS = [
     ({"melody_notes": "3/4 bpm=90"}, "melody_notes", "type a melody"),
     ({"melody_notes": "r r"}, "melody_notes", "only rests"),
     ({"melody_notes": "", "primer": None}, "melody_notes", "harmonising needs a melody"),
-    ({"voices": "A,X"}, "voices", "unknown voice 'X'"),
+    ({"voices": "A,X"}, "voices", "voices 'X': unknown voice"),
     ({"voices": "S"}, "voices", "the melody's own voice"),
     ({"model": "shipped/bach"}, "model", "does not know parts"),
 ]
@@ -607,4 +607,5 @@ def test_rewriting_chosen_voices_keeps_the_others(parts_url, bach_dir):
         want = next(t for t in given.tracks if t.name == voice and t.note_num())
         assert beat_rows(made, next(t for t in made.tracks if t.name == voice)) == beat_rows(given, want)
     status, answer = call(url, "/api/generate", {**request, "voices": "A,X"})
-    assert status == 400 and answer["field"] == "voices" and "no part 'X'" in answer["error"], answer
+    assert status == 400 and answer["field"] == "voices", answer
+    assert "voices 'X': the piece has no such part" in answer["error"], answer

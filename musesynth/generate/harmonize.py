@@ -34,12 +34,12 @@ from musesynth.artifacts.load import load_model
 from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
-from musesynth.errors import MidiReadError, MusesynthError
+from musesynth.errors import BadRequest, MidiReadError, MusesynthError
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import decode_particles
 from musesynth.generate.request import MAX_SEED, fresh_seed
-from musesynth.generate.run import call_counter, write_scores
+from musesynth.generate.run import call_counter, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
 from musesynth.outputs import WrittenScore, check_writable_dir
@@ -77,15 +77,15 @@ class HarmonizeOptions:
 
     def validate(self) -> None:
         if bool(self.melody) == bool(self.chorale):
-            raise MusesynthError("give the melody as --melody FILE or --chorale NAME (one of them)")
+            raise BadRequest("melody", "or {chorale}: give one of them (a MIDI file, or a corpus chorale's name)")
         if self.seed is not None and not 0 <= self.seed < MAX_SEED:
-            raise MusesynthError(f"--seed must be a whole number, 0 or more, below 2**63 (got {self.seed})")
+            raise BadRequest("seed", f"must be a whole number, 0 or more, below 2**63 (got {self.seed})")
         if self.num_samples < 1:
-            raise MusesynthError(f"--num-samples must be at least 1 (got {self.num_samples})")
+            raise BadRequest("num_samples", f"must be at least 1 (got {self.num_samples})")
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise MusesynthError(f"--max-tokens must be at least 1 (got {self.max_tokens})")
+            raise BadRequest("max_tokens", f"must be at least 1 (got {self.max_tokens})")
         if not 1 <= self.particles <= 64:
-            raise MusesynthError(f"--particles must be 1-64 (got {self.particles})")
+            raise BadRequest("particles", f"must be 1-64 (got {self.particles})")
 
 
 # ---------------------------------------------------------------------- the melody
@@ -100,19 +100,19 @@ def pick_track(score: symusic.Score, part: str | None, source: str) -> symusic.T
         if len(with_notes) > 1 and len(sopranos) == 1:
             return sopranos[0]  # a choir score: its top voice is the melody
         if len(with_notes) > 1:
-            raise MusesynthError(f"{source} has {len(with_notes)} tracks with notes: choose the melody with --part "
-                                 f"NAME|INDEX (tracks: {names})")
+            raise BadRequest("part", f"is needed: {source} has {len(with_notes)} tracks with notes; choose the "
+                                     f"melody's by name or index (tracks: {names})")
         if not with_notes:
             raise MusesynthError(f"the melody {source} has no notes")
         return with_notes[0]
     if part.strip().lstrip("-").isdigit():
         i = int(part)
         if not 0 <= i < len(tracks):
-            raise MusesynthError(f"unknown part {part} in {source}: it has {len(tracks)} tracks (tracks: {names})")
+            raise BadRequest("part", f"{part}: unknown part in {source}, it has {len(tracks)} tracks (tracks: {names})")
         return tracks[i]
     hit = [t for t in tracks if t.name.strip().lower() == part.strip().lower()]
     if not hit:
-        raise MusesynthError(f"unknown part '{part}' in {source} (tracks: {names})")
+        raise BadRequest("part", f"'{part}': unknown part in {source} (tracks: {names})")
     return hit[0]
 
 
@@ -132,11 +132,11 @@ def melody_score(path: str, part: str | None) -> tuple[symusic.Score, int]:
     """The melody as a one-track score, and its voice (the track's SATB role; Soprano for any other name)."""
     p = Path(path)
     if not p.is_file():
-        raise MusesynthError(f"--melody not found: {path}")
+        raise BadRequest("melody", f"not found: {path}")
     try:
         score = load_score(p)
     except MidiReadError as exc:
-        raise MusesynthError(f"cannot use --melody {os.fsdecode(p)!r}: {exc}") from None
+        raise BadRequest("melody", f"{os.fsdecode(p)!r} cannot be used: {exc}") from None
     track = pick_track(score, part, os.fsdecode(p.name))
     role = voice_role(track.name)
     voice = role if role < len(VOICES) else 0
@@ -158,13 +158,13 @@ def parse_voices(text: str | None, melody_voice: int) -> list[int]:
         v = LETTERS.get(w.upper()) if len(w) == 1 else next((i for i, n in enumerate(VOICES) if n.lower() == w.lower()),
                                                             None)
         if v is None:
-            raise MusesynthError(f"unknown voice '{w}' in --voices (S, A, T, B or Soprano, Alto, Tenor, Bass)")
+            raise BadRequest("voices", f"'{w}': unknown voice (S, A, T, B or Soprano, Alto, Tenor, Bass)")
         if v == melody_voice:
-            raise MusesynthError(f"--voices names {VOICES[v]}, the melody's own voice")
+            raise BadRequest("voices", f"names {VOICES[v]}, the melody's own voice")
         if v not in out:
             out.append(v)
     if not out:
-        raise MusesynthError("--voices names no voice (e.g. A,T,B)")
+        raise BadRequest("voices", "names no voice (e.g. A,T,B)")
     return sorted(out)
 
 
@@ -342,10 +342,12 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
 
 def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
     """Write ``num_samples`` harmonisations of the melody (MIDI with one track per voice, WAV, PNG, JSON).
-    ``progress`` (the studio's bar) hears the share of the token budget drawn, in [0, 1]."""
-    opt.validate()
-    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
-    return write_scores(harmonizations(opt, progress), out_dir, opt)
+    ``progress`` (the studio's bar) hears the share of the token budget drawn, in [0, 1]. Errors name the CLI's
+    flags (the core, `harmonizations`, names the API's keywords)."""
+    with flags():
+        opt.validate()
+        out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
+        return write_scores(harmonizations(opt, progress), out_dir, opt)
 
 
 def summarize(results: list[dict[str, Any]]) -> str:

@@ -46,7 +46,7 @@ from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.data import build
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
-from musesynth.errors import MusesynthError
+from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import decode_particles
@@ -61,6 +61,7 @@ from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TI
 from musesynth.tokenize.midi_io import OTHER, VOICES
 from musesynth.tokenize.parts import ROLES, T_CHORD
 
+CLI_ALIASES = {"piece": "--input"}  # the API's keyword -> the CLI's flag, where they differ
 _BARS_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", re.ASCII)  # ASCII digits: int() would take "３"
 
 
@@ -86,21 +87,21 @@ class InfillOptions:
         parse_bars(self.bars)
         check_sample_options(self)
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise MusesynthError(f"--max-tokens must be at least 1 (got {self.max_tokens})")
+            raise BadRequest("max_tokens", f"must be at least 1 (got {self.max_tokens})")
         if not 1 <= self.particles <= 64:
-            raise MusesynthError(f"--particles must be 1-64 (got {self.particles})")
+            raise BadRequest("particles", f"must be 1-64 (got {self.particles})")
         if self.particles > 1 and self.parts is None:
-            raise MusesynthError("--particles weighs a fill by the kept parts' notes in the bars: give --parts")
+            raise BadRequest("particles", "weighs a fill by the kept parts' notes in the bars: give {parts}")
 
 
 def parse_bars(text: str) -> tuple[int, int]:
     """``"5-8"`` -> ``(4, 8)``: the first bar's index from 0 and the index after the last."""
     m = _BARS_RE.match(str(text))
     if not m:
-        raise MusesynthError(f"--bars must be bar numbers FIRST-LAST counted from 1, e.g. 5-8 (got '{text}')")
+        raise BadRequest("bars", f"must be bar numbers FIRST-LAST counted from 1, e.g. 5-8 (got '{text}')")
     first, last = int(m[1]), int(m[2] or m[1])
     if first < 1 or last < first:
-        raise MusesynthError(f"--bars {text}: bars count from 1 and the last may not come before the first")
+        raise BadRequest("bars", f"{text}: bars count from 1 and the last may not come before the first")
     return first - 1, last
 
 
@@ -140,11 +141,11 @@ def parse_parts(text: str, enc: Parts, ids: np.ndarray) -> list[int]:
         if not hit and w.isascii() and w.isdigit() and 1 <= int(w) <= role.size:
             hit = [int(w) - 1]
         if not hit:
-            raise MusesynthError(f"--parts: the piece has no part '{w}' (its parts: {', '.join(names) or 'none'}; "
+            raise BadRequest("parts", f"'{w}': the piece has no such part (its parts: {', '.join(names) or 'none'}; "
                                  f"name a voice S, A, T, B or a part by number from 1)")
         out += [h for h in hit[:1] if h not in out]
     if not out:
-        raise MusesynthError("--parts names no part (e.g. A,T,B)")
+        raise BadRequest("parts", "names no part (e.g. A,T,B)")
     if len(out) == role.size:
         return []  # every part: a plain fill
     return sorted(out)
@@ -153,7 +154,7 @@ def parse_parts(text: str, enc: Parts, ids: np.ndarray) -> list[int]:
 def find_span(enc: Encoding, ids: np.ndarray, first: int, end: int) -> Span:
     bars = np.flatnonzero(ids == infilling(enc).bar_id)
     if end > bars.size:
-        raise MusesynthError(f"--bars {first + 1}-{end}: the piece has only {bars.size} bars")
+        raise BadRequest("bars", f"{first + 1}-{end}: the piece has only {bars.size} bars")
     eos = np.flatnonzero(ids == enc.eos_id)
     m = int(bars[end]) if end < bars.size else int(eos[0]) if eos.size else ids.size
     return Span(ids, first, end, int(bars[first]), m)
@@ -325,11 +326,11 @@ def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None
 def read_input(enc: Encoding, path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
-        raise MusesynthError(f"--input not found: {path}")
+        raise BadRequest("piece", f"not found: {path}")
     # read in a worker under `musesynth data`'s per-file budget (time, memory; tokens and silences as in data)
     ids, reason = build.tokenize_files([p], enc, 1, True, build.FILE_SECONDS, build.FILE_MEMORY)[0]
     if ids is None:
-        raise MusesynthError(f"cannot use --input {os.fsdecode(p)!r}: {reason}")
+        raise BadRequest("piece", f"{os.fsdecode(p)!r} cannot be used: {reason}")
     return ids.astype(np.int64)
 
 
@@ -360,15 +361,14 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     ckpt = checkpoint_or_shipped(opt.checkpoint, parts=True) if loaded is None else loaded[2].path
     model, enc, meta = load_model(ckpt, pick_device(opt.device)) if loaded is None else loaded
     check_infill_model(enc, ckpt)
-    with flags():
-        opt.sampling.validate(len(enc.vocab))
+    opt.sampling.validate(len(enc.vocab))
     span = find_span(enc, read_input(enc, opt.input), first, end)
     free = None
     if opt.parts is not None:
         parts = enc.parts()
         if parts is None:
-            raise MusesynthError(f"--parts needs a model that knows parts; {ckpt} reads the '{enc.name}' encoding "
-                                 f"(leave --parts out to rewrite every note in the bars)")
+            raise BadRequest("parts", f"needs a model that knows parts; {ckpt} reads the '{enc.name}' encoding "
+                                      f"(leave {{parts}} out to rewrite every note in the bars)")
         free = parse_parts(opt.parts, parts, span.ids)
     seq_len = meta.model_config.seq_len
     budget = fill_budget(span, seq_len, opt.max_tokens)
@@ -410,10 +410,12 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
 
 
 def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
-    """Write ``num_samples`` versions of the input with the bars asked for rewritten (MIDI, WAV, PNG, JSON)."""
-    opt.validate()
-    out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
-    return write_scores(infillings(opt, progress), out_dir, opt)
+    """Write ``num_samples`` versions of the input with the bars asked for rewritten (MIDI, WAV, PNG, JSON).
+    Errors name the CLI's flags (the core, `infillings`, names the API's keywords)."""
+    with flags(CLI_ALIASES):
+        opt.validate()
+        out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
+        return write_scores(infillings(opt, progress), out_dir, opt)
 
 
 def part_names(enc: Encoding, ids: np.ndarray, free: list[int] | None) -> list[str]:

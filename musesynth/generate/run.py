@@ -67,23 +67,26 @@ class GenerateOptions:
 
 
 def check_sample_options(opt: Any) -> None:
-    """The options `generate` and `infill` share (samples, seed, sampling dials: the request's checks) and the
-    soundfont."""
-    with flags():
-        GenerationRequest(sampling=opt.sampling, num_samples=opt.num_samples, seed=opt.seed).validate()
+    """The options `generate` and `infill` share (samples, seed, sampling dials: the request's checks, as
+    ``BadRequest``s) and the soundfont."""
+    GenerationRequest(sampling=opt.sampling, num_samples=opt.num_samples, seed=opt.seed).validate()
     if opt.soundfont is not None and opt.wav:
         check_soundfont(opt.soundfont)
 
 
 class flags:
-    """A context in which ``BadRequest``s are reworded with the CLI's flags."""
+    """A context in which ``BadRequest``s are reworded with the CLI's flags; ``aliases``: fields whose flag is not
+    their name spelt as a flag (infill's ``piece`` is ``--input``)."""
+
+    def __init__(self, aliases: dict[str, str] | None = None) -> None:
+        self.aliases = aliases or {}
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, BadRequest):
-            raise exc.named(cli_flag) from None
+            raise exc.named(lambda f: self.aliases.get(f) or cli_flag(f)) from None
 
 
 def check_soundfont(path: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from musesynth.errors import MusesynthError
+from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.harmonize import HarmonizeOptions, parse_voices
 from musesynth.generate.infill import InfillOptions, parse_parts
 from musesynth.studio.jobs import FieldError, number, sampling_from_request, seed_from_request, text
@@ -70,8 +70,8 @@ def check_rewrite(body: dict[str, Any], enc: Encoding, model_id: str, primer: Pa
             raise FieldError("voices", f"{model_id} does not know parts, so it rewrites every voice: {PARTS_HELP}")
         try:
             parse_parts(voices, parts, ids)
-        except MusesynthError as exc:
-            raise FieldError("voices", str(exc).replace("--parts", "voices")) from None
+        except BadRequest as exc:  # the page's field for the parts is "voices"
+            raise FieldError("voices", exc.worded(lambda f: "voices" if f == "parts" else f)) from None
 
 
 def check_harmonize(enc: Encoding, model_id: str, info: dict[str, Any]) -> None:
@@ -88,8 +88,8 @@ def harmonize_options_from_request(body: dict[str, Any], base: HarmonizeOptions)
     opt.validate()
     try:
         parse_voices(voices, 0 if base.part is None else voice_role(base.part))
-    except MusesynthError as exc:
-        raise FieldError("voices", str(exc).replace("--voices", "voices")) from None
+    except BadRequest as exc:
+        raise FieldError("voices", str(exc)) from None
     return opt
 
 
