@@ -24,6 +24,7 @@ from pathlib import Path  # noqa: E402
 
 from musesynth.errors import MusesynthError  # noqa: E402
 from musesynth.evaluate.harmonization import BenchOptions, format_benchmark, run_benchmark  # noqa: E402
+from musesynth.generate.harmonize import DEFAULT_PARTICLES  # noqa: E402
 
 
 def main() -> int:
@@ -35,14 +36,17 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N test chorales only (0: all)")
     ap.add_argument("--windows", default="8,16", help="classifier window lengths in beats")
     ap.add_argument("--no-unconditioned", action="store_true", help="skip the model's own pieces (the yardstick)")
-    ap.add_argument("--particles", type=int, default=1, help="SMC particles per harmonisation (harmonize "
-                    "--particles; 1: plain masked sampling)")
+    ap.add_argument("--particles", type=int, default=DEFAULT_PARTICLES, help="SMC particles per harmonisation "
+                    "(harmonize --particles, default %(default)s; 1: plain masked sampling)")
+    ap.add_argument("--splits", default="test", help="the dataset splits harmonised and judged, e.g. test,val (the "
+                    "held-out chorales `evaluate`'s classifier judges with: 92 instead of 39, so its controls pass)")
     ap.add_argument("--json", help="write every figure to this JSON file")
     args = ap.parse_args()
     t0 = time.perf_counter()
     try:
         r = run_benchmark(BenchOptions(args.checkpoint, args.dataset, seeds=args.seeds, limit=args.limit,
                                        unconditioned=not args.no_unconditioned, particles=args.particles,
+                                       splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()),
                                        windows=tuple(int(w) for w in args.windows.split(","))))
     except MusesynthError as exc:
         print(f"error: {exc}", file=sys.stderr)

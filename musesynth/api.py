@@ -23,7 +23,7 @@ import numpy as np
 import symusic
 
 from musesynth.errors import MusesynthError
-from musesynth.generate.harmonize import Harmonization
+from musesynth.generate.harmonize import DEFAULT_PARTICLES, Harmonization
 from musesynth.generate.infill import Infilling
 from musesynth.generate.model import Model
 from musesynth.generate.pipeline import GeneratedPiece, generate_pieces
@@ -71,12 +71,14 @@ vars(generate)["__signature__"] = _signature()
 
 def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, model: Model | str | Path | None = None,
               part: str | None = None, voices: str | None = None, key: str | None = None, num_samples: int = 1,
-              seed: int | None = DEFAULT_SEED, particles: int = 1, **dials: Any) -> list[Harmonization]:
+              seed: int | None = DEFAULT_SEED, particles: int = DEFAULT_PARTICLES,
+              **dials: Any) -> list[Harmonization]:
     """The other voices written under a melody (`musesynth harmonize`): ``melody`` is a MIDI file (its one track,
     its Soprano, or ``part``), or ``chorale`` names a corpus chorale whose soprano is the melody. ``model``: a
     loaded parts model, a path, or None for the shipped parts model. Each ``Harmonization`` has ``.score`` (one
     named track per voice; every melody note exactly as given), ``.tokens``, ``.info`` and ``.save(path)``.
-    ``particles``: SMC particles per harmonisation (``harmonize --particles``; 1: plain masked sampling)."""
+    ``particles``: SMC particles per harmonisation (``harmonize --particles``, default 4; 1: plain masked
+    sampling)."""
     from musesynth.generate.harmonize import HarmonizeOptions, harmonizations
 
     path, loaded = _model_arg(model)

@@ -53,3 +53,19 @@ def test_the_command_prints_the_table_and_writes_json(parts_run, tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "harmonize.py"), "-c", "musesynth/pretrained/bach",
                           "-d", str(parts_run.parent / "ds")], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "parts encoding" in bad.stderr
+
+
+def test_splits_choose_the_chorales_harmonised_and_judged(parts_run):
+    import pytest
+
+    from musesynth.errors import MusesynthError
+
+    ds = parts_run.parent / "ds"
+    files = json.loads((ds / "manifest.json").read_text())["files"]
+    want = sum(f["split"] in ("test", "val") for f in files)
+    r = run_benchmark(BenchOptions(str(parts_run), str(ds), splits=("test", "val"), unconditioned=False,
+                                   windows=(8,)), log=lambda _: None)
+    assert r["chorales"] == want > sum(f["split"] == "test" for f in files) and r["splits"] == ["test", "val"]
+    assert r["harmonizations"]["melody_exact"] == r["harmonizations"]["melody_notes"]
+    with pytest.raises(MusesynthError, match="unknown split 'tset'"):
+        run_benchmark(BenchOptions(str(parts_run), str(ds), splits=("tset",)), log=lambda _: None)
