@@ -33,7 +33,8 @@ def main() -> int:
                     "folder)")
     ap.add_argument("-d", "--dataset", required=True, help="parts dataset with the model's vocabulary (its test split)")
     ap.add_argument("--seeds", type=int, default=1, help="harmonisations per melody (sampling seeds 0..N-1)")
-    ap.add_argument("--limit", type=int, default=0, help="first N test chorales only (0: all)")
+    ap.add_argument("--limit", type=int, default=0, help="first N chorales only, in --splits order "
+                    "(0: all)")
     ap.add_argument("--windows", default="8,16", help="classifier window lengths in beats")
     ap.add_argument("--no-unconditioned", action="store_true", help="skip the model's own pieces (the yardstick)")
     ap.add_argument("--particles", type=int, default=DEFAULT_PARTICLES, help="SMC particles per harmonisation "

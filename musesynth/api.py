@@ -109,7 +109,13 @@ def infill(piece: str | Path | symusic.Score, bars: str, *, parts: str | None = 
         opt = InfillOptions(checkpoint=where, input=str(path), bars=bars, parts=parts, sampling=Sampling.of(dials),
                             seed=seed, num_samples=num_samples, particles=particles, max_tokens=max_tokens,
                             wav=False, png=False)
-        out = infillings(opt, loaded=loaded)
+        try:
+            out = infillings(opt, loaded=loaded)
+        except MusesynthError as exc:
+            if in_memory:  # the temporary file is the caller's score
+                raise MusesynthError(str(exc).replace(repr(str(path)), "<symusic.Score>")
+                                     .replace(str(path), "<symusic.Score>")) from None
+            raise
     if in_memory:
         for r in out:
             r.info["input"] = "<symusic.Score>"  # the temporary file is gone

@@ -61,6 +61,8 @@ def test_the_api_seed_defaults_to_0_and_none_draws_a_fresh_one():
                                                                              "parts' notes in the bars: give parts"),
     (lambda run, piece: musesynth.infill(piece, "1", model=run, top_p=2), "top_p must"),
     (lambda run, piece: musesynth.infill(piece.with_name("gone.mid"), "1", model=run), "piece not found"),
+    (lambda run, piece: musesynth.infill(symusic.Score(480), "1", model=run),  # no temporary path shown
+     "piece <symusic.Score> cannot be used"),
 ])
 def test_harmonize_and_infill_errors_name_the_api_keywords(call, message, parts_run, bach_dir):
     """The API's errors name its keyword arguments, never a CLI flag (the CLI's name its flags: test_harmonize,

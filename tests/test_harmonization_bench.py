@@ -69,3 +69,6 @@ def test_splits_choose_the_chorales_harmonised_and_judged(parts_run):
     assert r["harmonizations"]["melody_exact"] == r["harmonizations"]["melody_notes"]
     with pytest.raises(MusesynthError, match="unknown split 'tset'"):
         run_benchmark(BenchOptions(str(parts_run), str(ds), splits=("tset",)), log=lambda _: None)
+    for twice_or_none in [("test", "test"), ()]:  # the same chorale on both sides of the classifier, or nothing
+        with pytest.raises(MusesynthError, match="at most once, and at least one"):
+            run_benchmark(BenchOptions(str(parts_run), str(ds), splits=twice_or_none), log=lambda _: None)

@@ -592,6 +592,39 @@ def test_a_bad_harmonisation_is_one_line_beside_its_control_before_a_job(extra, 
     assert "\n" not in answer["error"] and studio.jobs.all() == []
 
 
+def melody_midi_bytes(tracks: dict[str, list[int]]) -> bytes:
+    """A score with one named track per entry, each a line of quarter notes."""
+    score = symusic.Score(480)
+    for name, pitches in tracks.items():
+        t = symusic.Track(name)
+        for i, p in enumerate(pitches):
+            t.notes.append(symusic.Note(480 * i, 480, p, 80))
+        score.tracks.append(t)
+    return score.dumps_midi()
+
+
+def test_an_uploaded_melody_keeps_its_own_voice_and_a_score_without_soprano_is_refused_before_a_job(parts_url):
+    """An upload's melody is the voice its track names (an Alto line may be harmonised with S, T, B, not with A),
+    and an upload with several tracks and none named Soprano is a field error on the page, not a failed job."""
+    url, studio = parts_url
+    _, alto = upload(url, melody_midi_bytes({"Alto": [62, 64, 65, 64, 62, 60, 62, 62]}), "alto line.mid")
+    request = {"model": "run/gru", "mode": "harmonize", "primer": alto["id"], "seed": 1}
+    status, answer = call(url, "/api/generate", {**request, "voices": "A,T,B"})
+    assert status == 400 and answer["field"] == "voices" and "names Alto, the melody's own voice" in answer["error"]
+    status, answer = call(url, "/api/generate", {**request, "voices": "S,T,B"})
+    assert status == 200, answer
+    job = wait(url, answer["id"], timeout=120)
+    assert job["state"] == "done", job
+    made = symusic.Score.from_midi(call(url, job["result"]["files"]["mid"] + "?download=1")[1])
+    assert sorted(t.name for t in made.tracks) == ["Alto", "Bass", "Soprano", "Tenor"]
+    jobs = len(studio.jobs.all())
+    _, two = upload(url, melody_midi_bytes({"Flute": [72, 74], "Oboe": [67, 69]}), "duet.mid")
+    status, answer = call(url, "/api/generate", {"model": "run/gru", "mode": "harmonize", "primer": two["id"]})
+    assert status == 400 and answer["field"] == "primer", answer
+    assert "duet.mid has several tracks with notes and none named Soprano" in answer["error"]
+    assert "--" not in answer["error"] and len(studio.jobs.all()) == jobs
+
+
 def test_rewriting_chosen_voices_keeps_the_others(parts_url, bach_dir):
     url, studio = parts_url
     name = sorted(p.relative_to(bach_dir).as_posix() for p in bach_dir.rglob("*.mid"))[4]

@@ -165,6 +165,9 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
     manifest = json.loads((Path(opt.dataset) / "manifest.json").read_text())
     if manifest.get("vocab_fingerprint") != enc.vocab.fingerprint:
         raise MusesynthError(f"{opt.dataset} was not made with {opt.checkpoint}'s vocabulary")
+    if not opt.splits or len(set(opt.splits)) != len(opt.splits):
+        raise MusesynthError(f"splits must name each of train, val, test at most once, and at least one (got "
+                             f"{','.join(opt.splits) or 'none'})")
     pieces, names = [], []
     for split in opt.splits:
         if split not in ("train", "val", "test"):

@@ -34,7 +34,7 @@ from musesynth.artifacts.load import load_model
 from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
-from musesynth.errors import BadRequest, MidiReadError, MusesynthError
+from musesynth.errors import BadRequest, MidiReadError, MusesynthError, literal
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import decode_particles
@@ -106,19 +106,20 @@ def pick_track(score: symusic.Score, part: str | None, source: str) -> symusic.T
         if len(with_notes) > 1 and len(sopranos) == 1:
             return sopranos[0]  # a choir score: its top voice is the melody
         if len(with_notes) > 1:
-            raise BadRequest("part", f"is needed: {source} has {len(with_notes)} tracks with notes; choose the "
-                                     f"melody's by name or index (tracks: {names})")
+            raise BadRequest("part", f"is needed: {literal(source)} has {len(with_notes)} tracks with notes; "
+                                     f"choose the melody's by name or index (tracks: {literal(names)})")
         if not with_notes:
             raise MusesynthError(f"the melody {source} has no notes")
         return with_notes[0]
     if part.strip().lstrip("-").isdigit():
         i = int(part)
         if not 0 <= i < len(tracks):
-            raise BadRequest("part", f"{part}: unknown part in {source}, it has {len(tracks)} tracks (tracks: {names})")
+            raise BadRequest("part", f"{literal(part)}: unknown part in {literal(source)}, it has {len(tracks)} tracks "
+                                     f"(tracks: {literal(names)})")
         return tracks[i]
     hit = [t for t in tracks if t.name.strip().lower() == part.strip().lower()]
     if not hit:
-        raise BadRequest("part", f"'{part}': unknown part in {source} (tracks: {names})")
+        raise BadRequest("part", f"'{literal(part)}': unknown part in {literal(source)} (tracks: {literal(names)})")
     return hit[0]
 
 
@@ -138,11 +139,11 @@ def melody_score(path: str, part: str | None) -> tuple[symusic.Score, int]:
     """The melody as a one-track score, and its voice (the track's SATB role; Soprano for any other name)."""
     p = Path(path)
     if not p.is_file():
-        raise BadRequest("melody", f"not found: {path}")
+        raise BadRequest("melody", f"not found: {literal(path)}")
     try:
         score = load_score(p)
     except MidiReadError as exc:
-        raise BadRequest("melody", f"{os.fsdecode(p)!r} cannot be used: {exc}") from None
+        raise BadRequest("melody", f"{literal(repr(os.fsdecode(p)))} cannot be used: {literal(exc)}") from None
     track = pick_track(score, part, os.fsdecode(p.name))
     role = voice_role(track.name)
     voice = role if role < len(VOICES) else 0
@@ -164,7 +165,7 @@ def parse_voices(text: str | None, melody_voice: int) -> list[int]:
         v = LETTERS.get(w.upper()) if len(w) == 1 else next((i for i, n in enumerate(VOICES) if n.lower() == w.lower()),
                                                             None)
         if v is None:
-            raise BadRequest("voices", f"'{w}': unknown voice (S, A, T, B or Soprano, Alto, Tenor, Bass)")
+            raise BadRequest("voices", f"'{literal(w)}': unknown voice (S, A, T, B or Soprano, Alto, Tenor, Bass)")
         if v == melody_voice:
             raise BadRequest("voices", f"names {VOICES[v]}, the melody's own voice")
         if v not in out:
@@ -346,11 +347,12 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
     return out
 
 
-def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+def run_harmonize(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None,
+                  names: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
     """Write ``num_samples`` harmonisations of the melody (MIDI with one track per voice, WAV, PNG, JSON).
     ``progress`` (the studio's bar) hears the share of the token budget drawn, in [0, 1]. Errors name the CLI's
-    flags (the core, `harmonizations`, names the API's keywords)."""
-    with flags():
+    flags, or the fields as ``names`` spells them (the core, `harmonizations`, names the API's keywords)."""
+    with flags(names=names):
         opt.validate()
         out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
         return write_scores(harmonizations(opt, progress), out_dir, opt)

@@ -46,7 +46,7 @@ from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.data import build
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
-from musesynth.errors import BadRequest, MusesynthError
+from musesynth.errors import BadRequest, MusesynthError, literal
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import decode_particles
@@ -98,10 +98,10 @@ def parse_bars(text: str) -> tuple[int, int]:
     """``"5-8"`` -> ``(4, 8)``: the first bar's index from 0 and the index after the last."""
     m = _BARS_RE.match(str(text))
     if not m:
-        raise BadRequest("bars", f"must be bar numbers FIRST-LAST counted from 1, e.g. 5-8 (got '{text}')")
+        raise BadRequest("bars", f"must be bar numbers FIRST-LAST counted from 1, e.g. 5-8 (got '{literal(text)}')")
     first, last = int(m[1]), int(m[2] or m[1])
     if first < 1 or last < first:
-        raise BadRequest("bars", f"{text}: bars count from 1 and the last may not come before the first")
+        raise BadRequest("bars", f"{literal(text)}: bars count from 1 and the last may not come before the first")
     return first - 1, last
 
 
@@ -141,7 +141,8 @@ def parse_parts(text: str, enc: Parts, ids: np.ndarray) -> list[int]:
         if not hit and w.isascii() and w.isdigit() and 1 <= int(w) <= role.size:
             hit = [int(w) - 1]
         if not hit:
-            raise BadRequest("parts", f"'{w}': the piece has no such part (its parts: {', '.join(names) or 'none'}; "
+            listed = literal(", ".join(names) or "none")
+            raise BadRequest("parts", f"'{literal(w)}': the piece has no such part (its parts: {listed}; "
                                  f"name a voice S, A, T, B or a part by number from 1)")
         out += [h for h in hit[:1] if h not in out]
     if not out:
@@ -326,11 +327,11 @@ def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None
 def read_input(enc: Encoding, path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
-        raise BadRequest("piece", f"not found: {path}")
+        raise BadRequest("piece", f"not found: {literal(path)}")
     # read in a worker under `musesynth data`'s per-file budget (time, memory; tokens and silences as in data)
     ids, reason = build.tokenize_files([p], enc, 1, True, build.FILE_SECONDS, build.FILE_MEMORY)[0]
     if ids is None:
-        raise BadRequest("piece", f"{os.fsdecode(p)!r} cannot be used: {reason}")
+        raise BadRequest("piece", f"{literal(repr(os.fsdecode(p)))} cannot be used: {literal(reason)}")
     return ids.astype(np.int64)
 
 
@@ -367,8 +368,8 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     if opt.parts is not None:
         parts = enc.parts()
         if parts is None:
-            raise BadRequest("parts", f"needs a model that knows parts; {ckpt} reads the '{enc.name}' encoding "
-                                      f"(leave {{parts}} out to rewrite every note in the bars)")
+            raise BadRequest("parts", f"needs a model that knows parts; {literal(ckpt)} reads the '{enc.name}' "
+                                      f"encoding (leave {{parts}} out to rewrite every note in the bars)")
         free = parse_parts(opt.parts, parts, span.ids)
     seq_len = meta.model_config.seq_len
     budget = fill_budget(span, seq_len, opt.max_tokens)
@@ -409,10 +410,12 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     return out
 
 
-def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = None,
+               names: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
     """Write ``num_samples`` versions of the input with the bars asked for rewritten (MIDI, WAV, PNG, JSON).
-    Errors name the CLI's flags (the core, `infillings`, names the API's keywords)."""
-    with flags(CLI_ALIASES):
+    Errors name the CLI's flags, or the fields as ``names`` spells them (the core, `infillings`, names the API's
+    keywords)."""
+    with flags(CLI_ALIASES, names):
         opt.validate()
         out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
         return write_scores(infillings(opt, progress), out_dir, opt)

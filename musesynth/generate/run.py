@@ -76,17 +76,19 @@ def check_sample_options(opt: Any) -> None:
 
 class flags:
     """A context in which ``BadRequest``s are reworded with the CLI's flags; ``aliases``: fields whose flag is not
-    their name spelt as a flag (infill's ``piece`` is ``--input``)."""
+    their name spelt as a flag (infill's ``piece`` is ``--input``); ``names``: another front end's wording (the
+    studio's fields) instead."""
 
-    def __init__(self, aliases: dict[str, str] | None = None) -> None:
+    def __init__(self, aliases: dict[str, str] | None = None, names: Callable[[str], str] | None = None) -> None:
         self.aliases = aliases or {}
+        self.names = names
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, BadRequest):
-            raise exc.named(lambda f: self.aliases.get(f) or cli_flag(f)) from None
+            raise exc.named(self.names or (lambda f: self.aliases.get(f) or cli_flag(f))) from None
 
 
 def check_soundfont(path: str) -> None:

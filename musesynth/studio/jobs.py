@@ -183,6 +183,16 @@ def sampling_from_request(body: dict[str, Any]) -> Sampling:
         raise exc.named(cli_flag) from None
 
 
+PAGE_FIELDS = {"piece": "primer", "melody": "melody", "parts": "voices", "voices": "voices",
+               "part": "the melody's track", "bars": "bars"}
+
+
+def page_name(field: str) -> str:
+    """How a job's error names a field on the page: its own boxes (a primer, voices, bars), else the CLI's flag
+    (as the page's sampling-dial errors do)."""
+    return PAGE_FIELDS.get(field) or cli_flag(field)
+
+
 def without_paths(message: str, options: GenerateOptions | InfillOptions | HarmonizeOptions) -> str:
     """A job's error as the page may show it: the studio's folders become the file names the page knows."""
     for path in (getattr(options, "primer", None), getattr(options, "input", None), getattr(options, "melody", None)):
@@ -239,8 +249,8 @@ class JobQueue:
         job.state = "running"
         try:
             o = job.options
-            results = (run_infill(o, progress) if isinstance(o, InfillOptions)
-                       else run_harmonize(o, progress) if isinstance(o, HarmonizeOptions)
+            results = (run_infill(o, progress, page_name) if isinstance(o, InfillOptions)
+                       else run_harmonize(o, progress, page_name) if isinstance(o, HarmonizeOptions)
                        else run_generate(o, log=lambda _: None, progress=progress))
             job.result, job.progress, job.state = results[0], 1.0, "done"
         except MusesynthError as exc:

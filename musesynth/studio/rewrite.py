@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from musesynth.errors import BadRequest, MusesynthError
-from musesynth.generate.harmonize import HarmonizeOptions, parse_voices
+from musesynth.generate.harmonize import HarmonizeOptions, melody_score, parse_voices
 from musesynth.generate.infill import InfillOptions, parse_parts
-from musesynth.studio.jobs import FieldError, number, sampling_from_request, seed_from_request, text
+from musesynth.generate.run import flags
+from musesynth.studio.jobs import FieldError, number, page_name, sampling_from_request, seed_from_request, text
 from musesynth.studio.uploads import encode_within_budget
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import voice_role
@@ -80,17 +81,34 @@ def check_harmonize(enc: Encoding, model_id: str, info: dict[str, Any]) -> None:
         raise FieldError("model", f"{model_id} {why}, so it cannot harmonise a melody; {PARTS_HELP}")
 
 
-def harmonize_options_from_request(body: dict[str, Any], base: HarmonizeOptions) -> HarmonizeOptions:
-    """The page's voices, seed and sampling dials for a harmonize job (its token budget is the CLI's default)."""
+def harmonize_options_from_request(body: dict[str, Any], base: HarmonizeOptions, melody_voice: int = 0
+                                   ) -> HarmonizeOptions:
+    """The page's voices, seed and sampling dials for a harmonize job (its token budget is the CLI's default);
+    ``melody_voice``: the melody's own voice (an upload's, from ``upload_melody_voice``; else the Soprano)."""
     voices = text(body, "voices")
     opt = replace(base, voices=voices, seed=seed_from_request(body), sampling=sampling_from_request(body),
                   num_samples=1)
-    opt.validate()
+    with flags(names=page_name):
+        opt.validate()
     try:
-        parse_voices(voices, 0 if base.part is None else voice_role(base.part))
+        parse_voices(voices, melody_voice if base.part is None else voice_role(base.part))
     except BadRequest as exc:
-        raise FieldError("voices", str(exc)) from None
+        raise FieldError("voices", exc.worded(page_name)) from None
     return opt
+
+
+def upload_melody_voice(path: Path, name: str) -> int:
+    """An uploaded melody's voice (its track's SATB name; Soprano for any other), read before the job is queued, so
+    an upload with several tracks and no Soprano is a field error on the page, not a failed job."""
+    try:
+        return melody_score(str(path), None)[1]
+    except BadRequest as exc:
+        if exc.field == "part":
+            raise FieldError("primer", f"{name} has several tracks with notes and none named Soprano: upload the "
+                             f"melody alone, or a score whose top voice is named Soprano") from None
+        raise FieldError("primer", exc.worded(page_name)) from None
+    except MusesynthError as exc:
+        raise FieldError("primer", str(exc)) from None
 
 
 def infill_options_from_request(body: dict[str, Any], bars: tuple[int, int], base: InfillOptions) -> InfillOptions:

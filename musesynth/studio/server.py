@@ -64,6 +64,7 @@ from musesynth.studio.rewrite import (
     harmonize_options_from_request,
     infill_options_from_request,
     mode_from_request,
+    upload_melody_voice,
 )
 from musesynth.studio.uploads import (
     MAX_UPLOAD_BYTES,
@@ -233,7 +234,7 @@ class Studio:
         its Soprano; a corpus piece: its Soprano) or notes typed on the page (``melody_notes``)."""
         check_harmonize(model_encoding(model), model.id, model_info(model))
         typed = text(body, "melody_notes")
-        data = b""
+        data, voice = b"", 0  # the melody's voice: a typed melody and a corpus piece's are the Soprano
         if typed is not None:
             try:
                 data = melody_midi(typed)
@@ -243,12 +244,14 @@ class Studio:
         elif primer_id is not None:
             melody, name = self.primers[primer_id], primer_id.split("/", 1)[1]
             part = "Soprano" if primer_id.startswith("corpus/") else None
+            if part is None:
+                voice = upload_melody_voice(melody, name)
         else:
             raise FieldError("melody_notes", "harmonising needs a melody: type its notes, upload a MIDI file or pick "
                              "a corpus piece (its soprano)")
         base = HarmonizeOptions(checkpoint=str(model.path), melody=str(melody), part=part, out_dir=str(self.out_dir),
                                 soundfont=self.soundfont, device=self.device)
-        opt = harmonize_options_from_request(body, base)
+        opt = harmonize_options_from_request(body, base, voice)
         check_sampling(opt.sampling, len(model_encoding(model).vocab))
         if typed is not None:
             self.check_upload_room(len(data), "the typed melody", reserve=True)
