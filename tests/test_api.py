@@ -71,3 +71,17 @@ def test_harmonize_and_infill_errors_name_the_api_keywords(call, message, parts_
     with pytest.raises(MusesynthError) as info:
         call(parts_run, piece)
     assert str(info.value).startswith(message) and "--" not in str(info.value), str(info.value)
+
+
+def test_user_text_in_an_error_is_shown_as_typed():
+    """A value, path or track name with braces is never read as a field's name, in either front end's wording."""
+    from musesynth.errors import BadRequest, literal
+    from musesynth.generate.infill import parse_bars
+    from musesynth.generate.request import cli_flag
+
+    exc = BadRequest("bars", f"(got {literal('{seed}')}); see {{parts}}")
+    assert str(exc) == "bars (got {seed}); see parts"
+    assert str(exc.named(cli_flag)) == "--bars (got {seed}); see --parts"
+    with pytest.raises(BadRequest) as info:
+        parse_bars("{seed}")
+    assert "(got '{seed}')" in str(info.value) and "(got '{seed}')" in str(info.value.named(cli_flag))
