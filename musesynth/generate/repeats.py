@@ -58,10 +58,20 @@ class BarCopier:
             return allowed
         return torch.where(self.closing[:, None], allowed & self.after_copy[None, :], allowed)
 
-    def force(self, sampled: torch.Tensor, hist: torch.Tensor) -> torch.Tensor:
-        """The token each sample writes: the next copied one while copying, else the sampled one."""
+    def force(self, sampled: torch.Tensor, hist: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """The token each sample writes: the next copied one while copying, else the sampled one. ``allowed`` (B, V):
+        a constraint's mask (one line per voice, no parallels): a copy that would break it is given up there, and
+        the sample writes on from its sampled token (drawn under the mask), so a repeat never breaks the rules the
+        rest of the piece keeps."""
         copied = hist[self.rows, self.src.clamp(max=hist.shape[1] - 1)]
-        return torch.where(self.copying, copied, sampled)
+        copying = self.copying
+        if allowed is not None:
+            broken = copying & ~allowed[self.rows, copied]
+            if bool(broken.any()):
+                self.bars_left = torch.where(broken, 0, self.bars_left)
+                self.closing &= ~broken
+                copying = copying & ~broken
+        return torch.where(copying, copied, sampled)
 
     def _skip(self, src: torch.Tensor, hist: torch.Tensor, t: int, table: torch.Tensor, times: int) -> torch.Tensor:
         for _ in range(times):

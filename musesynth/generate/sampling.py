@@ -323,8 +323,8 @@ class Decoder:
         if self.weigh:
             self._weigh(last, allowed)
         tok = draw(probs, self.gen)
-        if self.copier is not None:
-            tok = self.copier.force(tok, self.hist)
+        if self.copier is not None:  # a constraint's rules hold inside a copied bar too
+            tok = self.copier.force(tok, self.hist, allowed if self.constraint is not None else None)
         if self.constraint is not None:
             self.constraint.advance(tok)
         if self.eos_id is not None:
