@@ -33,6 +33,7 @@ import torch
 from musesynth.artifacts.load import load_model
 from musesynth.data.dataset import load_pieces
 from musesynth.data.melody_first import melody_prompt
+from musesynth.data.split import SPLITS
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.judge import format_judge, judge_report
 from musesynth.evaluate.music_stats import Piece, piece_from_score
@@ -166,12 +167,12 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
     if manifest.get("vocab_fingerprint") != enc.vocab.fingerprint:
         raise MusesynthError(f"{opt.dataset} was not made with {opt.checkpoint}'s vocabulary")
     if not opt.splits or len(set(opt.splits)) != len(opt.splits):
-        raise MusesynthError(f"splits must name each of train, val, test at most once, and at least one (got "
+        raise MusesynthError(f"splits must name each of {', '.join(SPLITS)} at most once, and at least one (got "
                              f"{','.join(opt.splits) or 'none'})")
     pieces, names = [], []
     for split in opt.splits:
-        if split not in ("train", "val", "test"):
-            raise MusesynthError(f"unknown split '{split}' (train, val or test)")
+        if split not in SPLITS:
+            raise MusesynthError(f"unknown split '{split}' ({', '.join(SPLITS)})")
         pieces += [np.asarray(p, np.int64) for p in load_pieces(Path(opt.dataset), split)]
         names += [f["file"] for f in manifest["files"] if f["split"] == split]
     if len(pieces) != len(names):

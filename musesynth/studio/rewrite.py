@@ -72,7 +72,7 @@ def check_rewrite(body: dict[str, Any], enc: Encoding, model_id: str, primer: Pa
         try:
             parse_parts(voices, parts, ids)
         except BadRequest as exc:  # the page's field for the parts is "voices"
-            raise FieldError("voices", exc.worded(lambda f: "voices" if f == "parts" else f)) from None
+            raise FieldError("voices", exc.worded(page_name)) from None
 
 
 def check_harmonize(enc: Encoding, model_id: str, info: dict[str, Any]) -> None:
@@ -115,5 +115,6 @@ def infill_options_from_request(body: dict[str, Any], bars: tuple[int, int], bas
     """The page's seed and sampling dials for an infill job (its token budget is the CLI's default)."""
     opt = replace(base, bars=f"{bars[0]}-{bars[1]}", seed=seed_from_request(body),
                   sampling=sampling_from_request(body), num_samples=1, parts=text(body, "voices"))
-    opt.validate()
+    with flags(names=page_name):
+        opt.validate()
     return opt
