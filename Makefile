@@ -47,7 +47,7 @@ REFERENCE_SET := $(if $(wildcard ../shared/data/js-fakes/midi),--reference-set .
 demo: setup $(if $(filter data/bach_midi,$(CORPUS)),,$(CORPUS))
 	$(BIN)/musesynth demo --midi-dir $(CORPUS) --minutes $(DEMO_MINUTES)
 
-# Rebuild the shipped models from scratch (53 minutes on 2 idle CPU cores, GNU make 4+):
+# Rebuild the shipped models from scratch (53-57 minutes on 2 idle CPU cores, GNU make 4+):
 # - bach: meter-encoded dataset, the recipe in configs/pretrained-bach.toml, export, evaluate, model card;
 # - bach-parts: the four voices kept apart (parts encoding, infill tokens), configs/pretrained-parts.toml, export,
 #   evaluate, the harmonisation benchmark, model card.
@@ -61,7 +61,8 @@ pretrained-meter: $(BIN)/musesynth $(CORPUS)
 	env $(PRETRAINED_ENV) $(BIN)/musesynth train -d datasets/bach-meter --config configs/pretrained-bach.toml --overwrite
 	env $(PRETRAINED_ENV) $(BIN)/musesynth export -c training_checkpoints/pretrained-bach -o $(PRETRAINED) --overwrite \
 		--summary training_checkpoints/pretrained-bach/summary.json
-	env $(PRETRAINED_ENV) $(BIN)/musesynth evaluate -c $(PRETRAINED) -d datasets/bach-meter --json $(PRETRAINED)/evaluation.json
+	env $(PRETRAINED_ENV) $(BIN)/musesynth evaluate -c $(PRETRAINED) -d datasets/bach-meter $(REFERENCE_SET) \
+		--json $(PRETRAINED)/evaluation.json
 	env $(PRETRAINED_ENV) $(BIN)/python scripts/model_card.py $(PRETRAINED) --evaluation $(PRETRAINED)/evaluation.json \
 		--notes docs/pretrained-notes.md
 
