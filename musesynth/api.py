@@ -44,16 +44,17 @@ def load_model(path: str | Path | None = None, device: str = "auto") -> Model:
 def generate(model: Model | None = None, primer: str | Path | None = None, length: int = DEFAULT_LENGTH, *,
              primer_tokens: int | None = None, primer_seconds: float | None = None, num_samples: int = 1,
              seed: int | None = DEFAULT_SEED, key: str | None = None, composer: str | None = None,
-             tempo: float | None = None, **dials: Any) -> list[Piece]:
+             tempo: float | None = None, particles: int = 1, **dials: Any) -> list[Piece]:
     """New pieces: each continues ``primer`` (a MIDI file; None: from nothing) by up to ``length`` tokens.
     Scores are DAW-ready like the CLI's: the primer's meter, a piano track, a marker where generation starts.
     ``key``, ``composer``, ``tempo`` (BPM) are `musesynth generate`'s --key, --composer, --tempo; ``seed``
     defaults to 0 (the same pieces each call; None: a fresh seed, in ``piece.seed``). The sampling dials are
-    keywords too (``Sampling``'s fields: temperature, top_k, top_p, repeat_bias, key_strength, ending)."""
+    keywords too (``Sampling``'s fields: temperature, top_k, top_p, repeat_bias, key_strength, ending). ``particles``
+    (parts models): SMC particles per piece, weighed by the voice rules (``generate --particles``)."""
     request = GenerationRequest(
         primer=Primer(Path(primer) if primer is not None else None, primer_tokens, primer_seconds),
         controls=Controls(key, composer, tempo), sampling=Sampling.of(dials), length=length,
-        num_samples=num_samples, seed=seed).validate()
+        num_samples=num_samples, seed=seed, particles=particles).validate()
     return generate_pieces(model or load_model(), request)
 
 

@@ -79,3 +79,110 @@ def test_particles_return_one_sample_per_group_from_its_own_population():
     assert all(np.all(s[2:] % 2 == 0) for s in seqs) and logw.shape == (8,) and np.all(logw < 0)
     again, _ = decode_particles(model, rows, DecodeSpec(), Sampling(), 7, 12, OnlyEven(32), groups=2)
     assert all(np.array_equal(a, b) for a, b in zip(seqs, again, strict=True))  # one seed, one answer
+
+
+def _same_state(a, b) -> list[str]:
+    """The tensor attributes in which two decoding helpers differ (tables and state alike: none is left out)."""
+    return [k for k, v in vars(a).items() if isinstance(v, torch.Tensor) and not torch.equal(v, getattr(b, k))]
+
+
+def _per_row(obj, batch: int) -> set[str]:
+    """The tensor attributes with a row per sample: what a ``reindex`` must move (``rows``, 0..B-1, stays)."""
+    return {k for k, v in vars(obj).items() if isinstance(v, torch.Tensor) and v.shape[:1] == (batch,)} - {"rows"}
+
+
+def _replayed(make, hist: torch.Tensor, start: int, stop: int):
+    """A decoding helper built on the first ``start`` tokens of each row, then advanced over the rest."""
+    helper = make(hist[:, :start])
+    for t in range(start, stop):
+        helper.advance(hist[:, t])
+    return helper
+
+
+def test_free_pieces_resample_the_voice_rules_state_with_their_rows():
+    """``generate --particles``: after a resampling the one-line-per-voice rule's state of each row is what it would
+    be had the row been written so (every per-sample field moves with its row: none is left behind)."""
+    from musesynth.generate.model import PARTS_MODEL, Model
+    from musesynth.generate.voices import OneNotePerVoice
+
+    model = Model.load(str(PARTS_MODEL), "cpu")
+    enc = model.encoding.parts()
+    rows = np.tile(np.array([[enc.bos_id]]), (5, 1))
+    voices = OneNotePerVoice(enc, rows, torch.device("cpu"))
+    spec = DecodeSpec.of(model.encoding, model.seq_len)
+    dec = Decoder(model.net, rows, spec, Sampling(), seed=3, budget=160, constraint=voices)
+    assert _per_row(voices, 5) == set(OneNotePerVoice.ROWS)
+    for _ in range(80):
+        dec.step()
+    for steps in (0, 40):  # at once (the state that an onset resets too) and further on
+        if not steps:
+            dec.reindex(torch.tensor([3, 3, 0, 1, 4]))
+        for _ in range(steps):
+            dec.step()
+        replay = _replayed(lambda r: OneNotePerVoice(enc, r.numpy(), torch.device("cpu")), dec.hist, 1, dec.length)
+        assert not _same_state(voices, replay), steps
+
+
+def test_resampling_carries_the_bar_copier_and_the_tonic_ending():
+    """The meter model's decoder copies repeated bars and gates its ending on the tonic: both states move with
+    their rows, equal to a replay of each row's tokens."""
+    from musesynth.generate.key_guide import TonicBass
+    from musesynth.generate.model import Model
+    from musesynth.generate.prompt import build_prompt
+    from musesynth.generate.repeats import BarCopier
+    from musesynth.generate.request import GenerationRequest
+
+    model = Model.load(None, "cpu")
+    enc = model.encoding
+    rows = build_prompt(GenerationRequest(num_samples=4, seed=2).validate(), model).model_rows  # keyed headers
+    start = rows.shape[1]
+    spec = DecodeSpec.of(enc, model.seq_len)
+    dec = Decoder(model.net, rows, spec, Sampling(repeat_bias=3.0), seed=2, budget=400)
+    assert dec.copier is not None and dec.tonic is not None
+    assert _per_row(dec.copier, 4) == set(BarCopier.ROWS) and _per_row(dec.tonic, 4) == set(TonicBass.ROWS)
+    for _ in range(250):
+        dec.step()
+    for steps in (0, 100):
+        if not steps:
+            dec.reindex(torch.tensor([1, 0, 1, 2]))
+        for _ in range(steps):
+            dec.step()
+        n = dec.length
+        copier = BarCopier(spec.repeats, dec.hist, start)
+        for t in range(start, n):
+            copier.advance(dec.hist[:, t], dec.hist, t)
+        tonic = _replayed(lambda r: TonicBass(spec.keys, r.numpy(), torch.device("cpu")), dec.hist, start, n)
+        assert not _same_state(dec.copier, copier) and not _same_state(dec.tonic, tonic), steps
+
+
+def test_generate_with_particles_keeps_the_voices_and_is_repeatable(tmp_path, capsys):
+    """Free pieces drawn by SMC: one seed, one answer; every piece keeps one line per voice; a model without voices
+    refuses the option in one line."""
+    from musesynth.evaluate.run import generated_pieces
+    from musesynth.evaluate.voice_leading import voice_leading_report
+    from musesynth.generate.model import PARTS_MODEL, Model
+
+    model = Model.load(str(PARTS_MODEL), "cpu")
+    first, _, _ = generated_pieces(model, 3, 240, 5, Sampling(), particles=4)
+    again, _, _ = generated_pieces(model, 3, 240, 5, Sampling(), particles=4)
+    assert len(first) == 3
+    assert all(np.array_equal(a.pitch, b.pitch) and np.array_equal(a.onset, b.onset)
+               for a, b in zip(first, again, strict=True))
+    report = voice_leading_report(first, first)["generated"]
+    assert report["over_four"] == 0 and report["parallels_per_100"] == 0, report
+    from musesynth.api import generate
+
+    timed = generate(model, length=120, num_samples=2, seed=4, tempo=70, particles=3)  # the forced tempo moves too
+    assert len(timed) == 2 and all(abs(p.info.tempo - 70) < 3 for p in timed), [p.info.tempo for p in timed]
+
+    from musesynth.cli import main
+
+    assert main(["generate", "-c", "musesynth/pretrained/bach", "--particles", "2", "-o", str(tmp_path), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("musesynth: error: --particles weighs pieces by the voice rules of a parts model"), err
+    assert not list(tmp_path.iterdir())
+    assert main(["evaluate", "-c", "musesynth/pretrained/bach", "--particles", "2"]) == 2  # before any scoring
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("musesynth: error: --particles weighs pieces by the voice rules of a parts model"), err
+    assert main(["generate", "-c", "musesynth/pretrained/bach-parts", "--particles", "65", "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith("--particles must be 1-64 (got 65)")

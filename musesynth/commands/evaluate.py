@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from musesynth.commands.options import Subparsers, add_command, add_device_option, add_sampling_options
+from musesynth.commands.options import (
+    Subparsers,
+    add_command,
+    add_device_option,
+    add_particles_option,
+    add_sampling_options,
+)
 from musesynth.commands.options import sampling_from_args as _sampling
 from musesynth.evaluate.run import SPLIT_NAMES, EvaluateOptions
 from musesynth.outputs import check_replaceable_json, check_writable_file
@@ -28,6 +34,7 @@ def add_parser(sub: Subparsers) -> None:
                    "the same music)")
     add_sampling_options(p)
     p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default %(default)s)")
+    add_particles_option(p, d.particles)
     p.add_argument("--free-repeats", action="store_true",
                    help="models with repeat marks: sample the notes of a marked repeat instead of copying them "
                         "(default: exact copy, as `generate` does)")
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     opt = EvaluateOptions(args.checkpoint, args.dataset, args.split, args.batch_size, args.device, args.samples,
                           args.length, args.seed, _sampling(args), args.free_repeats, args.windows,
-                          args.reference_set, args.repeats, args.quiet)
+                          args.reference_set, args.repeats, args.quiet, args.particles)
     if args.json:
         check_writable_file(args.json, "--json")
         check_replaceable_json(args.json, "--json", "model_metrics")

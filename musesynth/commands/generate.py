@@ -10,6 +10,7 @@ from musesynth.commands.options import (
     add_command,
     add_device_option,
     add_output_options,
+    add_particles_option,
     add_sampling_options,
     seed_line,
 )
@@ -44,6 +45,7 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
                    "each run, printed and recorded in each piece's .json)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="pieces per primer, "
                    "generated as one batch (default %(default)s)")
+    add_particles_option(p, d.particles)
     add_output_options(p, d.out_dir)
     add_device_option(p)
     p.add_argument("--no-cache", action="store_true", help="naive decoding (re-run the prefix every token)")

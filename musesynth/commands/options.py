@@ -32,6 +32,15 @@ def add_sampling_options(p: argparse.ArgumentParser, short: bool = True, ending:
                        help=dial.help.replace("%", "%%") + shown)
 
 
+def add_particles_option(p: argparse.ArgumentParser, default: int) -> None:
+    """`generate`'s and `evaluate`'s --particles: SMC for a parts model's free pieces (``generate.particles``)."""
+    p.add_argument("--particles", type=int, default=default, help="parts models (one line per voice): particles per "
+                   "piece (1-64, default %(default)s). Sequential Monte Carlo: samples the model would lead into what "
+                   "the voice rules forbid (a voice starting a note over its own, parallel fifths or octaves) give way "
+                   "to copies of those that keep them, so a piece is drawn as the model would write it knowing the "
+                   "rules. Time grows with the number")
+
+
 def add_output_options(p: argparse.ArgumentParser, out_dir: str) -> None:
     """Where `generate` and `infill` write, and what: the same options for both."""
     p.add_argument("-o", "--out-dir", default=out_dir, help="output folder (default %(default)s)")

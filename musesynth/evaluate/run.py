@@ -35,7 +35,7 @@ from musesynth.evaluate.voice_leading import format_voice_leading, voice_leading
 from musesynth.generate.model import Model
 from musesynth.generate.pipeline import decode_prompt
 from musesynth.generate.prompt import build_prompt
-from musesynth.generate.request import GenerationRequest
+from musesynth.generate.request import MAX_PARTICLES, GenerationRequest
 from musesynth.generate.sampling import Sampling
 from musesynth.models.likelihood import LossStats, split_loss
 from musesynth.tokenize import Encoding
@@ -61,6 +61,7 @@ class EvaluateOptions:
     reference_set: str | None = None  # a folder of MIDI scored beside the model (e.g. the JS Fake Chorales)
     repeats: int = 3  # classifier repeats (new subsample and folds each)
     quiet: bool = False  # no progress lines on stderr
+    particles: int = 1  # parts models: SMC particles per generated piece (generate --particles)
 
     def validate(self) -> None:
         if self.split not in SPLIT_NAMES:
@@ -73,6 +74,8 @@ class EvaluateOptions:
             raise MusesynthError(f"--windows must be beats between 1 and 64 (got {','.join(map(str, self.windows))})")
         if self.repeats < 1:
             raise MusesynthError(f"--repeats must be at least 1 (got {self.repeats})")
+        if not 1 <= self.particles <= MAX_PARTICLES:
+            raise MusesynthError(f"--particles must be 1-{MAX_PARTICLES} (got {self.particles})")
         if self.reference_set is not None and not Path(self.reference_set).is_dir():
             raise MusesynthError(f"--reference-set must be a folder of MIDI files (not found: {self.reference_set})")
 
@@ -187,13 +190,13 @@ def held_out_keys(enc: Encoding, dataset: Path, split: str, limit: int) -> list[
     return [None if keyed is None else keyed.key_of(p) for p in load_pieces(dataset, split)[:limit]]
 
 
-def generated_pieces(model: Model, n: int, length: int, seed: int, sampling: Sampling, exact_repeats: bool = True
-                     ) -> tuple[list[Piece], list[tuple[int, str] | None], list[bool]]:
+def generated_pieces(model: Model, n: int, length: int, seed: int, sampling: Sampling, exact_repeats: bool = True,
+                     particles: int = 1) -> tuple[list[Piece], list[tuple[int, str] | None], list[bool]]:
     """Unconditioned pieces, as `musesynth generate` writes them without a primer (keys and composers from
     the priors), the key each was asked for (None without key tokens) and whether each ended (EOS)."""
     enc = model.encoding
     request = GenerationRequest(sampling=sampling, length=length, num_samples=n, seed=seed,
-                                exact_repeats=exact_repeats).validate()
+                                exact_repeats=exact_repeats, particles=particles).validate()
     seqs = decode_prompt(model, build_prompt(request, model), request)
     keyed = enc.keyed()
     return ([piece_from_score(enc.decode(s)) for s in seqs], [keyed.key_of(s) if keyed else None for s in seqs],
@@ -237,6 +240,9 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     opt.validate()
     dev = pick_device(opt.device)
     model, enc, meta = load_model(opt.checkpoint, dev)
+    if opt.particles > 1 and enc.parts() is None:  # before minutes of scoring
+        raise MusesynthError("--particles weighs pieces by the voice rules of a parts model (this one has none): "
+                             "leave --particles at 1")
     length = opt.length or default_length(enc)
     ds = _dataset_for(opt, meta.dataset, enc)
     tokens = load_split(ds, opt.split)
@@ -267,13 +273,15 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         with (steps.step(f"generating {opt.samples} pieces of {length} tokens", length + 1, "step") as bar,
               count_calls(model, bar)):
             gen, asked, ended = generated_pieces(Model(model, enc, meta), opt.samples, length, opt.seed,
-                                                 opt.sampling, exact_repeats=not opt.free_repeats)
+                                                 opt.sampling, exact_repeats=not opt.free_repeats,
+                                                 particles=opt.particles)
         limit = max(opt.samples, 64)
         ref = held_out_pieces(enc, ds, opt.split, length + 1, limit=limit)
         result.music_stats = compare(ref, gen)
         result.music_stats_mean_distance = mean_distance(result.music_stats)
         result.music_stats_setup = {"generated": opt.samples, "held_out": len(ref), "tokens_per_piece": length,
-                                    "exact_repeats": enc.repeat_spec() is not None and not opt.free_repeats}
+                                    "exact_repeats": enc.repeat_spec() is not None and not opt.free_repeats,
+                                    "particles": opt.particles}
         train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
         ref_keys = held_out_keys(enc, ds, opt.split, limit)
         other = "val" if opt.split == "test" else "test"  # more unseen real pieces for the classifier's controls

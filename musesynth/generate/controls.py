@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from musesynth.errors import BadRequest
+from musesynth.models.state import take_rows
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import HeaderControls
 
@@ -63,6 +64,8 @@ def apply_controls(enc: Encoding, rows: np.ndarray, composer: str | None, tempo:
 class HeaderTempo:
     """Forces ``token`` right after the header's time signature, in rows whose primer has no tempo yet."""
 
+    ROWS = ("pending",)  # the per-sample state
+
     def __init__(self, enc: HeaderControls, token: int, rows: np.ndarray, device: torch.device) -> None:
         typ = enc.token_type
         self.after = torch.as_tensor(typ == typ[enc.ts0], device=device)
@@ -77,6 +80,10 @@ class HeaderTempo:
         only = torch.zeros_like(allowed)
         only[:, self.token] = True
         return torch.where(force[:, None], only, allowed)
+
+    def reindex(self, idx: np.ndarray) -> None:
+        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
+        take_rows(self, self.ROWS, idx)
 
     def advance(self, tok: torch.Tensor) -> None:
         self.pending &= tok != self.token  # forced once, right after the header's time signature

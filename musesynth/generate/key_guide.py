@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from musesynth.models.state import take_rows
 from musesynth.theory import FULL_CHORD, IN_KEY
 from musesynth.tokenize.base import KeySpec
 
@@ -62,6 +63,7 @@ class TonicBass:
     Rows without a key (``keyed`` False) are never closed: the decoder gives them the plain ramp."""
 
     FULL = FULL_CHORD
+    ROWS = ("tonic", "keyed", "low", "notes", "fullest")  # the per-sample state
 
     def __init__(self, spec: KeySpec, rows: np.ndarray, device: torch.device) -> None:
         assert spec.onset is not None and spec.pitch is not None
@@ -73,6 +75,10 @@ class TonicBass:
         self.low = torch.full_like(self.tonic, -1)  # the lowest pitch struck at the latest onset (-1: none yet)
         self.notes = torch.zeros_like(self.tonic)  # notes struck at the latest onset
         self.fullest = torch.zeros_like(self.tonic)
+
+    def reindex(self, idx: torch.Tensor) -> None:
+        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
+        take_rows(self, self.ROWS, idx)
 
     def advance(self, tok: torch.Tensor) -> None:
         pitch, onset = self.pitch[tok], self.onset[tok]

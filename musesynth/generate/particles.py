@@ -8,7 +8,8 @@ The product of those is each sample's importance weight for the model's distribu
 constraint, so a population of particles, resampled by weight whenever the weights grow uneven, is drawn from
 that conditional (as in Lew et al. 2023, "Sequential Monte Carlo steering of large language models"). The
 particles are split into ``groups``: each group is one population and gives back its one heaviest particle, so
-``groups`` different pieces come out.
+``groups`` different pieces come out. Without a melody (``generate --particles``: a parts model's free pieces) the
+constraint is the voice rules alone, and the weight is how much of the model's probability kept to them.
 """
 
 from __future__ import annotations

@@ -16,10 +16,11 @@ import numpy as np
 import symusic
 
 from musesynth.atomic import atomic_write
-from musesynth.errors import MusesynthError
+from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.key_guide import row_key
 from musesynth.generate.midi_out import daw_ready, seconds_of
 from musesynth.generate.model import Model
+from musesynth.generate.particles import decode_particles
 from musesynth.generate.prompt import Prompt, build_prompt
 from musesynth.generate.request import GenerationRequest
 from musesynth.generate.sampling import DecodeSpec, Sampling, chain, decode, ending_ramp
@@ -92,9 +93,21 @@ def decode_prompt(model: Model, prompt: Prompt, request: GenerationRequest) -> l
     assert request.seed is not None
     spec = DecodeSpec.of(model.encoding, model.seq_len, request.exact_repeats, request.use_cache)
     parts = model.encoding.parts()
-    voices = OneNotePerVoice(parts, prompt.model_rows, model.device) if parts is not None else None
-    return prompt.frame.to_user(decode(model.net, prompt.model_rows, spec, request.sampling, request.seed,
-                                       request.length, chain(prompt.tempo, voices)))
+    n = request.particles
+    if n > 1 and parts is None:
+        raise BadRequest("particles", "weighs pieces by the voice rules of a parts model (this one has none): "
+                                      "leave {particles} at 1")
+    rows = prompt.model_rows if n == 1 else np.repeat(prompt.model_rows, n, axis=0)
+    voices = OneNotePerVoice(parts, rows, model.device) if parts is not None else None
+    constraint = chain(prompt.tempo, voices)
+    if n == 1 or constraint is None:
+        seqs = decode(model.net, rows, spec, request.sampling, request.seed, request.length, constraint)
+    else:  # each piece the heaviest of its n particles, resampled by how well they keep the voice rules
+        if prompt.tempo is not None:
+            prompt.tempo.reindex(np.repeat(np.arange(len(prompt.model_rows)), n))
+        seqs, _ = decode_particles(model.net, rows, spec, request.sampling, request.seed, request.length,
+                                   constraint, len(prompt.model_rows))
+    return prompt.frame.to_user(seqs)
 
 
 def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.ndarray, seq: np.ndarray,
@@ -103,7 +116,8 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
     meter_source = None if enc.writes_meter else path  # an encoding that writes its meter keeps it
     score = daw_ready(enc.decode(seq), meter_source, prompt.boundary)
     used = {**asdict(request.sampling), "ending": resolved_ending(request.sampling, enc, row),
-            "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache}
+            "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache,
+            "particles": request.particles}
     header = {k: v for k, v in enc.header_info(seq).items() if k in PieceInfo.__dataclass_fields__}
     info = PieceInfo(
         checkpoint=model.meta.path, model=model.meta.family, encoding=enc.name,

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import torch
 
+from musesynth.models.state import take_rows
 from musesynth.tokenize.base import RepeatSpec
 
 
 class BarCopier:
     """Per-sample copy state over the decoder's token history ``hist`` (B, capacity)."""
+
+    ROWS = ("bar_pos", "n_bars", "pending_k", "src", "bars_left", "closing")  # the per-sample state
 
     def __init__(self, spec: RepeatSpec, hist: torch.Tensor, length: int) -> None:
         dev = hist.device
@@ -42,6 +45,11 @@ class BarCopier:
         self.src = zeros.clone()  # next history position to copy
         self.bars_left = zeros.clone()  # bars of the passage still to copy (0: not copying)
         self.closing = torch.zeros(b, dtype=torch.bool, device=dev)  # copy done: the passage must end now
+
+    def reindex(self, idx: torch.Tensor) -> None:
+        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``); positions stay
+        valid, as the history's rows are taken in the same order."""
+        take_rows(self, self.ROWS, idx)
 
     def grow(self, capacity: int) -> None:
         extra = capacity - self.bar_pos.shape[1]

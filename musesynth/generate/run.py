@@ -48,6 +48,7 @@ class GenerateOptions:
     key: str | None = None  # e.g. "D major": the key to write in (keyed encodings); None: primer's or corpus'
     composer: str | None = None  # e.g. "palestrina": a composer the checkpoint's vocabulary knows
     tempo: float | None = None  # BPM: the header tempo (meter encoding)
+    particles: int = 1  # parts models: SMC particles per piece (``generate.particles``)
 
     def request(self, primer: Path | None = None) -> GenerationRequest:
         """The request for one primer file (None: no primer; the cut still comes from these options, so a cut
@@ -56,7 +57,7 @@ class GenerateOptions:
             primer=Primer(primer, self.primer_tokens, self.primer_seconds),
             controls=Controls(self.key, self.composer, self.tempo), sampling=self.sampling, length=self.length,
             num_samples=self.num_samples, seed=self.seed, exact_repeats=not self.free_repeats,
-            use_cache=not self.no_cache)
+            use_cache=not self.no_cache, particles=self.particles)
 
     def validate(self) -> None:
         """The request's checks (worded with the CLI's flags) and the soundfont."""

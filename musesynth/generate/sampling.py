@@ -52,6 +52,10 @@ class Chain:
         for c in self.constraints:
             c.advance(tok)
 
+    def reindex(self, idx: np.ndarray) -> None:
+        for c in self.constraints:
+            c.reindex(idx)  # type: ignore[attr-defined]
+
 
 def chain(*constraints: Constraint | None) -> Constraint | None:
     """The constraints given (None ones left out) as one, or None when there are none."""
@@ -355,8 +359,10 @@ class Decoder:
     def reindex(self, idx: torch.Tensor) -> None:
         """Take the samples in the row order ``idx`` (rows may repeat: SMC's resampling), their model state and
         constraint's with them."""
-        if self.copier is not None or self.tonic is not None:
-            raise ValueError("resampling does not carry exact repeats or the tonic ending's state")
+        if self.copier is not None:
+            self.copier.reindex(idx)
+        if self.tonic is not None:
+            self.tonic.reindex(idx)
         if self.bias is not None and self.bias.dim() == 2 and self.bias.shape[0] == self.hist.shape[0] > 1:
             self.bias = self.bias[idx]  # one row per sample (a row for all broadcasts)
         self.hist, self.last, self.prev = self.hist[idx], self.last[idx], self.prev[idx]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from musesynth.models.state import take_rows
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_FILL_END, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
 from musesynth.tokenize.midi_io import OTHER, PIANO_HIGH, PIANO_LOW
@@ -118,8 +119,7 @@ class VoiceConstraint:
 
     def reindex(self, idx: np.ndarray) -> None:
         """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
-        for name in self.ROWS:
-            setattr(self, name, getattr(self, name)[idx].copy())
+        take_rows(self, self.ROWS, idx)
 
     def hold(self, part: int, until: int) -> None:
         """A note of ``part`` held from before the stream sounds until ``until``: the part starts no note before."""
@@ -258,6 +258,8 @@ class OneNotePerVoice:
     (instruments) keep their chords. Vectorised over the batch; the prompt is replayed once to set the state."""
 
     MAX_REST_BEATS = 4
+    ROWS = ("bar_start", "bar_len", "pos", "started", "chorded", "last_rank", "open", "parts_seen", "end", "voice",
+            "last", "before", "cur")  # the per-sample state
 
     def __init__(self, enc: Parts, rows: np.ndarray, device: torch.device) -> None:
         e, typ = enc, enc.token_type
@@ -291,6 +293,10 @@ class OneNotePerVoice:
         self.before, self.cur = self.last.clone(), self.last.clone()
         for j in range(rows.shape[1]):  # the prompt, once (a primer's few hundred tokens)
             self.advance(t(rows[:, j]))
+
+    def reindex(self, idx: np.ndarray) -> None:
+        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
+        take_rows(self, self.ROWS, idx)
 
     def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor | None:
         now = self.bar_start + self.pos

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 from musesynth.models.transformer import KVCache
@@ -23,3 +25,14 @@ def select_state(state: Any, idx: torch.Tensor) -> Any:
     if isinstance(state, (tuple, list)):
         return type(state)(select_state(s, idx) for s in state)
     return state.index_select(1, idx)
+
+
+def take_rows(obj: Any, names: Iterable[str], idx: np.ndarray | torch.Tensor) -> None:
+    """Resampling for a decoding helper (a constraint, the bar copier): its per-sample attributes ``names``, each a
+    tensor or array with one row per sample, taken in the row order ``idx`` (rows may repeat)."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, torch.Tensor):
+            setattr(obj, name, value[torch.as_tensor(idx, device=value.device)])
+        else:
+            setattr(obj, name, np.asarray(value)[np.asarray(idx)].copy())
