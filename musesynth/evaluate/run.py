@@ -305,7 +305,9 @@ def format_result(r: Evaluation) -> str:
     if r.infill is not None:
         lines.append(format_infill(r.infill))
     if r.music_stats is not None:
-        lines.append("musical statistics, generated vs held-out (overlap distance 0 = same, KL):")
+        particles = (r.music_stats_setup or {}).get("particles", 1)
+        drawn = f" (each the heaviest of {particles} particles)" if particles > 1 else ""
+        lines.append(f"musical statistics, generated{drawn} vs held-out (overlap distance 0 = same, KL):")
         for k, v in r.music_stats.items():
             lines.append(f"  {k:14s}{v['distance']:8.3f}{v['kl']:9.3f}")
         lines.append(f"  {'mean':14s}{r.music_stats_mean_distance:8.3f}")
