@@ -33,9 +33,11 @@ from musesynth.evaluate.progress import Steps, count_calls
 from musesynth.evaluate.reference import reference_pieces
 from musesynth.evaluate.voice_leading import format_voice_leading, voice_leading_report
 from musesynth.generate.model import Model
-from musesynth.generate.pipeline import decode_prompt
+from musesynth.generate.particles import check_particles
+from musesynth.generate.pipeline import decode_prompt, require_voices
 from musesynth.generate.prompt import build_prompt
-from musesynth.generate.request import MAX_PARTICLES, GenerationRequest
+from musesynth.generate.request import GenerationRequest
+from musesynth.generate.run import flags
 from musesynth.generate.sampling import Sampling
 from musesynth.models.likelihood import LossStats, split_loss
 from musesynth.tokenize import Encoding
@@ -74,8 +76,8 @@ class EvaluateOptions:
             raise MusesynthError(f"--windows must be beats between 1 and 64 (got {','.join(map(str, self.windows))})")
         if self.repeats < 1:
             raise MusesynthError(f"--repeats must be at least 1 (got {self.repeats})")
-        if not 1 <= self.particles <= MAX_PARTICLES:
-            raise MusesynthError(f"--particles must be 1-{MAX_PARTICLES} (got {self.particles})")
+        with flags():
+            check_particles(self.particles)
         if self.reference_set is not None and not Path(self.reference_set).is_dir():
             raise MusesynthError(f"--reference-set must be a folder of MIDI files (not found: {self.reference_set})")
 
@@ -240,9 +242,8 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
     opt.validate()
     dev = pick_device(opt.device)
     model, enc, meta = load_model(opt.checkpoint, dev)
-    if opt.particles > 1 and enc.parts() is None:  # before minutes of scoring
-        raise MusesynthError("--particles weighs pieces by the voice rules of a parts model (this one has none): "
-                             "leave --particles at 1")
+    with flags():
+        require_voices(enc, opt.particles)  # before minutes of scoring
     length = opt.length or default_length(enc)
     ds = _dataset_for(opt, meta.dataset, enc)
     tokens = load_split(ds, opt.split)

@@ -37,7 +37,7 @@ from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MidiReadError, MusesynthError, literal
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
-from musesynth.generate.particles import decode_particles
+from musesynth.generate.particles import check_particles, decode_particles
 from musesynth.generate.request import MAX_SEED, fresh_seed
 from musesynth.generate.run import call_counter, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
@@ -90,8 +90,7 @@ class HarmonizeOptions:
             raise BadRequest("num_samples", f"must be at least 1 (got {self.num_samples})")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise BadRequest("max_tokens", f"must be at least 1 (got {self.max_tokens})")
-        if not 1 <= self.particles <= 64:
-            raise BadRequest("particles", f"must be 1-64 (got {self.particles})")
+        check_particles(self.particles)
 
 
 # ---------------------------------------------------------------------- the melody

@@ -49,8 +49,8 @@ from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MusesynthError, literal
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
-from musesynth.generate.particles import decode_particles
-from musesynth.generate.request import fresh_seed
+from musesynth.generate.particles import check_particles, decode_particles
+from musesynth.generate.request import cli_flag, fresh_seed
 from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint
@@ -62,6 +62,11 @@ from musesynth.tokenize.midi_io import OTHER, VOICES
 from musesynth.tokenize.parts import ROLES, T_CHORD
 
 CLI_ALIASES = {"piece": "--input"}  # the API's keyword -> the CLI's flag, where they differ
+
+
+def cli_name(field: str) -> str:
+    """How the CLI spells one of infill's fields."""
+    return CLI_ALIASES.get(field) or cli_flag(field)
 _BARS_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$", re.ASCII)  # ASCII digits: int() would take "３"
 
 
@@ -88,8 +93,7 @@ class InfillOptions:
         check_sample_options(self)
         if self.max_tokens is not None and self.max_tokens < 1:
             raise BadRequest("max_tokens", f"must be at least 1 (got {self.max_tokens})")
-        if not 1 <= self.particles <= 64:
-            raise BadRequest("particles", f"must be 1-64 (got {self.particles})")
+        check_particles(self.particles)
         if self.particles > 1 and self.parts is None:
             raise BadRequest("particles", "weighs a fill by the kept parts' notes in the bars: give {parts}")
 
@@ -415,7 +419,7 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
     """Write ``num_samples`` versions of the input with the bars asked for rewritten (MIDI, WAV, PNG, JSON).
     Errors name the CLI's flags, or the fields as ``names`` spells them (the core, `infillings`, names the API's
     keywords)."""
-    with flags(CLI_ALIASES, names):
+    with flags(names or cli_name):
         opt.validate()
         out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
         return write_scores(infillings(opt, progress), out_dir, opt)

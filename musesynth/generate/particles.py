@@ -19,7 +19,16 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from musesynth.errors import BadRequest
 from musesynth.generate.sampling import Constraint, Decoder, DecodeSpec, Sampling
+
+MAX_PARTICLES = 64  # per result, in every front end (harmonize, infill --parts, generate, evaluate)
+
+
+def check_particles(particles: object) -> None:
+    """``particles`` must be a whole number 1-``MAX_PARTICLES``: the one check every front end makes."""
+    if isinstance(particles, bool) or not isinstance(particles, int) or not 1 <= particles <= MAX_PARTICLES:
+        raise BadRequest("particles", f"must be 1-{MAX_PARTICLES} (got {particles!r})")
 
 
 def resample(logw: np.ndarray, groups: int, rng: np.random.Generator) -> np.ndarray | None:

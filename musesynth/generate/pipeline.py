@@ -94,13 +94,11 @@ def decode_prompt(model: Model, prompt: Prompt, request: GenerationRequest) -> l
     spec = DecodeSpec.of(model.encoding, model.seq_len, request.exact_repeats, request.use_cache)
     parts = model.encoding.parts()
     n = request.particles
-    if n > 1 and parts is None:
-        raise BadRequest("particles", "weighs pieces by the voice rules of a parts model (this one has none): "
-                                      "leave {particles} at 1")
+    require_voices(model.encoding, n)
     rows = prompt.model_rows if n == 1 else np.repeat(prompt.model_rows, n, axis=0)
     voices = OneNotePerVoice(parts, rows, model.device) if parts is not None else None
     constraint = chain(prompt.tempo, voices)
-    if n == 1 or constraint is None:
+    if n == 1:
         seqs = decode(model.net, rows, spec, request.sampling, request.seed, request.length, constraint)
     else:  # each piece the heaviest of its n particles, resampled by how well they keep the voice rules
         if prompt.tempo is not None:
@@ -108,6 +106,13 @@ def decode_prompt(model: Model, prompt: Prompt, request: GenerationRequest) -> l
         seqs, _ = decode_particles(model.net, rows, spec, request.sampling, request.seed, request.length,
                                    constraint, len(prompt.model_rows))
     return prompt.frame.to_user(seqs)
+
+
+def require_voices(enc: Encoding, particles: int) -> None:
+    """Particles for free pieces weigh them by a parts model's voice rules: a model without voices is refused."""
+    if particles > 1 and enc.parts() is None:
+        raise BadRequest("particles", "weighs pieces by the voice rules of a parts model (this one has none): "
+                                      "leave {particles} at 1")
 
 
 def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.ndarray, seq: np.ndarray,

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from musesynth.errors import BadRequest
+from musesynth.generate.particles import check_particles
 from musesynth.generate.sampling import Sampling
 
 DEFAULT_LENGTH = 512  # new tokens per piece: about 12 bars of chorale with the shipped model
-MAX_PARTICLES = 64  # as harmonize's and infill's
 MAX_SEED = 2**63  # seeds also seed NumPy draws (keys, composers from the corpus' shares), which take no negatives
 
 
@@ -63,9 +63,7 @@ class GenerationRequest:
         """Every check that needs no model (the encoding's are ``prompt.build_prompt``'s)."""
         whole("length", self.length, 1)
         whole("num_samples", self.num_samples, 1)
-        whole("particles", self.particles, 1, f"must be 1-{MAX_PARTICLES}")
-        if self.particles > MAX_PARTICLES:
-            raise BadRequest("particles", f"must be 1-{MAX_PARTICLES} (got {self.particles})")
+        check_particles(self.particles)
         if self.seed is not None:
             whole("seed", self.seed, 0, "must be a whole number, 0 or more")
             if self.seed >= MAX_SEED:

@@ -76,20 +76,18 @@ def check_sample_options(opt: Any) -> None:
 
 
 class flags:
-    """A context in which ``BadRequest``s are reworded with the CLI's flags; ``aliases``: fields whose flag is not
-    their name spelt as a flag (infill's ``piece`` is ``--input``); ``names``: another front end's wording (the
-    studio's fields) instead."""
+    """A context in which ``BadRequest``s are reworded with the CLI's flags (``cli_flag``), or as ``names`` spells
+    the fields (infill's ``piece`` is ``--input``; the studio's fields)."""
 
-    def __init__(self, aliases: dict[str, str] | None = None, names: Callable[[str], str] | None = None) -> None:
-        self.aliases = aliases or {}
-        self.names = names
+    def __init__(self, names: Callable[[str], str] | None = None) -> None:
+        self.names = names or cli_flag
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, BadRequest):
-            raise exc.named(self.names or (lambda f: self.aliases.get(f) or cli_flag(f))) from None
+            raise exc.named(self.names) from None
 
 
 def check_soundfont(path: str) -> None:
