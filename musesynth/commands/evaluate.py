@@ -12,7 +12,8 @@ from musesynth.commands.options import (
     add_sampling_options,
 )
 from musesynth.commands.options import sampling_from_args as _sampling
-from musesynth.evaluate.run import SPLIT_NAMES, EvaluateOptions
+from musesynth.data.split import SPLITS
+from musesynth.evaluate.run import EvaluateOptions
 from musesynth.outputs import check_replaceable_json, check_writable_file
 
 
@@ -23,7 +24,7 @@ def add_parser(sub: Subparsers) -> None:
                     "musesynth evaluate -c training_checkpoints/transformer --json eval.json")
     p.add_argument("-c", "--checkpoint", required=True, help="run folder or checkpoint file")
     p.add_argument("-d", "--dataset", help="dataset folder (default: the one the model was trained on)")
-    p.add_argument("--split", default=d.split, choices=SPLIT_NAMES, help="split to score (default %(default)s)")
+    p.add_argument("--split", default=d.split, choices=SPLITS, help="split to score (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per batch (default %(default)s)")
     p.add_argument("--num-samples", dest="samples", type=int, default=d.samples, help="generated pieces for the "
                    "musical statistics (0: skip; default %(default)s)")

@@ -15,6 +15,7 @@ import torch
 from musesynth.artifacts.load import load_model
 from musesynth.data.dataset import is_dataset, load_offsets, load_pieces, load_split, load_vocab
 from musesynth.data.key_frame import pieces_to_frame, to_frame
+from musesynth.data.split import SPLITS
 from musesynth.device import pick_device
 from musesynth.errors import MusesynthError
 from musesynth.evaluate.baselines import bigram, score_bigram, score_unigram, unigram
@@ -42,8 +43,6 @@ from musesynth.generate.sampling import Sampling
 from musesynth.models.likelihood import LossStats, split_loss
 from musesynth.tokenize import Encoding
 
-SPLIT_NAMES = ("train", "val", "test")
-
 
 @dataclass
 class EvaluateOptions:
@@ -66,8 +65,8 @@ class EvaluateOptions:
     particles: int = 1  # parts models: SMC particles per generated piece (generate --particles)
 
     def validate(self) -> None:
-        if self.split not in SPLIT_NAMES:
-            raise MusesynthError(f"--split must be one of {', '.join(SPLIT_NAMES)} (got {self.split})")
+        if self.split not in SPLITS:
+            raise MusesynthError(f"--split must be one of {', '.join(SPLITS)} (got {self.split})")
         for name, low in (("batch_size", 1), ("samples", 0), ("length", 1)):
             if getattr(self, name) is not None and getattr(self, name) < low:
                 raise MusesynthError(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(self, name)})")
