@@ -172,3 +172,61 @@ def test_piece_starts_puts_that_share_of_windows_at_a_pieces_bos():
     assert (tokens[every.starts] == bos).all() and (every.starts <= len(tokens) - 101).all()
     x, _ = every[0]
     assert int(x[0]) == bos
+
+
+def _extra_folder(root, names, start=100):
+    root.mkdir()
+    for i, name in enumerate(names):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        make_score(scale_melody(start + i, n=60)).dump_midi(str(root / name))
+    return root
+
+
+def test_train_only_folders_add_training_pieces_and_leave_the_held_out_splits_alone(tiny_midi_dir, tmp_path, capsys):
+    """`data --train-only DIR`: every file there goes to train (two folders may hold the same name), after
+    the corpus's own; val and test come out byte for byte as without it, and the manifest says which is which."""
+    one = _extra_folder(tmp_path / "fakes", ["0.mid", "sub/1.mid", "2.mid"])
+    two = _extra_folder(tmp_path / "more", ["0.mid"], start=200)
+    (two / "broken.mid").write_text("not MIDI\n")
+    plain = build_dataset(tiny_midi_dir, tmp_path / "plain", workers=1, quiet=True)
+    rc = main(["data", "-d", str(tiny_midi_dir), "-o", str(tmp_path / "more_ds"), "--workers", "2",
+               "--train-only", str(one), "--train-only", str(two)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert f"train: {plain.splits['train']['files'] + 4:5d} files" in out and "(4 of them from --train-only" in out
+    m = load_manifest(tmp_path / "more_ds")
+    for split in ("val", "test"):
+        for suffix in ("", "_offsets"):
+            a = np.load(tmp_path / "plain" / f"{split}{suffix}.npy")
+            b = np.load(tmp_path / "more_ds" / f"{split}{suffix}.npy")
+            np.testing.assert_array_equal(a, b)
+    plain_train, train = load_pieces(tmp_path / "plain", "train"), load_pieces(tmp_path / "more_ds", "train")
+    assert len(train) == len(plain_train) + 4
+    for a, b in zip(plain_train, train):  # the corpus's own pieces first, unchanged
+        np.testing.assert_array_equal(a, b)
+    assert m.train_only == [str(one.resolve()), str(two.resolve())]
+    extra = sorted((f["train_only"], f["file"], f["split"]) for f in m.files if "train_only" in f)
+    assert extra == [(0, "0.mid", "train"), (0, "2.mid", "train"), (0, "sub/1.mid", "train"), (1, "0.mid", "train")]
+    assert m.files_in("train") == plain.files_in("train")  # relative to the corpus: the extras are not there
+    assert {s["file"]: s["reason"] for s in m.skipped} == {str(two / "broken.mid"): "not a MIDI file (no MThd header)"}
+    assert (m.files_found, m.files_used, m.files_skipped) == (17, 16, 1)
+
+
+def test_train_only_folders_that_overlap_or_are_missing_are_one_line_errors(tiny_midi_dir, tmp_path, capsys):
+    extra = _extra_folder(tmp_path / "fakes", ["0.mid"])
+    cases = [
+        (["--train-only", str(tiny_midi_dir / "a")], "overlaps the MIDI folder"),
+        (["--train-only", str(extra), "--train-only", str(extra)], "overlaps the --train-only folder"),
+        (["--train-only", str(tmp_path / "nowhere")], "--train-only folder not found"),
+        (["--train-only", str(extra / "0.mid")], "--train-only is not a folder"),
+        (["--train-only", str(tmp_path / "empty")], "no .mid/.midi files found in the --train-only folder"),
+    ]
+    (tmp_path / "empty").mkdir()
+    for flags, message in cases:
+        assert main(["data", "-d", str(tiny_midi_dir), "-o", str(tmp_path / "ds"), *flags]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    # the dataset may not be written into an extra folder (output over input)
+    assert main(["data", "-d", str(tiny_midi_dir), "-o", str(extra / "ds"), "--train-only", str(extra)]) == 2
+    assert "overlaps the input folder" in capsys.readouterr().err
+    assert sorted(p.name for p in extra.iterdir()) == ["0.mid"] and not (tmp_path / "ds").exists()

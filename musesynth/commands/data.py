@@ -36,6 +36,10 @@ def add_parser(sub: Subparsers) -> None:
                    "header (COMPOSER_<name> tokens, for `generate --composer`): 'folder' reads it from the first "
                    "folder of each path (as `musesynth corpus` writes them), or a CSV (file,composer) / JSON "
                    "({file: composer}) with paths relative to -d (default: no composer tokens)")
+    p.add_argument("--train-only", action="append", metavar="DIR", default=[], help="a folder of more MIDI files "
+                   "that all go to the training split, never to validation or test, e.g. the JS Fake Chorales "
+                   "beside the 410 chorales: the held-out splits stay the corpus's own pieces, the same as without "
+                   "it (repeatable; each folder apart from -d and the others)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=run)
 
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise MusesynthError(f"--workers must be at least 1 (got {args.workers})")
     manifest = build_dataset(args.midi_dir, args.out, encoding=args.encoding, params=params, workers=args.workers,
-                             composers=args.composers)
+                             composers=args.composers, train_only=args.train_only)
     print(manifest.report())
     print(f"dataset written to {args.out} in {manifest.seconds} s")
     return 0

@@ -32,7 +32,7 @@ from musesynth.data.files import find_midi_files as find_midi_files  # re-export
 from musesynth.data.files import scan_midi
 from musesynth.data.split import SPLITS, assign_splits
 from musesynth.errors import MidiReadError, MusesynthError
-from musesynth.outputs import check_not_over_input, check_writable_dir, refuse_read_only
+from musesynth.outputs import check_not_over_input, check_writable_dir, is_inside, refuse_read_only
 from musesynth.ownership import (
     MARKER,
     check_owned,
@@ -232,16 +232,18 @@ def tokenize_files(files: list[Path], enc: Encoding, workers: int | None, quiet:
     return results  # type: ignore[return-value]
 
 
-def _write_splits(tmp: Path, used: dict[str, np.ndarray], split: dict[str, str]) -> dict[str, dict[str, int]]:
+def _write_splits(tmp: Path, used: dict[str, np.ndarray], split: dict[str, str],
+                  extra: list[np.ndarray] = ()) -> dict[str, dict[str, int]]:
+    """Each split's pieces in path order; ``extra`` (the --train-only files) follow the corpus's own in train."""
     totals: dict[str, dict[str, int]] = {}
     for s in SPLITS:
         names = [r for r in sorted(used) if split[r] == s]
-        arrays = [used[r] for r in names]
+        arrays = [used[r] for r in names] + (list(extra) if s == "train" else [])
         tokens = np.concatenate(arrays) if arrays else np.zeros(0, np.uint16)
         offsets = np.cumsum([0] + [a.size for a in arrays]).astype(np.int64)
         np.save(tmp / f"{s}.npy", tokens)
         np.save(tmp / f"{s}_offsets.npy", offsets)
-        totals[s] = {"files": len(names), "tokens": int(tokens.size)}
+        totals[s] = {"files": len(arrays), "tokens": int(tokens.size)}
     return totals
 
 
@@ -257,12 +259,13 @@ def _dataset_entry(entry: Path) -> bool:
     return entry.name in DATASET_FILES | {MARKER} and is_plain_file(entry)
 
 
-def check_dataset_target(out_dir: Path, midi_dir: Path) -> None:
+def check_dataset_target(out_dir: Path, midi_dir: Path, train_only: list[Path] = ()) -> None:
     """The dataset folder may be new or an earlier dataset of ours (replaced whole); anything else is the
     user's and refused in one line naming it. Ours: our marker, or (made before the marker) our manifest by
     its content; and every path in it must be a plain file of a name we write, so a user's folder or link
     that took the place of one of our files is never deleted."""
-    check_not_over_input(out_dir, midi_dir, "dataset folder")
+    for inp in (midi_dir, *train_only):
+        check_not_over_input(out_dir, inp, "dataset folder")
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise MusesynthError(f"dataset folder {out_dir} is a file; choose a new folder name")
     if out_dir.is_dir() and has_entries(out_dir):
@@ -274,6 +277,26 @@ def check_dataset_target(out_dir: Path, midi_dir: Path) -> None:
     check_writable_dir(out_dir.parent, "dataset parent folder")
 
 
+def _train_only_dirs(midi_dir: Path, dirs: list[str | Path]) -> list[Path]:
+    """The --train-only folders, each a folder apart from the corpus and from the others (a file in two
+    folders would be read twice, or a held-out piece trained on)."""
+    out: list[Path] = []
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            raise MusesynthError(f"--train-only folder not found: {d}" if not d.exists() else f"--train-only "
+                                 f"is not a folder: {d}")
+        for other, what in [(midi_dir, "the MIDI folder")] + [(o, f"the --train-only folder {o}") for o in out]:
+            if is_inside(d, other) or is_inside(other, d):
+                raise MusesynthError(f"--train-only folder {d} overlaps {what} {other}; give folders apart")
+        out.append(d)
+    return out
+
+
+def _shown(path: Path, midi_dir: Path) -> str:
+    """A skipped path as the report names it: relative to the corpus, or whole (a --train-only file)."""
+    return path.relative_to(midi_dir).as_posix() if is_inside(path, midi_dir) else str(path)
+
+
 def build_dataset(
     midi_dir: str | Path,
     out_dir: str | Path,
@@ -282,16 +305,30 @@ def build_dataset(
     workers: int | None = None,
     quiet: bool = False,
     composers: str | None = None,
+    train_only: list[str | Path] | None = None,
 ) -> Manifest:
     """Tokenize every MIDI file in parallel, split by file, and write the dataset atomically. ``composers``
-    ('folder' or a CSV/JSON file, ``data.composers``) puts each file's composer in its header (meter encoding)."""
+    ('folder' or a CSV/JSON file, ``data.composers``) puts each file's composer in its header (meter encoding).
+    The files of the ``train_only`` folders (more data, such as the JS Fake Chorales) all go to the training
+    split, so validation and test stay the corpus's own pieces, the same ones as without them."""
     t0 = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), resolve_target(out_dir, "dataset folder")
-    check_dataset_target(out_dir, midi_dir)
+    extra_dirs = _train_only_dirs(midi_dir, train_only or [])
+    if extra_dirs and composers:
+        raise MusesynthError("--composers and --train-only do not go together (the extra files have no composer "
+                             "in the list); build without one of them")
+    check_dataset_target(out_dir, midi_dir, extra_dirs)
     files, odd = scan_midi(midi_dir)
     if not files and not odd:
         raise MusesynthError(f"no .mid/.midi files found in {midi_dir}")
     rels = [p.relative_to(midi_dir).as_posix() for p in files]
+    extra_files: list[tuple[int, Path]] = []
+    for k, d in enumerate(extra_dirs):
+        found, bad = scan_midi(d)
+        if not found and not bad:
+            raise MusesynthError(f"no .mid/.midi files found in the --train-only folder {d}")
+        extra_files += [(k, f) for f in found]
+        odd += bad
     params = dict(params or {})
     who = composer_of_files(rels, composers) if composers else {}
     if who:
@@ -301,16 +338,21 @@ def build_dataset(
     enc = get_encoding(encoding, **params)
     if len(enc.vocab) > np.iinfo(np.uint16).max:
         raise MusesynthError("vocabulary too large for uint16 storage")
-    results = tokenize_files(files, enc, workers, quiet)
+    results = tokenize_files(files + [f for _, f in extra_files], enc, workers, quiet)
+    results, extra_results = results[: len(files)], results[len(files):]
 
     used = {r: ids for r, (ids, err) in zip(rels, results) if ids is not None}
+    extra = [(k, f.relative_to(extra_dirs[k]).as_posix(), ids)
+             for (k, f), (ids, _) in zip(extra_files, extra_results) if ids is not None]
     ctl = enc.header_controls()
     if who and ctl is None:
         raise MusesynthError(f"--composers needs an encoding with composer tokens (not '{encoding}')")
     used = {r: ctl.set_composer(ids, who[r]).astype(np.uint16) if ctl is not None and r in who else ids
             for r, ids in used.items()}
     skipped = [{"file": r, "reason": err} for r, (ids, err) in zip(rels, results) if ids is None]
-    skipped = sorted(skipped + [{"file": p.relative_to(midi_dir).as_posix(), "reason": why} for p, why in odd],
+    skipped += [{"file": str(f), "reason": err} for (_, f), (ids, err) in zip(extra_files, extra_results)
+                if ids is None]
+    skipped = sorted(skipped + [{"file": _shown(p, midi_dir), "reason": why} for p, why in odd],
                      key=lambda s: s["file"])
     if not used:
         reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
@@ -322,17 +364,21 @@ def build_dataset(
     try:
         manifest = Manifest(
             source=str(midi_dir.resolve()), encoding=enc.name, encoding_params=enc.vocab.params,
-            vocab_size=len(enc.vocab), vocab_fingerprint=enc.vocab.fingerprint, files_found=len(files) + len(odd),
-            files_used=len(used), files_skipped=len(skipped), splits=_write_splits(tmp, used, split),
+            vocab_size=len(enc.vocab), vocab_fingerprint=enc.vocab.fingerprint,
+            files_found=len(files) + len(extra_files) + len(odd), files_used=len(used) + len(extra),
+            files_skipped=len(skipped), splits=_write_splits(tmp, used, split, [ids for _, _, ids in extra]),
             files=[{"file": r, "split": split[r], "tokens": int(used[r].size), **enc.header_info(used[r])}
-                   for r in sorted(used)],
+                   for r in sorted(used)]
+            + [{"file": r, "split": "train", "train_only": k, "tokens": int(ids.size), **enc.header_info(ids)}
+               for k, r, ids in extra],
             skipped=skipped, seconds=round(time.perf_counter() - t0, 2),
+            train_only=[str(d.resolve()) for d in extra_dirs],
         )
         atomic_write_json(tmp / "manifest.json", manifest.to_dict())
         atomic_write_json(tmp / "vocab.json", enc.vocab.to_dict())
         write_marker(tmp, "dataset")
         with replacing(out_dir):
-            check_dataset_target(out_dir, midi_dir)  # again: the folder may have changed while we worked
+            check_dataset_target(out_dir, midi_dir, extra_dirs)  # again: the folder may have changed while we worked
             atomic_replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -41,6 +41,9 @@ class Manifest:
     skipped: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     format_version: int = FORMAT_VERSION
+    # folders whose files went to the training split alone (`data --train-only`); their entries in ``files``
+    # carry ``train_only``: the index of their folder here, and ``file`` relative to it
+    train_only: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,7 +54,8 @@ class Manifest:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def files_in(self, split: str) -> list[str]:
-        return [f["file"] for f in self.files if f["split"] == split]
+        """The corpus's own files in ``split``, relative to ``source`` (files from --train-only folders left out)."""
+        return [f["file"] for f in self.files if f["split"] == split and "train_only" not in f]
 
     def report(self, max_skipped: int = 20) -> str:
         """The summary `musesynth data` prints."""
@@ -63,6 +67,9 @@ class Manifest:
         for s in SPLITS:
             t = self.splits[s]
             lines.append(f"{s:>5}: {t['files']:5d} files {t['tokens']:9d} tokens")
+            if s == "train" and self.train_only:
+                extra = sum(1 for f in self.files if "train_only" in f)
+                lines[-1] += f" ({extra} of them from --train-only folders)"
         lines.append(f"vocabulary: {self.vocab_size} tokens ({self.encoding} encoding)")
         return "\n".join(lines)
 
