@@ -47,7 +47,7 @@ def test_generate_replays_cuda_graphs_for_a_transformer_with_the_same_tokens():
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("family", ["gru", "transformer"])
+@pytest.mark.parametrize("family", ["gru", "lstm", "transformer"])
 def test_deterministic_cuda_run_resumes_bit_for_bit(family, bach_dataset, tmp_path):
     from musesynth.training.checkpoint import load_raw
     from musesynth.training.config import TrainConfig

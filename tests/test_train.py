@@ -222,3 +222,36 @@ def test_compiled_run_resumes_exactly(family, bach_dataset, tmp_path, monkeypatc
     a, b = load_raw(tmp_path / "full" / "last.pt"), load_raw(tmp_path / "part" / "last.pt")
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["gru", "lstm"])
+def test_layer_by_layer_rnn_is_the_stacked_rnn_bit_for_bit(family):
+    """A deterministic CUDA run steps its RNN one layer at a time so that torch's generator (saved with the run)
+    draws the dropout between layers, not cuDNN's own. On CPU PyTorch draws the same masks in the same order, so
+    the two paths must agree there exactly: outputs, final state and gradients, from a fresh and a warm state."""
+    from musesynth.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(family, 50, embed_dim=16, hidden_dim=24, num_layers=3, dropout=0.3,
+                                    seq_len=32)).train()
+    x = model.embed(torch.randint(0, 50, (4, 20))).detach()
+    flat = lambda s: torch.cat(s) if isinstance(s, tuple) else s  # noqa: E731
+    for warm in (False, True):
+        state = None
+        if warm:
+            _, state = model.rnn(x[:, :5])
+            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        torch.manual_seed(1)
+        a, sa = model.rnn(x, state)
+        torch.manual_seed(1)
+        b, sb = model._layerwise(x, state)
+        assert torch.equal(a, b) and torch.equal(flat(sa), flat(sb))
+        ga = torch.autograd.grad(a.square().sum(), list(model.rnn.parameters()))
+        gb = torch.autograd.grad(b.square().sum(), list(model.rnn.parameters()))
+        assert all(torch.equal(p, q) for p, q in zip(ga, gb))
+    assert not torch.equal(a, model.rnn(x, state)[0])  # the dropout is on: other masks, other output
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        assert not model._torch_dropout(x)  # CPU runs keep PyTorch's own kernel
+    finally:
+        torch.use_deterministic_algorithms(False)
