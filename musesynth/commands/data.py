@@ -39,7 +39,7 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--train-only", action="append", metavar="DIR", default=[], help="a folder of more MIDI files "
                    "that all go to the training split, never to validation or test, e.g. the JS Fake Chorales "
                    "beside the 410 chorales: the held-out splits stay the corpus's own pieces, the same as without "
-                   "it (repeatable; each folder apart from -d and the others)")
+                   "it (repeatable; each folder apart from -d and the others; default: none)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=run)
 
