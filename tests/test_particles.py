@@ -186,3 +186,24 @@ def test_generate_with_particles_keeps_the_voices_and_is_repeatable(tmp_path, ca
     assert err.startswith("musesynth: error: --particles weighs pieces by the voice rules of a parts model"), err
     assert main(["generate", "-c", "musesynth/pretrained/bach-parts", "--particles", "65", "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip().endswith("--particles must be 1-64 (got 65)")
+
+
+@pytest.mark.parametrize("particles", [1, 3])
+def test_one_prompt_decodes_twice_to_the_same_pieces_with_a_forced_tempo(particles):
+    """Decoding moves the forced tempo's state (and SMC reindexes it); the prompt's own must stay fresh, so a
+    prompt decoded again gives the same pieces and the tempo is forced again."""
+    from musesynth.generate.model import PARTS_MODEL, Model
+    from musesynth.generate.pipeline import decode_prompt
+    from musesynth.generate.prompt import build_prompt
+    from musesynth.generate.request import Controls, GenerationRequest
+
+    model = Model.load(str(PARTS_MODEL), "cpu")
+    request = GenerationRequest(controls=Controls(tempo=70), length=60, num_samples=2, seed=4,
+                                particles=particles).validate().resolved()
+    prompt = build_prompt(request, model)
+    pending = prompt.tempo.pending.clone()
+    first, again = decode_prompt(model, prompt, request), decode_prompt(model, prompt, request)
+    assert torch.equal(prompt.tempo.pending, pending) and bool(pending.all())
+    assert len(first) == len(again) == 2
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -6,6 +6,7 @@ the API, the studio, `evaluate` and the control benchmark only build requests an
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -97,12 +98,13 @@ def decode_prompt(model: Model, prompt: Prompt, request: GenerationRequest) -> l
     require_voices(model.encoding, n)
     rows = prompt.model_rows if n == 1 else np.repeat(prompt.model_rows, n, axis=0)
     voices = OneNotePerVoice(parts, rows, model.device) if parts is not None else None
-    constraint = chain(prompt.tempo, voices)
+    tempo = copy.deepcopy(prompt.tempo)  # decoding moves its state: the prompt's stays fresh for another decode
+    if tempo is not None and n > 1:
+        tempo.reindex(np.repeat(np.arange(len(prompt.model_rows)), n))
+    constraint = chain(tempo, voices)
     if n == 1:
         seqs = decode(model.net, rows, spec, request.sampling, request.seed, request.length, constraint)
     else:  # each piece the heaviest of its n particles, resampled by how well they keep the voice rules
-        if prompt.tempo is not None:
-            prompt.tempo.reindex(np.repeat(np.arange(len(prompt.model_rows)), n))
         seqs, _ = decode_particles(model.net, rows, spec, request.sampling, request.seed, request.length,
                                    constraint, len(prompt.model_rows))
     return prompt.frame.to_user(seqs)
