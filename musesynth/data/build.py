@@ -277,9 +277,12 @@ def check_dataset_target(out_dir: Path, midi_dir: Path, train_only: list[Path] =
     check_writable_dir(out_dir.parent, "dataset parent folder")
 
 
-def _train_only_dirs(midi_dir: Path, dirs: list[str | Path]) -> list[Path]:
+def _train_only_dirs(midi_dir: Path, dirs: list[str | Path], composers: str | None) -> list[Path]:
     """The --train-only folders, each a folder apart from the corpus and from the others (a file in two
     folders would be read twice, or a held-out piece trained on)."""
+    if dirs and composers:
+        raise MusesynthError("--composers and --train-only do not go together (the extra files have no composer "
+                             "in the list); build without one of them")
     out: list[Path] = []
     for d in map(Path, dirs):
         if not d.is_dir():
@@ -292,9 +295,17 @@ def _train_only_dirs(midi_dir: Path, dirs: list[str | Path]) -> list[Path]:
     return out
 
 
-def _shown(path: Path, midi_dir: Path) -> str:
-    """A skipped path as the report names it: relative to the corpus, or whole (a --train-only file)."""
-    return path.relative_to(midi_dir).as_posix() if is_inside(path, midi_dir) else str(path)
+def _scan_train_only(dirs: list[Path]) -> tuple[list[tuple[int, Path]], list[tuple[Path, str]]]:
+    """The MIDI files of each --train-only folder (with the folder's index), and its names that are no file."""
+    files: list[tuple[int, Path]] = []
+    odd: list[tuple[Path, str]] = []
+    for k, d in enumerate(dirs):
+        found, bad = scan_midi(d)
+        if not found and not bad:
+            raise MusesynthError(f"no .mid/.midi files found in the --train-only folder {d}")
+        files += [(k, f) for f in found]
+        odd += bad
+    return files, odd
 
 
 def build_dataset(
@@ -313,22 +324,13 @@ def build_dataset(
     split, so validation and test stay the corpus's own pieces, the same ones as without them."""
     t0 = time.perf_counter()
     midi_dir, out_dir = Path(midi_dir), resolve_target(out_dir, "dataset folder")
-    extra_dirs = _train_only_dirs(midi_dir, train_only or [])
-    if extra_dirs and composers:
-        raise MusesynthError("--composers and --train-only do not go together (the extra files have no composer "
-                             "in the list); build without one of them")
+    extra_dirs = _train_only_dirs(midi_dir, train_only or [], composers)
     check_dataset_target(out_dir, midi_dir, extra_dirs)
     files, odd = scan_midi(midi_dir)
     if not files and not odd:
         raise MusesynthError(f"no .mid/.midi files found in {midi_dir}")
     rels = [p.relative_to(midi_dir).as_posix() for p in files]
-    extra_files: list[tuple[int, Path]] = []
-    for k, d in enumerate(extra_dirs):
-        found, bad = scan_midi(d)
-        if not found and not bad:
-            raise MusesynthError(f"no .mid/.midi files found in the --train-only folder {d}")
-        extra_files += [(k, f) for f in found]
-        odd += bad
+    extra_files, extra_odd = _scan_train_only(extra_dirs)
     params = dict(params or {})
     who = composer_of_files(rels, composers) if composers else {}
     if who:
@@ -351,8 +353,8 @@ def build_dataset(
             for r, ids in used.items()}
     skipped = [{"file": r, "reason": err} for r, (ids, err) in zip(rels, results) if ids is None]
     skipped += [{"file": str(f), "reason": err} for (_, f), (ids, err) in zip(extra_files, extra_results)
-                if ids is None]
-    skipped = sorted(skipped + [{"file": _shown(p, midi_dir), "reason": why} for p, why in odd],
+                if ids is None] + [{"file": str(f), "reason": why} for f, why in extra_odd]
+    skipped = sorted(skipped + [{"file": p.relative_to(midi_dir).as_posix(), "reason": why} for p, why in odd],
                      key=lambda s: s["file"])
     if not used:
         reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
@@ -365,7 +367,7 @@ def build_dataset(
         manifest = Manifest(
             source=str(midi_dir.resolve()), encoding=enc.name, encoding_params=enc.vocab.params,
             vocab_size=len(enc.vocab), vocab_fingerprint=enc.vocab.fingerprint,
-            files_found=len(files) + len(extra_files) + len(odd), files_used=len(used) + len(extra),
+            files_found=len(files) + len(extra_files) + len(odd) + len(extra_odd), files_used=len(used) + len(extra),
             files_skipped=len(skipped), splits=_write_splits(tmp, used, split, [ids for _, _, ids in extra]),
             files=[{"file": r, "split": split[r], "tokens": int(used[r].size), **enc.header_info(used[r])}
                    for r in sorted(used)]
