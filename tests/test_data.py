@@ -190,6 +190,8 @@ def test_train_only_folders_add_training_pieces_and_leave_the_held_out_splits_al
     (two / "broken.mid").write_text("not MIDI\n")
     (two / "folder.mid").mkdir()  # a name that is no file: reported with its folder, as a broken file is
     plain = build_dataset(tiny_midi_dir, tmp_path / "plain", workers=1, quiet=True)
+    held = plain.files_in("test")[0]  # a held-out piece copied into an extra folder is not trained on
+    shutil.copy(tiny_midi_dir / held, one / "copied.mid")
     rc = main(["data", "-d", str(tiny_midi_dir), "-o", str(tmp_path / "more_ds"), "--workers", "2",
                "--train-only", str(one), "--train-only", str(two)])
     assert rc == 0
@@ -209,16 +211,18 @@ def test_train_only_folders_add_training_pieces_and_leave_the_held_out_splits_al
     extra = sorted((f["train_only"], f["file"], f["split"]) for f in m.files if "train_only" in f)
     assert extra == [(0, "0.mid", "train"), (0, "2.mid", "train"), (0, "sub/1.mid", "train"), (1, "0.mid", "train")]
     assert m.files_in("train") == plain.files_in("train")  # relative to the corpus: the extras are not there
-    assert {s["file"]: s["reason"] for s in m.skipped} == {str(two / "broken.mid"): "not a MIDI file (no MThd header)",
-                                                          str(two / "folder.mid"): "a folder, not a MIDI file"}
-    assert (m.files_found, m.files_used, m.files_skipped) == (18, 16, 2)
+    assert {s["file"]: s["reason"] for s in m.skipped} == {
+        str(two / "broken.mid"): "not a MIDI file (no MThd header)",
+        str(two / "folder.mid"): "a folder, not a MIDI file",
+        str(one / "copied.mid"): f"the same piece as {held} (test split)"}
+    assert (m.files_found, m.files_used, m.files_skipped) == (19, 16, 3)
 
 
 def test_train_only_folders_that_overlap_or_are_missing_are_one_line_errors(tiny_midi_dir, tmp_path, capsys):
     extra = _extra_folder(tmp_path / "fakes", ["0.mid"])
     cases = [
         (["--train-only", str(tiny_midi_dir / "a")], "overlaps the MIDI folder"),
-        (["--train-only", str(extra), "--train-only", str(extra)], "overlaps the --train-only folder"),
+        (["--train-only", str(extra), "--train-only", str(extra)], "overlaps another --train-only folder"),
         (["--train-only", str(tmp_path / "nowhere")], "--train-only folder not found"),
         (["--train-only", str(extra / "0.mid")], "--train-only is not a folder"),
         (["--train-only", str(tmp_path / "empty")], "no .mid/.midi files found in the --train-only folder"),

@@ -250,6 +250,13 @@ def test_layer_by_layer_rnn_is_the_stacked_rnn_bit_for_bit(family):
         gb = torch.autograd.grad(b.square().sum(), list(model.rnn.parameters()))
         assert all(torch.equal(p, q) for p, q in zip(ga, gb))
     assert not torch.equal(a, model.rnn(x, state)[0])  # the dropout is on: other masks, other output
+    tokens = torch.randint(0, 50, (4, 20))
+    torch.manual_seed(2)
+    stacked = model(tokens)[0]
+    model._torch_dropout = lambda x: True  # what a deterministic CUDA run takes, through forward()
+    torch.manual_seed(2)
+    assert torch.equal(model(tokens)[0], stacked)
+    del model._torch_dropout
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         assert not model._torch_dropout(x)  # CPU runs keep PyTorch's own kernel

@@ -288,10 +288,10 @@ def _train_only_dirs(midi_dir: Path, dirs: list[str | Path], composers: str | No
         if not d.is_dir():
             raise MusesynthError(f"--train-only folder not found: {d}" if not d.exists() else f"--train-only "
                                  f"is not a folder: {d}")
-        for other, what in [(midi_dir, "the MIDI folder")] + [(o, f"the --train-only folder {o}") for o in out]:
+        for other, what in [(midi_dir, "the MIDI folder")] + [(o, "another --train-only folder") for o in out]:
             if is_inside(d, other) or is_inside(other, d):
                 raise MusesynthError(f"--train-only folder {d} overlaps {what} {other}; give folders apart")
-        out.append(d)
+        out.append(Path(os.path.abspath(d)))  # whole paths in the report: not the cwd's, not the corpus's names
     return out
 
 
@@ -306,6 +306,21 @@ def _scan_train_only(dirs: list[Path]) -> tuple[list[tuple[int, Path]], list[tup
         files += [(k, f) for f in found]
         odd += bad
     return files, odd
+
+
+def _held_out_copies(extra: list[tuple[int, str, np.ndarray]], used: dict[str, np.ndarray], split: dict[str, str],
+                     dirs: list[Path]) -> tuple[list[tuple[int, str, np.ndarray]], list[dict[str, str]]]:
+    """An extra file that is a validation or test piece note for note (a copy, a link) would put that piece in
+    training: it is skipped, with the piece it copies named."""
+    held = {used[r].tobytes(): r for r in sorted(used) if split[r] != "train"}
+    keep, copies = [], []
+    for k, r, ids in extra:
+        twin = held.get(ids.tobytes())
+        if twin is None:
+            keep.append((k, r, ids))
+        else:
+            copies.append({"file": str(dirs[k] / r), "reason": f"the same piece as {twin} ({split[twin]} split)"})
+    return keep, copies
 
 
 def build_dataset(
@@ -354,13 +369,14 @@ def build_dataset(
     skipped = [{"file": r, "reason": err} for r, (ids, err) in zip(rels, results) if ids is None]
     skipped += [{"file": str(f), "reason": err} for (_, f), (ids, err) in zip(extra_files, extra_results)
                 if ids is None] + [{"file": str(f), "reason": why} for f, why in extra_odd]
-    skipped = sorted(skipped + [{"file": p.relative_to(midi_dir).as_posix(), "reason": why} for p, why in odd],
-                     key=lambda s: s["file"])
+    skipped += [{"file": p.relative_to(midi_dir).as_posix(), "reason": why} for p, why in odd]
     if not used:
-        reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
+        reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in sorted(skipped, key=lambda s: s["file"])[:3])
         raise MusesynthError(f"no usable MIDI file in {midi_dir} ({len(skipped)} skipped: {reasons})")
 
     split = assign_splits(sorted(used))
+    extra, copies = _held_out_copies(extra, used, split, extra_dirs)
+    skipped = sorted(skipped + copies, key=lambda s: s["file"])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:

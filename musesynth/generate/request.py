@@ -92,7 +92,9 @@ class GenerationRequest:
 
 def whole(name: str, value: object, low: int, problem: str | None = None) -> None:
     """``value`` must be a whole number of at least ``low``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(name, f"{problem or f'must be a whole number, {low} or more'} (got {value!r})")
+    if value < low:
         raise BadRequest(name, f"{problem or f'must be at least {low}'} (got {value!r})")
 
 
