@@ -110,6 +110,9 @@ BAD_REQUESTS = [
     ({"model": "run/tiny-gru", "primer": "upload/../../etc/passwd"}, "primer is gone"),
     ({"model": "run/tiny-gru", "composer": "bach"}, "need a model trained on the meter encoding"),
     ({"model": "run/tiny-gru", "tempo": 90}, "need a model trained on the meter encoding"),
+    ({"model": "run/tiny-gru", "particles": 2}, "--particles weighs pieces by the voice rules of a parts model"),
+    ({"model": "run/tiny-gru", "particles": 65}, "--particles must be 1-64 (got 65)"),
+    ({"model": "run/tiny-gru", "particles": "1.5"}, "particles must be a whole number (got '1.5')"),
 ]
 
 
@@ -580,6 +583,7 @@ HARMONIZE_ERRORS = [
     ({"voices": "A,X"}, "voices", "voices 'X': unknown voice"),
     ({"voices": "S"}, "voices", "the melody's own voice"),
     ({"model": "shipped/bach"}, "model", "does not know parts"),
+    ({"particles": 0}, "particles", "--particles must be 1-64 (got 0)"),
 ]
 
 
@@ -642,3 +646,22 @@ def test_rewriting_chosen_voices_keeps_the_others(parts_url, bach_dir):
     status, answer = call(url, "/api/generate", {**request, "voices": "A,X"})
     assert status == 400 and answer["field"] == "voices", answer
     assert "voices 'X': the piece has no such part" in answer["error"], answer
+
+
+def test_particles_reach_a_piece_a_harmonisation_and_a_rewrite(parts_url, bach_dir):
+    """The page's particles box: each job draws with that many SMC particles (shown with its request); empty is
+    each mode's default (1 for a piece, harmonize's 4); a model without voices is refused beside the box."""
+    url, studio = parts_url
+    name = sorted(p.relative_to(bach_dir).as_posix() for p in bach_dir.rglob("*.mid"))[0]
+    _, piece = call(url, "/api/corpus", {"name": name})
+    bodies = [({"length": 60, "seed": 3, "particles": 3}, 3), ({"length": 60, "seed": 3, "particles": ""}, 1),
+              ({"mode": "harmonize", "seed": 1, "particles": 2, "melody_notes": "G4 A4 B4 C5:2"}, 2),
+              ({"mode": "harmonize", "seed": 1, "melody_notes": "G4 A4 B4 C5:2"}, 4),
+              ({"mode": "rewrite", "primer": piece["id"], "bars_first": 2, "bars_last": 2, "voices": "A,T",
+                "seed": 1, "particles": 2}, 2)]
+    for body, particles in bodies:
+        job = wait(url, call(url, "/api/generate", {"model": "run/gru", **body})[1]["id"], timeout=120)
+        assert job["state"] == "done" and job["request"]["particles"] == particles, job
+        assert studio.jobs.get(job["id"]).options.particles == particles
+    status, answer = call(url, "/api/generate", {"model": "shipped/bach", "particles": 2})
+    assert status == 400 and answer["field"] == "particles" and "parts model" in answer["error"], answer

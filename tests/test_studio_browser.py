@@ -241,8 +241,10 @@ def test_harmonise_a_typed_melody_and_rewrite_voices_with_the_shipped_model(page
     expect(page.locator("#model")).to_have_value(SHIPPED_PARTS)  # ... and a model that can harmonise
     expect(page.locator("#generate")).to_have_text("Harmonise")
     expect(page.locator("#voice-S")).not_to_be_checked()
+    page.fill("#particles", "2")  # the best of two drafts (a model with voices; greyed out for others)
     page.click("#generate")
     card = page.locator("#job-1")
+    expect(card).to_contain_text("best of 2 particles")
     expect(card.locator("a.download-mid")).to_be_visible(timeout=120_000)
     expect(card.locator("img.roll")).to_be_visible()
     expect(card.locator(".legend b")).to_have_text(["Soprano", "Alto", "Tenor", "Bass"])
@@ -264,9 +266,16 @@ def test_harmonise_a_typed_melody_and_rewrite_voices_with_the_shipped_model(page
     page.uncheck("#voice-B")
     page.fill("#bars-first", "2")
     page.fill("#bars-last", "3")
+    page.fill("#particles", "")
     page.click("#generate")
     card = page.locator("#job-2")
     expect(card.locator("a.download-mid")).to_be_visible(timeout=120_000)
     expect(card).to_contain_text(f"bars 2-3 of {name} rewritten (A,T)")
     expect(card.locator(".legend")).to_contain_text("faded: kept")
     assert "Traceback" not in page.content() and studio.jobs.all()[1].state == "done"
+    assert [job.options.particles for job in studio.jobs.all()] == [2, 1]
+    page.select_option("#model", "run/gru")
+    page.check("input[name=mode][value=continue]")
+    expect(page.locator("#particles")).to_be_enabled()
+    page.select_option("#model", "shipped/bach")  # the meter model has no voices to weigh drafts by
+    expect(page.locator("#particles")).to_be_disabled()

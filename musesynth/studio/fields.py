@@ -9,7 +9,7 @@ import re
 _FIELDS = [
     (r"(--)?(length|new tokens)\b", "length"), (r"(--)?temperature", "temperature"), (r"(--)?seed", "seed"),
     (r"(--)?top[-_ ]k", "top_k"), (r"(--)?top[-_ ]p", "top_p"), (r"(--)?repeat[-_ ]bias", "repeat_bias"),
-    (r"(--)?key[-_ ]strength", "key_strength"), (r"(--)?ending", "ending"),
+    (r"(--)?key[-_ ]strength", "key_strength"), (r"(--)?ending", "ending"), (r"(--)?particles", "particles"),
     (r"(--)?primer[-_ ]seconds", "primer_seconds"), (r"(that )?primer|rewriting bars needs|unknown corpus", "primer"),
     (r"unknown key|key\b|--key", "key"), (r"unknown composer|composer|--composer", "composer"),
     (r"unknown tempo|tempo|--tempo", "tempo"), (r"bars |bars first|rewrite:", "bars_first"),

@@ -160,7 +160,7 @@ def options_from_request(body: dict[str, Any], base: GenerateOptions) -> Generat
     seconds = (seconds or None) if base.primer else None  # the page keeps its seconds box when no primer is chosen
     opt = replace(base, length=length, primer_seconds=seconds, seed=seed_from_request(body),
                   key=key, composer=composer, tempo=number(body, "tempo", float, None),
-                  sampling=sampling_from_request(body))
+                  sampling=sampling_from_request(body), particles=number(body, "particles", int, d.particles))
     opt.validate()
     return opt
 

@@ -87,7 +87,7 @@ def harmonize_options_from_request(body: dict[str, Any], base: HarmonizeOptions,
     ``melody_voice``: the melody's own voice (an upload's, from ``upload_melody_voice``; else the Soprano)."""
     voices = text(body, "voices")
     opt = replace(base, voices=voices, seed=seed_from_request(body), sampling=sampling_from_request(body),
-                  num_samples=1)
+                  num_samples=1, particles=number(body, "particles", int, base.particles))
     with flags(names=page_name):
         opt.validate()
     try:
@@ -114,7 +114,8 @@ def upload_melody_voice(path: Path, name: str) -> int:
 def infill_options_from_request(body: dict[str, Any], bars: tuple[int, int], base: InfillOptions) -> InfillOptions:
     """The page's seed and sampling dials for an infill job (its token budget is the CLI's default)."""
     opt = replace(base, bars=f"{bars[0]}-{bars[1]}", seed=seed_from_request(body),
-                  sampling=sampling_from_request(body), num_samples=1, parts=text(body, "voices"))
+                  sampling=sampling_from_request(body), num_samples=1, parts=text(body, "voices"),
+                  particles=number(body, "particles", int, base.particles))
     with flags(names=page_name):
         opt.validate()
     return opt

@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from musesynth.errors import MusesynthError
+from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.controls import check_controls
 from musesynth.generate.harmonize import HarmonizeOptions
 from musesynth.generate.infill import InfillOptions
+from musesynth.generate.pipeline import require_voices
 from musesynth.generate.prompt import primer_ids
 from musesynth.generate.run import GenerateOptions
 from musesynth.generate.sampling import Sampling
@@ -54,6 +55,7 @@ from musesynth.studio.jobs import (
     check_sampling,
     one_line,
     options_from_request,
+    page_name,
     text,
 )
 from musesynth.studio.melody_entry import melody_midi
@@ -207,12 +209,16 @@ class Studio:
         opt = options_from_request(body, base)
         check_sampling(opt.sampling, len(model_encoding(model).vocab))  # top-k against this model's vocabulary
         check_controls(model_encoding(model), opt.composer, opt.tempo)  # a one-line refusal now, not in the job
+        try:
+            require_voices(model_encoding(model), opt.particles)
+        except BadRequest as exc:
+            raise FieldError("particles", exc.worded(page_name)) from None
         if primer_id is not None:
             self.check_opening(primer_id, model, opt.primer_seconds)
         label = {"model": model.id, "primer": primer_id.split("/", 1)[1] if primer_id else None,
                  "primer_seconds": opt.primer_seconds, "length": opt.length, "key": opt.key, "seed": opt.seed,
                  "composer": opt.composer, "tempo": opt.tempo, **dials_label(opt.sampling),
-                 "ending": opt.sampling.ending}
+                 "ending": opt.sampling.ending, "particles": opt.particles}
         return self.jobs.submit(replace(opt, num_samples=1), label).public()
 
     def _rewrite(self, body: dict[str, Any], model: ModelEntry, primer_id: str | None, bars: tuple[int, int]
@@ -226,7 +232,7 @@ class Studio:
         opt = infill_options_from_request(body, bars, base)
         check_sampling(opt.sampling, len(model_encoding(model).vocab))
         label = {"model": model.id, "primer": name, "mode": "rewrite", "bars": opt.bars, "seed": opt.seed,
-                 "voices": opt.parts, **dials_label(opt.sampling)}
+                 "voices": opt.parts, **dials_label(opt.sampling), "particles": opt.particles}
         return self.jobs.submit(opt, label).public()
 
     def _harmonize(self, body: dict[str, Any], model: ModelEntry, primer_id: str | None) -> dict[str, Any]:
@@ -258,7 +264,7 @@ class Studio:
             with self.lock:
                 opt = replace(opt, melody=str(write_upload(data, "typed.mid", self.out_dir / "primers")))
         label = {"model": model.id, "primer": name, "mode": "harmonize", "voices": opt.voices or "A,T,B",
-                 "seed": opt.seed, **dials_label(opt.sampling)}
+                 "seed": opt.seed, **dials_label(opt.sampling), "particles": opt.particles}
         return self.jobs.submit(opt, label).public()
 
 
