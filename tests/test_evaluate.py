@@ -103,6 +103,33 @@ def test_evaluate_command_reports_model_and_baselines(trained, bach_dataset, bac
     assert set(judged["sets"]) == {"generated", "reference_set"} and r["reference_set"]["pieces"] == 16
 
 
+def test_evaluate_over_seeds_reports_each_seed_and_the_spread(trained, bach_dir, tmp_path, capsys):
+    """`--seeds 0,3`: one report per seed, then the classifier's figures over them (each seed's, their mean and
+    range, the model's lead over the reference set), all of it in the JSON too."""
+    out = tmp_path / "seeds.json"
+    assert main(["evaluate", "-c", str(trained), "--samples", "4", "--length", "64", "--windows", "8", "--repeats",
+                 "1", "--reference-set", str(bach_dir), "--seeds", "0,3", "--json", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert text.index("== seed 0") < text.index("== seed 3") < text.index("over seeds 0, 3")
+    assert "model minus reference" in text.split("over seeds 0, 3")[1]
+    r = json.loads(out.read_text())
+    summary, other = r["over_seeds"]["summary"], r["over_seeds"]["reports"]["3"]
+    assert summary["seeds"] == [0, 3] and list(r["over_seeds"]["reports"]) == ["3"]
+    row = summary["classifier"]["8"]
+    accuracy = lambda rep, key: rep["musicality"]["classifier"]["by_window"]["8"]["sets"][key]["accuracy"]  # noqa: E731
+    for key in ("generated", "reference_set"):
+        per = [accuracy(r, key), accuracy(other, key)]
+        assert row[key]["per_seed"] == per and row[key]["mean"] == pytest.approx(sum(per) / 2)
+        assert row[key]["min"] == min(per) and row[key]["max"] == max(per)
+    gaps = row["model_minus_reference"]["per_seed"]
+    assert gaps == pytest.approx([accuracy(x, "generated") - accuracy(x, "reference_set") for x in (r, other)])
+    assert r["model_metrics"] == other["model_metrics"]  # only the drawn pieces depend on the seed
+    for flags, message in ((["--seeds", "0,0"], "expected different seeds"), (["--seeds", "1,x"], "separated by"),
+                           (["--seeds", "0,1", "--samples", "0"], "--seeds draws pieces with each seed")):
+        assert main(["evaluate", "-c", str(trained), *flags]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_evaluate_refuses_a_missing_reference_set_and_bad_windows(trained, tmp_path, capsys):
     assert main(["evaluate", "-c", str(trained), "--reference-set", str(tmp_path / "nope")]) == 2
     assert "--reference-set" in capsys.readouterr().err

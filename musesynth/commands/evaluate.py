@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from musesynth.commands.options import (
     Subparsers,
@@ -35,6 +36,11 @@ def add_parser(sub: Subparsers) -> None:
                    "the same music)")
     add_sampling_options(p)
     p.add_argument("--seed", type=int, default=d.seed, help="sampling seed (default %(default)s)")
+    p.add_argument("--seeds", type=_seeds, metavar="SEED,...", help="evaluate once per sampling seed (e.g. 0,1,2: "
+                   "each seed's report, then the classifier's figures over them: mean, range, each seed; the "
+                   "classifier moves by a few points with the pieces drawn); replaces --seed; the JSON holds the "
+                   "first seed's report and, under 'over_seeds', the summary and the others' reports (default: one "
+                   "run with --seed)")
     add_particles_option(p, d.particles)
     p.add_argument("--free-repeats", action="store_true",
                    help="models with repeat marks: sample the notes of a marked repeat instead of copying them "
@@ -63,18 +69,41 @@ def _windows(text: str) -> tuple[int, ...]:
     return out
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds separated by commas, e.g. 0,1,2 (got {text!r})") from None
+    if not out or any(s < 0 for s in out) or len(set(out)) < len(out):
+        raise argparse.ArgumentTypeError(f"expected different seeds, 0 or more, e.g. 0,1,2 (got {text!r})")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from musesynth.atomic import atomic_write_json
+    from musesynth.errors import MusesynthError
     from musesynth.evaluate.run import evaluate_checkpoint, format_result
+    from musesynth.evaluate.seeds import format_seed_summary, seed_summary
 
     opt = EvaluateOptions(args.checkpoint, args.dataset, args.split, args.batch_size, args.device, args.samples,
                           args.length, args.seed, _sampling(args), args.free_repeats, args.windows,
                           args.reference_set, args.repeats, args.quiet, args.particles)
+    seeds = args.seeds or (args.seed,)
+    if len(seeds) > 1 and args.samples == 0:
+        raise MusesynthError("--seeds draws pieces with each seed: leave --num-samples above 0 (or give one --seed)")
     if args.json:
         check_writable_file(args.json, "--json")
         check_replaceable_json(args.json, "--json", "model_metrics")
-    r = evaluate_checkpoint(opt)
-    print(format_result(r))
+    runs = []
+    for seed in seeds:
+        r = evaluate_checkpoint(replace(opt, seed=seed))
+        print(f"== seed {seed}" if len(seeds) > 1 else "", format_result(r), sep="\n" if len(seeds) > 1 else "")
+        runs.append((seed, r))
+    out = runs[0][1].to_dict()
+    if len(seeds) > 1:
+        summary = seed_summary(runs)
+        print("\n".join(format_seed_summary(summary)))
+        out["over_seeds"] = {"summary": summary, "reports": {str(s): r.to_dict() for s, r in runs[1:]}}
     if args.json:
-        atomic_write_json(args.json, r.to_dict())
+        atomic_write_json(args.json, out)
     return 0
