@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from musesynth.errors import BadRequest
-from musesynth.models.state import take_rows
+from musesynth.models.state import RowState
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import HeaderControls
 
@@ -61,7 +61,7 @@ def apply_controls(enc: Encoding, rows: np.ndarray, composer: str | None, tempo:
     return np.stack(out)
 
 
-class HeaderTempo:
+class HeaderTempo(RowState):
     """Forces ``token`` right after the header's time signature, in rows whose primer has no tempo yet."""
 
     ROWS = ("pending",)  # the per-sample state
@@ -81,9 +81,6 @@ class HeaderTempo:
         only[:, self.token] = True
         return torch.where(force[:, None], only, allowed)
 
-    def reindex(self, idx: np.ndarray) -> None:
-        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
-        take_rows(self, self.ROWS, idx)
 
     def advance(self, tok: torch.Tensor) -> None:
         self.pending &= tok != self.token  # forced once, right after the header's time signature

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from musesynth.models.state import take_rows
+from musesynth.models.state import RowState
 from musesynth.theory import FULL_CHORD, IN_KEY
 from musesynth.tokenize.base import KeySpec
 
@@ -51,7 +51,7 @@ def key_bias(spec: KeySpec | None, rows: np.ndarray, strength: float) -> np.ndar
     return bias if guided else None
 
 
-class TonicBass:
+class TonicBass(RowState):
     """Which samples' latest onset is a close in the header's key, step by step on the device.
 
     Chorales close on the tonic chord; a model drawn to an end (``Sampling.ending``) also closes on a half
@@ -76,9 +76,6 @@ class TonicBass:
         self.notes = torch.zeros_like(self.tonic)  # notes struck at the latest onset
         self.fullest = torch.zeros_like(self.tonic)
 
-    def reindex(self, idx: torch.Tensor) -> None:
-        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
-        take_rows(self, self.ROWS, idx)
 
     def advance(self, tok: torch.Tensor) -> None:
         pitch, onset = self.pitch[tok], self.onset[tok]

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import torch
 
-from musesynth.models.state import take_rows
+from musesynth.models.state import RowState
 from musesynth.tokenize.base import RepeatSpec
 
 
-class BarCopier:
+class BarCopier(RowState):
     """Per-sample copy state over the decoder's token history ``hist`` (B, capacity)."""
 
-    ROWS = ("bar_pos", "n_bars", "pending_k", "src", "bars_left", "closing")  # the per-sample state
+    # the per-sample state; on resampling its positions stay valid, as the history's rows are taken in the same order
+    ROWS = ("bar_pos", "n_bars", "pending_k", "src", "bars_left", "closing")
 
     def __init__(self, spec: RepeatSpec, hist: torch.Tensor, length: int) -> None:
         dev = hist.device
@@ -46,10 +47,6 @@ class BarCopier:
         self.bars_left = zeros.clone()  # bars of the passage still to copy (0: not copying)
         self.closing = torch.zeros(b, dtype=torch.bool, device=dev)  # copy done: the passage must end now
 
-    def reindex(self, idx: torch.Tensor) -> None:
-        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``); positions stay
-        valid, as the history's rows are taken in the same order."""
-        take_rows(self, self.ROWS, idx)
 
     def grow(self, capacity: int) -> None:
         extra = capacity - self.bar_pos.shape[1]

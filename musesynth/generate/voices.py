@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from musesynth.models.state import take_rows
+from musesynth.models.state import RowState
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_FILL_END, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
 from musesynth.tokenize.midi_io import OTHER, PIANO_HIGH, PIANO_LOW
@@ -73,7 +73,7 @@ class Frame:
     phrases: np.ndarray | None = None  # fermata onsets to write (a PHRASE there and nowhere else); None: free
 
 
-class VoiceConstraint:
+class VoiceConstraint(RowState):
     """The mask described in the module docstring (one state per sample, kept on the CPU)."""
 
     ROWS = ("bar", "bars_written", "pos", "j", "need", "last_rank", "part_end", "open_part", "phrased", "chorded",
@@ -117,9 +117,6 @@ class VoiceConstraint:
         self.before = self.last.copy()
         self.cur = self.last.copy()
 
-    def reindex(self, idx: np.ndarray) -> None:
-        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
-        take_rows(self, self.ROWS, idx)
 
     def hold(self, part: int, until: int) -> None:
         """A note of ``part`` held from before the stream sounds until ``until``: the part starts no note before."""
@@ -244,7 +241,7 @@ def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
     return int(np.cumsum(d[order]).max())
 
 
-class OneNotePerVoice:
+class OneNotePerVoice(RowState):
     """Free generation (a continuation, a piece from nothing) with a parts model: a part the header names as a
     voice (Soprano, Alto, Tenor, Bass) starts a note only when its last note has ended, never moves in parallel
     fifths or octaves with another voice, and at an onset the notes come in part order (``part_rank``), as the
@@ -294,9 +291,6 @@ class OneNotePerVoice:
         for j in range(rows.shape[1]):  # the prompt, once (a primer's few hundred tokens)
             self.advance(t(rows[:, j]))
 
-    def reindex(self, idx: np.ndarray) -> None:
-        """Take the samples in the row order ``idx`` (SMC's resampling: ``generate.particles``)."""
-        take_rows(self, self.ROWS, idx)
 
     def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor | None:
         now = self.bar_start + self.pos

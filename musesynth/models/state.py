@@ -36,3 +36,14 @@ def take_rows(obj: Any, names: Iterable[str], idx: np.ndarray | torch.Tensor) ->
             setattr(obj, name, value[torch.as_tensor(idx, device=value.device)])
         else:
             setattr(obj, name, np.asarray(value)[np.asarray(idx)].copy())
+
+
+class RowState:
+    """A decoding helper (a constraint, the bar copier) whose per-sample state is the attributes ``ROWS`` names, one
+    row per sample: SMC's resampling (``generate.particles``) takes them in a new row order with ``reindex``."""
+
+    ROWS: tuple[str, ...] = ()
+
+    def reindex(self, idx: np.ndarray | torch.Tensor) -> None:
+        """Take the samples in the row order ``idx`` (rows may repeat)."""
+        take_rows(self, self.ROWS, idx)
