@@ -112,6 +112,16 @@ def test_bad_input_is_one_line(make, extra, message, parts_run, tmp_path, capsys
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_a_missing_soundfont_is_refused_before_any_work(parts_run, tmp_path, capsys):
+    """An explicit --soundfont is never silently replaced by another one (as generate and infill refuse it)."""
+    melody, out = write(tmp_path, [(0, 480, 67), (480, 480, 69)]), tmp_path / "out"
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--soundfont", str(tmp_path / "no.sf2"),
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"soundfont not found: {tmp_path / 'no.sf2'}" in err and err.count("\n") == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_a_corpus_chorales_soprano_is_a_melody(parts_run, bach_dir, tmp_path, capsys):
     piece = sorted(bach_dir.rglob("*.mid"))[0]  # exported from the corpus as --chorale exports it
     assert main(["harmonize", "-c", str(parts_run), "--chorale", piece.stem, "--no-wav", "--no-png",

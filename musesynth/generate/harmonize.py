@@ -38,8 +38,8 @@ from musesynth.errors import BadRequest, MidiReadError, MusesynthError, literal
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import check_particles, decode_particles
-from musesynth.generate.request import GenerationRequest, fresh_seed
-from musesynth.generate.run import call_counter, flags, write_scores
+from musesynth.generate.request import fresh_seed
+from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
 from musesynth.outputs import WrittenScore, check_writable_dir
@@ -84,8 +84,7 @@ class HarmonizeOptions:
     def validate(self) -> None:
         if bool(self.melody) == bool(self.chorale):
             raise BadRequest("melody", "or {chorale}: give one of them (a MIDI file, or a corpus chorale's name)")
-        # the samples and seed as every request checks them (whole numbers, in range), in its words
-        GenerationRequest(num_samples=self.num_samples, seed=self.seed).validate()
+        check_sample_options(self)  # samples, seed and dials as every request checks them, and an explicit soundfont
         if self.max_tokens is not None and self.max_tokens < 1:
             raise BadRequest("max_tokens", f"must be at least 1 (got {self.max_tokens})")
         check_particles(self.particles)
