@@ -59,21 +59,23 @@ def add_parser(sub: Subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _windows(text: str) -> tuple[int, ...]:
+def _whole_numbers(text: str, what: str, example: str) -> tuple[int, ...]:
     try:
-        out = tuple(int(x) for x in text.split(",") if x.strip())
+        return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected beats separated by commas, e.g. 8,16 (got {text!r})") from None
+        raise argparse.ArgumentTypeError(f"expected {what} separated by commas, e.g. {example} "
+                                         f"(got {text!r})") from None
+
+
+def _windows(text: str) -> tuple[int, ...]:
+    out = _whole_numbers(text, "beats", "8,16")
     if not out:
         raise argparse.ArgumentTypeError("expected at least one window length, e.g. 8,16")
     return out
 
 
 def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        out = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seeds separated by commas, e.g. 0,1,2 (got {text!r})") from None
+    out = _whole_numbers(text, "seeds", "0,1,2")
     if not out or any(s < 0 for s in out) or len(set(out)) < len(out):
         raise argparse.ArgumentTypeError(f"expected different seeds, 0 or more, e.g. 0,1,2 (got {text!r})")
     return out
@@ -97,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
     runs = []
     for seed in seeds:
         r = evaluate_checkpoint(replace(opt, seed=seed))
-        print(f"== seed {seed}" if len(seeds) > 1 else "", format_result(r), sep="\n" if len(seeds) > 1 else "")
+        if len(seeds) > 1:
+            print(f"== seed {seed}")
+        print(format_result(r))
         runs.append((seed, r))
     out = runs[0][1].to_dict()
     if len(seeds) > 1:
