@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 from musesynth.commands.options import (
     Subparsers,
@@ -84,7 +83,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     from musesynth.atomic import atomic_write_json
     from musesynth.errors import MusesynthError
-    from musesynth.evaluate.run import evaluate_checkpoint, format_result
+    from musesynth.evaluate.run import evaluate_seeds, format_result
     from musesynth.evaluate.seeds import format_seed_summary, seed_summary
 
     opt = EvaluateOptions(args.checkpoint, args.dataset, args.split, args.batch_size, args.device, args.samples,
@@ -97,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable_file(args.json, "--json")
         check_replaceable_json(args.json, "--json", "model_metrics")
     runs = []
-    for seed in seeds:
-        r = evaluate_checkpoint(replace(opt, seed=seed))
+    for seed, r in zip(seeds, evaluate_seeds(opt, seeds)):  # each report as soon as its seed is done
         if len(seeds) > 1:
             print(f"== seed {seed}")
         print(format_result(r))

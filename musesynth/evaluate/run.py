@@ -4,8 +4,9 @@ statistics of generated pieces against held-out pieces."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,13 @@ def default_length(enc: Encoding) -> int:
 
 
 def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
+    return next(evaluate_seeds(opt, (opt.seed,)))
+
+
+def evaluate_seeds(opt: EvaluateOptions, seeds: tuple[int, ...]) -> Iterator[Evaluation]:
+    """One evaluation per sampling seed (``opt.seed`` aside), each as soon as it is done: what does not depend on
+    the seed (the likelihood, the held-out, training and reference pieces) is computed once, the pieces drawn and
+    judged once per seed."""
     opt.validate()
     dev = pick_device(opt.device)
     model, enc, meta = load_model(opt.checkpoint, dev)
@@ -262,38 +270,41 @@ def evaluate_checkpoint(opt: EvaluateOptions) -> Evaluation:
         if meta.key_frames:
             pieces = [to_frame(enc, p, meta.key_frames)[0] for p in pieces]
         result.infill = infill_vs_continuation(model, enc, pieces, seq_len, bars)
-    if opt.samples > 0:
-        reference = reference_whole = None
-        if opt.reference_set is not None:  # read first: a bad folder stops the run before minutes of generation
-            with ExitStack() as stack:
-                reference, reference_whole, skipped = reference_pieces(
-                    opt.reference_set, enc, length + 1,
-                    lambda n: stack.enter_context(steps.step("reading the reference set", n, "file")))
-            result.reference_set = {"folder": opt.reference_set, "pieces": len(reference), "skipped": skipped}
+    if opt.samples == 0:
+        yield from (result for _ in seeds)
+        return
+    reference = reference_whole = None
+    if opt.reference_set is not None:  # read first: a bad folder stops the run before minutes of generation
+        with ExitStack() as stack:
+            reference, reference_whole, skipped = reference_pieces(
+                opt.reference_set, enc, length + 1,
+                lambda n: stack.enter_context(steps.step("reading the reference set", n, "file")))
+        result.reference_set = {"folder": opt.reference_set, "pieces": len(reference), "skipped": skipped}
+    limit = max(opt.samples, 64)
+    ref = held_out_pieces(enc, ds, opt.split, length + 1, limit=limit)
+    train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
+    ref_keys = held_out_keys(enc, ds, opt.split, limit)
+    other = "val" if opt.split == "test" else "test"  # more unseen real pieces for the classifier's controls
+    real = ref + held_out_pieces(enc, ds, other, length + 1, limit=limit)
+    whole = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, opt.split)[:limit]]  # closes: not cut
+    for seed in seeds:
         with (steps.step(f"generating {opt.samples} pieces of {length} tokens", length + 1, "step") as bar,
               count_calls(model, bar)):
-            gen, asked, ended = generated_pieces(Model(model, enc, meta), opt.samples, length, opt.seed,
+            gen, asked, ended = generated_pieces(Model(model, enc, meta), opt.samples, length, seed,
                                                  opt.sampling, exact_repeats=not opt.free_repeats,
                                                  particles=opt.particles)
-        limit = max(opt.samples, 64)
-        ref = held_out_pieces(enc, ds, opt.split, length + 1, limit=limit)
-        result.music_stats = compare(ref, gen)
-        result.music_stats_mean_distance = mean_distance(result.music_stats)
-        result.music_stats_setup = {"generated": opt.samples, "held_out": len(ref), "tokens_per_piece": length,
-                                    "exact_repeats": enc.repeat_spec() is not None and not opt.free_repeats,
-                                    "particles": opt.particles}
-        train = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, "train")]
-        ref_keys = held_out_keys(enc, ds, opt.split, limit)
-        other = "val" if opt.split == "test" else "test"  # more unseen real pieces for the classifier's controls
-        real = ref + held_out_pieces(enc, ds, other, length + 1, limit=limit)
-        whole = [piece_from_score(enc.decode(p)) for p in load_pieces(ds, opt.split)[:limit]]  # closes: not cut
-        result.musicality = musicality(gen, ref, train, opt.seed, asked, ref_keys, judge_real=real,
-                                       reference=reference, window_lengths=opt.windows, repeats=opt.repeats,
-                                       steps=steps, whole=(reference_whole, whole) if reference_whole else None)
-        result.musicality["endings"] = ending_report(gen, ended, asked)
-        result.musicality["endings_held_out"] = ending_report(whole, [True] * len(whole), ref_keys)
-        result.musicality["voice_leading"] = voice_leading_report(gen, ref)
-    return result
+        r = replace(result, music_stats=compare(ref, gen))
+        r.music_stats_mean_distance = mean_distance(r.music_stats)
+        r.music_stats_setup = {"generated": opt.samples, "held_out": len(ref), "tokens_per_piece": length,
+                               "exact_repeats": enc.repeat_spec() is not None and not opt.free_repeats,
+                               "particles": opt.particles}
+        r.musicality = musicality(gen, ref, train, seed, asked, ref_keys, judge_real=real,
+                                  reference=reference, window_lengths=opt.windows, repeats=opt.repeats,
+                                  steps=steps, whole=(reference_whole, whole) if reference_whole else None)
+        r.musicality["endings"] = ending_report(gen, ended, asked)
+        r.musicality["endings_held_out"] = ending_report(whole, [True] * len(whole), ref_keys)
+        r.musicality["voice_leading"] = voice_leading_report(gen, ref)
+        yield r
 
 
 def format_result(r: Evaluation) -> str:
