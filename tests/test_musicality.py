@@ -140,6 +140,26 @@ def feature(rows: np.ndarray, name: str) -> np.ndarray:
     return rows[:, FEATURE_NAMES.index(name)]
 
 
+def test_the_judge_hears_the_notes_not_the_time_signatures():
+    """Features must not change with a file's time signatures: sets whose files mark a pickup (the corpus,
+    our decoder) and sets whose files do not (the JS Fakes) are read alike (features' module doc)."""
+    notes = [(0, 480, 67)] + [(480 * (1 + b), 960 if b % 4 == 2 else 480, 60 + b % 7) for b in range(30)]
+
+    def score(signatures: list[tuple[int, int, int]]) -> symusic.Score:
+        s = symusic.Score(480)
+        for tick, num, den in signatures:
+            s.time_signatures.append(symusic.TimeSignature(tick, num, den))
+        track = symusic.Track("Soprano")
+        for tick, dur, pitch in notes:
+            track.notes.append(symusic.Note(tick, dur, pitch, 80))
+        s.tracks.append(track)
+        return s
+
+    plain = window_features(piece_from_score(score([])), 8)
+    for signatures in ([(0, 1, 4), (480, 4, 4)], [(0, 3, 4)], [(0, 1, 4), (480, 4, 4), (480 * 16, 4, 4)]):
+        np.testing.assert_array_equal(window_features(piece_from_score(score(signatures)), 8), plain)
+
+
 def test_features_hear_keys_parallels_and_the_leading_tone():
     """A V-I cadence in D major and the same in F# major read alike (key-relative); parallel fifths between
     the outer voices are counted; the leading tone rising to the tonic is counted."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -159,15 +159,14 @@ def semitone_errors(pieces: list[Piece], share: float = SEMITONE_SHARE, seed: in
             k = max(1, int(round(share * pitch.size)))
             idx = rng.choice(pitch.size, size=k, replace=False)
             pitch[idx] += rng.choice([-1, 1], size=k)
-        out.append(Piece(np.asarray(p.onset, float), np.asarray(p.duration, float), np.clip(pitch, 0, 127)))
+        out.append(replace(p, pitch=np.clip(pitch, 0, 127)))
     return out
 
 
 def pitch_shuffled(pieces: list[Piece], seed: int = 0) -> list[Piece]:
     """Copies with each piece's pitches dealt to its notes at random (same notes, rhythm and range)."""
     rng = np.random.default_rng(seed)
-    return [Piece(np.asarray(p.onset, float), np.asarray(p.duration, float), rng.permutation(np.asarray(p.pitch)))
-            for p in pieces]
+    return [replace(p, pitch=rng.permutation(np.asarray(p.pitch))) for p in pieces]
 
 
 def halves(w: WindowSet, seed: int) -> tuple[WindowSet, WindowSet]:
