@@ -102,6 +102,11 @@ def write(tmp_path: Path, notes: list[tuple[int, int, int]], name: str = "m.mid"
     (lambda d: d / "missing.mid", [], "--melody not found"),
     (lambda d: write(d, [(480 * i, 480, 67) for i in range(5001)]), [], "harmonize takes at most 5,000"),
     (lambda d: write(d, [(0, 480, 67)]), ["--key", "H major"], "unknown key 'H major'"),
+    (lambda d: write(d, [(0, 480, 5)]), [], "spans MIDI pitches 5-5"),  # as in the file, not folded onto the piano
+    (lambda d: write(d, [(0, 480, 67), (480 * 100, 480, 69)]), [], "99 beats in which no note starts or ends"),
+    (lambda d: write(d, [(0, 480 * 70, 67), (480 * 70, 480, 69)]), [], "70 beats in which no note starts or ends"),
+    (lambda d: write(d, [(480 * 80, 480, 67)]), [], "starts after 80 beats of silence"),
+    (lambda d: write(d, [(2**31 - 1000, 480, 67)]), [], "beats of silence"),
 ])
 def test_bad_input_is_one_line(make, extra, message, parts_run, tmp_path, capsys):
     melody = make(tmp_path)
@@ -110,6 +115,22 @@ def test_bad_input_is_one_line(make, extra, message, parts_run, tmp_path, capsys
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_melody_notes_off_the_grid_are_named_and_the_others_kept(parts_run, tmp_path, capsys):
+    """A note between grid steps (a 32nd note: 1.5 steps of 1/12 beat) cannot come out exactly: it is moved, said so,
+    counted in the JSON; every note on the grid comes out exactly."""
+    notes = [(480 * i, 480, p) for i, p in enumerate([67, 69, 71, 72])] + [(1920, 60, 74), (1980, 420, 72)]
+    melody = write(tmp_path, notes)
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "--no-png", "-s", "0",
+                 "-o", str(tmp_path / "out")]) == 0
+    assert "2 melody note(s) start or end between the model's grid steps (first at beat 4)" in capsys.readouterr().out
+    info = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    assert info["melody_off_grid"] == 2 and info["melody_off_grid_first_beat"] == 4
+    out = symusic.Score(str(next((tmp_path / "out").glob("*.mid"))))
+    q = out.ticks_per_quarter
+    got = {(n.time / q, n.duration / q, n.pitch) for n in out.tracks[0].notes}
+    assert {(t / 480, d / 480, p) for t, d, p in notes[:4]} <= got
 
 
 def test_a_missing_soundfont_is_refused_before_any_work(parts_run, tmp_path, capsys):

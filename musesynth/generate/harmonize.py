@@ -47,7 +47,15 @@ from musesynth.theory import SATB_RANGES
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import key_name, parse_key
-from musesynth.tokenize.midi_io import VOICES, load_score, voice_role
+from musesynth.tokenize.midi_io import (
+    MAX_SILENCE_BEATS,
+    VOICES,
+    Notes,
+    load_score,
+    longest_stretch,
+    score_notes,
+    voice_role,
+)
 
 # SMC particles per harmonisation by default: on the 92 held-out chorales (test + val; the lr 2e-3 model) 4 bring the
 # classifier from 81.5% / 87.5% (8 / 16 beats; 1 particle) to 80.9% / 84.2%, below the model's own pieces (82.2% /
@@ -183,13 +191,24 @@ class Skeleton:
     onset: np.ndarray  # the melody in grid steps (times as in decode_quantized)
     pitch: np.ndarray
     duration: np.ndarray
+    off_grid: tuple[int, float] = (0, 0.0)  # melody notes moved onto the grid, and the first one's beat
 
 
 def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[int], key: str | None,
                     source: str) -> Skeleton:
-    """Quantise the melody, check it (one note at a time, a singable range), and lay it into the parts."""
+    """Quantise the melody, check it (one note at a time, a singable range, no stretch the encoding would shorten),
+    and lay it into the parts."""
+    raw = score_notes(score)
+    start, length = longest_stretch(raw)
+    if length > MAX_SILENCE_BEATS * raw.tpq and start == 0 and length == raw.onset.min():
+        raise MusesynthError(f"the melody {source} starts after {length / raw.tpq:g} beats of silence; harmonize keeps "
+                             f"at most {MAX_SILENCE_BEATS} before the first note (trim the lead-in)")
+    if length > MAX_SILENCE_BEATS * raw.tpq:
+        raise MusesynthError(f"the melody {source} has {length / raw.tpq:g} beats in which no note starts or ends "
+                             f"(from beat {start / raw.tpq:g}); harmonize keeps at most {MAX_SILENCE_BEATS}, a "
+                             f"longer rest or note would move or shorten melody notes")
     q = enc.quantize(score)
-    on, du, pi = q["onset"], q["duration"], q["pitch"]
+    on, du = q["onset"], q["duration"]
     if not on.size:
         raise MusesynthError(f"the melody {source} has no notes")
     clash = np.flatnonzero(on[1:] < on[:-1] + du[:-1])
@@ -197,8 +216,9 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
         beat = (on[clash[0] + 1] - on[0]) / enc.resolution
         raise MusesynthError(f"the melody {source} has chords or overlapping notes (first at beat {beat:g}): "
                              f"harmonize needs one note at a time")
-    if pi.min() < LOWEST or pi.max() > HIGHEST:
-        raise MusesynthError(f"the melody {source} spans MIDI pitches {int(pi.min())}-{int(pi.max())}, outside what "
+    if raw.pitch.min() < LOWEST or raw.pitch.max() > HIGHEST:  # as in the file (quantize folds to the piano)
+        raise MusesynthError(f"the melody {source} spans MIDI pitches {int(raw.pitch.min())}-{int(raw.pitch.max())}, "
+                             f"outside what "
                              f"any voice sings ({LOWEST}-{HIGHEST}, low bass D2 to high soprano A5)")
     roles = np.array(sorted([voice, *voices]), np.int64)
     part = int(np.flatnonzero(roles == voice)[0])
@@ -212,7 +232,16 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
                         / score.ticks_per_quarter))
     if d["onset"][0] == first != d["onset"][0] - offset:
         offset, pickup = 0, None  # a rest opening a full first bar, which decoding drops: kept, so onsets stay
-    return Skeleton(ids, roles, part, offset, pickup, d["onset"], d["pitch"], full_durations(enc, score, d))
+    return Skeleton(ids, roles, part, offset, pickup, d["onset"], d["pitch"], full_durations(enc, score, d),
+                    off_grid(raw, enc.resolution))
+
+
+def off_grid(n: Notes, resolution: int) -> tuple[int, float]:
+    """How many notes start or end between the encoding's grid steps (a 32nd or a quintuplet on a grid of 12 per
+    beat), and the first one's beat: quantising moves them, so the melody comes out as given except for these."""
+    steps = np.r_[[n.onset, n.onset + n.duration]] * (resolution / n.tpq)
+    moved = (np.abs(steps - np.rint(steps)) > 1e-6).any(0)
+    return int(moved.sum()), float(n.onset[moved].min() / n.tpq) if moved.any() else 0.0
 
 
 def full_durations(enc: Parts, score: symusic.Score, d: dict[str, Any]) -> np.ndarray:
@@ -325,7 +354,8 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
         info = {"melody": opt.chorale or os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
                 "voices": [VOICES[v] for v in voices], "checkpoint": meta.path, "model": meta.family,
                 "key": key_name(*e.key_of(sk.ids)) if e.key_of(sk.ids) else None,
-                "melody_notes": int(sk.onset.size), "notes": int(q["onset"].size),
+                "melody_notes": int(sk.onset.size), "melody_off_grid": sk.off_grid[0],
+                "melody_off_grid_first_beat": sk.off_grid[1], "notes": int(q["onset"].size),
                 "most_sounding": most_sounding(q["onset"], q["duration"]),
                 "complete": bool(piece.size and piece[-1] == e.eos_id), "prompt_tokens": int(prompt.size),
                 "generated_tokens": int(seq.size - prompt.size),
@@ -360,6 +390,10 @@ def summarize(results: list[dict[str, Any]]) -> str:
         done = "" if r["complete"] else " (cut by the token budget: --max-tokens)"
         lines.append(f"{r['midi']}  ({r['melody_notes']} melody notes, {r['notes']} notes in "
                      f"{', '.join([r['melody_voice'], *r['voices']])}{done})")
+        if r.get("melody_off_grid"):
+            lines.append(f"  {r['melody_off_grid']} melody note(s) start or end between the model's grid steps (first "
+                         f"at beat {r['melody_off_grid_first_beat']:g}) and were moved onto the grid; every other "
+                         f"melody note is exact")
         if r["wav"] or r.get("wav_skipped"):
             lines.append(f"  wav: {r['wav'] or 'not written - ' + r['wav_skipped']}")
         if r["png"]:

@@ -156,6 +156,17 @@ def score_notes(score: symusic.Score) -> Notes:
     )
 
 
+def longest_stretch(n: Notes) -> tuple[int, int]:
+    """(start, length) in ticks of the longest stretch in which no note starts or ends, from tick 0 on (the
+    stretches ``cap_silences`` shortens); (0, 0) without notes."""
+    events = np.unique(np.r_[0, n.onset, n.onset + n.duration])
+    if events.size < 2:
+        return 0, 0
+    gaps = np.diff(events)
+    i = int(np.argmax(gaps))
+    return int(events[i]), int(gaps[i])
+
+
 def cap_silences(n: Notes, beats: int = MAX_SILENCE_BEATS) -> Notes:
     """Shorten every stretch longer than ``beats`` in which no note starts or ends to ``beats`` (ticks).
 
