@@ -115,6 +115,14 @@ def set_meta(path: str, value: Any) -> Callable[[dict[str, Any], dict[str, Any]]
     return edit
 
 
+def vocab_param(name: str, value: Any) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """A vocabulary parameter changed and the fingerprint that would betray it dropped (older files have none)."""
+    def edit(state: dict[str, Any], meta: dict[str, Any]) -> None:
+        meta["vocab"]["params"][name] = value
+        meta.pop("vocab_fingerprint", None)
+    return edit
+
+
 DEEP = "@deep@"  # replaced in the written JSON text by brackets nested 5000 deep (json.dumps cannot write them)
 
 
@@ -218,6 +226,13 @@ PT_VARIANTS: dict[str, tuple[Callable[[Pristine, Path], Path], str]] = {
     "vocabulary of another encoding": (edit_pt(set_meta("vocab.encoding", "chord")), DAMAGED),
     "vocabulary token renamed": (edit_pt(lambda s, m: m["vocab"]["tokens"].__setitem__(5, "NOTE_X")), DAMAGED),
     "vocabulary params garbage": (edit_pt(set_meta("vocab.params", {"resolution": "x"})), DAMAGED),
+    "velocity 300, no fingerprint": (edit_pt(vocab_param("velocity", 300)), DAMAGED),
+    "velocity 0, no fingerprint": (edit_pt(vocab_param("velocity", 0)), DAMAGED),
+    "resolution a billion, no fingerprint": (edit_pt(vocab_param("resolution", 10**9)), DAMAGED),
+    "resolution a string, no fingerprint": (edit_pt(vocab_param("resolution", "12")), DAMAGED),
+    "resolution 0.5, no fingerprint": (edit_pt(vocab_param("resolution", 0.5)), DAMAGED),
+    "max_bar_beats 0, no fingerprint": (edit_pt(vocab_param("max_bar_beats", 0)), DAMAGED),
+    "tempo range reversed, no fingerprint": (edit_pt(vocab_param("tempo_low", 20)), DAMAGED),
     "key_prior of the wrong length": (edit_pt(set_meta("key_prior", [0.5, 0.5])), DAMAGED),
     "key_prior with NaN": (edit_pt(lambda s, m: m.__setitem__("key_prior", [float("nan")] * 24)), DAMAGED),
     "key_prior strings": (edit_pt(set_meta("key_prior", ["a"] * 24)), DAMAGED),

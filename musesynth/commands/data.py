@@ -7,6 +7,7 @@ import argparse
 from musesynth.commands.options import Subparsers, add_command
 from musesynth.errors import MusesynthError
 from musesynth.tokenize import ENCODINGS
+from musesynth.tokenize.grid import MAX_RESOLUTION
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -51,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resolution is not None:
         if args.encoding == "performance":
             raise MusesynthError("--resolution applies to the grid encodings only (not performance)")
-        if args.resolution < 1:
-            raise MusesynthError("--resolution must be a positive number of steps per beat")
+        if not 1 <= args.resolution <= MAX_RESOLUTION:
+            raise MusesynthError(f"--resolution must be from 1 to {MAX_RESOLUTION} steps per beat "
+                                 f"(got {args.resolution})")
         params["resolution"] = args.resolution
     if args.infill:
         if args.encoding not in ("meter", "parts"):

@@ -11,6 +11,18 @@ import numpy as np
 from musesynth.tokenize.base import Encoding
 from musesynth.tokenize.midi_io import PIANO_HIGH, PIANO_LOW
 
+MAX_RESOLUTION = 480  # grid steps per beat: a step of at least one tick at 480 ticks per beat
+PARAM_RANGES: dict[str, tuple[int, int]] = {
+    "resolution": (1, MAX_RESOLUTION), "max_duration_beats": (1, 64), "max_bar_beats": (1, 64),
+    "tempo_low": (-48, 48), "tempo_high": (-48, 48), "velocity": (1, 127), "max_repeat_bars": (0, 1024),
+}
+
+
+def whole_in_range(name: str, value: Any, lo: int, hi: int) -> None:
+    """A grid parameter must be a whole number in [lo, hi] (not a bool, a string or 12.5)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be a whole number from {lo} to {hi} (got {value!r})")
+
 
 class GridEncoding(Encoding):
     """Subclasses call ``_grid_params`` first, build their tokens (setting ``token_type``, ``note0``,
@@ -23,8 +35,13 @@ class GridEncoding(Encoding):
         if unknown:
             raise ValueError(f"unknown {self.name}-encoding parameters: {sorted(unknown)}")
         p = {**self.DEFAULTS, **params}
+        for name, (lo, hi) in PARAM_RANGES.items():  # a saved vocabulary is read from a file: hostile until checked
+            if name in p:
+                whole_in_range(name, p[name], lo, hi)
         self.resolution = int(p["resolution"])
         self.max_dur = int(p["max_duration_beats"]) * self.resolution
+        if int(p["tempo_low"]) > int(p["tempo_high"]):
+            raise ValueError(f"tempo_low must not exceed tempo_high (got {p['tempo_low']} > {p['tempo_high']})")
         # Semitone-sized tempo steps around 120 BPM: 120 * 2**(k/12), k = tempo_low..tempo_high.
         self.tempos = (120.0 * 2.0 ** (np.arange(int(p["tempo_low"]), int(p["tempo_high"]) + 1) / 12)).round(2)
         self.velocity = int(p["velocity"])
