@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,14 +141,24 @@ def is_our_piece(base: Path, suffixes: tuple[str, ...]) -> bool:
     return all(is_plain_file(p) for p in found if os.path.lexists(p))
 
 
-def piece_name(folder: Path, name: str, suffixes: tuple[str, ...], overwrite: bool) -> Path:
+def piece_name(folder: Path, name: str, suffixes: tuple[str, ...], overwrite: bool,
+               inputs: Iterable[Path | None] = ()) -> Path:
     """Where a generated piece goes: with ``overwrite``, over an earlier piece of ours of the same name (or
-    where none is); otherwise, or when what holds the name is not ours, a free name (``name-2``, ...)."""
+    where none is); otherwise, or when what holds the name is not ours or is one of this run's ``inputs`` (an
+    earlier piece used as a primer), a free name (``name-2``, ...)."""
     base = folder / name
     if overwrite and (not any(os.path.lexists(base.parent / (base.name + s)) for s in suffixes)
-                      or is_our_piece(base, suffixes)):
+                      or (is_our_piece(base, suffixes) and not _is_input(base, suffixes, inputs))):
         return base
     return free_name(folder, name, suffixes)
+
+
+def _is_input(base: Path, suffixes: tuple[str, ...], inputs: Iterable[Path | None]) -> bool:
+    files = [base.parent / (base.name + s) for s in suffixes]
+    for inp in inputs:
+        if inp is not None and any(f.exists() and os.path.exists(inp) and os.path.samefile(f, inp) for f in files):
+            return True
+    return False
 
 
 def is_inside(child: Path, parent: Path) -> bool:

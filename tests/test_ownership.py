@@ -304,3 +304,20 @@ def test_generate_overwrite_replaces_only_its_own_pieces(run, tmp_path, capsys):
             assert {k: v for k, v in after.items() if k in before} == before, what
         assert (target / f"{stem}-2.mid").is_file(), what
     assert (tmp_path / "mine.txt").read_text() == "precious" and not any((tmp_path / "mydir").iterdir())
+
+
+def test_generate_overwrite_never_writes_over_a_primer_it_reads(run, tiny_midi_dir, tmp_path, capsys):
+    """An earlier piece of ours that is also one of this run's primers is input: --overwrite gives the new piece
+    a free name instead of replacing a file the run reads (output over input, never)."""
+    out = tmp_path / "pd"
+    (out / "sub").mkdir(parents=True)
+    tune = out / "sub" / "tune.mid"
+    tune.write_bytes(sorted(tiny_midi_dir.rglob("*.mid"))[0].read_bytes())
+    base = ["generate", "-c", str(run), "-n", "8", "-s", "1", "--no-wav", "--no-png", "-q", "-o", str(out)]
+    assert main([*base, "--primer", str(tune)]) == 0
+    earlier = out / "tune_gru_seed1_0.mid"
+    before = earlier.read_bytes()
+    # the folder's primers: sub/tune.mid and the earlier piece; tune's new piece has the earlier piece's name
+    assert main([*base, "--primer", str(out), "-t", "1.5", "--overwrite"]) == 0, capsys.readouterr().err
+    assert earlier.read_bytes() == before
+    assert (out / "tune_gru_seed1_0-2.mid").is_file()

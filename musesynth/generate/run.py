@@ -144,7 +144,7 @@ def run_generate(opt: GenerateOptions, log: Callable[[str], None] = print,
         stem = os.fsdecode(primer_path.stem) if primer_path is not None else "unconditioned"
         for i, piece in enumerate(pieces):
             name = f"{stem}_{model.meta.family}_seed{opt.seed}_{i}"
-            base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite)
+            base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite, inputs=primers)  # never over a primer
             results.append(write_piece(piece, base, opt, primer_path))
     if not results:
         raise MusesynthError(f"no usable primer in {opt.primer} ({len(skipped)} skipped)")
