@@ -65,6 +65,28 @@ def test_only_the_chosen_voices_in_the_chosen_bars_change(parts, free, extra, pa
             for t in made.tracks if t.name in free)
 
 
+def test_a_kept_note_longer_than_a_dur_token_keeps_its_length(parts_run, bach_dir, tmp_path):
+    """A chorale's final note held 16 beats (as in bwv10.7) reads as 8 through the tokens (max_duration_beats):
+    kept, it comes out 16 beats long, in a rewrite of other voices and in a plain fill of earlier bars."""
+    score = symusic.Score(str(sorted(bach_dir.rglob("*.mid"))[4]))
+    tpq, soprano = score.ticks_per_quarter, score.tracks[0]
+    if not len(soprano.notes):
+        soprano = score.tracks[1]
+    last = max(soprano.notes, key=lambda n: n.time)
+    last.duration = 16 * tpq
+    src = tmp_path / "long_end.mid"
+    score.dump_midi(str(src))
+    for extra in (["--parts", "A,T,B"], []):
+        out = tmp_path / f"out{len(extra)}"
+        assert main(["infill", "-c", str(parts_run), "--input", str(src), "--bars", "2-3", "-s", "1", "--no-wav",
+                     "--no-png", "-o", str(out), "-q", *extra]) == 0
+        made = symusic.Score(str(next(out.glob("*.mid"))))
+        q = made.ticks_per_quarter
+        longest = max(n.duration for t in made.tracks for n in t.notes)
+        assert longest / q == 16
+        assert any(n.pitch == last.pitch and n.duration / q == 16 for n in made.tracks[0].notes)
+
+
 def test_every_voice_named_is_a_plain_fill(parts_run, bach_dir, tmp_path):
     src = sorted(bach_dir.rglob("*.mid"))[5]
     assert main(["infill", "-c", str(parts_run), "--input", str(src), "--bars", "2", "--parts", "S,A,T,B",

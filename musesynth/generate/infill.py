@@ -6,8 +6,10 @@ The contract (``tests/test_infill.py`` checks it):
   the span [S, E) from the start of bar 5 to the start of bar 9 (or the end of the last bar).
 - **Outside the span nothing changes**: every note that starts before S or at/after E is the input's as
   the encoding reads it (onset, pitch, duration; for grid-aligned MIDI files, the input's notes, on one
-  track at velocity 80). This includes notes that start before S and sound into the span: they keep
-  their durations. Meter, tempo, key signature and pickup are the input's throughout.
+  track at velocity 80), with its full length also where that is longer than a DUR token holds (a final
+  note of 16 beats stays 16; ``uncapped_durations``). This includes notes that start before S and sound into
+  the span: they keep their durations (a rewritten part's, as far as the tokens read them, so the fill never
+  overlaps it). Meter, tempo, key signature and pickup are the input's throughout.
 - **Inside the span the notes are the model's**: the input's notes that start in [S, E) are replaced; a
   new note ends by E at the latest (cut there), and a new note on a pitch that is still sounding from a
   note held over S is dropped (one pitch cannot sound twice in MIDI). Fermatas in the span are the model's.
@@ -58,7 +60,7 @@ from musesynth.outputs import WrittenScore, check_writable_dir
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import BarInfill, Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
-from musesynth.tokenize.midi_io import OTHER, VOICES
+from musesynth.tokenize.midi_io import OTHER, VOICES, load_score, score_notes
 from musesynth.tokenize.parts import ROLES, T_CHORD
 
 CLI_ALIASES = {"piece": "--input"}  # the API's keyword -> the CLI's flag, where they differ
@@ -294,10 +296,38 @@ def span_steps(enc: Encoding, span: Span) -> tuple[int, int]:
     return int(start[span.first]), int(end)
 
 
-def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None = None) -> dict[str, Any]:
+def uncapped_durations(enc: Encoding, path: str, q0: dict[str, Any]) -> np.ndarray:
+    """``q0``'s durations (the input as decoded), with those a DUR token caps (``max_duration_beats``: a chorale's
+    final note of 16 beats reads as 8) restored from the file: kept notes come out as long as they are there.
+    A capped note matches the file's note of its pitch at its onset (the pickup's shift undone); where none
+    does (a silence the encoding shortened moved it), it stays capped. It still ends where its pitch next starts
+    in its part, as the encoding cuts a note that is struck again."""
+    dur = q0["duration"].copy()
+    capped = np.flatnonzero(dur >= infilling(enc).max_dur)
+    if not capped.size:
+        return dur
+    n = score_notes(load_score(path))  # read within `data`'s budget by read_input already
+    scale = infilling(enc).resolution / n.tpq
+    on = np.rint(n.onset * scale).astype(np.int64)
+    length = np.rint((n.onset + n.duration) * scale).astype(np.int64) - on
+    shift = int(q0["onset"].min()) - int(on.min())
+    longest: dict[tuple[int, int], int] = {}
+    for t, p, d in zip((on + shift).tolist(), n.pitch.tolist(), length.tolist()):
+        longest[(t, p)] = max(d, longest.get((t, p), 0))
+    part = q0.get("part", np.zeros(dur.size, np.int64))
+    for i in capped.tolist():
+        o, p = int(q0["onset"][i]), int(q0["pitch"][i])
+        again = q0["onset"][(q0["pitch"] == p) & (part == part[i]) & (q0["onset"] > o)]
+        full = longest.get((o, p), 0)
+        dur[i] = max(int(dur[i]), min(full, int(again.min()) - o if again.size else full))
+    return dur
+
+
+def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None = None,
+          durations: np.ndarray | None = None) -> dict[str, Any]:
     """The input's content with the span's notes and fermatas taken from ``spliced``, by the module's rules; with
     ``free`` (a parts model's parts) only those parts' notes in the span are taken, and a pitch clashes with a
-    held note of its own part only."""
+    held note of its own part only. ``durations``: the input's notes' own (``uncapped_durations``)."""
     inf = infilling(enc)
     q0, q1 = inf.decode_quantized(span.ids), inf.decode_quantized(spliced)
     part0 = q0.get("part", np.zeros(q0["onset"].size, np.int64))
@@ -307,6 +337,10 @@ def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None
     if free:
         outside |= ~np.isin(part0, free)
     on0, pi0, du0, pa0 = q0["onset"][outside], q0["pitch"][outside], q0["duration"][outside], part0[outside]
+    if durations is not None:  # as long as in the file; a rewritten part's note, whose end the fill was written
+        full = durations[outside]  # against, reaches into the span no further than it did as decoded
+        into = (on0 < s) & (on0 + full > s) & (np.isin(pa0, free) if free else True)
+        du0 = np.where(into, np.maximum(du0, np.minimum(full, s - on0)), full)
     new = (q1["onset"] >= max(s, q0["offset"])) & (q1["onset"] < e)  # nothing before a pickup's first beat
     if free:
         new &= np.isin(part1, free)
@@ -368,6 +402,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     check_infill_model(enc, ckpt)
     opt.sampling.validate(len(enc.vocab))
     span = find_span(enc, read_input(enc, opt.input), first, end)
+    kept = uncapped_durations(enc, opt.input, infilling(enc).decode_quantized(span.ids))
     free = None
     if opt.parts is not None:
         parts = enc.parts()
@@ -391,7 +426,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     bi = infilling(enc)
     out = []
     for i, fill in enumerate(fills):
-        q = merge(enc, span, splice(enc, span, fill), free)
+        q = merge(enc, span, splice(enc, span, fill), free, kept)
         res = bi.resolution
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "parts": part_names(enc, span.ids, free),
