@@ -100,6 +100,7 @@ def write(tmp_path: Path, notes: list[tuple[int, int, int]], name: str = "m.mid"
     (lambda d: write(d, [(0, 480, 67)]), ["--voices", "S,A"], "the melody's own voice"),
     (lambda d: write(d, [(0, 480, 67)]), ["--voices", "X"], "--voices 'X': unknown voice"),
     (lambda d: d / "missing.mid", [], "--melody not found"),
+    (lambda d: (d / "folder.mid").mkdir() or d / "folder.mid", [], "folder.mid is a folder, not a MIDI file"),
     (lambda d: write(d, [(480 * i, 480, 67) for i in range(5001)]), [], "harmonize takes at most 5,000"),
     (lambda d: write(d, [(0, 480, 67)]), ["--key", "H major"], "unknown key 'H major'"),
     (lambda d: write(d, [(0, 480, 5)]), [], "spans MIDI pitches 5-5"),  # as in the file, not folded onto the piano

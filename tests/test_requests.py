@@ -21,6 +21,7 @@ BAD = [  # (API keywords, words the message must hold)
     (dict(num_samples=0), "num_samples must be at least 1 (got 0)"),
     (dict(length=0), "length must be at least 1 (got 0)"),
     (dict(length=-5), "length must be at least 1 (got -5)"),
+    (dict(length=10**8), "length must be at most 1,000,000 tokens (got 100,000,000)"),
     (dict(primer_tokens=10), "primer_tokens cuts a primer: give one with primer"),
     (dict(primer_seconds=2.0), "primer_seconds cuts a primer: give one with primer"),
     (dict(primer=PRIMER, primer_tokens=0), "primer_tokens must be at least 1 (got 0)"),

@@ -14,6 +14,7 @@ from musesynth.commands.options import (
 from musesynth.commands.options import sampling_from_args as _sampling
 from musesynth.data.split import SPLITS
 from musesynth.evaluate.run import EvaluateOptions
+from musesynth.generate.request import MAX_SEED
 from musesynth.outputs import check_replaceable_json, check_writable_file
 
 
@@ -68,15 +69,15 @@ def _whole_numbers(text: str, what: str, example: str) -> tuple[int, ...]:
 
 def _windows(text: str) -> tuple[int, ...]:
     out = _whole_numbers(text, "beats", "8,16")
-    if not out:
-        raise argparse.ArgumentTypeError("expected at least one window length, e.g. 8,16")
+    if not out or len(set(out)) < len(out):
+        raise argparse.ArgumentTypeError(f"expected different window lengths, e.g. 8,16 (got {text!r})")
     return out
 
 
 def _seeds(text: str) -> tuple[int, ...]:
     out = _whole_numbers(text, "seeds", "0,1,2")
-    if not out or any(s < 0 for s in out) or len(set(out)) < len(out):
-        raise argparse.ArgumentTypeError(f"expected different seeds, 0 or more, e.g. 0,1,2 (got {text!r})")
+    if not out or any(not 0 <= s < MAX_SEED for s in out) or len(set(out)) < len(out):
+        raise argparse.ArgumentTypeError(f"expected different seeds from 0 to 2**63-1, e.g. 0,1,2 (got {text!r})")
     return out
 
 
@@ -89,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     opt = EvaluateOptions(args.checkpoint, args.dataset, args.split, args.batch_size, args.device, args.samples,
                           args.length, args.seed, _sampling(args), args.free_repeats, args.windows,
                           args.reference_set, args.repeats, args.quiet, args.particles)
+    if not 0 <= args.seed < MAX_SEED:
+        raise MusesynthError(f"--seed must be a whole number from 0 to 2**63-1 (got {args.seed})")
     seeds = args.seeds or (args.seed,)
     if len(seeds) > 1 and args.samples == 0:
         raise MusesynthError("--seeds draws pieces with each seed: leave --num-samples above 0 (or give one --seed)")

@@ -13,11 +13,20 @@ BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
 
 @contextmanager
 def share_bar(desc: str, disable: bool = False) -> Iterator[Callable[[float], None]]:
-    """The bar is cleared when it ends: a piece may stop before --length, short of 100%."""
-    with tqdm(total=100, desc=desc, leave=False, bar_format=BAR_FORMAT, disable=disable) as bar:
-        def update(share: float) -> None:
-            n = int(share * 100)
-            if n > bar.n:
-                bar.update(n - bar.n)
+    """The bar is cleared when it ends: a piece may stop before --length, short of 100%. It appears with the first
+    progress, so a request refused before any work prints its error alone, not after an empty bar."""
+    bar: tqdm | None = None
 
+    def update(share: float) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=100, desc=desc, leave=False, bar_format=BAR_FORMAT, disable=disable)
+        n = int(share * 100)
+        if n > bar.n:
+            bar.update(n - bar.n)
+
+    try:
         yield update
+    finally:
+        if bar is not None:
+            bar.close()

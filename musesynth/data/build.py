@@ -371,8 +371,10 @@ def build_dataset(
                 if ids is None] + [{"file": str(f), "reason": why} for f, why in extra_odd]
     skipped += [{"file": p.relative_to(midi_dir).as_posix(), "reason": why} for p, why in odd]
     if not used:
-        reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in sorted(skipped, key=lambda s: s["file"])[:3])
-        raise MusesynthError(f"no usable MIDI file in {midi_dir} ({len(skipped)} skipped: {reasons})")
+        first = sorted(skipped, key=lambda s: s["file"])[:3]
+        reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in first)
+        more = f"; {len(skipped) - len(first)} more" if len(skipped) > len(first) else ""
+        raise MusesynthError(f"no usable MIDI file in {midi_dir} ({len(skipped)} skipped: {reasons}{more})")
 
     split = assign_splits(sorted(used))
     extra, copies = _held_out_copies(extra, used, split, extra_dirs)

@@ -32,6 +32,7 @@ import torch
 
 from musesynth.artifacts.load import load_model
 from musesynth.artifacts.meta import CheckpointMeta
+from musesynth.data.files import not_a_file
 from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MidiReadError, MusesynthError, literal
@@ -143,7 +144,8 @@ def melody_score(path: str, part: str | None) -> tuple[symusic.Score, int]:
     """The melody as a one-track score, and its voice (the track's SATB role; Soprano for any other name)."""
     p = Path(path)
     if not p.is_file():
-        raise BadRequest("melody", f"not found: {literal(path)}")
+        why = not_a_file(p) if os.path.lexists(p) else None
+        raise BadRequest("melody", f"{literal(path)} is {why}" if why else f"not found: {literal(path)}")
     try:
         score = load_score(p)
     except MidiReadError as exc:

@@ -46,6 +46,7 @@ import torch
 from musesynth.artifacts.load import load_model
 from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.data import build
+from musesynth.data.files import not_a_file
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MusesynthError, literal
@@ -161,7 +162,8 @@ def parse_parts(text: str, enc: Parts, ids: np.ndarray) -> list[int]:
 def find_span(enc: Encoding, ids: np.ndarray, first: int, end: int) -> Span:
     bars = np.flatnonzero(ids == infilling(enc).bar_id)
     if end > bars.size:
-        raise BadRequest("bars", f"{first + 1}-{end}: the piece has only {bars.size} bars")
+        unit = "bar" if bars.size == 1 else "bars"
+        raise BadRequest("bars", f"{first + 1}-{end}: the piece has only {bars.size} {unit}")
     eos = np.flatnonzero(ids == enc.eos_id)
     m = int(bars[end]) if end < bars.size else int(eos[0]) if eos.size else ids.size
     return Span(ids, first, end, int(bars[first]), m)
@@ -365,7 +367,8 @@ def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None
 def read_input(enc: Encoding, path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
-        raise BadRequest("piece", f"not found: {literal(path)}")
+        why = not_a_file(p) if os.path.lexists(p) else None
+        raise BadRequest("piece", f"{literal(path)} is {why}" if why else f"not found: {literal(path)}")
     # read in a worker under `musesynth data`'s per-file budget (time, memory; tokens and silences as in data)
     ids, reason = build.tokenize_files([p], enc, 1, True, build.FILE_SECONDS, build.FILE_MEMORY)[0]
     if ids is None:

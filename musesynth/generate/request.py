@@ -16,6 +16,7 @@ from musesynth.generate.particles import check_particles
 from musesynth.generate.sampling import Sampling
 
 DEFAULT_LENGTH = 512  # new tokens per piece: about 12 bars of chorale with the shipped model
+MAX_LENGTH = 1_000_000  # new tokens per piece: about 15 hours at the shipped model's 20 tokens/s on one core
 MAX_SEED = 2**63  # seeds also seed NumPy draws (keys, composers from the corpus' shares), which take no negatives
 
 
@@ -62,6 +63,8 @@ class GenerationRequest:
     def validate(self) -> GenerationRequest:
         """Every check that needs no model (the encoding's are ``prompt.build_prompt``'s)."""
         whole("length", self.length, 1)
+        if self.length > MAX_LENGTH:
+            raise BadRequest("length", f"must be at most {MAX_LENGTH:,} tokens (got {self.length:,})")
         whole("num_samples", self.num_samples, 1)
         check_particles(self.particles)
         if self.seed is not None:
