@@ -134,6 +134,21 @@ def test_melody_notes_off_the_grid_are_named_and_the_others_kept(parts_run, tmp_
     assert {(t / 480, d / 480, p) for t, d, p in notes[:4]} <= got
 
 
+def test_a_played_legato_is_cut_where_the_next_note_starts(parts_run, tmp_path, capsys):
+    """Notes held an eighth of a beat into the next (a keyboard legato) are a melody, not chords: each is cut where
+    the next starts, and said so; a note held a whole beat into the next is still refused (two lines)."""
+    pitches = [67, 69, 71, 72, 74, 72]
+    melody = write(tmp_path, [(480 * i, 540, p) for i, p in enumerate(pitches)])
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "--no-png", "-s", "0",
+                 "-o", str(tmp_path / "out")]) == 0
+    assert "5 melody note(s) sounded on into the next (legato" in capsys.readouterr().out
+    out = symusic.Score(str(next((tmp_path / "out").glob("*.mid"))))
+    q = out.ticks_per_quarter
+    got = [(n.time / q, n.duration / q, n.pitch) for n in out.tracks[0].notes]
+    assert got[:5] == [(float(i), 1.0, p) for i, p in enumerate(pitches[:5])]
+    assert json.loads(next((tmp_path / "out").glob("*.json")).read_text())["melody_legato_cut"] == 5
+
+
 def test_a_missing_soundfont_is_refused_before_any_work(parts_run, tmp_path, capsys):
     """An explicit --soundfont is never silently replaced by another one (as generate and infill refuse it)."""
     melody, out = write(tmp_path, [(0, 480, 67), (480, 480, 69)]), tmp_path / "out"

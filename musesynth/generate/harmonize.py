@@ -66,6 +66,7 @@ DEFAULT_PARTICLES = 4
 
 LETTERS = {v[0]: i for i, v in enumerate(VOICES)}  # S A T B
 MAX_MELODY_NOTES = 5000
+LEGATO_BEATS = 0.25  # an overlap this short is a played legato, not a second line
 # The lowest bass and highest soprano note any voice sings (theory's SATB ranges, D2-A5)
 LOWEST, HIGHEST = min(lo for lo, _ in SATB_RANGES), max(hi for _, hi in SATB_RANGES)  # any voice's range
 
@@ -194,12 +195,15 @@ class Skeleton:
     pitch: np.ndarray
     duration: np.ndarray
     off_grid: tuple[int, float] = (0, 0.0)  # melody notes moved onto the grid, and the first one's beat
+    legato: int = 0  # melody notes cut where the next one starts (``trim_legato``)
 
 
 def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[int], key: str | None,
                     source: str) -> Skeleton:
     """Quantise the melody, check it (one note at a time, a singable range, no stretch the encoding would shorten),
-    and lay it into the parts."""
+    and lay it into the parts. A legato overlap (a note held into the next by at most ``LEGATO_BEATS``, as played on
+    a keyboard) is cut where the next note starts."""
+    score, legato = trim_legato(score)
     raw = score_notes(score)
     start, length = longest_stretch(raw)
     if length > MAX_SILENCE_BEATS * raw.tpq and start == 0 and length == raw.onset.min():
@@ -235,7 +239,26 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
     if d["onset"][0] == first != d["onset"][0] - offset:
         offset, pickup = 0, None  # a rest opening a full first bar, which decoding drops: kept, so onsets stay
     return Skeleton(ids, roles, part, offset, pickup, d["onset"], d["pitch"], full_durations(enc, score, d),
-                    off_grid(raw, enc.resolution))
+                    off_grid(raw, enc.resolution), legato)
+
+
+def trim_legato(score: symusic.Score) -> tuple[symusic.Score, int]:
+    """The one-track melody with each note that sounds on into the next by at most ``LEGATO_BEATS`` cut where the next
+    starts, and how many were cut. Notes that start together (a chord) or overlap more (two lines) are left for
+    the check that refuses them."""
+    track = score.tracks[0]
+    n = track.notes.numpy()
+    order = np.lexsort((n["pitch"], n["time"]))
+    t, d = n["time"][order].astype(np.int64), n["duration"][order].astype(np.int64)
+    nxt = np.r_[t[1:], np.iinfo(np.int64).max]
+    over = t + d - nxt
+    cut = (nxt > t) & (over > 0) & (over <= LEGATO_BEATS * score.ticks_per_quarter)
+    if not cut.any():
+        return score, 0
+    out = score.copy()
+    out.tracks[0].notes = symusic.Note.from_numpy(time=t, duration=np.where(cut, nxt - t, d),
+                                                  pitch=n["pitch"][order], velocity=n["velocity"][order])
+    return out, int(cut.sum())
 
 
 def off_grid(n: Notes, resolution: int) -> tuple[int, float]:
@@ -357,7 +380,8 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
                 "voices": [VOICES[v] for v in voices], "checkpoint": meta.path, "model": meta.family,
                 "key": key_name(*e.key_of(sk.ids)) if e.key_of(sk.ids) else None,
                 "melody_notes": int(sk.onset.size), "melody_off_grid": sk.off_grid[0],
-                "melody_off_grid_first_beat": sk.off_grid[1], "notes": int(q["onset"].size),
+                "melody_off_grid_first_beat": sk.off_grid[1], "melody_legato_cut": sk.legato,
+                "notes": int(q["onset"].size),
                 "most_sounding": most_sounding(q["onset"], q["duration"]),
                 "complete": bool(piece.size and piece[-1] == e.eos_id), "prompt_tokens": int(prompt.size),
                 "generated_tokens": int(seq.size - prompt.size),
@@ -392,6 +416,9 @@ def summarize(results: list[dict[str, Any]]) -> str:
         done = "" if r["complete"] else " (cut by the token budget: --max-tokens)"
         lines.append(f"{r['midi']}  ({r['melody_notes']} melody notes, {r['notes']} notes in "
                      f"{', '.join([r['melody_voice'], *r['voices']])}{done})")
+        if r.get("melody_legato_cut"):
+            lines.append(f"  {r['melody_legato_cut']} melody note(s) sounded on into the next (legato, at most "
+                         f"{LEGATO_BEATS:g} beat) and were cut where it starts")
         if r.get("melody_off_grid"):
             lines.append(f"  {r['melody_off_grid']} melody note(s) start or end between the model's grid steps (first "
                          f"at beat {r['melody_off_grid_first_beat']:g}) and were moved onto the grid; every other "
