@@ -34,7 +34,10 @@ def _first_existing_parent(path: Path) -> Path:
 
 def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
     """Prove that ``path`` can be created (if missing) and takes files; one-line error otherwise. Folders it
-    had to create for the proof are removed again: the check itself leaves nothing behind."""
+    had to create for the proof are removed again: the check itself leaves nothing behind. An empty name is
+    refused (Path("") is the current folder: a typo, or an unset shell variable, would write there)."""
+    if not str(path).strip():
+        raise MusesynthError(f"{what} is empty: name a folder")
     p = Path(path)
     anchor = _first_existing_parent(p)
     if anchor.exists() and not anchor.is_dir():

@@ -283,3 +283,11 @@ def test_particles_keep_every_melody_note_and_one_seed_gives_one_answer(parts_ru
         assert [n.pitch for n in h.score.tracks[0].notes] == tune
         assert sum(t.note_num() for t in h.score.tracks[1:]) > 0
         assert np.array_equal(h.tokens, g.tokens)
+
+
+def test_an_empty_output_folder_is_refused_not_read_as_the_current_one(parts_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    melody = write(tmp_path, [(0, 480, 67), (480, 480, 69)])
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "-o", ""]) == 2
+    assert "-o/--out-dir is empty: name a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mid"]
