@@ -69,7 +69,16 @@ def safe_streams() -> None:
             pass
 
 
-def run_guarded(func: Callable[[], int]) -> int:
+# what to ask for less of when a command runs out of memory: only the options that command has
+MEMORY_HINTS = {
+    "train": "a smaller --batch-size, --seq-len or model", "ablate": "a smaller --batch-size, --seq-len or model",
+    "generate": "fewer --num-samples or --particles, or a smaller --length",
+    "harmonize": "fewer --num-samples or --particles", "infill": "fewer --num-samples or --particles",
+    "evaluate": "a smaller --batch-size, fewer --num-samples or --particles",
+}
+
+
+def run_guarded(func: Callable[[], int], command: str = "") -> int:
     """Run a command body: user errors become one line on stderr with exit code 2."""
     safe_streams()
     try:
@@ -82,10 +91,10 @@ def run_guarded(func: Callable[[], int]) -> int:
         print("musesynth: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        return _out_of_memory()
+        return _out_of_memory(command)
     except RuntimeError as exc:  # torch reports running out of memory (CPU or GPU) as a RuntimeError
         if "out of memory" in str(exc).lower() or "allocate" in str(exc).lower():
-            return _out_of_memory()
+            return _out_of_memory(command)
         raise
     except OSError as exc:  # a full disk, a vanished folder, a permission changed mid-run
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
@@ -93,9 +102,9 @@ def run_guarded(func: Callable[[], int]) -> int:
         return 2
 
 
-def _out_of_memory() -> int:
-    print("musesynth: error: out of memory (try a smaller --batch-size, --num-samples, --seq-len or model)",
-          file=sys.stderr)
+def _out_of_memory(command: str) -> int:
+    hint = MEMORY_HINTS.get(command, "a smaller request")
+    print(f"musesynth: error: out of memory (try {hint})", file=sys.stderr)
     return 2
 
 
@@ -108,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(words)
     except SystemExit as exc:  # --help, --version or a usage error: argparse has printed it
         return exc.code if isinstance(exc.code, int) else 2
-    return run_guarded(lambda: args.func(args))
+    return run_guarded(lambda: args.func(args), command)
 
 
 def main_for(module, prog: str, argv: Sequence[str] | None = None) -> int:
@@ -122,7 +131,7 @@ def main_for(module, prog: str, argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
-    return run_guarded(lambda: args.func(args))
+    return run_guarded(lambda: args.func(args), next(iter(sub.choices)))
 
 
 if __name__ == "__main__":

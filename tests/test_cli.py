@@ -82,3 +82,16 @@ def test_a_primer_the_model_ends_at_once_gets_a_note():
     assert "the model ended the piece where the primer ends" in summarize([r])
     assert "primer ends" not in summarize([{**r, "generated_tokens": 300}])
     assert "primer ends" not in summarize([{**r, "primer": None}])
+
+
+@pytest.mark.parametrize("command, hint", [("harmonize", "fewer --num-samples or --particles"),
+                                           ("train", "a smaller --batch-size, --seq-len or model"),
+                                           ("", "a smaller request")])
+def test_out_of_memory_is_one_line_naming_options_the_command_has(command, hint, capsys):
+    from musesynth.cli import run_guarded
+
+    def body() -> int:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    assert run_guarded(body, command) == 2
+    assert capsys.readouterr().err == f"musesynth: error: out of memory (try {hint})\n"
