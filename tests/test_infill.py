@@ -114,6 +114,23 @@ def test_infill_errors_are_one_line(bars, message, infill_run, bach_dir, tmp_pat
     assert message in err and err.count("\n") == 1
 
 
+def test_a_piece_with_a_rest_the_encoding_would_shorten_is_refused(infill_run, bach_dir, tmp_path, capsys):
+    """Reading squeezes a stretch of more than 64 beats without an onset or an end, which would move every note
+    infill keeps after it: refused in one line, nothing written."""
+    score = symusic.Score(str(sorted(bach_dir.rglob("*.mid"))[0]))
+    tpq = score.ticks_per_quarter
+    late = score.tracks[0].notes[-1].copy()
+    late.time, late.duration = late.time + 200 * tpq, tpq
+    score.tracks[0].notes.append(late)
+    src = tmp_path / "gap.mid"
+    score.dump_midi(str(src))
+    out = tmp_path / "out"
+    assert main(["infill", "-c", str(infill_run / "gru"), "--input", str(src), "--bars", "2-3", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "beats in which no note starts or ends" in err and err.count("\n") == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_a_model_without_fill_tokens_is_refused(bach_dir, tmp_path, capsys):
     piece = sorted(bach_dir.rglob("*.mid"))[0]
     assert main(["infill", "-c", "musesynth/pretrained/bach", "--input", str(piece), "--bars", "2-3",

@@ -61,7 +61,15 @@ from musesynth.outputs import WrittenScore, check_writable_dir
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import BarInfill, Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
-from musesynth.tokenize.midi_io import OTHER, VOICES, load_score, score_notes
+from musesynth.tokenize.midi_io import (
+    MAX_SILENCE_BEATS,
+    OTHER,
+    VOICES,
+    Notes,
+    load_score,
+    longest_stretch,
+    score_notes,
+)
 from musesynth.tokenize.parts import ROLES, T_CHORD
 
 CLI_ALIASES = {"piece": "--input"}  # the API's keyword -> the CLI's flag, where they differ
@@ -298,17 +306,26 @@ def span_steps(enc: Encoding, span: Span) -> tuple[int, int]:
     return int(start[span.first]), int(end)
 
 
-def uncapped_durations(enc: Encoding, path: str, q0: dict[str, Any]) -> np.ndarray:
+def check_stretches(n: Notes, path: str) -> None:
+    """Refuse a piece the encoding would squeeze: a stretch over ``MAX_SILENCE_BEATS`` in which no note starts or
+    ends is shortened when read, which moves every later note, kept ones included."""
+    start, length = longest_stretch(n)
+    if length > MAX_SILENCE_BEATS * n.tpq:
+        raise BadRequest("piece", f"{literal(os.fsdecode(Path(path).name))} has {length / n.tpq:g} beats in which no "
+                                  f"note starts or ends (from beat {start / n.tpq:g}); infill keeps at most "
+                                  f"{MAX_SILENCE_BEATS}, a longer rest or note would move the notes it keeps")
+
+
+def uncapped_durations(enc: Encoding, n: Notes, q0: dict[str, Any]) -> np.ndarray:
     """``q0``'s durations (the input as decoded), with those a DUR token caps (``max_duration_beats``: a chorale's
     final note of 16 beats reads as 8) restored from the file: kept notes come out as long as they are there.
     A capped note matches the file's note of its pitch at its onset (the pickup's shift undone); where none
-    does (a silence the encoding shortened moved it), it stays capped. It still ends where its pitch next starts
+    does, it stays capped. It still ends where its pitch next starts
     in its part, as the encoding cuts a note that is struck again."""
     dur = q0["duration"].copy()
     capped = np.flatnonzero(dur >= infilling(enc).max_dur)
     if not capped.size:
         return dur
-    n = score_notes(load_score(path))  # read within `data`'s budget by read_input already
     scale = infilling(enc).resolution / n.tpq
     on = np.rint(n.onset * scale).astype(np.int64)
     length = np.rint((n.onset + n.duration) * scale).astype(np.int64) - on
@@ -404,8 +421,11 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     model, enc, meta = load_model(ckpt, pick_device(opt.device)) if loaded is None else loaded
     check_infill_model(enc, ckpt)
     opt.sampling.validate(len(enc.vocab))
-    span = find_span(enc, read_input(enc, opt.input), first, end)
-    kept = uncapped_durations(enc, opt.input, infilling(enc).decode_quantized(span.ids))
+    ids = read_input(enc, opt.input)
+    raw = score_notes(load_score(opt.input))  # read within `data`'s budget by read_input already
+    check_stretches(raw, opt.input)
+    span = find_span(enc, ids, first, end)
+    kept = uncapped_durations(enc, raw, infilling(enc).decode_quantized(span.ids))
     free = None
     if opt.parts is not None:
         parts = enc.parts()
