@@ -104,6 +104,7 @@ def write(tmp_path: Path, notes: list[tuple[int, int, int]], name: str = "m.mid"
     (lambda d: write(d, [(480 * i, 480, 67) for i in range(5001)]), [], "harmonize takes at most 5,000"),
     (lambda d: write(d, [(0, 480, 67)]), ["--key", "H major"], "unknown key 'H major'"),
     (lambda d: write(d, [(0, 480, 5)]), [], "spans MIDI pitches 5-5"),  # as in the file, not folded onto the piano
+    (lambda d: write(d, [(0, 10, 67), (10, 10, 69), (20, 480, 71)]), [], "closer together than the model's grid"),
     (lambda d: write(d, [(0, 480, 67), (480 * 100, 480, 69)]), [], "99 beats in which no note starts or ends"),
     (lambda d: write(d, [(0, 480 * 70, 67), (480 * 70, 480, 69)]), [], "70 beats in which no note starts or ends"),
     (lambda d: write(d, [(480 * 80, 480, 67)]), [], "starts after 80 beats of silence"),

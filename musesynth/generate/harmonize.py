@@ -220,6 +220,12 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
     clash = np.flatnonzero(on[1:] < on[:-1] + du[:-1])
     if clash.size:
         beat = (on[clash[0] + 1] - on[0]) / enc.resolution
+        order = np.argsort(raw.onset, kind="stable")
+        t, d = raw.onset[order], raw.duration[order]
+        if (t[1:] > t[:-1]).all() and (t[:-1] + d[:-1] <= t[1:]).all():  # apart in the file: the grid joins them
+            raise MusesynthError(f"the melody {source} has notes closer together than the model's grid of 1/"
+                                 f"{enc.resolution} beat (first at beat {beat:g}), which would sound at once: "
+                                 f"harmonize needs one note at a time")
         raise MusesynthError(f"the melody {source} has chords or overlapping notes (first at beat {beat:g}): "
                              f"harmonize needs one note at a time")
     if raw.pitch.min() < LOWEST or raw.pitch.max() > HIGHEST:  # as in the file (quantize folds to the piano)
