@@ -87,6 +87,34 @@ def test_a_kept_note_longer_than_a_dur_token_keeps_its_length(parts_run, bach_di
         assert any(n.pitch == last.pitch and n.duration / q == 16 for n in made.tracks[0].notes)
 
 
+def test_a_long_note_held_into_the_bars_keeps_its_length_unless_its_voice_is_rewritten(parts_run, bach_dir,
+                                                                                       tmp_path):
+    """A bass note of 16 beats from the first beat, the bars 2-3 rewritten: kept whole when the bass is kept;
+    when the bass is rewritten it reaches into the bars only as far as the tokens read it (8 beats), the length
+    the fill was written against."""
+    score = symusic.Score(str(sorted(bach_dir.rglob("*.mid"))[4]))
+    tpq = score.ticks_per_quarter
+    bass = next(t for t in score.tracks if t.name == "Bass")
+    first = min(n.time for n in bass.notes)
+    long_note = symusic.Note(first, 16 * tpq, 48, 80)
+    kept = [n for n in bass.notes if n.time >= first + 16 * tpq]
+    bass.notes = symusic.Note.from_numpy(time=np.array([first] + [n.time for n in kept]),
+                                         duration=np.array([16 * tpq] + [n.duration for n in kept]),
+                                         pitch=np.array([long_note.pitch] + [n.pitch for n in kept]),
+                                         velocity=np.full(len(kept) + 1, 80))
+    src = tmp_path / "long_bass.mid"
+    score.dump_midi(str(src))
+    for parts, beats in (("S,A", 16), ("T,B", 8)):
+        out = tmp_path / parts.replace(",", "")
+        assert main(["infill", "-c", str(parts_run), "--input", str(src), "--bars", "2-3", "--parts", parts,
+                     "-s", "1", "--no-wav", "--no-png", "-o", str(out), "-q"]) == 0
+        made = symusic.Score(str(next(out.glob("*.mid"))))
+        q = made.ticks_per_quarter
+        b = next(t for t in made.tracks if t.name == "Bass")
+        start = min(n.time for n in b.notes)
+        assert [n.duration / q for n in b.notes if n.time == start and n.pitch == 48] == [beats]
+
+
 def test_every_voice_named_is_a_plain_fill(parts_run, bach_dir, tmp_path):
     src = sorted(bach_dir.rglob("*.mid"))[5]
     assert main(["infill", "-c", str(parts_run), "--input", str(src), "--bars", "2", "--parts", "S,A,T,B",

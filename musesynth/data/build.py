@@ -323,6 +323,13 @@ def _held_out_copies(extra: list[tuple[int, str, np.ndarray]], used: dict[str, n
     return keep, copies
 
 
+def first_reasons(skipped: list[dict[str, str]], shown: int = 3) -> str:
+    """The first skipped files (by name) with their reasons, and how many more: a one-line error stays one line."""
+    first = sorted(skipped, key=lambda s: s["file"])[:shown]
+    more = f"; {len(skipped) - len(first)} more" if len(skipped) > len(first) else ""
+    return "; ".join(f"{s['file']}: {s['reason']}" for s in first) + more
+
+
 def build_dataset(
     midi_dir: str | Path,
     out_dir: str | Path,
@@ -371,10 +378,7 @@ def build_dataset(
                 if ids is None] + [{"file": str(f), "reason": why} for f, why in extra_odd]
     skipped += [{"file": p.relative_to(midi_dir).as_posix(), "reason": why} for p, why in odd]
     if not used:
-        first = sorted(skipped, key=lambda s: s["file"])[:3]
-        reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in first)
-        more = f"; {len(skipped) - len(first)} more" if len(skipped) > len(first) else ""
-        raise MusesynthError(f"no usable MIDI file in {midi_dir} ({len(skipped)} skipped: {reasons}{more})")
+        raise MusesynthError(f"no usable MIDI file in {midi_dir} ({len(skipped)} skipped: {first_reasons(skipped)})")
 
     split = assign_splits(sorted(used))
     extra, copies = _held_out_copies(extra, used, split, extra_dirs)

@@ -33,6 +33,17 @@ def not_a_file(path: Path) -> str | None:
     return f"{link}{kind}, not a MIDI file"
 
 
+def why_unreadable(path: Path, shown: str) -> str | None:
+    """None for a regular file (or a link to one); else the one-line reason, the path as ``shown``: not found, or
+    what it is instead (a folder, a FIFO, a dangling link)."""
+    if not os.path.lexists(path):
+        return f"not found: {shown}"
+    why = not_a_file(path)
+    if why is None:
+        return None
+    return f"{shown} cannot be read" if why == "cannot be read" else f"{shown} is {why}"
+
+
 def scan_midi(root: str | Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The .mid/.midi files below ``root`` (any case), sorted, and the paths with such a name that are no
     readable file, each with the reason: these are reported as skipped, not dropped without a word."""

@@ -32,7 +32,7 @@ import torch
 
 from musesynth.artifacts.load import load_model
 from musesynth.artifacts.meta import CheckpointMeta
-from musesynth.data.files import not_a_file
+from musesynth.data.files import why_unreadable
 from musesynth.data.melody_first import melody_prompt
 from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MidiReadError, MusesynthError, literal
@@ -144,9 +144,9 @@ def chorale_score(name: str, part: str | None) -> tuple[symusic.Score, int]:
 def melody_score(path: str, part: str | None) -> tuple[symusic.Score, int]:
     """The melody as a one-track score, and its voice (the track's SATB role; Soprano for any other name)."""
     p = Path(path)
-    if not p.is_file():
-        why = not_a_file(p) if os.path.lexists(p) else None
-        raise BadRequest("melody", f"{literal(path)} is {why}" if why else f"not found: {literal(path)}")
+    why = why_unreadable(p, literal(path))
+    if why is not None:
+        raise BadRequest("melody", why)
     try:
         score = load_score(p)
     except MidiReadError as exc:
@@ -203,7 +203,7 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
     """Quantise the melody, check it (one note at a time, a singable range, no stretch the encoding would shorten),
     and lay it into the parts. A legato overlap (a note held into the next by at most ``LEGATO_BEATS``, as played on
     a keyboard) is cut where the next note starts."""
-    score, legato = trim_legato(score)
+    score, legato = trim_legato(score, enc.resolution)
     raw = score_notes(score)
     start, length = longest_stretch(raw)
     if length > MAX_SILENCE_BEATS * raw.tpq and start == 0 and length == raw.onset.min():
@@ -218,8 +218,8 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
     if not on.size:
         raise MusesynthError(f"the melody {source} has no notes")
     clash = np.flatnonzero(on[1:] < on[:-1] + du[:-1])
-    if clash.size:
-        beat = (on[clash[0] + 1] - on[0]) / enc.resolution
+    if clash.size:  # beats from the file's time 0, as the other messages count them (quantize shifts a pickup)
+        beat = (on[clash[0] + 1] - on[0]) / enc.resolution + float(raw.onset.min()) / raw.tpq
         order = np.argsort(raw.onset, kind="stable")
         t, d = raw.onset[order], raw.duration[order]
         if (t[1:] > t[:-1]).all() and (t[:-1] + d[:-1] <= t[1:]).all():  # apart in the file: the grid joins them
@@ -248,17 +248,21 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
                     off_grid(raw, enc.resolution), legato)
 
 
-def trim_legato(score: symusic.Score) -> tuple[symusic.Score, int]:
-    """The one-track melody with each note that sounds on into the next by at most ``LEGATO_BEATS`` cut where the next
-    starts, and how many were cut. Notes that start together (a chord) or overlap more (two lines) are left for
-    the check that refuses them."""
+def trim_legato(score: symusic.Score, resolution: int) -> tuple[symusic.Score, int]:
+    """The one-track melody with each note that sounds on into the next onset by at most ``LEGATO_BEATS`` cut where
+    that onset is, and how many were cut. Notes that start together (a chord, a doubled note) or overlap more (two
+    lines) are left for the check that refuses them; an overlap that rounding onto the grid of ``resolution`` steps
+    per beat removes anyway is left alone (and not counted)."""
     track = score.tracks[0]
     n = track.notes.numpy()
     order = np.lexsort((n["pitch"], n["time"]))
     t, d = n["time"][order].astype(np.int64), n["duration"][order].astype(np.int64)
-    nxt = np.r_[t[1:], np.iinfo(np.int64).max]
+    later = np.searchsorted(t, t, side="right")  # the next onset after each note's own
+    nxt = np.r_[t, np.iinfo(np.int64).max][later]
     over = t + d - nxt
-    cut = (nxt > t) & (over > 0) & (over <= LEGATO_BEATS * score.ticks_per_quarter)
+    scale = resolution / score.ticks_per_quarter
+    heard = np.rint((t + d) * scale) > np.rint(np.minimum(nxt, t + d) * scale)  # still overlaps on the grid
+    cut = (over > 0) & (over <= LEGATO_BEATS * score.ticks_per_quarter) & heard
     if not cut.any():
         return score, 0
     out = score.copy()
@@ -271,7 +275,7 @@ def off_grid(n: Notes, resolution: int) -> tuple[int, float]:
     """How many notes start or end between the encoding's grid steps (a 32nd or a quintuplet on a grid of 12 per
     beat), and the first one's beat: quantising moves them, so the melody comes out as given except for these."""
     steps = np.r_[[n.onset, n.onset + n.duration]] * (resolution / n.tpq)
-    moved = (np.abs(steps - np.rint(steps)) > 1e-6).any(0)
+    moved = (np.abs(steps - np.rint(steps)) > 0.5 * resolution / n.tpq).any(0)  # by more than half a file tick
     return int(moved.sum()), float(n.onset[moved].min() / n.tpq) if moved.any() else 0.0
 
 

@@ -32,6 +32,7 @@ and decoded, and its notes in the span are merged with the input's notes outside
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import time
@@ -41,12 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import symusic
 import torch
 
 from musesynth.artifacts.load import load_model
 from musesynth.artifacts.meta import CheckpointMeta
 from musesynth.data import build
-from musesynth.data.files import not_a_file
+from musesynth.data.files import why_unreadable
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MusesynthError, literal
@@ -65,10 +67,10 @@ from musesynth.tokenize.midi_io import (
     MAX_SILENCE_BEATS,
     OTHER,
     VOICES,
-    Notes,
     load_score,
     longest_stretch,
     score_notes,
+    score_parts,
 )
 from musesynth.tokenize.parts import ROLES, T_CHORD
 
@@ -306,9 +308,11 @@ def span_steps(enc: Encoding, span: Span) -> tuple[int, int]:
     return int(start[span.first]), int(end)
 
 
-def check_stretches(n: Notes, path: str) -> None:
-    """Refuse a piece the encoding would squeeze: a stretch over ``MAX_SILENCE_BEATS`` in which no note starts or
-    ends is shortened when read, which moves every later note, kept ones included."""
+def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
+    """Refuse a piece the encoding would squeeze: a stretch over ``MAX_SILENCE_BEATS`` in which no note of the
+    parts it reads starts or ends is shortened when read, which moves every later note, kept ones included."""
+    parts = enc.parts()
+    n = score_parts(score, parts.max_parts, parts.drop_extra)[0] if parts is not None else score_notes(score)
     start, length = longest_stretch(n)
     if length > MAX_SILENCE_BEATS * n.tpq:
         raise BadRequest("piece", f"{literal(os.fsdecode(Path(path).name))} has {length / n.tpq:g} beats in which no "
@@ -316,30 +320,20 @@ def check_stretches(n: Notes, path: str) -> None:
                                   f"{MAX_SILENCE_BEATS}, a longer rest or note would move the notes it keeps")
 
 
-def uncapped_durations(enc: Encoding, n: Notes, q0: dict[str, Any]) -> np.ndarray:
+def uncapped_durations(enc: Encoding, score: symusic.Score, q0: dict[str, Any]) -> np.ndarray:
     """``q0``'s durations (the input as decoded), with those a DUR token caps (``max_duration_beats``: a chorale's
-    final note of 16 beats reads as 8) restored from the file: kept notes come out as long as they are there.
-    A capped note matches the file's note of its pitch at its onset (the pickup's shift undone); where none
-    does, it stays capped. It still ends where its pitch next starts
-    in its part, as the encoding cuts a note that is struck again."""
+    final note of 16 beats reads as 8) as long as they are in the file: the encoding's own reading of ``score``
+    with the cap lifted, note for note the same notes (the same parts, pitches folded, restruck notes cut). Where
+    it does not list the same notes (a key-relative model's frame), nothing is restored."""
+    inf = infilling(enc)
     dur = q0["duration"].copy()
-    capped = np.flatnonzero(dur >= infilling(enc).max_dur)
-    if not capped.size:
+    if not (dur >= inf.max_dur).any():
         return dur
-    scale = infilling(enc).resolution / n.tpq
-    on = np.rint(n.onset * scale).astype(np.int64)
-    length = np.rint((n.onset + n.duration) * scale).astype(np.int64) - on
-    shift = int(q0["onset"].min()) - int(on.min())
-    longest: dict[tuple[int, int], int] = {}
-    for t, p, d in zip((on + shift).tolist(), n.pitch.tolist(), length.tolist()):
-        longest[(t, p)] = max(d, longest.get((t, p), 0))
-    part = q0.get("part", np.zeros(dur.size, np.int64))
-    for i in capped.tolist():
-        o, p = int(q0["onset"][i]), int(q0["pitch"][i])
-        again = q0["onset"][(q0["pitch"] == p) & (part == part[i]) & (q0["onset"] > o)]
-        full = longest.get((o, p), 0)
-        dur[i] = max(int(dur[i]), min(full, int(again.min()) - o if again.size else full))
-    return dur
+    wide = copy.copy(inf)
+    wide.max_dur = np.iinfo(np.int64).max // 4
+    full = wide.quantize(score)
+    same = all(np.array_equal(full[k], q0[k]) for k in ("onset", "pitch", "part") if k in q0 or k in full)
+    return np.maximum(dur, full["duration"]) if same else dur
 
 
 def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None = None,
@@ -383,9 +377,9 @@ def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None
 
 def read_input(enc: Encoding, path: str) -> np.ndarray:
     p = Path(path)
-    if not p.is_file():
-        why = not_a_file(p) if os.path.lexists(p) else None
-        raise BadRequest("piece", f"{literal(path)} is {why}" if why else f"not found: {literal(path)}")
+    why = why_unreadable(p, literal(path))
+    if why is not None:
+        raise BadRequest("piece", why)
     # read in a worker under `musesynth data`'s per-file budget (time, memory; tokens and silences as in data)
     ids, reason = build.tokenize_files([p], enc, 1, True, build.FILE_SECONDS, build.FILE_MEMORY)[0]
     if ids is None:
@@ -422,10 +416,10 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     check_infill_model(enc, ckpt)
     opt.sampling.validate(len(enc.vocab))
     ids = read_input(enc, opt.input)
-    raw = score_notes(load_score(opt.input))  # read within `data`'s budget by read_input already
-    check_stretches(raw, opt.input)
+    score = load_score(opt.input)  # read within `data`'s budget by read_input already
+    check_stretches(enc, score, opt.input)
     span = find_span(enc, ids, first, end)
-    kept = uncapped_durations(enc, raw, infilling(enc).decode_quantized(span.ids))
+    kept = uncapped_durations(enc, score, infilling(enc).decode_quantized(span.ids))
     free = None
     if opt.parts is not None:
         parts = enc.parts()

@@ -127,6 +127,7 @@ class Parts(Protocol):
     writes with."""
 
     max_parts: int
+    drop_extra: bool  # parts beyond max_parts dropped (else joined to the last)
     part_of: np.ndarray
     token_type: np.ndarray
     pos_of: np.ndarray  # the grid step a POS token names
