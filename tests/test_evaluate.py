@@ -127,6 +127,7 @@ def test_evaluate_over_seeds_reports_each_seed_and_the_spread(trained, bach_dir,
     for flags, message in ((["--seeds", "0,0"], "expected different seeds"), (["--seeds", "1,x"], "separated by"),
                            (["--seeds", f"1,{2**64}"], "from 0 to 2**63-1"), (["--seed", "-1"], "--seed must be"),
                            (["--windows", "8,8"], "expected different window lengths"),
+                           (["--seeds", "1,,2"], "separated by commas"),
                            (["--seeds", "0,1", "--samples", "0"], "--seeds draws pieces with each seed")):
         assert main(["evaluate", "-c", str(trained), *flags]) == 2
         assert message in capsys.readouterr().err

@@ -61,7 +61,10 @@ def add_parser(sub: Subparsers) -> None:
 
 def _whole_numbers(text: str, what: str, example: str) -> tuple[int, ...]:
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        items = text.split(",")
+        if len(items) > 1 and not all(x.strip() for x in items):  # "1,,2": a typo, not two numbers
+            raise ValueError
+        return tuple(int(x) for x in items if x.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what} separated by commas, e.g. {example} "
                                          f"(got {text!r})") from None

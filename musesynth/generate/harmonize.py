@@ -268,7 +268,7 @@ def trim_legato(score: symusic.Score, resolution: int) -> tuple[symusic.Score, i
     out = score.copy()
     out.tracks[0].notes = symusic.Note.from_numpy(time=t, duration=np.where(cut, nxt - t, d),
                                                   pitch=n["pitch"][order], velocity=n["velocity"][order])
-    return out, int(cut.sum())
+    return out, int(np.unique(np.c_[t, n["pitch"][order]][cut], axis=0).shape[0])  # a doubled note counts once
 
 
 def off_grid(n: Notes, resolution: int) -> tuple[int, float]:
