@@ -53,8 +53,8 @@ from musesynth.tokenize.midi_io import (
     VOICES,
     Notes,
     load_score,
-    longest_stretch,
     score_notes,
+    stretch_over_cap,
     voice_role,
 )
 
@@ -205,13 +205,13 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
     a keyboard) is cut where the next note starts."""
     score, legato = trim_legato(score, enc.resolution)
     raw = score_notes(score)
-    start, length = longest_stretch(raw)
-    if length > MAX_SILENCE_BEATS * raw.tpq and start == 0 and length == raw.onset.min():
-        raise MusesynthError(f"the melody {source} starts after {length / raw.tpq:g} beats of silence; harmonize keeps "
+    over = stretch_over_cap(raw)
+    if over is not None and over == (0.0, raw.onset.min() / raw.tpq):
+        raise MusesynthError(f"the melody {source} starts after {over[1]:g} beats of silence; harmonize keeps "
                              f"at most {MAX_SILENCE_BEATS} before the first note (trim the lead-in)")
-    if length > MAX_SILENCE_BEATS * raw.tpq:
-        raise MusesynthError(f"the melody {source} has {length / raw.tpq:g} beats in which no note starts or ends "
-                             f"(from beat {start / raw.tpq:g}); harmonize keeps at most {MAX_SILENCE_BEATS}, a "
+    if over is not None:
+        raise MusesynthError(f"the melody {source} has {over[1]:g} beats in which no note starts or ends "
+                             f"(from beat {over[0]:g}); harmonize keeps at most {MAX_SILENCE_BEATS}, a "
                              f"longer rest or note would move or shorten melody notes")
     q = enc.quantize(score)
     on, du = q["onset"], q["duration"]

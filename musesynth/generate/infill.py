@@ -68,9 +68,9 @@ from musesynth.tokenize.midi_io import (
     OTHER,
     VOICES,
     load_score,
-    longest_stretch,
     score_notes,
     score_parts,
+    stretch_over_cap,
 )
 from musesynth.tokenize.parts import ROLES, T_CHORD
 
@@ -313,10 +313,10 @@ def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
     parts it reads starts or ends is shortened when read, which moves every later note, kept ones included."""
     parts = enc.parts()
     n = score_parts(score, parts.max_parts, parts.drop_extra)[0] if parts is not None else score_notes(score)
-    start, length = longest_stretch(n)
-    if length > MAX_SILENCE_BEATS * n.tpq:
-        raise BadRequest("piece", f"{literal(os.fsdecode(Path(path).name))} has {length / n.tpq:g} beats in which no "
-                                  f"note starts or ends (from beat {start / n.tpq:g}); infill keeps at most "
+    over = stretch_over_cap(n)
+    if over is not None:
+        raise BadRequest("piece", f"{literal(os.fsdecode(Path(path).name))} has {over[1]:g} beats in which no "
+                                  f"note starts or ends (from beat {over[0]:g}); infill keeps at most "
                                   f"{MAX_SILENCE_BEATS}, a longer rest or note would move the notes it keeps")
 
 
@@ -336,13 +336,13 @@ def uncapped_durations(enc: Encoding, score: symusic.Score, q0: dict[str, Any]) 
     return np.maximum(dur, full["duration"]) if same else dur
 
 
-def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None = None,
-          durations: np.ndarray | None = None) -> dict[str, Any]:
-    """The input's content with the span's notes and fermatas taken from ``spliced``, by the module's rules; with
+def merge(enc: Encoding, span: Span, q0: dict[str, Any], durations: np.ndarray, spliced: np.ndarray,
+          free: list[int] | None = None) -> dict[str, Any]:
+    """The input's content (``q0``: ``span.ids`` decoded, once for every fill; ``durations``: its notes' own,
+    ``uncapped_durations``) with the span's notes and fermatas taken from ``spliced``, by the module's rules; with
     ``free`` (a parts model's parts) only those parts' notes in the span are taken, and a pitch clashes with a
-    held note of its own part only. ``durations``: the input's notes' own (``uncapped_durations``)."""
-    inf = infilling(enc)
-    q0, q1 = inf.decode_quantized(span.ids), inf.decode_quantized(spliced)
+    held note of its own part only."""
+    q1 = infilling(enc).decode_quantized(spliced)
     part0 = q0.get("part", np.zeros(q0["onset"].size, np.int64))
     part1 = q1.get("part", np.zeros(q1["onset"].size, np.int64))
     s, e = span_steps(enc, span)
@@ -350,10 +350,11 @@ def merge(enc: Encoding, span: Span, spliced: np.ndarray, free: list[int] | None
     if free:
         outside |= ~np.isin(part0, free)
     on0, pi0, du0, pa0 = q0["onset"][outside], q0["pitch"][outside], q0["duration"][outside], part0[outside]
-    if durations is not None:  # as long as in the file; a rewritten part's note, whose end the fill was written
-        full = durations[outside]  # against, reaches into the span no further than it did as decoded
-        into = (on0 < s) & (on0 + full > s) & (np.isin(pa0, free) if free else True)
-        du0 = np.where(into, np.maximum(du0, np.minimum(full, s - on0)), full)
+    # as long as in the file; a rewritten part's note, whose end the fill was written against, reaches into the
+    # span no further than it did as decoded
+    full = durations[outside]
+    into = (on0 < s) & (on0 + full > s) & (np.isin(pa0, free) if free else True)
+    du0 = np.where(into, np.maximum(du0, np.minimum(full, s - on0)), full)
     new = (q1["onset"] >= max(s, q0["offset"])) & (q1["onset"] < e)  # nothing before a pickup's first beat
     if free:
         new &= np.isin(part1, free)
@@ -419,7 +420,8 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     score = load_score(opt.input)  # read within `data`'s budget by read_input already
     check_stretches(enc, score, opt.input)
     span = find_span(enc, ids, first, end)
-    kept = uncapped_durations(enc, score, infilling(enc).decode_quantized(span.ids))
+    given = infilling(enc).decode_quantized(span.ids)
+    kept = uncapped_durations(enc, score, given)
     free = None
     if opt.parts is not None:
         parts = enc.parts()
@@ -443,7 +445,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     bi = infilling(enc)
     out = []
     for i, fill in enumerate(fills):
-        q = merge(enc, span, splice(enc, span, fill), free, kept)
+        q = merge(enc, span, given, kept, splice(enc, span, fill), free)
         res = bi.resolution
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "parts": part_names(enc, span.ids, free),

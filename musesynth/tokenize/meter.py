@@ -141,9 +141,7 @@ class MeterEncoding(GridEncoding):
     def __init__(self, **params: Any) -> None:
         p = self._grid_params(params)
         self.max_bar = int(p["max_bar_beats"]) * self.resolution
-        self.max_repeat = int(p["max_repeat_bars"])
-        if self.max_repeat < 0:
-            raise ValueError(f"max_repeat_bars must be >= 0 (got {self.max_repeat})")
+        self.max_repeat = int(p["max_repeat_bars"])  # in range: _grid_params checked it
         self.infill = bool(p["infill"])
         self.composers = tuple(str(c) for c in p["composers"])
         bad = [c for c in self.composers if not _COMPOSER_RE.match(c)]

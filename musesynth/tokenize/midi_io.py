@@ -156,15 +156,20 @@ def score_notes(score: symusic.Score) -> Notes:
     )
 
 
-def longest_stretch(n: Notes) -> tuple[int, int]:
-    """(start, length) in ticks of the longest stretch in which no note starts or ends, from tick 0 on (the
-    stretches ``cap_silences`` shortens); (0, 0) without notes."""
+def _stretches(n: Notes) -> tuple[np.ndarray, np.ndarray]:
+    """The times (ticks, from 0) at which a note starts or ends, and the stretches between them."""
     events = np.unique(np.r_[0, n.onset, n.onset + n.duration])
-    if events.size < 2:
-        return 0, 0
-    gaps = np.diff(events)
+    return events, np.diff(events)
+
+
+def stretch_over_cap(n: Notes, beats: int = MAX_SILENCE_BEATS) -> tuple[float, float] | None:
+    """(start, length) in beats of the longest stretch ``cap_silences`` would shorten (no note starts or ends for
+    more than ``beats``), or None when reading moves no note."""
+    events, gaps = _stretches(n)
+    if not gaps.size or gaps.max() <= int(beats) * n.tpq:
+        return None
     i = int(np.argmax(gaps))
-    return int(events[i]), int(gaps[i])
+    return float(events[i]) / n.tpq, float(gaps[i]) / n.tpq
 
 
 def cap_silences(n: Notes, beats: int = MAX_SILENCE_BEATS) -> Notes:
@@ -178,8 +183,7 @@ def cap_silences(n: Notes, beats: int = MAX_SILENCE_BEATS) -> Notes:
     """
     cap = int(beats) * n.tpq
     end = n.onset + n.duration
-    events = np.unique(np.r_[0, n.onset, end])
-    gaps = np.diff(events)
+    events, gaps = _stretches(n)
     last = n.tempo_time.max(initial=0) - events[-1]
     if (gaps.size == 0 or gaps.max() <= cap) and last <= cap:
         return n
