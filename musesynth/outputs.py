@@ -145,23 +145,28 @@ def is_our_piece(base: Path, suffixes: tuple[str, ...]) -> bool:
 
 
 def piece_name(folder: Path, name: str, suffixes: tuple[str, ...], overwrite: bool,
-               inputs: Iterable[Path | None] = ()) -> Path:
+               inputs: frozenset[tuple[int, int]] = frozenset()) -> Path:
     """Where a generated piece goes: with ``overwrite``, over an earlier piece of ours of the same name (or
-    where none is); otherwise, or when what holds the name is not ours or is one of this run's ``inputs`` (an
-    earlier piece used as a primer), a free name (``name-2``, ...)."""
+    where none is); otherwise, or when what holds the name is not ours or is one of this run's ``inputs`` (their
+    ``file_ids``: an earlier piece used as a primer), a free name (``name-2``, ...)."""
     base = folder / name
     if overwrite and (not any(os.path.lexists(base.parent / (base.name + s)) for s in suffixes)
-                      or (is_our_piece(base, suffixes) and not _is_input(base, suffixes, inputs))):
+                      or (is_our_piece(base, suffixes) and not file_ids(base.parent / (base.name + s)
+                                                                         for s in suffixes) & inputs)):
         return base
     return free_name(folder, name, suffixes)
 
 
-def _is_input(base: Path, suffixes: tuple[str, ...], inputs: Iterable[Path | None]) -> bool:
-    files = [base.parent / (base.name + s) for s in suffixes]
-    for inp in inputs:
-        if inp is not None and any(f.exists() and os.path.exists(inp) and os.path.samefile(f, inp) for f in files):
-            return True
-    return False
+def file_ids(paths: Iterable[Path | None]) -> frozenset[tuple[int, int]]:
+    """(device, inode) of each path that is a file: what ``os.path.samefile`` compares, taken once for many."""
+    out = set()
+    for p in (p for p in paths if p is not None):
+        try:
+            st = os.stat(p)
+        except OSError:  # gone or unreadable: nothing to protect
+            continue
+        out.add((st.st_dev, st.st_ino))
+    return frozenset(out)
 
 
 def is_inside(child: Path, parent: Path) -> bool:

@@ -12,14 +12,14 @@ from typing import Any
 import symusic
 
 from musesynth.atomic import atomic_write, atomic_write_json
-from musesynth.data.files import find_midi_files
+from musesynth.data.files import find_midi_files, why_unreadable
 from musesynth.errors import BadRequest, MidiReadError, MusesynthError
 from musesynth.generate.model import Model
 from musesynth.generate.pipeline import GeneratedPiece, generate_pieces, with_files
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.request import DEFAULT_LENGTH, Controls, GenerationRequest, Primer, cli_flag
 from musesynth.generate.sampling import Sampling
-from musesynth.outputs import WrittenScore, check_writable_dir, piece_name
+from musesynth.outputs import WrittenScore, check_writable_dir, file_ids, piece_name
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 
@@ -113,8 +113,9 @@ def _primers(spec: str | None) -> list[Path | None]:
         if not files:
             raise MusesynthError(f"no .mid/.midi primer files in {p}")
         return list(files)
-    if not p.is_file():
-        raise MusesynthError(f"primer not found: {p}")
+    why = why_unreadable(p, str(p))
+    if why is not None:
+        raise MusesynthError(f"primer {why}")
     return [p]
 
 
@@ -131,6 +132,7 @@ def run_generate(opt: GenerateOptions, log: Callable[[str], None] = print,
     if progress is not None:
         model.net.register_forward_hook(call_counter(progress, len(primers) * (opt.length + 1)))
     results, skipped = [], []
+    read = file_ids(primers)
     for primer_path in primers:
         try:
             with flags():
@@ -144,7 +146,7 @@ def run_generate(opt: GenerateOptions, log: Callable[[str], None] = print,
         stem = os.fsdecode(primer_path.stem) if primer_path is not None else "unconditioned"
         for i, piece in enumerate(pieces):
             name = f"{stem}_{model.meta.family}_seed{opt.seed}_{i}"
-            base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite, inputs=primers)  # never over a primer
+            base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite, inputs=read)  # never over a primer
             results.append(write_piece(piece, base, opt, primer_path))
     if not results:
         raise MusesynthError(f"no usable primer in {opt.primer} ({len(skipped)} skipped)")
