@@ -7,6 +7,7 @@ the user asks for ``--overwrite``; and an output never lands inside or over the 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -132,16 +133,37 @@ def free_name(folder: Path, name: str, suffixes: tuple[str, ...]) -> Path:
     return base
 
 
+def fingerprint(path: Path) -> str:
+    """The SHA-256 of a file's bytes: what a piece's sidecar records of each file written with it."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def is_our_piece(base: Path, suffixes: tuple[str, ...]) -> bool:
-    """Whether the files ``base + suffix`` that exist are a piece musesynth wrote: its ``.json`` sidecar is a
-    plain file holding our record of the piece (``midi`` naming ``base.mid``), and every one of them is a plain
-    file. Told by content, never by the names alone: a user's file, folder, link or FIFO so named is not ours."""
-    info = read_json(base.parent / (base.name + ".json"))
+    """Whether the files ``base + suffix`` that exist are a piece musesynth wrote and nobody changed since: its
+    ``.json`` sidecar is a plain file holding our record of the piece (``midi`` naming ``base.mid``, and
+    ``sha256`` the fingerprint of each file written with it), and every other one of them is a plain file whose
+    bytes are still the ones recorded. Told by content, never by the names alone: a user's file, folder, link or
+    FIFO so named is not ours, and neither is a piece the user edited in place (a MIDI file saved from a DAW) or
+    a sidecar written before fingerprints were recorded; those keep their names and the new piece takes a free one."""
+    sidecar = base.parent / (base.name + ".json")
+    info = read_json(sidecar)
     if not (isinstance(info, dict) and isinstance(info.get("midi"), str)
-            and Path(info["midi"]).name == base.name + ".mid"):
+            and Path(info["midi"]).name == base.name + ".mid" and isinstance(info.get("sha256"), dict)):
         return False
-    found = [base.parent / (base.name + s) for s in suffixes]
-    return all(is_plain_file(p) for p in found if os.path.lexists(p))
+    for s in suffixes:
+        p = base.parent / (base.name + s)
+        if s == ".json" or not os.path.lexists(p):
+            continue
+        try:
+            if not (is_plain_file(p) and info["sha256"].get(s) == fingerprint(p)):
+                return False
+        except OSError:  # unreadable: not provably ours
+            return False
+    return True
 
 
 def piece_name(folder: Path, name: str, suffixes: tuple[str, ...], overwrite: bool,

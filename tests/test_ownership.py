@@ -306,6 +306,39 @@ def test_generate_overwrite_replaces_only_its_own_pieces(run, tmp_path, capsys):
     assert (tmp_path / "mine.txt").read_text() == "precious" and not any((tmp_path / "mydir").iterdir())
 
 
+def test_generate_overwrite_keeps_a_piece_the_user_edited_in_place(run, tmp_path, capsys):
+    """Our sidecar records each file's fingerprint: a MIDI file saved over in a DAW, a PNG the user put beside
+    the piece, or a sidecar from before fingerprints makes the piece the user's, and --overwrite writes a new
+    name. Over an unchanged piece of ours, its PNG that the new piece does not have is removed with it."""
+    def fresh(name: str) -> tuple[list[str], Path, str]:
+        out = tmp_path / name
+        args = ["generate", "-c", str(run), "-n", "8", "-s", "1", "--no-wav", "-q", "-o", str(out), "--overwrite"]
+        assert main(args) == 0, capsys.readouterr().err
+        return args, out, next(out.glob("*.mid")).name[:-4]
+
+    args, out, stem = fresh("stale")
+    assert set(json.loads((out / f"{stem}.json").read_text())["sha256"]) == {".mid", ".png"}
+    assert main([*args, "--no-png"]) == 0  # ours, unchanged: replaced, its PNG too
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.json", f"{stem}.mid"]
+
+    for case in ("edited", "user's png", "legacy"):
+        args, out, stem = fresh(case)
+        if case == "edited":
+            (out / f"{stem}.mid").write_bytes((out / f"{stem}.mid").read_bytes() + b"\0")
+        elif case == "user's png":
+            side = json.loads((out / f"{stem}.json").read_text())
+            del side["sha256"][".png"]
+            (out / f"{stem}.json").write_text(json.dumps(side))
+        else:
+            side = json.loads((out / f"{stem}.json").read_text())
+            del side["sha256"]
+            (out / f"{stem}.json").write_text(json.dumps(side))
+        before = snapshot(out)
+        assert main([*args, "--no-png"]) == 0, case
+        assert {k: v for k, v in snapshot(out).items() if k in before} == before, case
+        assert (out / f"{stem}-2.mid").is_file(), case
+
+
 def test_generate_overwrite_never_writes_over_a_primer_it_reads(run, tiny_midi_dir, tmp_path, capsys):
     """An earlier piece of ours that is also one of this run's primers is input: --overwrite gives the new piece
     a free name instead of replacing a file the run reads (output over input, never)."""

@@ -45,8 +45,8 @@ def add_output_options(p: argparse.ArgumentParser, out_dir: str) -> None:
     """Where `generate` and `infill` write, and what: the same options for both."""
     p.add_argument("-o", "--out-dir", default=out_dir, help="output folder (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier pieces musesynth wrote under the "
-                   "same name (files, folders or links of yours so named are kept: a new name is used; default: a "
-                   "new name such as NAME-2)")
+                   "same name and nobody changed since (files, folders or links of yours so named, or a piece you "
+                   "edited in place, are kept: a new name is used; default: a new name such as NAME-2)")
     p.add_argument("--no-wav", dest="wav", action="store_false", help="skip FluidSynth rendering")
     p.add_argument("--no-png", dest="png", action="store_false", help="skip the piano-roll picture")
     p.add_argument("--soundfont", help="General MIDI .sf2 file (default: $MUSESYNTH_SOUNDFONT or a system "

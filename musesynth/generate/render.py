@@ -104,7 +104,8 @@ def _finish(fig: Any, ax: Any, title: str, png_path: Path) -> Path:
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="upper right")
+    if ax.get_legend_handles_labels()[0]:  # an empty roll has nothing to name
+        ax.legend(loc="upper right")
     fig.tight_layout()
     save_png(fig, png_path)
     return png_path

@@ -19,7 +19,7 @@ from musesynth.generate.pipeline import GeneratedPiece, generate_pieces, with_fi
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.request import DEFAULT_LENGTH, Controls, GenerationRequest, Primer, cli_flag
 from musesynth.generate.sampling import Sampling
-from musesynth.outputs import WrittenScore, check_writable_dir, file_ids, piece_name
+from musesynth.outputs import WrittenScore, check_writable_dir, file_ids, fingerprint, is_our_piece, piece_name
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 
@@ -189,8 +189,12 @@ def write_piece(piece: GeneratedPiece, base: Path, opt: GenerateOptions, primer_
 def write_outputs(score: symusic.Score, base: Path, info: dict[str, Any], soundfont: str | None | bool,
                   png_title: str | None, marks: float | tuple[float, float] | None) -> dict[str, Any]:
     """``base``.mid, .wav (``soundfont`` False: none), .png (``png_title`` None: none; ``marks`` where the
-    primer ends or the infilled span) and the .json sidecar ``info``, which gains their paths. On an
-    OSError (a full disk) what was written is removed: no piece is left without its sidecar."""
+    primer ends or the infilled span) and the .json sidecar ``info``, which gains their paths and fingerprints
+    (how a later --overwrite knows them for ours, unchanged). Over an earlier piece of ours (``piece_name`` chose
+    ``base`` for it), its WAV or PNG that this piece does not have is removed once the sidecar is written, so
+    no file of the old piece passes for the new one's. On an OSError (a full disk) what was written is removed:
+    no piece is left without its sidecar."""
+    earlier = [_with(base, s) for s in (".wav", ".png")] if is_our_piece(base, OUTPUT_SUFFIXES) else []
     info.update(midi=str(_with(base, ".mid")), wav=None, png=None)
     written: list[Path] = []
     try:
@@ -205,11 +209,15 @@ def write_outputs(score: symusic.Score, base: Path, info: dict[str, Any], soundf
         if png_title is not None:
             written.append(piano_roll(score, _with(base, ".png"), marks, png_title))
             info["png"] = str(_with(base, ".png"))
+        info["sha256"] = {p.name[len(base.name):]: fingerprint(p) for p in written}
         atomic_write_json(_with(base, ".json"), info)
     except OSError as exc:
         for p in written:
             p.unlink(missing_ok=True)
         raise MusesynthError(f"cannot write {base.name} in {base.parent}: {exc.strerror or exc}") from None
+    for p in earlier:
+        if p not in written:
+            p.unlink(missing_ok=True)
     return info
 
 
