@@ -121,3 +121,36 @@ def test_a_copied_bar_keeps_the_voice_rules():
     report = voice_leading_report(gen, gen)["generated"]
     assert report["chord_changes"] > 2000
     assert report["parallels_per_100"] < 0.2 and report["over_four"] < 0.01, report
+
+
+def test_under_a_melody_a_voice_silent_for_four_beats_sings_again():
+    """harmonize's and infill's mask (VoiceConstraint) keeps free generation's rest rule: under a melody of eight
+    quarter notes, an alto silent since beat 2 must sing at beat 6 before the onset closes or a later voice
+    writes (the shipped model let the alto and tenor fall silent for 30 beats under a madrigal line)."""
+    from musesynth.generate.harmonize import melody_constraint, melody_skeleton
+
+    melody = symusic.Score(480)
+    track = symusic.Track("Soprano")
+    track.notes.extend(symusic.Note(480 * i, 480, 72, 80) for i in range(8))
+    melody.tracks.append(track)
+    sk = melody_skeleton(ENC, melody, 0, [1, 2, 3], "C major", "m")
+    c = melody_constraint(ENC, sk, 1)
+    s, a, t, b = (int(ENC.note_token_id(p, k)) for k, p in enumerate((72, 67, 64, 48)))
+    beat = ENC.dur0 + 11
+
+    def write(tokens: list[int]) -> np.ndarray:
+        for tok in tokens:
+            ok = c.allowed(None, torch.tensor([0]))[0].numpy()
+            assert ok[tok], tok
+            c.advance(torch.tensor([tok]))
+        return c.allowed(None, torch.tensor([0]))[0].numpy()
+
+    write([ENC.pos0, s, beat, a, beat, t, beat, b, beat])  # beat 1: all four voices
+    for pos in (12, 24, 36):
+        write([ENC.pos0 + pos, s, beat, t, beat, b, beat])  # beats 2-4: the alto rests
+    ok = write([ENC.bar_id, ENC.pos0, s, beat])  # beat 5: three beats of rest
+    assert ok[t] and ok[ENC.pos0 + 12]  # free to rest on
+    ok = write([t, beat, b, beat, ENC.pos0 + 12, s, beat])  # beat 6: four beats of rest
+    assert ok[int(ENC.note_token_id(65, 1))] and not ok[t] and not ok[b]
+    assert not ok[ENC.pos0 + 24] and not ok[ENC.bar_id] and not ok[ENC.eos_id]
+    assert write([a, beat])[t]  # it sang: the others may follow

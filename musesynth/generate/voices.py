@@ -10,6 +10,9 @@ A parts-encoding model writes bars token by token; ``VoiceConstraint`` makes it
 - keep the piece's bars (and, where the stream carries them, its time signatures);
 - never let a written voice move in parallel fifths or octaves with another voice (a fixed note's pitch at an
   onset is known before it is written, so the voices under a melody avoid parallels with it too);
+- let no free voice (a part the header names Soprano, Alto, Tenor or Bass) rest ``MAX_REST_BEATS`` or more: it sings
+  again at the next onset where it may, as ``OneNotePerVoice`` rules free generation (under a madrigal's or a
+  folk tune's melody the shipped model let the alto and tenor fall silent for 30 beats and more);
 - close (EOS, or FILL_END for a fill) only after the last fixed note, and after ``min_bars`` bar lines;
 - where fermatas are given (a melody's), mark exactly those onsets with PHRASE; else PHRASE is the model's;
 - with a chords vocabulary, let the model name an onset's harmony (one CHORD) where the encoding puts it: after
@@ -78,6 +81,7 @@ class VoiceConstraint(RowState):
 
     ROWS = ("bar", "bars_written", "pos", "j", "need", "last_rank", "part_end", "open_part", "phrased", "chorded",
             "done", "last", "before", "cur")  # the per-sample state
+    MAX_REST_BEATS = 4  # as in free generation (``OneNotePerVoice``)
 
     def __init__(self, enc: Parts, frame: Frame, fixed: Fixed, free: list[int], batch: int) -> None:
         e = enc
@@ -106,6 +110,10 @@ class VoiceConstraint(RowState):
         self.rank = np.asarray(e.part_rank(np.arange(e.max_parts)), np.int64)
         self.last_rank = np.full(n, -1, np.int64)  # rank of the latest note's part at this onset
         self.part_end = np.zeros((n, max(self.n_parts, 1)), np.int64)
+        self.part_end[:, self.free] = frame.start  # a rest is counted from where the stream may start notes
+        roles = np.asarray(e.decode_quantized(frame.ids)["role"], np.int64)
+        self.voices = [p for p in self.free if p < roles.size and roles[p] < OTHER]  # SATB: the rest rule's parts
+        self.max_rest = self.MAX_REST_BEATS * e.resolution
         self.open_part = np.full(n, -1, np.int64)  # a free NOTE waiting for its DUR
         self.phrased = np.zeros(n, bool)  # this onset's PHRASE is written
         self.chorded = np.zeros(n, bool)  # this onset's CHORD is written
@@ -140,6 +148,7 @@ class VoiceConstraint(RowState):
             return m
         pending = now is not None and now == due
         last, rank = int(self.last_rank[i]), self.rank
+        rested: list[int] = []
         if now is not None and now < f.end:
             limit = int(rank[fx.part[j]]) if pending else rank.size  # a free part writes before a later fixed note
             for p in self.free:
@@ -147,6 +156,8 @@ class VoiceConstraint(RowState):
                     other = np.arange(self.n_parts) != p
                     bad = parallels(PITCHES, int(self.before[i, p]), self.before[i, other], self.cur[i, other])
                     m[self.part_notes[p][~bad]] = True
+                    if p in self.voices and self.part_end[i, p] + self.max_rest <= now:
+                        rested.append(p)
         if pending and rank[fx.part[j]] >= last:
             m[self.fixed_note[j]] = True
         if (now is not None and not self.chorded[i] and not self.phrased[i] and last <= 0
@@ -168,7 +179,25 @@ class VoiceConstraint(RowState):
                 m[f.close_id] = True
         if not m.any():
             m[f.close_id] = True
-        return m
+        return self._overdue(m, rested, j if pending else None) if rested else m
+
+    def _overdue(self, m: np.ndarray, rested: list[int], pending: int | None) -> np.ndarray:
+        """``m`` where the first-ranked of the ``rested`` voices must sing now: no token that ends the onset (POS,
+        BAR, the close), no note of a part ranked after it (a pending fixed note included), and no CHORD before
+        the first-ranked part; unchanged where that would leave the voice no note (every pitch a parallel)."""
+        e, rank = self.enc, self.rank
+        first = min(int(rank[p]) for p in rested)
+        keep = m.copy()
+        keep[self.pos_ids] = keep[e.bar_id] = keep[self.f.close_id] = False
+        for p in self.free:
+            if rank[p] > first:
+                keep[self.part_notes[p]] = False
+        if pending is not None and rank[self.fixed.part[pending]] > first:
+            keep[self.fixed_note[pending]] = False
+        if first == 0:
+            keep[self.chord_ids] = False
+        singer = next(p for p in rested if rank[p] == first)
+        return keep if keep[self.part_notes[singer]].any() else m
 
     def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor:
         mine = torch.as_tensor(np.stack([self._mask(i) for i in range(self.done.size)]), device=prev.device)
