@@ -72,20 +72,22 @@ vars(generate)["__signature__"] = _signature()
 
 def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, model: Model | str | Path | None = None,
               part: str | None = None, voices: str | None = None, key: str | None = None, num_samples: int = 1,
-              seed: int | None = DEFAULT_SEED, particles: int = DEFAULT_PARTICLES,
-              **dials: Any) -> list[Harmonization]:
+              seed: int | None = DEFAULT_SEED, particles: int = DEFAULT_PARTICLES, transpose: str | int = "auto",
+              top_line: bool = False, **dials: Any) -> list[Harmonization]:
     """The other voices written under a melody (`musesynth harmonize`): ``melody`` is a MIDI file (its one track,
     its Soprano, or ``part``), or ``chorale`` names a corpus chorale whose soprano is the melody. ``model``: a
     loaded parts model, a path, or None for the shipped parts model. Each ``Harmonization`` has ``.score`` (one
     named track per voice; every melody note exactly as given), ``.tokens``, ``.info`` and ``.save(path)``.
     ``particles``: SMC particles per harmonisation (``harmonize --particles``, default 4; 1: plain masked
-    sampling)."""
+    sampling). ``transpose``: semitones the voices are written at, then moved back with the melody ("auto": only a
+    melody outside its voice's range, by the fewest semitones that bring it in; 0: as it lies). ``top_line``: a
+    melody track with chords gives its top line (else it is refused)."""
     from musesynth.generate.harmonize import HarmonizeOptions, harmonizations
 
     path, loaded = _model_arg(model)
     opt = HarmonizeOptions(melody=None if melody is None else str(melody), chorale=chorale, checkpoint=path,
                            part=part, voices=voices, key=key, num_samples=num_samples, seed=seed, particles=particles,
-                           sampling=Sampling.of(dials), wav=False, png=False)
+                           transpose=transpose, top_line=top_line, sampling=Sampling.of(dials), wav=False, png=False)
     return harmonizations(opt, loaded=loaded)
 
 

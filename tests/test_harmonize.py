@@ -95,15 +95,19 @@ def write(tmp_path: Path, notes: list[tuple[int, int, int]], name: str = "m.mid"
     (lambda d: write(d, []), [], "has no notes"),
     (lambda d: write(d, [(0, 480, 67)]), ["--part", "Alto"], "--part 'Alto': unknown part"),
     (lambda d: write(d, [(0, 480, 67)]), ["--part", "3"], "--part 3: unknown part"),
-    (lambda d: write(d, [(0, 480, 67), (480, 480, 96)]), [], "outside what any voice sings"),
-    (lambda d: write(d, [(0, 480, 30), (480, 480, 40)]), [], "outside what any voice sings"),
+    (lambda d: write(d, [(0, 480, 67), (480, 480, 96)]), ["--transpose", "0"], "outside what any voice sings"),
+    (lambda d: write(d, [(0, 480, 30), (480, 480, 40)]), ["--transpose", "0"], "--transpose auto moves it into"),
+    (lambda d: write(d, [(0, 480, 67)]), ["--transpose", "20"], "(moved +20 by --transpose: 87-87)"),
+    (lambda d: write(d, [(0, 480, 30), (480, 480, 96)]), [], "66 semitones: wider than all voices together sing"),
+    (lambda d: write(d, [(0, 480, 67)]), ["--transpose", "up"], "--transpose must be auto or a whole number"),
+    (lambda d: write(d, [(0, 480, 67)]), ["--transpose", "300"], "--transpose must be auto or a whole number"),
     (lambda d: write(d, [(0, 480, 67)]), ["--voices", "S,A"], "the melody's own voice"),
     (lambda d: write(d, [(0, 480, 67)]), ["--voices", "X"], "--voices 'X': unknown voice"),
     (lambda d: d / "missing.mid", [], "--melody not found"),
     (lambda d: (d / "folder.mid").mkdir() or d / "folder.mid", [], "folder.mid is a folder, not a MIDI file"),
     (lambda d: write(d, [(480 * i, 480, 67) for i in range(5001)]), [], "harmonize takes at most 5,000"),
     (lambda d: write(d, [(0, 480, 67)]), ["--key", "H major"], "unknown key 'H major'"),
-    (lambda d: write(d, [(0, 480, 5)]), [], "spans MIDI pitches 5-5"),  # as in the file, not folded onto the piano
+    (lambda d: write(d, [(0, 480, 5)]), ["--transpose", "0"], "spans MIDI pitches 5-5"),  # as in the file
     (lambda d: write(d, [(0, 10, 67), (10, 10, 69), (20, 480, 71)]), [], "closer together than the model's grid"),
     (lambda d: write(d, [(0, 480, 67), (480 * 100, 480, 69)]), [], "99 beats in which no note starts or ends"),
     (lambda d: write(d, [(0, 480 * 70, 67), (480 * 70, 480, 69)]), [], "70 beats in which no note starts or ends"),
@@ -292,3 +296,42 @@ def test_an_empty_output_folder_is_refused_not_read_as_the_current_one(parts_run
     assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "-o", ""]) == 2
     assert "-o/--out-dir is empty: name a folder" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mid"]
+
+
+def test_a_melody_above_the_soprano_is_harmonised_lower_and_moved_back_exactly(parts_run, tmp_path, capsys):
+    """--transpose auto (the default): a fiddle tune up to D6 is written 5 semitones lower, where the soprano sings,
+    and everything moves back up, so every melody note is as given; --transpose 0 refuses it in one line."""
+    notes = [(480 * i, 480, p) for i, p in enumerate([74, 78, 81, 86, 83, 81, 78, 74])]
+    melody = write(tmp_path, notes)
+    out = tmp_path / "out"
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "--no-png", "-s", "0",
+                 "-o", str(out)]) == 0
+    assert "written 5 semitone(s) lower and moved back" in capsys.readouterr().out
+    info = json.loads(next(out.glob("*.json")).read_text())
+    assert info["melody_shift"] == -5
+    score = symusic.Score(str(next(out.glob("*.mid"))))
+    q = score.ticks_per_quarter
+    assert sorted((n.time * 480 // q, n.duration * 480 // q, n.pitch) for n in score.tracks[0].notes) == notes
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "--transpose", "0",
+                 "-o", str(tmp_path / "no")]) == 2
+    assert "outside what any voice sings" in capsys.readouterr().err
+
+
+def test_top_line_takes_the_highest_note_of_a_melody_with_chords(parts_run, tmp_path, capsys):
+    """--top-line: a note that starts with or under a higher one is dropped, a kept note held into the next is cut
+    where it starts; both counted; every other melody note as given. Without it the melody is refused."""
+    notes = [(0, 480, 67), (0, 480, 60), (480, 960, 72), (720, 240, 64), (1440, 960, 71), (1920, 480, 74)]
+    melody = write(tmp_path, notes)
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "-o", str(tmp_path / "r")
+                 ]) == 2
+    assert "(--top-line takes the highest)" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--top-line", "--no-wav", "--no-png",
+                 "-s", "0", "-o", str(out)]) == 0
+    assert "--top-line: 2 melody note(s) under a higher one dropped, 1 cut" in capsys.readouterr().out
+    info = json.loads(next(out.glob("*.json")).read_text())
+    assert info["melody_top_line"] == {"dropped": 2, "cut": 1} and info["melody_notes"] == 4
+    score = symusic.Score(str(next(out.glob("*.mid"))))
+    q = score.ticks_per_quarter
+    got = sorted((n.time * 480 // q, n.duration * 480 // q, n.pitch) for n in score.tracks[0].notes)
+    assert got == [(0, 480, 67), (480, 960, 72), (1440, 480, 71), (1920, 480, 74)]

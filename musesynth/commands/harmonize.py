@@ -46,6 +46,14 @@ def add_parser(sub: Subparsers) -> None:
                    "next notes unlikely (by the model) give way to copies of those that lead to them, so the voices "
                    "are drawn as the model would write them knowing the melody ahead. Time grows with the number; "
                    "1: each voice is drawn from the melody so far only")
+    p.add_argument("--transpose", default=d.transpose, help="semitones to write the voices at, the melody moved "
+                   "with them and everything moved back after, so the melody comes out as given: auto (default) "
+                   "moves only a melody outside its voice's range (e.g. a fiddle tune above the soprano's A5) by "
+                   "the fewest semitones that bring it in; 0: as it lies")
+    p.add_argument("--top-line", action="store_true", help="for a melody track with chords, double stops or a "
+                   "second line below (a piano's right hand): take its top line, dropping each note that starts with "
+                   "or under a higher one, and cutting each kept note where the next starts; both are counted in the "
+                   "summary and the JSON (default: such a melody is refused)")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget per harmonisation (default: the "
                    "melody's tokens x (1 + 2 x voices) + 64); the melody is kept whole even where it runs out")
     add_output_options(p, d.out_dir)

@@ -83,6 +83,8 @@ class HarmonizeOptions:
     seed: int | None = None  # None: a fresh seed, printed and recorded in each sidecar
     max_tokens: int | None = None
     particles: int = DEFAULT_PARTICLES  # SMC particles per harmonisation (``generate.particles``); 1: masked sampling
+    transpose: str | int = "auto"  # semitones the voices are written at, then moved back (``melody_shift``)
+    top_line: bool = False  # a melody with chords: its top line (``top_line``) instead of a refusal
     out_dir: str = "harmonized"
     overwrite: bool = False
     wav: bool = True
@@ -98,6 +100,88 @@ class HarmonizeOptions:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise BadRequest("max_tokens", f"must be at least 1 (got {self.max_tokens})")
         check_particles(self.particles)
+        self.transpose = parse_transpose(self.transpose)
+
+
+def parse_transpose(value: str | int) -> str | int:
+    """"auto" or a whole number of semitones (a string from the command line or a form is read as one)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        n = None
+    if isinstance(n, bool) or not isinstance(n, int) or abs(n) > 127:
+        raise BadRequest("transpose", f"must be auto or a whole number of semitones from -127 to 127 "
+                                      f"(got {literal(repr(value))})")
+    return n
+
+
+def melody_shift(pitch: np.ndarray, voice: int, transpose: str | int) -> int:
+    """Semitones to write the harmony at, the melody moved with it and everything moved back after, so the melody
+    comes out as given: ``transpose`` itself when a number; with "auto", 0 for a melody inside its voice's range
+    (theory's SATB ranges), else the fewest semitones that bring it in (or, for a melody wider than the voice, that
+    leave the fewest semitones outside), so a fiddle tune up to E6 is harmonised as a chorale a few semitones down
+    and moved back up, where the model would otherwise write a soprano it never saw. 0 where no shift keeps the
+    melody in what any voice sings (the range check then refuses it)."""
+    if transpose != "auto":
+        return int(transpose)
+    lo, hi = int(pitch.min()), int(pitch.max())
+    vlo, vhi = SATB_RANGES[voice]
+    shifts = range(LOWEST - lo, HIGHEST - hi + 1)
+    if (vlo <= lo and hi <= vhi) or not shifts:
+        return 0
+    return min(shifts, key=lambda k: (max(vlo - lo - k, 0) + max(hi + k - vhi, 0), abs(k)))
+
+
+def top_line(score: symusic.Score) -> tuple[symusic.Score, int, int]:
+    """The one-track melody's top line, for a melody track with chords, double stops or a second voice below (a
+    fiddle tune's drone, a piano's right hand): a note is dropped when it starts together with a higher one or
+    under a higher one still sounding; a kept note is cut where the next kept one starts. Returns the line, the
+    notes dropped and the notes cut (the line's other notes are as in the file)."""
+    n = score.tracks[0].notes.numpy()
+    order = np.lexsort((-n["pitch"].astype(np.int64), n["time"]))
+    t, d, pitch = n["time"][order].astype(np.int64), n["duration"][order].astype(np.int64), n["pitch"][order]
+    keep = np.zeros(t.size, bool)
+    end, top = -1, -1  # the kept note sounding now: its end and pitch
+    for i in range(t.size):  # a scan over the melody's notes (at most MAX_MELODY_NOTES), once per harmonisation
+        if t[i] < end and pitch[i] <= top:
+            continue  # with or under a higher note that still sounds
+        keep[i], end, top = True, t[i] + d[i], int(pitch[i])
+    kept = np.flatnonzero(keep)
+    nxt = np.r_[t[kept][1:], np.iinfo(np.int64).max]
+    dur = np.minimum(d[kept], nxt - t[kept])
+    out = score.copy()
+    out.tracks[0].notes = symusic.Note.from_numpy(time=t[kept], duration=dur, pitch=pitch[kept],
+                                                  velocity=n["velocity"][order][kept])
+    return out, int(t.size - kept.size), int((dur < d[kept]).sum())
+
+
+def check_range(pitch: np.ndarray, shift: int, transpose: str | int, source: str) -> None:
+    """The melody, moved by ``shift``, must lie in what some voice sings; the message gives the file's pitches (as
+    the file has them: quantising would fold them onto the piano)."""
+    lo, hi = int(pitch.min()), int(pitch.max())
+    if LOWEST <= lo + shift and hi + shift <= HIGHEST:
+        return
+    sung = f"{LOWEST}-{HIGHEST}, low bass D2 to high soprano A5"
+    if transpose == "auto":
+        raise MusesynthError(f"the melody {source} spans MIDI pitches {lo}-{hi}, {hi - lo} semitones: wider than all "
+                             f"voices together sing ({sung}), at any transposition")
+    moved = f" (moved {shift:+d} by --transpose: {lo + shift}-{hi + shift})" if shift else ""
+    raise MusesynthError(f"the melody {source} spans MIDI pitches {lo}-{hi}{moved}, outside what any voice sings "
+                         f"({sung}); --transpose auto moves it into range")
+
+
+def shifted(score: symusic.Score, semitones: int) -> symusic.Score:
+    """The one-track melody ``semitones`` higher (lower when negative)."""
+    if not semitones:
+        return score
+    out = score.copy()
+    n = out.tracks[0].notes.numpy()
+    out.tracks[0].notes = symusic.Note.from_numpy(time=n["time"], duration=n["duration"],
+                                                  pitch=(n["pitch"].astype(np.int64) + semitones).astype(np.int8),
+                                                  velocity=n["velocity"])
+    return out
 
 
 # ---------------------------------------------------------------------- the melody
@@ -200,9 +284,9 @@ class Skeleton:
 
 def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[int], key: str | None,
                     source: str) -> Skeleton:
-    """Quantise the melody, check it (one note at a time, a singable range, no stretch the encoding would shorten),
-    and lay it into the parts. A legato overlap (a note held into the next by at most ``LEGATO_BEATS``, as played on
-    a keyboard) is cut where the next note starts."""
+    """Quantise the melody (in a singable range: ``check_range``), check it (one note at a time, no stretch the
+    encoding would shorten), and lay it into the parts. A legato overlap (a note held into the next by at most
+    ``LEGATO_BEATS``, as played on a keyboard) is cut where the next note starts."""
     score, legato = trim_legato(score, enc.resolution)
     raw = score_notes(score)
     over = stretch_over_cap(raw)
@@ -227,11 +311,7 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
                                  f"{enc.resolution} beat (first at beat {beat:g}), which would sound at once: "
                                  f"harmonize needs one note at a time")
         raise MusesynthError(f"the melody {source} has chords or overlapping notes (first at beat {beat:g}): "
-                             f"harmonize needs one note at a time")
-    if raw.pitch.min() < LOWEST or raw.pitch.max() > HIGHEST:  # as in the file (quantize folds to the piano)
-        raise MusesynthError(f"the melody {source} spans MIDI pitches {int(raw.pitch.min())}-{int(raw.pitch.max())}, "
-                             f"outside what "
-                             f"any voice sings ({LOWEST}-{HIGHEST}, low bass D2 to high soprano A5)")
+                             f"harmonize needs one note at a time (--top-line takes the highest)")
     roles = np.array(sorted([voice, *voices]), np.int64)
     part = int(np.flatnonzero(roles == voice)[0])
     q = {**q, "part": np.full(on.size, part, np.int64), "role": roles, "program": np.zeros(roles.size, np.int64)}
@@ -320,6 +400,25 @@ def harmonized(enc: Parts, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
             "role": sk.roles, "program": np.zeros(sk.roles.size, np.int64)}
 
 
+def moved_key(key: tuple[int, str], semitones: int) -> tuple[int, str]:
+    """(tonic, mode) ``semitones`` higher."""
+    return (key[0] + semitones) % 12, key[1]
+
+
+def moved_back(q: dict[str, Any], shift: int) -> dict[str, Any]:
+    """The harmonisation written ``shift`` semitones from the melody, moved back: the melody as given, the key with
+    it, and a voice note that would leave MIDI's 0-127 (a voice crossing above a melody near the top) by octaves."""
+    if not shift:
+        return q
+    pitch = q["pitch"] - shift
+    pitch = np.where(pitch > 127, pitch - 12 * ((pitch - 116) // 12), pitch)
+    pitch = np.where(pitch < 0, pitch % 12, pitch)
+    key = q.get("key")
+    if key is not None and np.size(key) == 2 and int(key[0]) >= 0:
+        key = np.array([(int(key[0]) - shift) % 12, int(key[1])], np.int64)
+    return {**q, "pitch": pitch, "key": key}
+
+
 def check_parts_model(enc: Encoding, path: str) -> Parts:
     """``enc`` as the parts encoding harmonize needs, else a one-line error naming the checkpoint."""
     parts = enc.parts()
@@ -355,7 +454,14 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
     if len(voices) + 1 > parts.max_parts:
         raise MusesynthError(f"{ckpt} knows at most {parts.max_parts} parts")
     source = opt.chorale or os.fsdecode(Path(opt.melody).name)
-    sk = melody_skeleton(parts, score, voice, voices, opt.key, source)
+    dropped, cut = 0, 0
+    if opt.top_line:
+        score, dropped, cut = top_line(score)
+    given = score.tracks[0].notes.numpy()["pitch"].astype(np.int64)
+    shift = melody_shift(given, voice, opt.transpose)
+    check_range(given, shift, opt.transpose, source)
+    key = opt.key if opt.key is None or not shift else key_name(*moved_key(parse_key(opt.key), shift))
+    sk = melody_skeleton(parts, shifted(score, shift), voice, voices, key, source)
     e = parts
     head = int(np.flatnonzero(sk.ids == e.bar_id)[0]) + 1
     melody = melody_prompt(enc, sk.ids, sk.melody_part)  # as training showed it (data.melody_first)
@@ -384,13 +490,15 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
     out = []
     for i, seq in enumerate(seqs):
         piece = np.asarray(seq[melody.size :], np.int64)
-        q = harmonized(parts, sk, piece)
+        q = moved_back(harmonized(parts, sk, piece), shift)
         res = e.resolution
+        found = e.key_of(sk.ids)
         info = {"melody": opt.chorale or os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
                 "voices": [VOICES[v] for v in voices], "checkpoint": meta.path, "model": meta.family,
-                "key": key_name(*e.key_of(sk.ids)) if e.key_of(sk.ids) else None,
+                "key": key_name(*moved_key(found, -shift)) if found else None, "melody_shift": shift,
                 "melody_notes": int(sk.onset.size), "melody_off_grid": sk.off_grid[0],
                 "melody_off_grid_first_beat": sk.off_grid[1], "melody_legato_cut": sk.legato,
+                "melody_top_line": {"dropped": dropped, "cut": cut} if opt.top_line else None,
                 "notes": int(q["onset"].size),
                 "most_sounding": most_sounding(q["onset"], q["duration"]),
                 "complete": bool(piece.size and piece[-1] == e.eos_id), "prompt_tokens": int(prompt.size),
@@ -429,6 +537,16 @@ def summarize(results: list[dict[str, Any]]) -> str:
         if r.get("melody_legato_cut"):
             lines.append(f"  {r['melody_legato_cut']} melody note(s) sounded on into the next (legato, at most "
                          f"{LEGATO_BEATS:g} beat) and were cut where it starts")
+        if r.get("melody_top_line"):
+            t = r["melody_top_line"]
+            lines.append(f"  --top-line: {t['dropped']} melody note(s) under a higher one dropped, {t['cut']} cut "
+                         f"where the next starts; every other melody note is as given")
+        if r.get("melody_shift"):
+            k = r["melody_shift"]
+            lines.append(f"  the voices were written {abs(k)} semitone(s) {'higher' if k > 0 else 'lower'} and moved "
+                         f"back with the melody, which lies outside the {r['melody_voice'].lower()}'s range: the "
+                         f"melody is as given, the other voices sound {'lower' if k > 0 else 'higher'} than a "
+                         f"choir's (--transpose 0: as it lies)")
         if r.get("melody_off_grid"):
             lines.append(f"  {r['melody_off_grid']} melody note(s) start or end between the model's grid steps (first "
                          f"at beat {r['melody_off_grid_first_beat']:g}) and were moved onto the grid; every other "
