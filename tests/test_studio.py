@@ -584,6 +584,7 @@ HARMONIZE_ERRORS = [
     ({"voices": "S"}, "voices", "the melody's own voice"),
     ({"model": "shipped/bach"}, "model", "does not know parts"),
     ({"particles": 0}, "particles", "--particles must be 1-64 (got 0)"),
+    ({"top_line": "yes"}, "top_line", "top line must be true or false (got 'yes')"),
 ]
 
 
@@ -627,6 +628,26 @@ def test_an_uploaded_melody_keeps_its_own_voice_and_a_score_without_soprano_is_r
     assert status == 400 and answer["field"] == "primer", answer
     assert "duet.mid has several tracks with notes and none named Soprano" in answer["error"]
     assert "--" not in answer["error"] and len(studio.jobs.all()) == jobs
+
+
+def test_an_uploaded_melody_with_chords_is_harmonised_from_its_top_line_when_ticked(parts_url):
+    """A melody with chords fails its job in one line naming the page's box (no CLI flag); ticked, its top line is
+    the melody."""
+    url, _ = parts_url
+    score = symusic.Score(480)
+    t = symusic.Track("Melody")
+    for i, p in enumerate([67, 69, 71, 72]):
+        t.notes.extend([symusic.Note(480 * i, 480, p, 80), symusic.Note(480 * i, 480, p - 7, 80)])
+    score.tracks.append(t)
+    _, up = upload(url, score.dumps_midi(), "chords.mid")
+    request = {"model": "run/gru", "mode": "harmonize", "primer": up["id"], "seed": 1}
+    job = wait(url, call(url, "/api/generate", request)[1]["id"], timeout=120)
+    assert job["state"] == "error" and "chords or overlapping notes" in job["error"], job
+    assert "the box 'top line'" in job["error"] and "--" not in job["error"]
+    job = wait(url, call(url, "/api/generate", {**request, "top_line": True})[1]["id"], timeout=120)
+    assert job["state"] == "done", job
+    made = symusic.Score.from_midi(call(url, job["result"]["files"]["mid"] + "?download=1")[1])
+    assert [p for _, _, p in beat_rows(made, made.tracks[0])] == [67, 69, 71, 72]
 
 
 def test_rewriting_chosen_voices_keeps_the_others(parts_url, bach_dir):

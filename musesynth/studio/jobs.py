@@ -194,11 +194,13 @@ def page_name(field: str) -> str:
 
 
 def without_paths(message: str, options: GenerateOptions | InfillOptions | HarmonizeOptions) -> str:
-    """A job's error as the page may show it: the studio's folders become the file names the page knows."""
+    """A job's error as the page may show it: the studio's folders become the file names the page knows, and the
+    option a refusal suggests is the page's box."""
     for path in (getattr(options, "primer", None), getattr(options, "input", None), getattr(options, "melody", None)):
         if path:
             message = message.replace(str(path), Path(path).name)
     message = message.replace(str(Path(options.out_dir)) + "/", "").replace(str(options.out_dir), "the studio's folder")
+    message = message.replace("--top-line", "the box 'top line'")
     return one_line(message)
 
 

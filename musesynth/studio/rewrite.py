@@ -13,7 +13,15 @@ from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.harmonize import HarmonizeOptions, melody_score, parse_voices
 from musesynth.generate.infill import InfillOptions, parse_parts
 from musesynth.generate.run import flags
-from musesynth.studio.jobs import FieldError, number, page_name, sampling_from_request, seed_from_request, text
+from musesynth.studio.jobs import (
+    FieldError,
+    json_type,
+    number,
+    page_name,
+    sampling_from_request,
+    seed_from_request,
+    text,
+)
 from musesynth.studio.uploads import encode_within_budget
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import voice_role
@@ -83,11 +91,15 @@ def check_harmonize(enc: Encoding, model_id: str, info: dict[str, Any]) -> None:
 
 def harmonize_options_from_request(body: dict[str, Any], base: HarmonizeOptions, melody_voice: int = 0
                                    ) -> HarmonizeOptions:
-    """The page's voices, seed and sampling dials for a harmonize job (its token budget is the CLI's default);
-    ``melody_voice``: the melody's own voice (an upload's, from ``upload_melody_voice``; else the Soprano)."""
+    """The page's voices, top line, seed and sampling dials for a harmonize job (its token budget is the CLI's
+    default); ``melody_voice``: the melody's own voice (an upload's, from ``upload_melody_voice``; else the Soprano)."""
     voices = text(body, "voices")
+    top = body.get("top_line", False)
+    if not isinstance(top, bool):
+        got = repr(top) if isinstance(top, str) else json_type(top)
+        raise FieldError("top_line", f"top line must be true or false (got {got})")
     opt = replace(base, voices=voices, seed=seed_from_request(body), sampling=sampling_from_request(body),
-                  num_samples=1, particles=number(body, "particles", int, base.particles))
+                  num_samples=1, particles=number(body, "particles", int, base.particles), top_line=top)
     with flags(names=page_name):
         opt.validate()
     try:
