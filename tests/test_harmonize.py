@@ -320,7 +320,7 @@ def test_a_melody_above_the_soprano_is_harmonised_lower_and_moved_back_exactly(p
 def test_top_line_takes_the_highest_note_of_a_melody_with_chords(parts_run, tmp_path, capsys):
     """--top-line: a note that starts with or under a higher one is dropped, a kept note held into the next is cut
     where it starts; both counted; every other melody note as given. Without it the melody is refused."""
-    notes = [(0, 480, 67), (0, 480, 60), (480, 960, 72), (720, 240, 64), (1440, 960, 71), (1920, 480, 74)]
+    notes = [(0, 480, 67), (0, 480, 60), (0, 0, 79), (480, 960, 72), (720, 240, 64), (1440, 960, 71), (1920, 480, 74)]
     melody = write(tmp_path, notes)
     assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "-o", str(tmp_path / "r")
                  ]) == 2
@@ -328,10 +328,46 @@ def test_top_line_takes_the_highest_note_of_a_melody_with_chords(parts_run, tmp_
     out = tmp_path / "out"
     assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--top-line", "--no-wav", "--no-png",
                  "-s", "0", "-o", str(out)]) == 0
-    assert "--top-line: 2 melody note(s) under a higher one dropped, 1 cut" in capsys.readouterr().out
-    info = json.loads(next(out.glob("*.json")).read_text())
-    assert info["melody_top_line"] == {"dropped": 2, "cut": 1} and info["melody_notes"] == 4
+    assert "--top-line: 3 melody note(s) under a higher one dropped, 1 cut" in capsys.readouterr().out
+    info = json.loads(next(out.glob("*.json")).read_text())  # the note of no length counts as dropped
+    assert info["melody_top_line"] == {"dropped": 3, "cut": 1} and info["melody_notes"] == 4
     score = symusic.Score(str(next(out.glob("*.mid"))))
     q = score.ticks_per_quarter
     got = sorted((n.time * 480 // q, n.duration * 480 // q, n.pitch) for n in score.tracks[0].notes)
     assert got == [(0, 480, 67), (480, 960, 72), (1440, 480, 71), (1920, 480, 74)]
+
+
+def test_a_moved_melody_keeps_the_key_it_has_unmoved_and_an_explicit_shift_is_said(parts_run, tmp_path, capsys):
+    """The key is found where the file has it (its notes and key signature) and moved with the melody: the same
+    tune an octave apart gets the same key, whether it is moved (--transpose auto) or not. An explicit --transpose
+    moves an in-range melody too, and comes back exactly."""
+    tune = [77, 81, 83, 72, 74, 81, 83, 74]
+    keys = []
+    for octave in (0, -12):
+        score = make_score([(480 * i, 480, p + octave) for i, p in enumerate(tune)])
+        score.key_signatures.append(symusic.KeySignature(0, 0, 0))
+        melody = tmp_path / f"tune{octave}.mid"
+        score.dump_midi(str(melody))
+        out = tmp_path / f"out{octave}"
+        assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "--no-png", "-s", "0",
+                     "-o", str(out), "-q"]) == 0
+        info = json.loads(next(out.glob("*.json")).read_text())
+        keys.append((info["key"], info["melody_shift"]))
+    assert keys[0][0] == keys[1][0] and keys[0][1] == -2 and keys[1][1] == 0, keys
+    notes = [(480 * i, 480, p - 12) for i, p in enumerate(tune)]
+    melody = write(tmp_path, notes)
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "--no-png", "-s", "0",
+                 "--transpose", "3", "-o", str(tmp_path / "three")]) == 0
+    assert "--transpose 3: the voices were written 3 semitone(s) higher" in capsys.readouterr().out
+    made = symusic.Score(str(next((tmp_path / "three").glob("*.mid"))))
+    q = made.ticks_per_quarter
+    assert sorted((n.time * 480 // q, n.duration * 480 // q, n.pitch) for n in made.tracks[0].notes) == notes
+
+
+def test_moving_back_folds_a_voice_that_would_leave_midi_by_octaves():
+    from musesynth.generate.harmonize import moved_back
+
+    q = {"pitch": np.array([81, 84, 60]), "key": np.array([2, 0])}
+    back = moved_back(q, -46)  # a melody at 127 written at 81: a voice crossing above it would be 130
+    assert back["pitch"].tolist() == [127, 118, 106] and back["key"].tolist() == [0, 0]
+    assert moved_back({"pitch": np.array([38, 70]), "key": None}, 40)["pitch"].tolist() == [10, 30]

@@ -339,6 +339,20 @@ def test_generate_overwrite_keeps_a_piece_the_user_edited_in_place(run, tmp_path
         assert (out / f"{stem}-2.mid").is_file(), case
 
 
+def test_two_primers_of_one_stem_never_overwrite_each_others_piece(run, tiny_midi_dir, tmp_path, capsys):
+    """tune.mid and tune.midi give pieces of one name: with --overwrite the second takes a free name instead of
+    replacing the first's piece written moments before in the same run."""
+    src = tmp_path / "primers"
+    src.mkdir()
+    first = sorted(tiny_midi_dir.rglob("*.mid"))[0].read_bytes()
+    (src / "tune.mid").write_bytes(first)
+    (src / "tune.midi").write_bytes(first)
+    out = tmp_path / "two"
+    assert main(["generate", "-c", str(run), "-n", "8", "-s", "1", "--no-wav", "--no-png", "-q", "-o", str(out),
+                 "--primer", str(src), "--overwrite"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.mid")) == ["tune_gru_seed1_0-2.mid", "tune_gru_seed1_0.mid"]
+
+
 def test_generate_overwrite_never_writes_over_a_primer_it_reads(run, tiny_midi_dir, tmp_path, capsys):
     """An earlier piece of ours that is also one of this run's primers is input: --overwrite gives the new piece
     a free name instead of replacing a file the run reads (output over input, never)."""

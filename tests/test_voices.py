@@ -154,3 +154,21 @@ def test_under_a_melody_a_voice_silent_for_four_beats_sings_again():
     assert ok[int(ENC.note_token_id(65, 1))] and not ok[t] and not ok[b]
     assert not ok[ENC.pos0 + 24] and not ok[ENC.bar_id] and not ok[ENC.eos_id]
     assert write([a, beat])[t]  # it sang: the others may follow
+
+
+def test_after_a_lead_in_rest_the_rest_rule_counts_from_the_melodys_first_note():
+    """A melody that enters after two bars of rest: the other voices are not forced to sing alone before it."""
+    from musesynth.generate.harmonize import melody_constraint, melody_skeleton
+
+    melody = symusic.Score(480)
+    track = symusic.Track("Soprano")
+    track.notes.extend(symusic.Note(480 * (8 + i), 480, 72, 80) for i in range(4))
+    melody.tracks.append(track)
+    sk = melody_skeleton(ENC, melody, 0, [1, 2, 3], "C major", "m")
+    c = melody_constraint(ENC, sk, 1)
+    assert c.rest_from == int(sk.onset[0]) > 4 * ENC.resolution
+    for tok in (ENC.bar_id, ENC.pos0 + 12):  # bar 2, beat 2: five beats in, no voice has sung
+        assert c.allowed(None, torch.tensor([0]))[0].numpy()[tok]
+        c.advance(torch.tensor([tok]))
+    ok = c.allowed(None, torch.tensor([0]))[0].numpy()
+    assert ok[ENC.pos0 + 24] and ok[ENC.bar_id]  # nothing forced: the onset may close

@@ -52,8 +52,8 @@ def add_parser(sub: Subparsers) -> None:
                    "the fewest semitones that bring it in; 0: as it lies")
     p.add_argument("--top-line", action="store_true", help="for a melody track with chords, double stops or a "
                    "second line below (a piano's right hand): take its top line, dropping each note that starts with "
-                   "or under a higher one, and cutting each kept note where the next starts; both are counted in the "
-                   "summary and the JSON (default: such a melody is refused)")
+                   "a higher one or under the line's note still sounding, and cutting each kept note where the next "
+                   "starts; both are counted in the summary and the JSON (default: such a melody is refused)")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget per harmonisation (default: the "
                    "melody's tokens x (1 + 2 x voices) + 64); the melody is kept whole even where it runs out")
     add_output_options(p, d.out_dir)

@@ -44,7 +44,7 @@ from musesynth.generate.run import call_counter, check_sample_options, flags, wr
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
 from musesynth.generate.voices import Fixed, Frame, VoiceConstraint, most_sounding
 from musesynth.outputs import WrittenScore, check_writable_dir
-from musesynth.theory import SATB_RANGES
+from musesynth.theory import MODES, SATB_RANGES
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import key_name, parse_key
@@ -137,9 +137,10 @@ def melody_shift(pitch: np.ndarray, voice: int, transpose: str | int) -> int:
 def top_line(score: symusic.Score) -> tuple[symusic.Score, int, int]:
     """The one-track melody's top line, for a melody track with chords, double stops or a second voice below (a
     fiddle tune's drone, a piano's right hand): a note is dropped when it starts together with a higher one or
-    under a higher one still sounding; a kept note is cut where the next kept one starts. Returns the line, the
-    notes dropped and the notes cut (the line's other notes are as in the file)."""
+    while the line's note above it still sounds (as do notes of no length); a kept note is cut where the next kept
+    one starts. Returns the line, the notes dropped and the notes cut (its other notes are as in the file)."""
     n = score.tracks[0].notes.numpy()
+    n = {k: v[n["duration"] > 0] for k, v in n.items()}
     order = np.lexsort((-n["pitch"].astype(np.int64), n["time"]))
     t, d, pitch = n["time"][order].astype(np.int64), n["duration"][order].astype(np.int64), n["pitch"][order]
     keep = np.zeros(t.size, bool)
@@ -154,7 +155,7 @@ def top_line(score: symusic.Score) -> tuple[symusic.Score, int, int]:
     out = score.copy()
     out.tracks[0].notes = symusic.Note.from_numpy(time=t[kept], duration=dur, pitch=pitch[kept],
                                                   velocity=n["velocity"][order][kept])
-    return out, int(t.size - kept.size), int((dur < d[kept]).sum())
+    return out, int(score.tracks[0].note_num() - kept.size), int((dur < d[kept]).sum())
 
 
 def check_range(pitch: np.ndarray, shift: int, transpose: str | int, source: str) -> None:
@@ -168,8 +169,9 @@ def check_range(pitch: np.ndarray, shift: int, transpose: str | int, source: str
         raise MusesynthError(f"the melody {source} spans MIDI pitches {lo}-{hi}, {hi - lo} semitones: wider than all "
                              f"voices together sing ({sung}), at any transposition")
     moved = f" (moved {shift:+d} by --transpose: {lo + shift}-{hi + shift})" if shift else ""
+    hint = "; --transpose auto moves it into range" if hi - lo <= HIGHEST - LOWEST else ", at any transposition"
     raise MusesynthError(f"the melody {source} spans MIDI pitches {lo}-{hi}{moved}, outside what any voice sings "
-                         f"({sung}); --transpose auto moves it into range")
+                         f"({sung}){hint}")
 
 
 def shifted(score: symusic.Score, semitones: int) -> symusic.Score:
@@ -433,6 +435,48 @@ class Harmonization(WrittenScore):
     included), what its JSON sidecar holds, and the file name it is written under (without a suffix)."""
 
 
+@dataclass
+class Melody:
+    """The melody as harmonize writes under it: its skeleton (moved by ``shift`` semitones), its voice, the voices
+    to write, its name, and what ``--top-line`` did to it (None without it)."""
+
+    sk: Skeleton
+    voice: int
+    voices: list[int]
+    source: str
+    shift: int
+    top_line: dict[str, int] | None
+
+
+def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
+    """The melody of ``opt`` read, checked, reduced to its top line if asked, and moved into its voice's range."""
+    score, voice = chorale_score(opt.chorale, opt.part) if opt.chorale else melody_score(opt.melody, opt.part)
+    if score.note_num() > MAX_MELODY_NOTES:  # bounds the work before the melody is quantised (a MIDI bomb)
+        raise MusesynthError(f"the melody has {score.note_num():,} notes; harmonize takes at most "
+                             f"{MAX_MELODY_NOTES:,} (a chorale melody has 40-80)")
+    voices = parse_voices(opt.voices, voice)
+    if len(voices) + 1 > parts.max_parts:
+        raise MusesynthError(f"{ckpt} knows at most {parts.max_parts} parts")
+    source = opt.chorale or os.fsdecode(Path(opt.melody).name)
+    top = None
+    if opt.top_line:
+        score, dropped, cut = top_line(score)
+        top = {"dropped": dropped, "cut": cut}
+    given = score.tracks[0].notes.numpy()["pitch"].astype(np.int64)
+    shift = melody_shift(given, voice, opt.transpose)
+    check_range(given, shift, opt.transpose, source)
+    key = opt.key
+    if shift:  # the key as given, or as the file has it (its notes and key signature), moved with the melody
+        if key is not None:
+            found: tuple[int, str] | None = parse_key(key)
+        else:
+            tonic, mode = (int(x) for x in parts.quantize(score)["key"])
+            found = (tonic, MODES[mode]) if tonic >= 0 else None
+        key = key_name(*moved_key(found, shift)) if found else None
+    sk = melody_skeleton(parts, shifted(score, shift), voice, voices, key, source)
+    return Melody(sk, voice, voices, source, shift, top)
+
+
 def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None,
                    loaded: tuple[torch.nn.Module, Encoding, CheckpointMeta] | None = None) -> list[Harmonization]:
     """``num_samples`` harmonisations of the melody, in memory (``loaded``: a model already loaded, else
@@ -446,22 +490,8 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
         raise MusesynthError(f"{ckpt} reads pieces in a key-relative frame (train --key-relative): harmonize does "
                              f"not support such models yet")
     opt.sampling.validate(len(enc.vocab))
-    score, voice = chorale_score(opt.chorale, opt.part) if opt.chorale else melody_score(opt.melody, opt.part)
-    if score.note_num() > MAX_MELODY_NOTES:  # bounds the work before the melody is quantised (a MIDI bomb)
-        raise MusesynthError(f"the melody has {score.note_num():,} notes; harmonize takes at most "
-                             f"{MAX_MELODY_NOTES:,} (a chorale melody has 40-80)")
-    voices = parse_voices(opt.voices, voice)
-    if len(voices) + 1 > parts.max_parts:
-        raise MusesynthError(f"{ckpt} knows at most {parts.max_parts} parts")
-    source = opt.chorale or os.fsdecode(Path(opt.melody).name)
-    dropped, cut = 0, 0
-    if opt.top_line:
-        score, dropped, cut = top_line(score)
-    given = score.tracks[0].notes.numpy()["pitch"].astype(np.int64)
-    shift = melody_shift(given, voice, opt.transpose)
-    check_range(given, shift, opt.transpose, source)
-    key = opt.key if opt.key is None or not shift else key_name(*moved_key(parse_key(opt.key), shift))
-    sk = melody_skeleton(parts, shifted(score, shift), voice, voices, key, source)
+    mel = read_melody(opt, parts, ckpt)
+    sk, voice, voices, source, shift = mel.sk, mel.voice, mel.voices, mel.source, mel.shift
     e = parts
     head = int(np.flatnonzero(sk.ids == e.bar_id)[0]) + 1
     melody = melody_prompt(enc, sk.ids, sk.melody_part)  # as training showed it (data.melody_first)
@@ -495,10 +525,11 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
         found = e.key_of(sk.ids)
         info = {"melody": opt.chorale or os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
                 "voices": [VOICES[v] for v in voices], "checkpoint": meta.path, "model": meta.family,
-                "key": key_name(*moved_key(found, -shift)) if found else None, "melody_shift": shift,
+                "key": key_name(*moved_key(found, -shift)) if found else None,
+                "melody_shift": shift, "transpose": opt.transpose,
                 "melody_notes": int(sk.onset.size), "melody_off_grid": sk.off_grid[0],
                 "melody_off_grid_first_beat": sk.off_grid[1], "melody_legato_cut": sk.legato,
-                "melody_top_line": {"dropped": dropped, "cut": cut} if opt.top_line else None,
+                "melody_top_line": mel.top_line,
                 "notes": int(q["onset"].size),
                 "most_sounding": most_sounding(q["onset"], q["duration"]),
                 "complete": bool(piece.size and piece[-1] == e.eos_id), "prompt_tokens": int(prompt.size),
@@ -543,10 +574,12 @@ def summarize(results: list[dict[str, Any]]) -> str:
                          f"where the next starts; every other melody note is as given")
         if r.get("melody_shift"):
             k = r["melody_shift"]
-            lines.append(f"  the voices were written {abs(k)} semitone(s) {'higher' if k > 0 else 'lower'} and moved "
-                         f"back with the melody, which lies outside the {r['melody_voice'].lower()}'s range: the "
-                         f"melody is as given, the other voices sound {'lower' if k > 0 else 'higher'} than a "
-                         f"choir's (--transpose 0: as it lies)")
+            auto = r.get("transpose") == "auto"
+            voice = r["melody_voice"].lower()
+            why = f"the melody lies outside the {voice}'s range, so " if auto else f"--transpose {k}: "
+            lines.append(f"  {why}the voices were written {abs(k)} semitone(s) {'higher' if k > 0 else 'lower'} and "
+                         f"moved back with the melody: the melody is as given, the other voices sound "
+                         f"{'lower' if k > 0 else 'higher'} than a choir's")
         if r.get("melody_off_grid"):
             lines.append(f"  {r['melody_off_grid']} melody note(s) start or end between the model's grid steps (first "
                          f"at beat {r['melody_off_grid_first_beat']:g}) and were moved onto the grid; every other "

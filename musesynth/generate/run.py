@@ -19,7 +19,15 @@ from musesynth.generate.pipeline import GeneratedPiece, generate_pieces, with_fi
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.request import DEFAULT_LENGTH, Controls, GenerationRequest, Primer, cli_flag
 from musesynth.generate.sampling import Sampling
-from musesynth.outputs import WrittenScore, check_writable_dir, file_ids, fingerprint, is_our_piece, piece_name
+from musesynth.outputs import (
+    WrittenScore,
+    check_writable_dir,
+    file_ids,
+    fingerprint,
+    free_name,
+    is_our_piece,
+    piece_name,
+)
 
 OUTPUT_SUFFIXES = (".mid", ".wav", ".png", ".json")
 
@@ -131,7 +139,7 @@ def run_generate(opt: GenerateOptions, log: Callable[[str], None] = print,
     model = Model.load(opt.checkpoint, opt.device, note=log)
     if progress is not None:
         model.net.register_forward_hook(call_counter(progress, len(primers) * (opt.length + 1)))
-    results, skipped = [], []
+    results, skipped, written = [], [], set()
     read = file_ids(primers)
     for primer_path in primers:
         try:
@@ -147,6 +155,9 @@ def run_generate(opt: GenerateOptions, log: Callable[[str], None] = print,
         for i, piece in enumerate(pieces):
             name = f"{stem}_{model.meta.family}_seed{opt.seed}_{i}"
             base = piece_name(out_dir, name, OUTPUT_SUFFIXES, opt.overwrite, inputs=read)  # never over a primer
+            if base in written:  # two primers of one stem (x.mid, x.midi): never over this run's own piece
+                base = free_name(out_dir, name, OUTPUT_SUFFIXES)
+            written.add(base)
             results.append(write_piece(piece, base, opt, primer_path))
     if not results:
         raise MusesynthError(f"no usable primer in {opt.primer} ({len(skipped)} skipped)")

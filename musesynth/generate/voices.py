@@ -110,7 +110,8 @@ class VoiceConstraint(RowState):
         self.rank = np.asarray(e.part_rank(np.arange(e.max_parts)), np.int64)
         self.last_rank = np.full(n, -1, np.int64)  # rank of the latest note's part at this onset
         self.part_end = np.zeros((n, max(self.n_parts, 1)), np.int64)
-        self.part_end[:, self.free] = frame.start  # a rest is counted from where the stream may start notes
+        # a rest is counted from where the stream may start notes, or a melody's first note after a lead-in rest
+        self.rest_from = max(frame.start, int(fixed.onset.min()) if fixed.size else frame.start)
         roles = np.asarray(e.decode_quantized(frame.ids)["role"], np.int64)
         self.voices = [p for p in self.free if p < roles.size and roles[p] < OTHER]  # SATB: the rest rule's parts
         self.max_rest = self.MAX_REST_BEATS * e.resolution
@@ -156,7 +157,7 @@ class VoiceConstraint(RowState):
                     other = np.arange(self.n_parts) != p
                     bad = parallels(PITCHES, int(self.before[i, p]), self.before[i, other], self.cur[i, other])
                     m[self.part_notes[p][~bad]] = True
-                    if p in self.voices and self.part_end[i, p] + self.max_rest <= now:
+                    if p in self.voices and max(self.part_end[i, p], self.rest_from) + self.max_rest <= now:
                         rested.append(p)
         if pending and rank[fx.part[j]] >= last:
             m[self.fixed_note[j]] = True
