@@ -371,3 +371,42 @@ def test_moving_back_folds_a_voice_that_would_leave_midi_by_octaves():
     back = moved_back(q, -46)  # a melody at 127 written at 81: a voice crossing above it would be 130
     assert back["pitch"].tolist() == [127, 118, 106] and back["key"].tolist() == [0, 0]
     assert moved_back({"pitch": np.array([38, 70]), "key": None}, 40)["pitch"].tolist() == [10, 30]
+
+
+def test_infill_keeps_the_tracks_the_model_does_not_read_and_the_inputs_track_names(parts_run, bach_dir, tmp_path,
+                                                                                     capsys):
+    """A model of four parts rewriting bars of a chorale with a horn and a violin (parts it drops): the result keeps
+    them note for note on its time line (a pickup included) and the voices keep the input's track names; the
+    summary names the tracks it copied. Before, they were missing from the result."""
+    satb = [p for p in sorted(bach_dir.rglob("*.mid"))
+            if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor", "Bass"]]
+    assert len(satb) >= 3
+    for k, piece in enumerate(satb[:3]):
+        score = symusic.Score(str(piece))
+        tpq = score.ticks_per_quarter
+        voices = [t for t in score.tracks if t.note_num()]
+        horn, violin = voices[0].copy(), voices[-1].copy()
+        horn.name, violin.name = "Horn", "Violin"
+        horn.program, violin.program = 60, 40
+        shifted = horn.notes.numpy()
+        horn.notes = symusic.Note.from_numpy(time=shifted["time"] + tpq // 8, duration=shifted["duration"],
+                                             pitch=shifted["pitch"], velocity=np.full(shifted["pitch"].size, 57,
+                                                                                      np.int8))  # off the grid
+        voices[1].name = "Alto Chorus"  # a voice's own name, kept on its track
+        score.tracks = [horn, *score.tracks, violin]
+        given = tmp_path / f"with_instruments{k}.mid"
+        score.dump_midi(str(given))
+        out = tmp_path / f"out{k}"
+        assert main(["infill", "-c", str(parts_run), "--input", str(given), "--bars", "2-3", "--parts", "A",
+                     "-s", "0", "--no-wav", "--no-png", "-o", str(out)]) == 0
+        assert "beyond the parts the model reads (it did not hear them): Horn, Violin" in capsys.readouterr().out
+        made = symusic.Score(str(next(out.glob("*.mid"))))
+        names = [t.name for t in made.tracks]
+        assert names == ["Soprano", "Alto Chorus", "Tenor", "Bass", "Horn", "Violin"], names
+        for want, got in ((horn, made.tracks[4]), (violin, made.tracks[5])):
+            a, b = want.notes.numpy(), got.notes.numpy()
+            assert got.program == want.program
+            assert np.allclose(a["time"] / tpq, b["time"] / made.ticks_per_quarter)
+            assert np.array_equal(a["pitch"], b["pitch"]) and np.array_equal(a["velocity"], b["velocity"])
+        info = json.loads(next(out.glob("*.json")).read_text())
+        assert info["unseen_tracks"] == ["Horn", "Violin"]

@@ -68,6 +68,7 @@ from musesynth.tokenize.midi_io import (
     OTHER,
     VOICES,
     load_score,
+    part_tracks,
     score_notes,
     score_parts,
     stretch_over_cap,
@@ -308,6 +309,40 @@ def span_steps(enc: Encoding, span: Span) -> tuple[int, int]:
     return int(start[span.first]), int(end)
 
 
+def with_input_tracks(out: symusic.Score, enc: Encoding, source: symusic.Score, offset: int
+                      ) -> tuple[symusic.Score, list[str]]:
+    """The result of a parts model with the input's own track names on the parts it read (a quartet's Violin I,
+    not "Part 1"), and the tracks it does not read (parts beyond its ``max_parts``: a chorale's horn or continuo, a
+    madrigal's fifth voice) copied from the input as they are, on the result's time line: no note of the input is
+    lost (their notes, with pitch, velocity and timing as given). Returns the score and the copied tracks' names.
+    Other encodings' results are returned as written."""
+    parts = enc.parts()
+    if parts is None:
+        return out, []
+    read, unseen = part_tracks(source, parts.max_parts, parts.drop_extra)
+    for track, i in zip(out.tracks, read, strict=False):  # part order: the parts it read, declared first
+        if source.tracks[i].name.strip():
+            track.name = source.tracks[i].name
+    if not unseen:
+        return out, []
+    # the result's time line: the input's ticks on the grid, moved as the encoding places them (a pickup)
+    n = score_parts(source, parts.max_parts, parts.drop_extra)[0]
+    scale = parts.resolution / n.tpq
+    placed = int(parts.quantize(source)["onset"].min()) - int(np.rint(n.onset.min() * scale)) if n.onset.size else 0
+    beats = (placed - offset) / parts.resolution
+    tpq = out.ticks_per_quarter
+    for i in unseen:
+        given = source.tracks[i]
+        a = given.notes.numpy()
+        time = np.maximum(np.rint((a["time"] / source.ticks_per_quarter + beats) * tpq), 0)
+        dur = np.maximum(np.rint(a["duration"] / source.ticks_per_quarter * tpq), 1)
+        track = symusic.Track(name=given.name, program=given.program, is_drum=False)
+        track.notes = symusic.Note.from_numpy(time=time.astype(np.int32), duration=dur.astype(np.int32),
+                                              pitch=a["pitch"], velocity=a["velocity"])
+        out.tracks.append(track)
+    return out, [source.tracks[i].name.strip() or f"track {i + 1}" for i in unseen]
+
+
 def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
     """Refuse a piece the encoding would squeeze: a stretch over ``MAX_SILENCE_BEATS`` in which no note of the
     parts it reads starts or ends is shortened when read, which moves every later note, kept ones included."""
@@ -417,11 +452,11 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     check_infill_model(enc, ckpt)
     opt.sampling.validate(len(enc.vocab))
     ids = read_input(enc, opt.input)
-    score = load_score(opt.input)  # read within `data`'s budget by read_input already
-    check_stretches(enc, score, opt.input)
+    source = load_score(opt.input)  # read within `data`'s budget by read_input already
+    check_stretches(enc, source, opt.input)
     span = find_span(enc, ids, first, end)
     given = infilling(enc).decode_quantized(span.ids)
-    kept = uncapped_durations(enc, score, given)
+    kept = uncapped_durations(enc, source, given)
     free = None
     if opt.parts is not None:
         parts = enc.parts()
@@ -457,7 +492,8 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
                 "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
                              "particles": opt.particles},
                 "generation_seconds": round(dt, 3)}
-        score = bi.score_of(q)
+        score, unseen = with_input_tracks(bi.score_of(q), enc, source, q["offset"])
+        info["unseen_tracks"] = unseen
         info["seconds"] = seconds_of(score)
         which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""
         sp = opt.sampling
@@ -494,6 +530,9 @@ def summarize(results: list[dict[str, Any]]) -> str:
         done = "" if r["fill_complete"] else " (fill cut by the token budget, completed with empty bars)"
         who = f" in {', '.join(r['parts'])}" if r.get("parts") else ""
         lines.append(f"{r['midi']}  (bars {r['bars']}{who}: {r['new_notes']} new notes{done})")
+        if r.get("unseen_tracks"):
+            lines.append(f"  kept as in the input, beyond the parts the model reads (it did not hear them): "
+                         f"{', '.join(r['unseen_tracks'])}")
         if r["wav"] or r.get("wav_skipped"):
             lines.append(f"  wav: {r['wav'] or 'not written - ' + r['wav_skipped']}")
         if r["png"]:

@@ -248,6 +248,33 @@ def drop_notes(n: Notes, keep: np.ndarray) -> Notes:
                    velocity=n.velocity[keep], part=n.part[keep])
 
 
+def _part_order(tracks: list[symusic.Track], drop_extra: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The tracks' roles, and their order as parts (``score_parts``' rule)."""
+    role = np.array([voice_role(t.name) for t in tracks], np.int64)
+    if len(tracks) == 4 and all(not t.name.strip() for t in tracks):
+        role = np.arange(4, dtype=np.int64)
+    rank = role.copy()
+    if drop_extra:
+        seen = np.zeros(OTHER + 1, bool)
+        for i, r in enumerate(role):
+            if r < OTHER and seen[r]:
+                rank[i] = OTHER + 1  # a voice's second track: after the instruments
+            seen[r] = True
+    return role, np.argsort(rank, kind="stable")
+
+
+def part_tracks(score: symusic.Score, max_parts: int, drop_extra: bool) -> tuple[list[int], list[int]]:
+    """Indices into ``score.tracks`` of the tracks ``score_parts`` reads as parts (in part order), and of those it
+    drops (``drop_extra``, beyond ``max_parts``): what a result written from the parts can give back by name, and
+    what it must copy from the input to keep every note."""
+    index = [i for i, t in enumerate(score.tracks) if not t.is_drum and len(t.notes)]
+    _, order = _part_order([score.tracks[i] for i in index], drop_extra)
+    ranked = [index[i] for i in order]
+    if not drop_extra:
+        return ranked[:max_parts], []
+    return ranked[:max_parts], ranked[max_parts:]
+
+
 def score_parts(score: symusic.Score, max_parts: int, drop_extra: bool = False) -> tuple[Notes, Parts]:
     """``score_notes`` with each note's part (``Notes.part``), and the parts' roles and programs.
 
@@ -260,17 +287,7 @@ def score_parts(score: symusic.Score, max_parts: int, drop_extra: bool = False) 
     the ones kept."""
     n = score_notes(score)
     tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
-    role = np.array([voice_role(t.name) for t in tracks], np.int64)
-    if len(tracks) == 4 and all(not t.name.strip() for t in tracks):
-        role = np.arange(4, dtype=np.int64)
-    rank = role.copy()
-    if drop_extra:
-        seen = np.zeros(OTHER + 1, bool)
-        for i, r in enumerate(role):
-            if r < OTHER and seen[r]:
-                rank[i] = OTHER + 1  # a voice's second track: after the instruments
-            seen[r] = True
-    order = np.argsort(rank, kind="stable")  # part i is track order[i]
+    role, order = _part_order(tracks, drop_extra)  # part i is track order[i]
     slot = np.empty(len(tracks), np.int64)
     slot[order] = np.arange(len(tracks)) if drop_extra else np.minimum(np.arange(len(tracks)), max_parts - 1)
     n.part = np.repeat(slot, [len(t.notes) for t in tracks]).astype(np.int64)
