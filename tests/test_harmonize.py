@@ -108,6 +108,8 @@ def write(tmp_path: Path, notes: list[tuple[int, int, int]], name: str = "m.mid"
     (lambda d: write(d, [(480 * i, 480, 67) for i in range(5001)]), [], "harmonize takes at most 5,000"),
     (lambda d: write(d, [(0, 480, 67)]), ["--key", "H major"], "unknown key 'H major'"),
     (lambda d: write(d, [(0, 480, 5)]), ["--transpose", "0"], "spans MIDI pitches 5-5"),  # as in the file
+    (lambda d: write(d, [(0, 480, 67), (480, 0, 69)]), [], "1 note(s) of no length (first at beat 1)"),
+    (lambda d: write(d, [(0, 0, 67), (480, 0, 69)]), ["--top-line"], "has no notes of any length"),
     (lambda d: write(d, [(0, 10, 67), (10, 10, 69), (20, 480, 71)]), [], "closer together than the model's grid"),
     (lambda d: write(d, [(0, 480, 67), (480 * 100, 480, 69)]), [], "99 beats in which no note starts or ends"),
     (lambda d: write(d, [(0, 480 * 70, 67), (480 * 70, 480, 69)]), [], "70 beats in which no note starts or ends"),
@@ -324,7 +326,7 @@ def test_top_line_takes_the_highest_note_of_a_melody_with_chords(parts_run, tmp_
     melody = write(tmp_path, notes)
     assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--no-wav", "-o", str(tmp_path / "r")
                  ]) == 2
-    assert "(--top-line takes the highest)" in capsys.readouterr().err
+    assert "(--top-line drops them)" in capsys.readouterr().err  # its note of no length is named first
     out = tmp_path / "out"
     assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--top-line", "--no-wav", "--no-png",
                  "-s", "0", "-o", str(out)]) == 0
@@ -392,21 +394,66 @@ def test_infill_keeps_the_tracks_the_model_does_not_read_and_the_inputs_track_na
         horn.notes = symusic.Note.from_numpy(time=shifted["time"] + tpq // 8, duration=shifted["duration"],
                                              pitch=shifted["pitch"], velocity=np.full(shifted["pitch"].size, 57,
                                                                                       np.int8))  # off the grid
+        kit = symusic.Track("Kit", 0, True)
+        kit.notes.extend(symusic.Note(int(t), tpq // 2, 36, 100) for t in shifted["time"][::2])
         voices[1].name = "Alto Chorus"  # a voice's own name, kept on its track
-        score.tracks = [horn, *score.tracks, violin]
+        score.tracks = [horn, *score.tracks, violin, kit]
         given = tmp_path / f"with_instruments{k}.mid"
         score.dump_midi(str(given))
         out = tmp_path / f"out{k}"
         assert main(["infill", "-c", str(parts_run), "--input", str(given), "--bars", "2-3", "--parts", "A",
                      "-s", "0", "--no-wav", "--no-png", "-o", str(out)]) == 0
-        assert "beyond the parts the model reads (it did not hear them): Horn, Violin" in capsys.readouterr().out
+        assert "beyond the parts the model reads (it did not hear them): Horn, Violin, Kit" in capsys.readouterr().out
         made = symusic.Score(str(next(out.glob("*.mid"))))
         names = [t.name for t in made.tracks]
-        assert names == ["Soprano", "Alto Chorus", "Tenor", "Bass", "Horn", "Violin"], names
-        for want, got in ((horn, made.tracks[4]), (violin, made.tracks[5])):
+        assert names == ["Soprano", "Alto Chorus", "Tenor", "Bass", "Horn", "Violin", "Kit"], names
+        assert made.tracks[6].is_drum
+        for want, got in ((horn, made.tracks[4]), (violin, made.tracks[5]), (kit, made.tracks[6])):
             a, b = want.notes.numpy(), got.notes.numpy()
             assert got.program == want.program
             assert np.allclose(a["time"] / tpq, b["time"] / made.ticks_per_quarter)
             assert np.array_equal(a["pitch"], b["pitch"]) and np.array_equal(a["velocity"], b["velocity"])
         info = json.loads(next(out.glob("*.json")).read_text())
-        assert info["unseen_tracks"] == ["Horn", "Violin"]
+        assert info["unseen_tracks"] == ["Horn", "Violin", "Kit"]
+
+
+def test_infill_refuses_a_copied_track_it_would_move_or_stretch(parts_run, bach_dir, tmp_path, capsys):
+    """A track the model does not read is copied as it is, so it may not reach far past the piece (a note 2000 beats
+    on: a 177 MB WAV) nor start before the result does (a horn's lead-in before a pickup's first note)."""
+    satb = ["Soprano", "Alto", "Tenor", "Bass"]
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == satb)
+    score = symusic.Score(str(piece))
+    tpq = score.ticks_per_quarter
+    first = min(t.notes[0].time for t in score.tracks if t.note_num())
+    for name, notes, message in (("far", [(first + tpq * 2000, tpq)], "beats in which no note starts or ends"),
+                                 ("early", [(0, tpq)], "has notes before the first note")):
+        horn = symusic.Track("Horn", 60)
+        horn.notes.extend(symusic.Note(t, d, 60, 80) for t, d in notes)
+        bad = score.copy()
+        if name == "early":  # the voices enter on beat 4 (a pickup), after the horn
+            bad = symusic.Score(tpq)
+            bad.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+            for v, low in zip(satb, (0, 4, 9, 17), strict=True):
+                t = symusic.Track(v)
+                t.notes.extend(symusic.Note(tpq * (3 + i), tpq, p - low, 80)
+                               for i, p in enumerate([72, 74, 76, 77, 79, 77, 76, 74] * 2))
+                bad.tracks.append(t)
+        bad.tracks.append(horn)
+        bad.dump_midi(str(tmp_path / f"{name}.mid"))
+        assert main(["infill", "-c", str(parts_run), "--input", str(tmp_path / f"{name}.mid"), "--bars", "2",
+                     "--no-wav", "-o", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert not (tmp_path / name).exists() or not any((tmp_path / name).iterdir())
+
+
+def test_top_line_keeps_a_played_legato(parts_run, tmp_path):
+    """--top-line cuts a played legato first (one line, not a note under another): both notes stay."""
+    melody = write(tmp_path, [(0, 580, 74), (480, 480, 72), (960, 480, 71), (1440, 480, 72)])
+    out = tmp_path / "out"
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--top-line", "--no-wav", "--no-png",
+                 "-s", "0", "-o", str(out), "-q"]) == 0
+    info = json.loads(next(out.glob("*.json")).read_text())
+    assert info["melody_top_line"] == {"dropped": 0, "cut": 0} and info["melody_legato_cut"] == 1
+    assert info["melody_notes"] == 4

@@ -458,10 +458,14 @@ def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
     if len(voices) + 1 > parts.max_parts:
         raise MusesynthError(f"{ckpt} knows at most {parts.max_parts} parts")
     source = opt.chorale or os.fsdecode(Path(opt.melody).name)
-    top = None
-    if opt.top_line:
+    top, legato = None, 0
+    if opt.top_line:  # a played legato is cut first: it is one line, not a note under another
+        score, legato = trim_legato(score, parts.resolution)
         score, dropped, cut = top_line(score)
         top = {"dropped": dropped, "cut": cut}
+        if not score.tracks[0].note_num():
+            raise MusesynthError(f"the melody {source} has no notes of any length")
+    check_no_zero_length(score, source)
     given = score.tracks[0].notes.numpy()["pitch"].astype(np.int64)
     shift = melody_shift(given, voice, opt.transpose)
     check_range(given, shift, opt.transpose, source)
@@ -474,7 +478,19 @@ def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
             found = (tonic, MODES[mode]) if tonic >= 0 else None
         key = key_name(*moved_key(found, shift)) if found else None
     sk = melody_skeleton(parts, shifted(score, shift), voice, voices, key, source)
+    sk.legato += legato
     return Melody(sk, voice, voices, source, shift, top)
+
+
+def check_no_zero_length(score: symusic.Score, source: str) -> None:
+    """A note of no length cannot come out as given (the grid's shortest note is 1/12 beat): refused, naming the
+    first, where ``--top-line`` would drop it."""
+    n = score.tracks[0].notes.numpy()
+    zero = n["duration"] <= 0
+    if zero.any():
+        beat = float(n["time"][zero].min()) / score.ticks_per_quarter
+        raise MusesynthError(f"the melody {source} has {int(zero.sum())} note(s) of no length (first at beat "
+                             f"{beat:g}), which cannot come out as given (--top-line drops them)")
 
 
 def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | None = None,
@@ -531,6 +547,8 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
                 "melody_off_grid_first_beat": sk.off_grid[1], "melody_legato_cut": sk.legato,
                 "melody_top_line": mel.top_line,
                 "notes": int(q["onset"].size),
+                "empty_voices": [VOICES[v] for p, v in enumerate(sk.roles.tolist())
+                                 if p != sk.melody_part and not (q["part"] == p).any()],
                 "most_sounding": most_sounding(q["onset"], q["duration"]),
                 "complete": bool(piece.size and piece[-1] == e.eos_id), "prompt_tokens": int(prompt.size),
                 "generated_tokens": int(seq.size - prompt.size),
@@ -568,6 +586,9 @@ def summarize(results: list[dict[str, Any]]) -> str:
         if r.get("melody_legato_cut"):
             lines.append(f"  {r['melody_legato_cut']} melody note(s) sounded on into the next (legato, at most "
                          f"{LEGATO_BEATS:g} beat) and were cut where it starts")
+        if r.get("empty_voices"):
+            lines.append(f"  warning: the model wrote no notes for {', '.join(r['empty_voices'])} (a melody far "
+                         f"outside a choir's range leaves it no room: try --transpose)")
         if r.get("melody_top_line"):
             t = r["melody_top_line"]
             lines.append(f"  --top-line: {t['dropped']} melody note(s) under a higher one dropped, {t['cut']} cut "

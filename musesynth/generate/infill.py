@@ -309,38 +309,56 @@ def span_steps(enc: Encoding, span: Span) -> tuple[int, int]:
     return int(start[span.first]), int(end)
 
 
-def with_input_tracks(out: symusic.Score, enc: Encoding, source: symusic.Score, offset: int
-                      ) -> tuple[symusic.Score, list[str]]:
-    """The result of a parts model with the input's own track names on the parts it read (a quartet's Violin I,
-    not "Part 1"), and the tracks it does not read (parts beyond its ``max_parts``: a chorale's horn or continuo, a
-    madrigal's fifth voice) copied from the input as they are, on the result's time line: no note of the input is
-    lost (their notes, with pitch, velocity and timing as given). Returns the score and the copied tracks' names.
-    Other encodings' results are returned as written."""
+@dataclass
+class InputTracks:
+    """What a parts model's result takes from the input itself: the input's names for the parts it read (in part
+    order), and the tracks it does not read (parts beyond its ``max_parts``: a chorale's horn or continuo, a
+    madrigal's fifth voice; drum tracks), their notes already on the result's time line."""
+
+    names: list[str]
+    copied: list[symusic.Track]
+
+    def apply(self, out: symusic.Score) -> tuple[symusic.Score, list[str]]:
+        """``out`` with the names and the copied tracks (each its own copy); the copied tracks' names."""
+        for track, name in zip(out.tracks, self.names, strict=False):  # part order: the parts read, declared first
+            if name.strip():
+                track.name = name
+        out.tracks.extend(t.copy() for t in self.copied)
+        return out, [t.name.strip() or "(unnamed)" for t in self.copied]
+
+
+def input_tracks(enc: Encoding, source: symusic.Score, offset: int, tpq: int, path: str) -> InputTracks:
+    """The input's own tracks for the result (``InputTracks``), its notes with pitch, velocity and timing as given
+    (on the result's grid of ``tpq`` ticks per beat), so no note of the input is lost. A copied note before the
+    result's start (an instrument's lead-in before a pickup's first note) would move: refused in one line."""
     parts = enc.parts()
     if parts is None:
-        return out, []
+        return InputTracks([], [])
     read, unseen = part_tracks(source, parts.max_parts, parts.drop_extra)
-    for track, i in zip(out.tracks, read, strict=False):  # part order: the parts it read, declared first
-        if source.tracks[i].name.strip():
-            track.name = source.tracks[i].name
+    names = [source.tracks[i].name for i in read]
     if not unseen:
-        return out, []
+        return InputTracks(names, [])
     # the result's time line: the input's ticks on the grid, moved as the encoding places them (a pickup)
     n = score_parts(source, parts.max_parts, parts.drop_extra)[0]
     scale = parts.resolution / n.tpq
     placed = int(parts.quantize(source)["onset"].min()) - int(np.rint(n.onset.min() * scale)) if n.onset.size else 0
     beats = (placed - offset) / parts.resolution
-    tpq = out.ticks_per_quarter
+    copied = []
     for i in unseen:
         given = source.tracks[i]
         a = given.notes.numpy()
-        time = np.maximum(np.rint((a["time"] / source.ticks_per_quarter + beats) * tpq), 0)
+        time = np.rint((a["time"] / source.ticks_per_quarter + beats) * tpq)
+        if (time < 0).any():
+            raise BadRequest("piece", f"{literal(os.fsdecode(Path(path).name))}: track "
+                                      f"{literal(given.name.strip() or i + 1)} has notes before the first note of "
+                                      f"the parts the model reads (beat {float(a['time'].min()) / n.tpq:g}), where "
+                                      f"the result starts; they would move")
         dur = np.maximum(np.rint(a["duration"] / source.ticks_per_quarter * tpq), 1)
-        track = symusic.Track(name=given.name, program=given.program, is_drum=False)
+        track = symusic.Track(name=given.name, program=given.program, is_drum=given.is_drum)
         track.notes = symusic.Note.from_numpy(time=time.astype(np.int32), duration=dur.astype(np.int32),
                                               pitch=a["pitch"], velocity=a["velocity"])
-        out.tracks.append(track)
-    return out, [source.tracks[i].name.strip() or f"track {i + 1}" for i in unseen]
+        copied.append(track)
+    return InputTracks(names, copied)
 
 
 def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
@@ -349,6 +367,11 @@ def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
     parts = enc.parts()
     n = score_parts(score, parts.max_parts, parts.drop_extra)[0] if parts is not None else score_notes(score)
     over = stretch_over_cap(n)
+    if over is None and parts is not None:  # the tracks a result copies as they are (``input_tracks``) count too
+        every = score.copy()
+        for t in every.tracks:
+            t.is_drum = False
+        over = stretch_over_cap(score_notes(every))
     if over is not None:
         raise BadRequest("piece", f"{literal(os.fsdecode(Path(path).name))} has {over[1]:g} beats in which no "
                                   f"note starts or ends (from beat {over[0]:g}); infill keeps at most "
@@ -457,6 +480,8 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     span = find_span(enc, ids, first, end)
     given = infilling(enc).decode_quantized(span.ids)
     kept = uncapped_durations(enc, source, given)
+    bi = infilling(enc)
+    tracks = input_tracks(enc, source, int(given["offset"]), bi.resolution * bi.ticks_per_step, opt.input)
     free = None
     if opt.parts is not None:
         parts = enc.parts()
@@ -477,7 +502,6 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     dt = time.perf_counter() - t0
     s, e = span_steps(enc, span)
     stem = os.fsdecode(Path(opt.input).stem)
-    bi = infilling(enc)
     out = []
     for i, fill in enumerate(fills):
         q = merge(enc, span, given, kept, splice(enc, span, fill), free)
@@ -492,7 +516,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
                 "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
                              "particles": opt.particles},
                 "generation_seconds": round(dt, 3)}
-        score, unseen = with_input_tracks(bi.score_of(q), enc, source, q["offset"])
+        score, unseen = tracks.apply(bi.score_of(q))
         info["unseen_tracks"] = unseen
         info["seconds"] = seconds_of(score)
         which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""

@@ -265,14 +265,15 @@ def _part_order(tracks: list[symusic.Track], drop_extra: bool) -> tuple[np.ndarr
 
 def part_tracks(score: symusic.Score, max_parts: int, drop_extra: bool) -> tuple[list[int], list[int]]:
     """Indices into ``score.tracks`` of the tracks ``score_parts`` reads as parts (in part order), and of those it
-    drops (``drop_extra``, beyond ``max_parts``): what a result written from the parts can give back by name, and
-    what it must copy from the input to keep every note."""
+    drops (``drop_extra``, beyond ``max_parts``; drum tracks): what a result written from the parts can give back
+    by name, and what it must copy from the input to keep every note."""
     index = [i for i, t in enumerate(score.tracks) if not t.is_drum and len(t.notes)]
+    drums = [i for i, t in enumerate(score.tracks) if t.is_drum and len(t.notes)]
     _, order = _part_order([score.tracks[i] for i in index], drop_extra)
     ranked = [index[i] for i in order]
     if not drop_extra:
-        return ranked[:max_parts], []
-    return ranked[:max_parts], ranked[max_parts:]
+        return ranked[:max_parts], drums
+    return ranked[:max_parts], ranked[max_parts:] + drums
 
 
 def score_parts(score: symusic.Score, max_parts: int, drop_extra: bool = False) -> tuple[Notes, Parts]:
