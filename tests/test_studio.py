@@ -650,6 +650,19 @@ def test_an_uploaded_melody_with_chords_is_harmonised_from_its_top_line_when_tic
     assert [p for _, _, p in beat_rows(made, made.tracks[0])] == [67, 69, 71, 72]
 
 
+def test_the_card_says_what_was_done_to_the_melody(parts_url):
+    """A melody above the soprano is moved and moved back; the card's result says so (harmonize's summary)."""
+    url, _ = parts_url
+    _, up = upload(url, melody_midi_bytes({"Melody": [86, 88, 90, 91, 90, 88, 86, 86]}), "high.mid")
+    job = wait(url, call(url, "/api/generate", {"model": "run/gru", "mode": "harmonize", "primer": up["id"],
+                                                "seed": 1})[1]["id"], timeout=120)
+    assert job["state"] == "done", job
+    assert job["result"]["remarks"] == ["voices written 10 semitones lower and moved back with the melody (outside "
+                                        "the soprano's range)"], job["result"]
+    made = symusic.Score.from_midi(call(url, job["result"]["files"]["mid"] + "?download=1")[1])
+    assert [p for _, _, p in beat_rows(made, made.tracks[0])] == [86, 88, 90, 91, 90, 88, 86, 86]
+
+
 def test_rewriting_chosen_voices_keeps_the_others(parts_url, bach_dir):
     url, studio = parts_url
     name = sorted(p.relative_to(bach_dir).as_posix() for p in bach_dir.rglob("*.mid"))[4]

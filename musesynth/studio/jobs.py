@@ -61,13 +61,18 @@ class Job:
                "generation_seconds": r["generation_seconds"], "wav_skipped": r.get("wav_skipped"),
                "files": {k: f"/files/{self.id}/{k}" for k in KINDS if self.file(k) is not None}}
         if "melody_voice" in r:  # a harmonisation (run_harmonize's sidecar)
-            out.update(melody_notes=r["melody_notes"], voices=[r["melody_voice"], *r["voices"]], key=r.get("key"))
+            out.update(melody_notes=r["melody_notes"], voices=[r["melody_voice"], *r["voices"]], key=r.get("key"),
+                       remarks=harmonize_remarks(r))
             if not r["complete"]:
                 out["warning"] = "the token budget ran out before the end: the last bars have only the melody"
+            elif r.get("empty_voices"):
+                out["warning"] = f"the model wrote no notes for {', '.join(r['empty_voices'])}"
             return out
         if "bars" in r:  # an infill (run_infill's sidecar)
             out.update(bars=r["bars"], new_notes=r["new_notes"], fill_complete=r["fill_complete"],
-                       parts=r.get("parts") or [])
+                       parts=r.get("parts") or [],
+                       remarks=[f"kept as given, not heard by the model: {', '.join(r['unseen_tracks'])}"]
+                       if r.get("unseen_tracks") else [])
             if not r["fill_complete"]:
                 out["warning"] = "the fill ran out of tokens; its last bars were left empty"
             elif r["new_notes"] == 0:
@@ -78,6 +83,23 @@ class Job:
         if r["notes"] == 0:
             out["warning"] = "this piece has no notes (try a higher top-k or temperature)"
         return out
+
+
+def harmonize_remarks(r: dict[str, Any]) -> list[str]:
+    """What the card says was done to the melody (harmonize's summary lines, short): moved, top line, grid, legato."""
+    out = []
+    if r.get("melody_shift"):
+        k = r["melody_shift"]
+        out.append(f"voices written {abs(k)} semitones {'higher' if k > 0 else 'lower'} and moved back with the "
+                   f"melody (outside the {r['melody_voice'].lower()}'s range)")
+    if r.get("melody_top_line"):
+        t = r["melody_top_line"]
+        out.append(f"top line: {t['dropped']} notes dropped, {t['cut']} cut")
+    if r.get("melody_off_grid"):
+        out.append(f"{r['melody_off_grid']} melody notes moved onto the grid")
+    if r.get("melody_legato_cut"):
+        out.append(f"{r['melody_legato_cut']} legato notes cut where the next starts")
+    return out
 
 
 class FieldError(MusesynthError):
