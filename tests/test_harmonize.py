@@ -417,35 +417,50 @@ def test_infill_keeps_the_tracks_the_model_does_not_read_and_the_inputs_track_na
         assert info["unseen_tracks"] == ["Horn", "Violin", "Kit"]
 
 
-def test_infill_refuses_a_copied_track_it_would_move_or_stretch(parts_run, bach_dir, tmp_path, capsys):
-    """A track the model does not read is copied as it is, so it may not reach far past the piece (a note 2000 beats
-    on: a 177 MB WAV) nor start before the result does (a horn's lead-in before a pickup's first note)."""
+def test_infill_refuses_a_copied_track_that_reaches_far_past_the_piece(parts_run, bach_dir, tmp_path, capsys):
+    """A track the model does not read is copied as it is, so it counts in the stretch check: a horn note 2000 beats
+    on made a 177 MB WAV."""
     satb = ["Soprano", "Alto", "Tenor", "Bass"]
     piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
                  if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == satb)
     score = symusic.Score(str(piece))
     tpq = score.ticks_per_quarter
     first = min(t.notes[0].time for t in score.tracks if t.note_num())
-    for name, notes, message in (("far", [(first + tpq * 2000, tpq)], "beats in which no note starts or ends"),
-                                 ("early", [(0, tpq)], "has notes before the first note")):
-        horn = symusic.Track("Horn", 60)
-        horn.notes.extend(symusic.Note(t, d, 60, 80) for t, d in notes)
-        bad = score.copy()
-        if name == "early":  # the voices enter on beat 4 (a pickup), after the horn
-            bad = symusic.Score(tpq)
-            bad.time_signatures.append(symusic.TimeSignature(0, 4, 4))
-            for v, low in zip(satb, (0, 4, 9, 17), strict=True):
-                t = symusic.Track(v)
-                t.notes.extend(symusic.Note(tpq * (3 + i), tpq, p - low, 80)
-                               for i, p in enumerate([72, 74, 76, 77, 79, 77, 76, 74] * 2))
-                bad.tracks.append(t)
-        bad.tracks.append(horn)
-        bad.dump_midi(str(tmp_path / f"{name}.mid"))
-        assert main(["infill", "-c", str(parts_run), "--input", str(tmp_path / f"{name}.mid"), "--bars", "2",
-                     "--no-wav", "-o", str(tmp_path / name)]) == 2
-        err = capsys.readouterr().err
-        assert message in err and err.count("\n") == 1, err
-        assert not (tmp_path / name).exists() or not any((tmp_path / name).iterdir())
+    horn = symusic.Track("Horn", 60)
+    horn.notes.append(symusic.Note(first + tpq * 2000, tpq, 60, 80))
+    score.tracks.append(horn)
+    score.dump_midi(str(tmp_path / "far.mid"))
+    assert main(["infill", "-c", str(parts_run), "--input", str(tmp_path / "far.mid"), "--bars", "2", "--no-wav",
+                 "-o", str(tmp_path / "far")]) == 2
+    err = capsys.readouterr().err
+    assert "beats in which no note starts or ends" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "far").exists() or not any((tmp_path / "far").iterdir())
+
+
+def test_infill_gives_back_a_lead_in_the_encoding_reads_as_a_pickup(parts_run, tmp_path):
+    """Voices that enter on beat 4 of a 4/4 file (no pickup meter): the encoding writes from the first note, and
+    the result used to start there, every note 3 beats early (a horn's lead-in piled on beat 0). Now every kept
+    note, the horn's too, is where the input has it, and the meter is the input's 4/4 from time 0."""
+    score = symusic.Score(480)
+    score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    for v, low in zip(["Soprano", "Alto", "Tenor", "Bass"], (0, 4, 9, 17), strict=True):
+        t = symusic.Track(v)
+        t.notes.extend(symusic.Note(480 * (3 + i), 480, p - low, 80)
+                       for i, p in enumerate([72, 74, 76, 77, 79, 77, 76, 74] * 2))
+        score.tracks.append(t)
+    horn = symusic.Track("Horn", 60)
+    horn.notes.extend(symusic.Note(480 * i, 480, 60 + i, 80) for i in range(4))
+    score.tracks.append(horn)
+    score.dump_midi(str(tmp_path / "lead.mid"))
+    out = tmp_path / "out"
+    assert main(["infill", "-c", str(parts_run), "--input", str(tmp_path / "lead.mid"), "--bars", "3",
+                 "--parts", "A", "-s", "0", "--no-wav", "--no-png", "-o", str(out), "-q"]) == 0
+    made = symusic.Score(str(next(out.glob("*.mid"))))
+    for want, got in zip(score.tracks, made.tracks, strict=True):
+        if want.name != "Alto":
+            assert np.array_equal(beats(score, want), beats(made, got)), want.name
+    assert [(t.time, t.numerator, t.denominator) for t in made.time_signatures] == [(0, 4, 4)]
+    assert json.loads(next(out.glob("*.json")).read_text())["span_beats"] == [8.0, 12.0]
 
 
 def test_top_line_keeps_a_played_legato(parts_run, tmp_path):

@@ -327,10 +327,41 @@ class InputTracks:
         return out, [t.name.strip() or "(unnamed)" for t in self.copied]
 
 
-def input_tracks(enc: Encoding, source: symusic.Score, offset: int, tpq: int, path: str) -> InputTracks:
+def time_line(enc: Encoding, source: symusic.Score, offset: int) -> float:
+    """Beats to add to an input time to place it on the time line the result is written on: the encoding reads a
+    lead-in rest shorter than a bar (a first note on beat 4 of a 4/4 file) as a pickup and writes the result from
+    it, so this is negative there; 0 where the result keeps the input's times."""
+    parts = enc.parts()
+    inf = infilling(enc)
+    n = score_parts(source, parts.max_parts, parts.drop_extra)[0] if parts is not None else score_notes(source)
+    if not n.onset.size:
+        return 0.0
+    scale = inf.resolution / n.tpq
+    placed = int(inf.quantize(source)["onset"].min()) - int(np.rint(n.onset.min() * scale))
+    return (placed - offset) / inf.resolution
+
+
+def with_lead_in(score: symusic.Score, beats: float, pickup: Any) -> symusic.Score:
+    """The result moved ``beats`` later, so every note is where the input had it (a lead-in rest the encoding read
+    as a pickup is given back); the tempo, key and meter at its start stay at time 0, and a pickup's own short
+    bar becomes part of the input's first bar again (the meter after it from time 0)."""
+    ticks = int(round(beats * score.ticks_per_quarter))
+    if ticks <= 0:
+        return score
+    out = score.shift_time(ticks)
+    for events in (out.tempos, out.key_signatures, out.time_signatures):
+        if len(events) and events[0].time == ticks:
+            events[0].time = 0
+    ts = out.time_signatures
+    if pickup is not None and len(ts) > 1:
+        ts[1].time = 0
+        out.time_signatures = list(ts)[1:]
+    return out
+
+
+def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int) -> InputTracks:
     """The input's own tracks for the result (``InputTracks``), its notes with pitch, velocity and timing as given
-    (on the result's grid of ``tpq`` ticks per beat), so no note of the input is lost. A copied note before the
-    result's start (an instrument's lead-in before a pickup's first note) would move: refused in one line."""
+    (``beats`` later, on the result's grid of ``tpq`` ticks per beat), so no note of the input is lost."""
     parts = enc.parts()
     if parts is None:
         return InputTracks([], [])
@@ -338,21 +369,11 @@ def input_tracks(enc: Encoding, source: symusic.Score, offset: int, tpq: int, pa
     names = [source.tracks[i].name for i in read]
     if not unseen:
         return InputTracks(names, [])
-    # the result's time line: the input's ticks on the grid, moved as the encoding places them (a pickup)
-    n = score_parts(source, parts.max_parts, parts.drop_extra)[0]
-    scale = parts.resolution / n.tpq
-    placed = int(parts.quantize(source)["onset"].min()) - int(np.rint(n.onset.min() * scale)) if n.onset.size else 0
-    beats = (placed - offset) / parts.resolution
-    copied = []
+    copied = []  # on the result's time line: ``beats`` from the input's (``time_line``)
     for i in unseen:
         given = source.tracks[i]
         a = given.notes.numpy()
-        time = np.rint((a["time"] / source.ticks_per_quarter + beats) * tpq)
-        if (time < 0).any():
-            raise BadRequest("piece", f"{literal(os.fsdecode(Path(path).name))}: track "
-                                      f"{literal(given.name.strip() or i + 1)} has notes before the first note of "
-                                      f"the parts the model reads (beat {float(a['time'].min()) / n.tpq:g}), where "
-                                      f"the result starts; they would move")
+        time = np.maximum(np.rint((a["time"] / source.ticks_per_quarter + beats) * tpq), 0)  # beats >= 0
         dur = np.maximum(np.rint(a["duration"] / source.ticks_per_quarter * tpq), 1)
         track = symusic.Track(name=given.name, program=given.program, is_drum=given.is_drum)
         track.notes = symusic.Note.from_numpy(time=time.astype(np.int32), duration=dur.astype(np.int32),
@@ -481,7 +502,9 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     given = infilling(enc).decode_quantized(span.ids)
     kept = uncapped_durations(enc, source, given)
     bi = infilling(enc)
-    tracks = input_tracks(enc, source, int(given["offset"]), bi.resolution * bi.ticks_per_step, opt.input)
+    moved = time_line(enc, source, int(given["offset"]))
+    lead = max(-moved, 0.0)  # a lead-in rest the result gives back (``with_lead_in``)
+    tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step)
     free = None
     if opt.parts is not None:
         parts = enc.parts()
@@ -508,7 +531,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
         res = bi.resolution
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "parts": part_names(enc, span.ids, free),
-                "model": meta.family, "span_beats": [(s - q["offset"]) / res, (e - q["offset"]) / res],
+                "model": meta.family, "span_beats": [(s - q["offset"]) / res + lead, (e - q["offset"]) / res + lead],
                 "prompt_tokens": prompt_tokens, "fill_tokens": int(fill.size),
                 "fill_complete": bool(fill.size and fill[-1] == bi.fill_end_id),
                 "notes": int(q["onset"].size), "new_notes": int(((q["onset"] >= s) & (q["onset"] < e)
@@ -516,7 +539,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
                 "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
                              "particles": opt.particles},
                 "generation_seconds": round(dt, 3)}
-        score, unseen = tracks.apply(bi.score_of(q))
+        score, unseen = tracks.apply(with_lead_in(bi.score_of(q), lead, q["pickup"]))
         info["unseen_tracks"] = unseen
         info["seconds"] = seconds_of(score)
         which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""
