@@ -174,18 +174,6 @@ def check_range(pitch: np.ndarray, shift: int, transpose: str | int, source: str
                          f"({sung}){hint}")
 
 
-def shifted(score: symusic.Score, semitones: int) -> symusic.Score:
-    """The one-track melody ``semitones`` higher (lower when negative)."""
-    if not semitones:
-        return score
-    out = score.copy()
-    n = out.tracks[0].notes.numpy()
-    out.tracks[0].notes = symusic.Note.from_numpy(time=n["time"], duration=n["duration"],
-                                                  pitch=(n["pitch"].astype(np.int64) + semitones).astype(np.int8),
-                                                  velocity=n["velocity"])
-    return out
-
-
 # ---------------------------------------------------------------------- the melody
 def pick_track(score: symusic.Score, part: str | None, source: str) -> symusic.Track:
     """The melody's track: ``part`` by name (any case) or index (from 0, among all tracks), else the one track
@@ -477,7 +465,7 @@ def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
             tonic, mode = (int(x) for x in parts.quantize(score)["key"])
             found = (tonic, MODES[mode]) if tonic >= 0 else None
         key = key_name(*moved_key(found, shift)) if found else None
-    sk = melody_skeleton(parts, shifted(score, shift), voice, voices, key, source)
+    sk = melody_skeleton(parts, score.shift_pitch(shift), voice, voices, key, source)  # check_range: in MIDI
     sk.legato += legato
     return Melody(sk, voice, voices, source, shift, top)
 

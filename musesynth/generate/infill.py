@@ -327,18 +327,18 @@ class InputTracks:
         return out, [t.name.strip() or "(unnamed)" for t in self.copied]
 
 
-def time_line(enc: Encoding, source: symusic.Score, offset: int) -> float:
-    """Beats to add to an input time to place it on the time line the result is written on: the encoding reads a
-    lead-in rest shorter than a bar (a first note on beat 4 of a 4/4 file) as a pickup and writes the result from
-    it, so this is negative there; 0 where the result keeps the input's times."""
+def time_line(enc: Encoding, source: symusic.Score, given: dict[str, Any]) -> float:
+    """Beats to add to an input time to place it on the time line the result is written on (``given``: the input as
+    decoded, whose first onset is where the encoding placed the first note): the encoding reads a lead-in rest
+    shorter than a bar (a first note on beat 4 of a 4/4 file) as a pickup and writes the result from it, so this
+    is negative there; 0 where the result keeps the input's times."""
     parts = enc.parts()
     inf = infilling(enc)
     n = score_parts(source, parts.max_parts, parts.drop_extra)[0] if parts is not None else score_notes(source)
-    if not n.onset.size:
+    if not n.onset.size or not given["onset"].size:
         return 0.0
-    scale = inf.resolution / n.tpq
-    placed = int(inf.quantize(source)["onset"].min()) - int(np.rint(n.onset.min() * scale))
-    return (placed - offset) / inf.resolution
+    placed = int(given["onset"].min()) - int(np.rint(n.onset.min() * inf.resolution / n.tpq))
+    return (placed - int(given["offset"])) / inf.resolution
 
 
 def with_lead_in(score: symusic.Score, beats: float, pickup: Any) -> symusic.Score:
@@ -499,10 +499,10 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     source = load_score(opt.input)  # read within `data`'s budget by read_input already
     check_stretches(enc, source, opt.input)
     span = find_span(enc, ids, first, end)
-    given = infilling(enc).decode_quantized(span.ids)
-    kept = uncapped_durations(enc, source, given)
     bi = infilling(enc)
-    moved = time_line(enc, source, int(given["offset"]))
+    given = bi.decode_quantized(span.ids)
+    kept = uncapped_durations(enc, source, given)
+    moved = time_line(enc, source, given)
     lead = max(-moved, 0.0)  # a lead-in rest the result gives back (``with_lead_in``)
     tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step)
     free = None
