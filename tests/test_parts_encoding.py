@@ -78,8 +78,18 @@ def test_registry_vocabulary_and_meter_unchanged():
 
 
 def test_roles_are_read_from_the_first_word_of_a_track_name():
-    assert [voice_role(n) for n in ("Soprano", "soprano 2", "Alto\rViolin 2", "Tenor", "Bass\rContinuo", "Basso",
-                                    "Horn 2", "")] == [0, 0, 1, 2, 3, 4, 4, 4]
+    assert [voice_role(n) for n in ("Soprano", "soprano 2", "Alto\rViolin 2", "Tenor", "Bass\rContinuo", "Sopranos",
+                                    "Horn 2", "", "Contrabass", "Altsax")] == [0, 0, 1, 2, 3, 0, 4, 4, 4, 4]
+
+
+def test_roles_know_the_names_voices_go_by_in_other_scores():
+    """Monteverdi's part-books (music21's corpus) read Canto, Alto, Quinto, Tenor, Basso; Latin, German and
+    French names are the same four voices. A fifth voice has no SATB range of its own."""
+    assert [voice_role(n) for n in ("Canto", "Alto", "Quinto", "Tenor", "Basso")] == [0, 1, 4, 2, 3]
+    assert [voice_role(n) for n in ("Cantus", "Altus", "Tenor", "Bassus", "Superius", "Contratenor")] == [0, 1, 2, 3,
+                                                                                                       0, 4]
+    assert [voice_role(n) for n in ("Sopran", "Alt", "Tenor", "Bass", "Dessus", "Taille", "Basse", "TENORE.")] == [
+        0, 1, 2, 3, 0, 2, 3, 2]
 
 
 # ---------------------------------------------------------------------- the part rules

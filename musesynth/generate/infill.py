@@ -317,13 +317,17 @@ class InputTracks:
 
     names: list[str]
     copied: list[symusic.Track]
+    index: list[int] = field(default_factory=list)  # each part's, then each copied track's, place in the input
 
     def apply(self, out: symusic.Score) -> tuple[symusic.Score, list[str]]:
-        """``out`` with the names and the copied tracks (each its own copy); the copied tracks' names."""
+        """``out`` with the names and the copied tracks (each its own copy), its tracks in the input's order (a DAW
+        session keeps its layout: a horn listed first stays first); the copied tracks' names."""
         for track, name in zip(out.tracks, self.names, strict=False):  # part order: the parts read, declared first
             if name.strip():
                 track.name = name
         out.tracks.extend(t.copy() for t in self.copied)
+        if len(self.index) == len(out.tracks):
+            out.tracks = [out.tracks[i] for i in np.argsort(self.index, kind="stable")]
         return out, [t.name.strip() or "(unnamed)" for t in self.copied]
 
 
@@ -368,7 +372,7 @@ def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int) -
     read, unseen = part_tracks(source, parts.max_parts, parts.drop_extra)
     names = [source.tracks[i].name for i in read]
     if not unseen:
-        return InputTracks(names, [])
+        return InputTracks(names, [], read)
     copied = []  # on the result's time line: ``beats`` from the input's (``time_line``)
     for i in unseen:
         given = source.tracks[i]
@@ -379,7 +383,7 @@ def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int) -
         track.notes = symusic.Note.from_numpy(time=time.astype(np.int32), duration=dur.astype(np.int32),
                                               pitch=a["pitch"], velocity=a["velocity"])
         copied.append(track)
-    return InputTracks(names, copied)
+    return InputTracks(names, copied, read + unseen)
 
 
 def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:

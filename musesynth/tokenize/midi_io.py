@@ -235,11 +235,26 @@ class Parts:
     program: np.ndarray
 
 
+# The names the SATB voices go by in scores from elsewhere: Latin part-books (Cantus, Altus, Bassus), Italian
+# madrigals (Canto, Tenore, Basso), German (Sopran, Alt), French (Dessus, Taille, Basse), Spanish (Tiple, Bajo).
+# A fifth voice (Quinto, Sextus) and the medieval Contratenor, Triplum and Motetus have no one SATB range, so they
+# stay OTHER. Case and punctuation are ignored; the first word decides.
+VOICE_NAMES = {
+    0: ("soprano", "sopranos", "soprani", "sopran", "canto", "cantus", "superius", "discantus", "diskant", "dessus",
+        "tiple"),
+    1: ("alto", "altos", "alti", "alt", "altus", "contralto"),
+    2: ("tenor", "tenors", "tenori", "tenore", "taille"),
+    3: ("bass", "basses", "bassi", "basso", "bassus", "basse", "bajo"),
+}
+_ROLE_OF = {name: role for role, names in VOICE_NAMES.items() for name in names}
+
+
 def voice_role(name: str) -> int:
-    """SATB role of a track name by its first word (``"Soprano 1"``, ``"Bass Continuo"``); else ``OTHER``."""
+    """SATB role of a track name by its first word (``"Soprano 1"``, ``"Bass Continuo"``, ``"Canto"``); else
+    ``OTHER``."""
     words = str(name).split()  # any whitespace, the carriage returns of "Soprano\rOboe 1,2" too
     first = "".join(ch for ch in words[0] if ch.isalpha()).lower() if words else ""
-    return next((i for i, v in enumerate(VOICES) if v.lower() == first), OTHER)
+    return _ROLE_OF.get(first, OTHER)
 
 
 def drop_notes(n: Notes, keep: np.ndarray) -> Notes:
