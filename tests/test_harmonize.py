@@ -71,6 +71,25 @@ def test_every_melody_note_comes_out_exactly_under_at_most_n_voices(case, parts_
         assert info["melody_notes"] == want.shape[0] and info["most_sounding"] <= len(voices)
 
 
+def test_fewer_voices_are_those_of_the_four_voice_harmonisation(parts_run, tmp_path):
+    """A model of four parts learnt a part's register from its place in the header: laid out as Soprano and Bass
+    alone, the shipped model's bass sang in the alto's register. So it always writes all four voices and keeps the
+    asked-for ones: with one seed, ``--voices B`` and ``--voices A,B`` give the default harmonisation's own bass."""
+    import musesynth
+
+    melody = write(tmp_path, [(480 * i, 480, p) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69, 67])])
+    model = musesynth.load_model(parts_run, "cpu")
+    full = musesynth.harmonize(melody, model=model, seed=5, particles=1)[0].score
+    for voices, names in (("B", ["Soprano", "Bass"]), ("A,B", ["Soprano", "Alto", "Bass"])):
+        some = musesynth.harmonize(melody, model=model, voices=voices, seed=5, particles=1)[0]
+        assert [t.name for t in some.score.tracks] == names
+        for track in some.score.tracks:
+            same = next(t for t in full.tracks if t.name == track.name)
+            assert track.notes.numpy()["pitch"].tolist() == same.notes.numpy()["pitch"].tolist(), (voices, track.name)
+            assert track.notes.numpy()["time"].tolist() == same.notes.numpy()["time"].tolist()
+        assert some.info["voices"] == names[1:] and some.info["empty_voices"] == []
+
+
 def test_a_named_voice_is_kept_the_others_written_in_the_key_asked_for(parts_run, bach_dir, tmp_path):
     piece = sorted(bach_dir.rglob("*.mid"))[3]
     assert main(["harmonize", "-c", str(parts_run), "--melody", str(piece), "--part", "Tenor", "--voices", "S,B",

@@ -5,15 +5,16 @@ the model writes that piece token by token under a per-step mask (``generate.voi
 
 - writes each melody note, with its pitch and duration, at its onset: the position of a melody onset cannot be
   passed before its note is written, no other note of the melody's part is allowed, and its DUR is forced;
-- lets only the asked-for voices write notes, each one note at a time (a voice starts a note only when its last
-  one has ended, and no note lasts past the melody's end), so at most 1 + len(voices) notes sound at once;
+- lets the other voices write notes, each one note at a time (a voice starts a note only when its last one has
+  ended, and no note lasts past the melody's end);
 - keeps the melody's bars, time signatures and fermatas, and ends the piece (EOS) only after the last melody note.
 
 The model reads the **whole melody first**: the prompt is the melody alone as a piece (no BOS, the full part
 header, only the melody's notes), EOS, then the header of the piece to write: the form of the melody-first training
 windows (``data.melody_first``, `musesynth train --melody-first`), which teach a model to use it. The written
 piece's melody part is then replaced by the melody as read, so the melody comes out exactly even where the token
-budget runs out.
+budget runs out. A model of four parts always writes all four (as it was trained: a part's NOTE tokens name its
+place, not its role), and only the asked-for voices are kept, so at most 1 + len(voices) notes sound at once.
 """
 
 from __future__ import annotations
@@ -261,8 +262,9 @@ class Skeleton:
     """The piece to write: its parts (voices in SATB order), the melody's part, and the melody alone as tokens."""
 
     ids: np.ndarray  # BOS header BAR ... EOS with only the melody's notes
-    roles: np.ndarray  # SATB role per part
+    roles: np.ndarray  # SATB role per part: all four where the model knows four parts (``layout``)
     melody_part: int
+    sung: np.ndarray  # the parts the result keeps: the melody's and the asked-for voices'
     offset: int  # where the decoded MIDI starts (a pickup's first note): nothing may start before it
     pickup: tuple[int, int] | None  # the pickup bar's time signature, as decode_quantized gives it
     onset: np.ndarray  # the melody in grid steps (times as in decode_quantized)
@@ -302,8 +304,9 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
                                  f"harmonize needs one note at a time")
         raise MusesynthError(f"the melody {source} has chords or overlapping notes (first at beat {beat:g}): "
                              f"harmonize needs one note at a time (--top-line takes the highest)")
-    roles = np.array(sorted([voice, *voices]), np.int64)
+    roles = layout(enc, voice, voices)
     part = int(np.flatnonzero(roles == voice)[0])
+    sung = np.flatnonzero(np.isin(roles, [voice, *voices]))
     q = {**q, "part": np.full(on.size, part, np.int64), "role": roles, "program": np.zeros(roles.size, np.int64)}
     ids = enc.encode_quantized(q)
     if key is not None:
@@ -314,8 +317,20 @@ def melody_skeleton(enc: Parts, score: symusic.Score, voice: int, voices: list[i
                         / score.ticks_per_quarter))
     if d["onset"][0] == first != d["onset"][0] - offset:
         offset, pickup = 0, None  # a rest opening a full first bar, which decoding drops: kept, so onsets stay
-    return Skeleton(ids, roles, part, offset, pickup, d["onset"], d["pitch"], full_durations(enc, score, d),
+    return Skeleton(ids, roles, part, sung, offset, pickup, d["onset"], d["pitch"], full_durations(enc, score, d),
                     off_grid(raw, enc.resolution), legato)
+
+
+def layout(enc: Parts, voice: int, voices: list[int]) -> np.ndarray:
+    """The SATB roles of the piece the model writes: all four where it knows four parts, even when fewer voices
+    are asked for (the others are written too, then dropped: ``harmonized``). A part's NOTE tokens name its place
+    in the header, not its role, and the model learnt the place: laid out as Soprano and Bass alone, the bass sang
+    in the alto's register (median MIDI 65 against 49 with all four; with Alto and Bass, 59). Laid out as four with
+    the voices not asked for kept silent, the model, waiting for them, left the bass alone at 79 notes under 313
+    melody notes and wrote a tenor down to MIDI 24."""
+    if enc.max_parts >= len(VOICES):
+        return np.arange(len(VOICES), dtype=np.int64)
+    return np.array(sorted([voice, *voices]), np.int64)
 
 
 def trim_legato(score: symusic.Score, resolution: int) -> tuple[symusic.Score, int]:
@@ -368,7 +383,7 @@ def full_durations(enc: Parts, score: symusic.Score, d: dict[str, Any]) -> np.nd
 def melody_constraint(enc: Parts, sk: Skeleton, batch: int) -> VoiceConstraint:
     """Every melody note and fermata as given, the other voices free under it, bars and meter as the melody's."""
     fixed = Fixed.of(enc, sk.onset, np.full(sk.onset.size, sk.melody_part), sk.pitch, sk.duration)
-    free = [p for p in range(sk.roles.size) if p != sk.melody_part]
+    free = [p for p in range(sk.roles.size) if p != sk.melody_part]  # all: the ones not asked for are dropped after
     frame = Frame(sk.ids, 0, int((sk.ids == enc.bar_id).sum()), opened=True, timesigs=True, start=sk.offset,
                   end=int((sk.onset + sk.duration).max()), min_bars=0, close_id=enc.eos_id,
                   phrases=enc.decode_quantized(sk.ids)["phrase_step"])
@@ -377,17 +392,17 @@ def melody_constraint(enc: Parts, sk: Skeleton, batch: int) -> VoiceConstraint:
 
 def harmonized(enc: Parts, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
     """The written piece with its melody part replaced by the melody as read (same notes when the budget sufficed),
-    and nothing outside the asked-for parts."""
+    and nothing outside the asked-for parts: only their tracks, renumbered in SATB order."""
     q0, q = enc.decode_quantized(sk.ids), enc.decode_quantized(piece)
-    keep = (q["part"] != sk.melody_part) & (q["part"] < sk.roles.size) & (q["onset"] >= sk.offset)
+    keep = (q["part"] != sk.melody_part) & np.isin(q["part"], sk.sung) & (q["onset"] >= sk.offset)
     on = np.r_[q["onset"][keep], sk.onset]
     pi = np.r_[q["pitch"][keep], sk.pitch]
     du = np.r_[q["duration"][keep], sk.duration]
-    pa = np.r_[q["part"][keep], np.full(sk.onset.size, sk.melody_part)]
+    pa = np.searchsorted(sk.sung, np.r_[q["part"][keep], np.full(sk.onset.size, sk.melody_part)])
     order = enc.note_order(on, pa, pi)
     return {**q0, "offset": sk.offset, "pickup": sk.pickup, "onset": on[order], "pitch": pi[order],
             "duration": du[order], "part": pa[order],
-            "role": sk.roles, "program": np.zeros(sk.roles.size, np.int64)}
+            "role": sk.roles[sk.sung], "program": np.zeros(sk.sung.size, np.int64)}
 
 
 def moved_key(key: tuple[int, str], semitones: int) -> tuple[int, str]:
@@ -501,7 +516,7 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
     melody = melody_prompt(enc, sk.ids, sk.melody_part)  # as training showed it (data.melody_first)
     prompt = np.r_[melody, sk.ids[:head]]  # the whole melody, EOS, then the piece to write up to its first BAR
     body = sk.ids.size - head
-    budget = opt.max_tokens or body * (1 + 2 * len(voices)) + 64
+    budget = opt.max_tokens or body * (2 * sk.roles.size - 1) + 64  # a NOTE and a DUR per note of each voice
     drawn = opt.num_samples * opt.particles
     constraint = melody_constraint(parts, sk, drawn)
     hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
@@ -535,8 +550,7 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
                 "melody_off_grid_first_beat": sk.off_grid[1], "melody_legato_cut": sk.legato,
                 "melody_top_line": mel.top_line,
                 "notes": int(q["onset"].size),
-                "empty_voices": [VOICES[v] for p, v in enumerate(sk.roles.tolist())
-                                 if p != sk.melody_part and not (q["part"] == p).any()],
+                "empty_voices": [VOICES[v] for v in voices if not (q["role"][q["part"]] == v).any()],
                 "most_sounding": most_sounding(q["onset"], q["duration"]),
                 "complete": bool(piece.size and piece[-1] == e.eos_id), "prompt_tokens": int(prompt.size),
                 "generated_tokens": int(seq.size - prompt.size),
