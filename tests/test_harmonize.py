@@ -492,3 +492,75 @@ def test_top_line_keeps_a_played_legato(parts_run, tmp_path):
     info = json.loads(next(out.glob("*.json")).read_text())
     assert info["melody_top_line"] == {"dropped": 0, "cut": 0} and info["melody_legato_cut"] == 1
     assert info["melody_notes"] == 4
+
+
+def trio(bach_dir: Path, tmp_path: Path, names: tuple[str, str, str] = ("Soprano", "Alto", "Bass")) -> Path:
+    """A chorale without its tenor: its Soprano, Alto and Bass tracks, named ``names``."""
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor",
+                                                                                       "Bass"])
+    score = symusic.Score(str(piece))
+    score.tracks = [t for t in score.tracks if t.note_num() and t.name in ("Soprano", "Alto", "Bass")]
+    for t, name in zip(score.tracks, names, strict=True):
+        t.name = name
+    score.dump_midi(str(tmp_path / "trio.mid"))
+    return tmp_path / "trio.mid"
+
+
+def test_a_piece_without_its_tenor_is_laid_out_in_the_places_the_model_learnt(parts_run, bach_dir, tmp_path):
+    """A part's NOTE tokens name its place: read as three parts, a bass was written in the tenor's place (the
+    shipped model's bass: median MIDI 59 against Bach's 52). Laid out as four, the bass is in the bass's place and
+    the same notes come back in the same order; a quartet is left as it is."""
+    from musesynth.generate.infill import read_input, satb_places
+
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    ids = read_input(enc, str(trio(bach_dir, tmp_path)))
+    laid, added = satb_places(enc, ids)
+    parts = enc.parts()
+    before, after = parts.decode_quantized(ids), parts.decode_quantized(laid)
+    assert before["role"].tolist() == [0, 1, 3] and after["role"].tolist() == [0, 1, 2, 3] and added.tolist() == [2]
+    for k in ("onset", "pitch", "duration"):
+        assert np.array_equal(before[k], after[k])
+    assert np.array_equal(after["part"], np.array([0, 1, 3])[before["part"]])
+    four = read_input(enc, str(next(p for p in sorted(bach_dir.rglob("*.mid")))))
+    same, none = satb_places(enc, four)
+    assert np.array_equal(same, four) and none.size == 0
+
+
+@pytest.mark.parametrize("asked, tracks", [("B", ["Soprano", "Alto", "Bass"]), (None, ["Soprano", "Alto", "Bass"]),
+                                           ("T", ["Soprano", "Alto", "Tenor", "Bass"])])
+def test_infill_of_a_trio_keeps_its_tracks_and_can_add_the_missing_voice(asked, tracks, parts_run, bach_dir,
+                                                                          tmp_path):
+    """The tenor the model writes beside a trio's rewritten bass (as it learnt four voices) is not the user's: the
+    result has the trio's three tracks, every note outside the rewritten bars as it was; ``--parts T`` asks for it,
+    and it comes on its own track between Alto and Bass with notes only in those bars."""
+    import musesynth
+
+    given = trio(bach_dir, tmp_path)
+    made = musesynth.infill(given, "2-3", parts=asked, model=str(parts_run), seed=2)[0]
+    assert [t.name for t in made.score.tracks] == tracks
+    lo, hi = made.info["span_beats"]
+    src = symusic.Score(str(given))
+    tpq, mtpq = src.ticks_per_quarter, made.score.ticks_per_quarter
+    for t in made.score.tracks:
+        n = t.notes.numpy()
+        on = n["time"] / mtpq
+        if t.name == "Tenor":
+            assert t.note_num() and ((on >= lo) & (on < hi)).all()
+            continue
+        s = next(x for x in src.tracks if x.name == t.name).notes.numpy()
+        outside = lambda a, scale: (a["time"] / scale < lo) | (a["time"] / scale >= hi)  # noqa: E731
+        kept = outside(s, tpq) if asked is None or t.name[0] == asked else np.ones(s["pitch"].size, bool)
+        mine = outside(n, mtpq) if asked is None or t.name[0] == asked else np.ones(n["pitch"].size, bool)
+        assert np.array_equal(s["pitch"][kept], n["pitch"][mine]), t.name
+
+
+def test_a_plain_fill_writes_only_the_parts_the_piece_has(parts_run, bach_dir, tmp_path):
+    """A trio of parts the model cannot place (Soprano renamed "Melody": an instrument's name) is left as three
+    parts, and a fill of every note in its bars writes no fourth part (before, a "Part 4" track came out)."""
+    import musesynth
+
+    given = trio(bach_dir, tmp_path, ("Melody", "Alto", "Bass"))
+    for seed in range(3):
+        made = musesynth.infill(given, "2-3", model=str(parts_run), seed=seed, top_k=0)[0]
+        assert sorted(t.name for t in made.score.tracks) == ["Alto", "Bass", "Melody"]

@@ -58,7 +58,7 @@ from musesynth.generate.particles import check_particles, decode_particles
 from musesynth.generate.request import cli_flag, fresh_seed
 from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
-from musesynth.generate.voices import Fixed, Frame, VoiceConstraint
+from musesynth.generate.voices import PITCHES, Fixed, Frame, VoiceConstraint
 from musesynth.outputs import WrittenScore, check_writable_dir
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import BarInfill, Parts
@@ -202,10 +202,16 @@ class FillConstraint:
     """The middle's grammar: only its own token types, positions that move forward inside the bar (shorter
     than ``bar_len``), exactly ``n_bars`` bar lines, then FILL_END (which may come wherever a bar line could)."""
 
-    def __init__(self, enc: Encoding, n_bars: int, bar_len: int, batch: int, device: torch.device) -> None:
+    def __init__(self, enc: Encoding, n_bars: int, bar_len: int, batch: int, device: torch.device,
+                 n_parts: int | None = None) -> None:
         inf = infilling(enc)
         typ = torch.as_tensor(inf.token_type, device=device)
         self.keep = torch.isin(typ, torch.tensor([T_BAR, T_POS, T_NOTE, T_DUR, T_PHRASE, T_CHORD], device=device))
+        parts = enc.parts()
+        if parts is not None and n_parts is not None:  # only the piece's parts: a trio's fill wrote a fourth part
+            extra = np.arange(n_parts, parts.max_parts)
+            ids = parts.note_token_id(PITCHES[:, None], extra[None, :]).ravel()
+            self.keep[torch.as_tensor(ids, device=device)] = False
         self.is_pos = typ == T_POS
         self.pos = torch.as_tensor(inf.pos_of, device=device)
         self.keep &= ~self.is_pos | (self.pos < bar_len)
@@ -249,7 +255,7 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
     ids, shift = to_frame(enc, span.ids, key_frames) if key_frames else (span.ids, 0)
     constraint: FillConstraint | VoiceConstraint = (
         parts_constraint(enc, replace(span, ids=ids), free, num_samples * particles) if free
-        else FillConstraint(enc, span.n_bars, bar_len, num_samples, device))
+        else FillConstraint(enc, span.n_bars, bar_len, num_samples, device, declared_parts(enc, ids)))
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
     # no repeat copier (a fill is short) and no ending ramp: the constraint decides where a fill ends
     spec = DecodeSpec(enc.grammar(), inf.fill_end_id, seq_len, keys=enc.key_spec())
@@ -263,6 +269,12 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
         seqs = decode(model, rows, spec, sampling, seed, budget, constraint, key_source=key_source)
     fills = [np.asarray(s[prompt.size :], np.int64) for s in seqs]
     return [inf.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size
+
+
+def declared_parts(enc: Encoding, ids: np.ndarray) -> int | None:
+    """How many parts the piece's header declares (None: an encoding without parts)."""
+    parts = enc.parts()
+    return None if parts is None else int(parts.parts_of(ids)[0].size)
 
 
 def parts_constraint(enc: Encoding, span: Span, free: list[int], batch: int) -> VoiceConstraint:
@@ -317,17 +329,20 @@ class InputTracks:
 
     names: list[str]
     copied: list[symusic.Track]
-    index: list[int] = field(default_factory=list)  # each part's, then each copied track's, place in the input
+    index: list[float] = field(default_factory=list)  # each part's, then each copied track's, place in the input
+    added: list[int] = field(default_factory=list)  # parts the input lacks (``satb_places``): kept only with notes
 
     def apply(self, out: symusic.Score) -> tuple[symusic.Score, list[str]]:
         """``out`` with the names and the copied tracks (each its own copy), its tracks in the input's order (a DAW
-        session keeps its layout: a horn listed first stays first); the copied tracks' names."""
+        session keeps its layout: a horn listed first stays first), a voice the input lacks only where it was
+        asked for; the copied tracks' names."""
         for track, name in zip(out.tracks, self.names, strict=False):  # part order: the parts read, declared first
             if name.strip():
                 track.name = name
+        empty = {i for i in self.added if i < len(out.tracks) and not out.tracks[i].note_num()}
         out.tracks.extend(t.copy() for t in self.copied)
-        if len(self.index) == len(out.tracks):
-            out.tracks = [out.tracks[i] for i in np.argsort(self.index, kind="stable")]
+        order = np.argsort(self.index, kind="stable") if len(self.index) == len(out.tracks) else range(len(out.tracks))
+        out.tracks = [out.tracks[i] for i in order if i not in empty]
         return out, [t.name.strip() or "(unnamed)" for t in self.copied]
 
 
@@ -363,16 +378,23 @@ def with_lead_in(score: symusic.Score, beats: float, pickup: Any) -> symusic.Sco
     return out
 
 
-def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int) -> InputTracks:
+def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int,
+                 added: np.ndarray | None = None) -> InputTracks:
     """The input's own tracks for the result (``InputTracks``), its notes with pitch, velocity and timing as given
-    (``beats`` later, on the result's grid of ``tpq`` ticks per beat), so no note of the input is lost."""
+    (``beats`` later, on the result's grid of ``tpq`` ticks per beat), so no note of the input is lost. ``added``:
+    the parts ``satb_places`` put among the input's (each placed before the input's next part)."""
     parts = enc.parts()
     if parts is None:
         return InputTracks([], [])
     read, unseen = part_tracks(source, parts.max_parts, parts.drop_extra)
-    names = [source.tracks[i].name for i in read]
+    names: list[str] = [source.tracks[i].name for i in read]
+    index: list[float] = [float(i) for i in read]
+    for p in [] if added is None else sorted(added.tolist()):
+        names.insert(p, "")
+        index.insert(p, index[p] - 0.5 if p < len(index) else max(index) + 0.5)
+    added_parts = [] if added is None else sorted(added.tolist())
     if not unseen:
-        return InputTracks(names, [], read)
+        return InputTracks(names, [], index, added_parts)
     copied = []  # on the result's time line: ``beats`` from the input's (``time_line``)
     for i in unseen:
         given = source.tracks[i]
@@ -383,7 +405,7 @@ def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int) -
         track.notes = symusic.Note.from_numpy(time=time.astype(np.int32), duration=dur.astype(np.int32),
                                               pitch=a["pitch"], velocity=a["velocity"])
         copied.append(track)
-    return InputTracks(names, copied, read + unseen)
+    return InputTracks(names, copied, index + [float(i) for i in unseen], added_parts)
 
 
 def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
@@ -401,6 +423,33 @@ def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
         raise BadRequest("piece", f"{literal(os.fsdecode(Path(path).name))} has {over[1]:g} beats in which no "
                                   f"note starts or ends (from beat {over[0]:g}); infill keeps at most "
                                   f"{MAX_SILENCE_BEATS}, a longer rest or note would move the notes it keeps")
+
+
+def satb_places(enc: Encoding, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The piece laid out in the SATB places a model of four parts learnt, and the places added (empty): a part's
+    NOTE tokens name its place in the header, not its role, so an input of Soprano, Alto and Bass read as three
+    parts had its bass written in the tenor's place and register (the shipped model, ``--parts B`` in 10
+    chorales without their tenor: median MIDI 59 against Bach's 52). Only a piece of SATB voices alone, fewer than
+    four, is laid out again; any other comes back as it is (no place added)."""
+    parts = enc.parts()
+    none = np.zeros(0, np.int64)
+    if parts is None or parts.max_parts < len(VOICES):
+        return ids, none
+    q = parts.decode_quantized(ids)
+    role = np.asarray(q["role"], np.int64)
+    if not 0 < role.size < len(VOICES) or (role >= OTHER).any() or np.unique(role).size != role.size:
+        return ids, none
+    program = np.zeros(len(VOICES), np.int64)
+    program[role] = np.asarray(q["program"], np.int64)
+    q = {**q, "part": role[np.asarray(q["part"], np.int64)], "role": np.arange(len(VOICES), dtype=np.int64),
+         "program": program}
+    return parts.encode_quantized(q), np.setdiff1d(np.arange(len(VOICES)), role)
+
+
+def drop_notes_of(q: dict[str, Any], parts: np.ndarray) -> dict[str, Any]:
+    """``q`` without the notes of ``parts``."""
+    keep = ~np.isin(q["part"], parts)
+    return {**q, **{k: q[k][keep] for k in ("onset", "pitch", "duration", "part")}}
 
 
 def uncapped_durations(enc: Encoding, score: symusic.Score, q0: dict[str, Any]) -> np.ndarray:
@@ -502,13 +551,14 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     ids = read_input(enc, opt.input)
     source = load_score(opt.input)  # read within `data`'s budget by read_input already
     check_stretches(enc, source, opt.input)
-    span = find_span(enc, ids, first, end)
     bi = infilling(enc)
+    kept = uncapped_durations(enc, source, bi.decode_quantized(ids))
+    ids, padded = satb_places(enc, ids)  # the same notes in the same order: ``kept`` holds
+    span = find_span(enc, ids, first, end)
     given = bi.decode_quantized(span.ids)
-    kept = uncapped_durations(enc, source, given)
     moved = time_line(enc, source, given)
     lead = max(-moved, 0.0)  # a lead-in rest the result gives back (``with_lead_in``)
-    tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step)
+    tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step, padded)
     free = None
     if opt.parts is not None:
         parts = enc.parts()
@@ -516,13 +566,15 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
             raise BadRequest("parts", f"needs a model that knows parts; {literal(ckpt)} reads the '{enc.name}' "
                                       f"encoding (leave {{parts}} out to rewrite every note in the bars)")
         free = parse_parts(opt.parts, parts, span.ids)
+    # the voices the input lacks are written too where others are (as the model learnt four), then dropped
+    written = sorted({*free, *padded.tolist()}) if free else free
     seq_len = meta.model_config.seq_len
     budget = fill_budget(span, seq_len, opt.max_tokens)
     hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
     t0 = time.perf_counter()
     try:
         fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, seed, seq_len,
-                                            meta.key_frames, free, opt.particles)
+                                            meta.key_frames, written, opt.particles)
     finally:
         if hook is not None:
             hook.remove()
@@ -532,6 +584,8 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     out = []
     for i, fill in enumerate(fills):
         q = merge(enc, span, given, kept, splice(enc, span, fill), free)
+        if padded.size and not free:  # a plain fill: the voices the input lacks are not the user's
+            q = drop_notes_of(q, padded)
         res = bi.resolution
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "parts": part_names(enc, span.ids, free),
