@@ -511,7 +511,8 @@ def test_a_piece_without_its_tenor_is_laid_out_in_the_places_the_model_learnt(pa
     """A part's NOTE tokens name its place: read as three parts, a bass was written in the tenor's place (the
     shipped model's bass: median MIDI 59 against Bach's 52). Laid out as four, the bass is in the bass's place and
     the same notes come back in the same order; a quartet is left as it is."""
-    from musesynth.generate.infill import read_input, satb_places
+    from musesynth.generate.infill import read_input
+    from musesynth.generate.layout import satb_places
 
     enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
     ids = read_input(enc, str(trio(bach_dir, tmp_path)))

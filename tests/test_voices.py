@@ -107,6 +107,42 @@ def test_a_voice_silent_for_a_bar_sings_again_before_the_onset_closes():
 
 
 
+def test_only_the_parts_the_header_declares_may_write():
+    """A trio's continuation wrote a fourth part the header never declared (a "Part 4" track in the bass's
+    register): once the piece has started, notes of undeclared parts are masked."""
+    header = [x for r in (0, 1, 3) for x in ([ENC.part0 + r, ENC.program0])]
+    ids = [ENC.bos_id, int(ENC.key_token_id(0, 0)), ENC.ts0 + ENC.default_ts, ENC.tempo0 + 18, *header, ENC.bar_id,
+           ENC.pos0]
+    c = OneNotePerVoice(ENC, np.array(ids)[None], torch.device("cpu"))
+    ok = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([ids[-1]]))[0].numpy()
+    assert ok[ENC.note_token_id(72, 0)] and ok[ENC.note_token_id(48, 2)]
+    assert not ok[ENC.note_token_id(PITCHES, 3)].any()
+
+
+def test_a_trio_primer_continues_as_a_trio_in_its_voices_places(parts_run, bach_dir, tmp_path):
+    """A primer of Soprano, Alto and Bass is read in the places a model of four parts learnt (its bass in the
+    bass's place; read as three parts, the shipped model continued the bass at median MIDI 60 beside a fourth
+    part at 51): the tenor the model writes beside them is dropped, so the piece keeps the primer's three tracks
+    and its notes."""
+    import musesynth
+
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor",
+                                                                                       "Bass"])
+    score = symusic.Score(str(piece))
+    score.tracks = [t for t in score.tracks if t.note_num() and t.name in ("Soprano", "Alto", "Bass")]
+    score.dump_midi(str(tmp_path / "trio.mid"))
+    for seed in range(2):
+        made = musesynth.generate(musesynth.load_model(parts_run, "cpu"), primer=tmp_path / "trio.mid", length=200,
+                                  seed=seed)[0]
+        assert [t.name for t in made.score.tracks] == ["Soprano", "Alto", "Bass"]
+        tpq, b = made.score.ticks_per_quarter, made.boundary
+        first = made.score.tracks[2].notes.numpy()
+        given = score.tracks[2].notes.numpy()
+        before = first["time"] / tpq < b
+        assert before.any() and np.array_equal(first["pitch"][before], given["pitch"][: int(before.sum())])
+
+
 def test_a_copied_bar_keeps_the_voice_rules():
     """An exact repeat copies a bar token by token; where the copy would break the voice rules with the notes
     before it (parallel fifths or octaves, a voice starting over its held note), it is given up there and the piece

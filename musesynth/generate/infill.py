@@ -52,6 +52,7 @@ from musesynth.data.files import why_unreadable
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MusesynthError, literal
+from musesynth.generate.layout import declared_parts, satb_places
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import check_particles, decode_particles
@@ -271,12 +272,6 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
     return [inf.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size
 
 
-def declared_parts(enc: Encoding, ids: np.ndarray) -> int | None:
-    """How many parts the piece's header declares (None: an encoding without parts)."""
-    parts = enc.parts()
-    return None if parts is None else int(parts.parts_of(ids)[0].size)
-
-
 def parts_constraint(enc: Encoding, span: Span, free: list[int], batch: int) -> VoiceConstraint:
     """The fill's mask when only ``free`` parts are rewritten: the kept parts' notes in the span are fixed, a free
     part held over the span's start waits for its note to end, and every bar of the span is written."""
@@ -423,27 +418,6 @@ def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
         raise BadRequest("piece", f"{literal(os.fsdecode(Path(path).name))} has {over[1]:g} beats in which no "
                                   f"note starts or ends (from beat {over[0]:g}); infill keeps at most "
                                   f"{MAX_SILENCE_BEATS}, a longer rest or note would move the notes it keeps")
-
-
-def satb_places(enc: Encoding, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The piece laid out in the SATB places a model of four parts learnt, and the places added (empty): a part's
-    NOTE tokens name its place in the header, not its role, so an input of Soprano, Alto and Bass read as three
-    parts had its bass written in the tenor's place and register (the shipped model, ``--parts B`` in 10
-    chorales without their tenor: median MIDI 59 against Bach's 52). Only a piece of SATB voices alone, fewer than
-    four, is laid out again; any other comes back as it is (no place added)."""
-    parts = enc.parts()
-    none = np.zeros(0, np.int64)
-    if parts is None or parts.max_parts < len(VOICES):
-        return ids, none
-    q = parts.decode_quantized(ids)
-    role = np.asarray(q["role"], np.int64)
-    if not 0 < role.size < len(VOICES) or (role >= OTHER).any() or np.unique(role).size != role.size:
-        return ids, none
-    program = np.zeros(len(VOICES), np.int64)
-    program[role] = np.asarray(q["program"], np.int64)
-    q = {**q, "part": role[np.asarray(q["part"], np.int64)], "role": np.arange(len(VOICES), dtype=np.int64),
-         "program": program}
-    return parts.encode_quantized(q), np.setdiff1d(np.arange(len(VOICES)), role)
 
 
 def drop_notes_of(q: dict[str, Any], parts: np.ndarray) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
            dt: float) -> GeneratedPiece:
     enc, path = model.encoding, request.primer.path
     meter_source = None if enc.writes_meter else path  # an encoding that writes its meter keeps it
-    score = daw_ready(enc.decode(seq), meter_source, prompt.boundary)
+    score = daw_ready(without_tracks(enc.decode(seq), prompt.added), meter_source, prompt.boundary)
     used = {**asdict(request.sampling), "ending": resolved_ending(request.sampling, enc, row),
             "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache,
             "particles": request.particles}
@@ -133,6 +133,14 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
         seconds=seconds_of(score), sampling=used,
         generation_seconds=round(dt, 3), **header)
     return GeneratedPiece(seq, score, info, prompt.boundary)
+
+
+def without_tracks(score: symusic.Score, parts: np.ndarray) -> symusic.Score:
+    """``score`` without the tracks of ``parts`` (a parts encoding writes one track per declared part, in order):
+    the voices a primer lacked, which the model wrote beside its own (``generate.layout``)."""
+    if parts.size:
+        score.tracks = [t for i, t in enumerate(score.tracks) if i not in set(parts.tolist())]
+    return score
 
 
 def resolved_ending(sampling: Sampling, enc: Encoding, prompt: np.ndarray) -> float:

@@ -4,7 +4,7 @@ key-relative model, the context check and the forced header tempo."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ from musesynth.data.key_frame import KeyFrame
 from musesynth.errors import BadRequest, MidiReadError
 from musesynth.generate.controls import HeaderTempo, apply_controls, check_controls
 from musesynth.generate.keys import parse_requested_key, primer_rows
+from musesynth.generate.layout import satb_places
 from musesynth.generate.model import Model
 from musesynth.generate.primer import clip_seconds
 from musesynth.generate.request import GenerationRequest
@@ -32,6 +33,7 @@ class Prompt:
     primer_tokens: int
     boundary: float | None
     tempo: HeaderTempo | None
+    added: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # voices a parts primer lacks
 
 
 def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
@@ -44,7 +46,7 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     key = parse_requested_key(enc, c.key)
     tempo_token = check_controls(enc, c.composer, c.tempo)
     p = request.primer
-    ids = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
+    ids, added = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
     rows = primer_rows(enc, ids, key, meta.key_prior, request.num_samples, seed)
     rows = apply_controls(enc, rows, c.composer, c.tempo, meta.composer_prior, seed)
     frame = KeyFrame(enc, meta.key_frames)
@@ -52,7 +54,7 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     ctl = enc.header_controls()
     tempo = HeaderTempo(ctl, tempo_token, model_rows, model.device) if ctl and tempo_token is not None else None
     boundary = enc.end_beats(ids) if p.path is not None else None
-    return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo)
+    return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo, added)
 
 
 def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
@@ -64,15 +66,19 @@ def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
     assert len({None if p.tempo is None else p.tempo.token for p in prompts}) == 1, "one header tempo per batch"
     ctl = model.encoding.header_controls()
     tempo = HeaderTempo(ctl, first.token, model_rows, model.device) if ctl and first is not None else None
-    return Prompt(rows, model_rows, frame, prompts[0].primer_tokens, prompts[0].boundary, tempo)
+    assert all(np.array_equal(p.added, prompts[0].added) for p in prompts), "one part layout per batch"
+    return Prompt(rows, model_rows, frame, prompts[0].primer_tokens, prompts[0].boundary, tempo, prompts[0].added)
 
 
 def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: float | None,
-               seq_len: int) -> np.ndarray:
+               seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of the primer: BOS alone without a file; else the file's opening, cut by seconds or tokens
-    (neither: half the model context)."""
+    (neither: half the model context). A parts model reads a primer of fewer SATB voices in the places it learnt
+    (``generate.layout``): a trio's bass continued in the tenor's register, beside a fourth part. Also returns
+    the parts so added, whose notes the model writes and the piece drops."""
+    added = np.zeros(0, np.int64)
     if path is None:
-        return np.array([enc.bos_id])
+        return np.array([enc.bos_id]), added
     try:
         score = load_score(path)
         if seconds is not None:
@@ -83,12 +89,13 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
     except Exception as exc:  # a library bug on an odd file: this primer is skipped, like in `musesynth data`
         raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: failed to tokenize: "
                             f"{type(exc).__name__}: {exc}") from None
+    ids, added = satb_places(enc, ids)
     ids = ids[:-1]  # drop EOS: the model continues the piece
     if tokens is not None:
         ids = ids[:tokens]
     elif seconds is None:
         ids = ids[: min(seq_len // 2, ids.size)]
-    return ids
+    return ids, added
 
 
 def check_fits(rows: np.ndarray, seq_len: int, primer_tokens: int | None = None) -> np.ndarray:

@@ -326,6 +326,8 @@ class OneNotePerVoice(RowState):
         now = self.bar_start + self.pos
         r, last = self.rank_of_part[None, :], self.last_rank[:, None]
         ok = torch.where(self.voice, (r > last) & (self.end <= now[:, None]), r >= last)  # (B, P)
+        declared = (self.part_index[None, :] < self.parts_seen[:, None]) | (self.parts_seen == 0)[:, None]
+        ok &= declared | ~self.started[:, None]  # only the header's parts (a trio's continuation wrote a fourth)
         ok &= ~(self.chorded[:, None] & (r == 0))  # the CHORD closes the first-ranked part (an instrument's chord)
         notes = ok.gather(1, self.part[None, :].expand(ok.shape[0], -1)) | ~self.is_note[None, :]
         notes &= ~self._parallels()

@@ -179,7 +179,7 @@ class Studio:
         path, name = self.primers[primer_id], primer_id.split("/", 1)[1]
         try:
             with self.lock:  # the cached encoding is shared by the request threads
-                primer_ids(model_encoding(model), path, None, seconds, model_info(model)["seq_len"])
+                primer_ids(model_encoding(model), path, None, seconds, model_info(model)["seq_len"])[0]
         except MusesynthError as exc:
             raise FieldError("primer_seconds", f"{str(exc).replace(str(path), name)} in its first {seconds:g} s "
                              f"(use more seconds, or 0 for half the context)") from None
