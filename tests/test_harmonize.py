@@ -414,6 +414,8 @@ def test_infill_keeps_the_tracks_the_model_does_not_read_and_the_inputs_track_na
         horn.notes = symusic.Note.from_numpy(time=shifted["time"] + tpq // 8, duration=shifted["duration"],
                                              pitch=shifted["pitch"], velocity=np.full(shifted["pitch"].size, 57,
                                                                                       np.int8))  # off the grid
+        horn.controls.append(symusic.ControlChange(tpq, 11, 90))  # a swell and a bend play the horn's notes
+        horn.pitch_bends.append(symusic.PitchBend(2 * tpq, 512))
         kit = symusic.Track("Kit", 0, True)
         kit.notes.extend(symusic.Note(int(t), tpq // 2, 36, 100) for t in shifted["time"][::2])
         voices[1].name = "Alto Chorus"  # a voice's own name, kept on its track
@@ -433,6 +435,11 @@ def test_infill_keeps_the_tracks_the_model_does_not_read_and_the_inputs_track_na
             assert got.program == want.program
             assert np.allclose(a["time"] / tpq, b["time"] / made.ticks_per_quarter)
             assert np.array_equal(a["pitch"], b["pitch"]) and np.array_equal(a["velocity"], b["velocity"])
+        mine = made.tracks[0]
+        assert [(c.time / made.ticks_per_quarter, c.number, c.value) for c in mine.controls] == [
+            (c.time / tpq, c.number, c.value) for c in horn.controls] and horn.controls.numpy()["number"].size
+        assert [(b.time / made.ticks_per_quarter, b.value) for b in mine.pitch_bends] == [
+            (b.time / tpq, b.value) for b in horn.pitch_bends] and 512 in horn.pitch_bends.numpy()["value"]
         info = json.loads(next(out.glob("*.json")).read_text())
         assert info["unseen_tracks"] == ["Horn", "Violin", "Kit"]
 

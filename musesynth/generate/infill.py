@@ -390,17 +390,25 @@ def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int,
     added_parts = [] if added is None else sorted(added.tolist())
     if not unseen:
         return InputTracks(names, [], index, added_parts)
-    copied = []  # on the result's time line: ``beats`` from the input's (``time_line``)
-    for i in unseen:
-        given = source.tracks[i]
-        a = given.notes.numpy()
-        time = np.maximum(np.rint((a["time"] / source.ticks_per_quarter + beats) * tpq), 0)  # beats >= 0
-        dur = np.maximum(np.rint(a["duration"] / source.ticks_per_quarter * tpq), 1)
-        track = symusic.Track(name=given.name, program=given.program, is_drum=given.is_drum)
-        track.notes = symusic.Note.from_numpy(time=time.astype(np.int32), duration=dur.astype(np.int32),
-                                              pitch=a["pitch"], velocity=a["velocity"])
-        copied.append(track)
+    copied = [moved_track(source.tracks[i], source.ticks_per_quarter, beats, tpq) for i in unseen]
     return InputTracks(names, copied, index + [float(i) for i in unseen], added_parts)
+
+
+def moved_track(given: symusic.Track, src_tpq: int, beats: float, tpq: int) -> symusic.Track:
+    """``given`` (a track of a score of ``src_tpq`` ticks per beat) ``beats`` later on a grid of ``tpq``: its
+    notes, and the controls, pitch bends and pedals that play them (a horn's swell, a guitar's bends, a piano's
+    sustain), each time rounded to the nearest tick (``beats`` >= 0)."""
+    at = lambda t: np.maximum(np.rint((t / src_tpq + beats) * tpq), 0).astype(np.int32)  # noqa: E731
+    span = lambda d: np.maximum(np.rint(d / src_tpq * tpq), 1).astype(np.int32)  # noqa: E731
+    track = symusic.Track(name=given.name, program=given.program, is_drum=given.is_drum)
+    a = given.notes.numpy()
+    track.notes = symusic.Note.from_numpy(time=at(a["time"]), duration=span(a["duration"]), pitch=a["pitch"],
+                                          velocity=a["velocity"])
+    c, b, p = given.controls.numpy(), given.pitch_bends.numpy(), given.pedals.numpy()
+    track.controls = symusic.ControlChange.from_numpy(time=at(c["time"]), number=c["number"], value=c["value"])
+    track.pitch_bends = symusic.PitchBend.from_numpy(time=at(b["time"]), value=b["value"])
+    track.pedals = symusic.Pedal.from_numpy(time=at(p["time"]), duration=span(p["duration"]))
+    return track
 
 
 def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
