@@ -143,6 +143,24 @@ def test_a_trio_primer_continues_as_a_trio_in_its_voices_places(parts_run, bach_
         assert before.any() and np.array_equal(first["pitch"][before], given["pitch"][: int(before.sum())])
 
 
+def test_a_continuation_keeps_its_primers_track_names(parts_run, bach_dir, tmp_path):
+    """A quartet's continuation by a parts model had tracks "Part 1" to "Part 4"; now Violin I ... Cello."""
+    import musesynth
+
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor",
+                                                                                       "Bass"])
+    score = symusic.Score(str(piece))
+    score.tracks = [t for t in score.tracks if t.note_num()]
+    names = ["Violin I", "Violin II", "Viola", "Cello"]
+    for t, name in zip(score.tracks, names, strict=True):
+        t.name = name
+    score.dump_midi(str(tmp_path / "quartet.mid"))
+    made = musesynth.generate(musesynth.load_model(parts_run, "cpu"), primer=tmp_path / "quartet.mid", length=100,
+                              seed=0)[0]
+    assert [t.name for t in made.score.tracks] == names
+
+
 def test_a_copied_bar_keeps_the_voice_rules():
     """An exact repeat copies a bar token by token; where the copy would break the voice rules with the notes
     before it (parallel fifths or octaves, a voice starting over its held note), it is given up there and the piece

@@ -121,7 +121,8 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
            dt: float) -> GeneratedPiece:
     enc, path = model.encoding, request.primer.path
     meter_source = None if enc.writes_meter else path  # an encoding that writes its meter keeps it
-    score = daw_ready(without_tracks(enc.decode(seq), prompt.added), meter_source, prompt.boundary)
+    score = daw_ready(named(without_tracks(enc.decode(seq), prompt.added), prompt.names), meter_source,
+                      prompt.boundary)
     used = {**asdict(request.sampling), "ending": resolved_ending(request.sampling, enc, row),
             "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache,
             "particles": request.particles}
@@ -140,6 +141,16 @@ def without_tracks(score: symusic.Score, parts: np.ndarray) -> symusic.Score:
     the voices a primer lacked, which the model wrote beside its own (``generate.layout``)."""
     if parts.size:
         score.tracks = [t for i, t in enumerate(score.tracks) if i not in set(parts.tolist())]
+    return score
+
+
+def named(score: symusic.Score, names: list[str]) -> symusic.Score:
+    """``score`` (a parts model's piece, its tracks in part order) with its primer's track names, where there was
+    a name and the piece has as many tracks (a quartet's Violin I, not "Part 1")."""
+    if len(names) == len(score.tracks):
+        for track, name in zip(score.tracks, names, strict=True):
+            if name.strip():
+                track.name = name
     return score
 
 

@@ -18,7 +18,7 @@ from musesynth.generate.model import Model
 from musesynth.generate.primer import clip_seconds
 from musesynth.generate.request import GenerationRequest
 from musesynth.tokenize import Encoding
-from musesynth.tokenize.midi_io import load_score
+from musesynth.tokenize.midi_io import load_score, part_tracks
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Prompt:
     boundary: float | None
     tempo: HeaderTempo | None
     added: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # voices a parts primer lacks
+    names: list[str] = field(default_factory=list)  # a parts primer's track names, in part order
 
 
 def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
@@ -46,7 +47,7 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     key = parse_requested_key(enc, c.key)
     tempo_token = check_controls(enc, c.composer, c.tempo)
     p = request.primer
-    ids, added = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
+    ids, added, names = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
     rows = primer_rows(enc, ids, key, meta.key_prior, request.num_samples, seed)
     rows = apply_controls(enc, rows, c.composer, c.tempo, meta.composer_prior, seed)
     frame = KeyFrame(enc, meta.key_frames)
@@ -54,7 +55,7 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     ctl = enc.header_controls()
     tempo = HeaderTempo(ctl, tempo_token, model_rows, model.device) if ctl and tempo_token is not None else None
     boundary = enc.end_beats(ids) if p.path is not None else None
-    return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo, added)
+    return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo, added, names)
 
 
 def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
@@ -67,18 +68,20 @@ def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
     ctl = model.encoding.header_controls()
     tempo = HeaderTempo(ctl, first.token, model_rows, model.device) if ctl and first is not None else None
     assert all(np.array_equal(p.added, prompts[0].added) for p in prompts), "one part layout per batch"
-    return Prompt(rows, model_rows, frame, prompts[0].primer_tokens, prompts[0].boundary, tempo, prompts[0].added)
+    return Prompt(rows, model_rows, frame, prompts[0].primer_tokens, prompts[0].boundary, tempo, prompts[0].added,
+                  prompts[0].names)
 
 
 def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: float | None,
-               seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+               seq_len: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Token ids of the primer: BOS alone without a file; else the file's opening, cut by seconds or tokens
     (neither: half the model context). A parts model reads a primer of fewer SATB voices in the places it learnt
     (``generate.layout``): a trio's bass continued in the tenor's register, beside a fourth part. Also returns
-    the parts so added, whose notes the model writes and the piece drops."""
+    the parts so added, whose notes the model writes and the piece drops, and the names of the primer's tracks
+    read as parts (in part order; none for other encodings), which the piece's tracks keep."""
     added = np.zeros(0, np.int64)
     if path is None:
-        return np.array([enc.bos_id]), added
+        return np.array([enc.bos_id]), added, []
     try:
         score = load_score(path)
         if seconds is not None:
@@ -90,12 +93,15 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
         raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: failed to tokenize: "
                             f"{type(exc).__name__}: {exc}") from None
     ids, added = satb_places(enc, ids)
+    parts = enc.parts()
+    names = [] if parts is None else [score.tracks[i].name for i in part_tracks(score, parts.max_parts,
+                                                                              parts.drop_extra)[0]]
     ids = ids[:-1]  # drop EOS: the model continues the piece
     if tokens is not None:
         ids = ids[:tokens]
     elif seconds is None:
         ids = ids[: min(seq_len // 2, ids.size)]
-    return ids, added
+    return ids, added, names
 
 
 def check_fits(rows: np.ndarray, seq_len: int, primer_tokens: int | None = None) -> np.ndarray:
