@@ -572,3 +572,35 @@ def test_a_plain_fill_writes_only_the_parts_the_piece_has(parts_run, bach_dir, t
     for seed in range(3):
         made = musesynth.infill(given, "2-3", model=str(parts_run), seed=seed, top_k=0)[0]
         assert sorted(t.name for t in made.score.tracks) == ["Alto", "Bass", "Melody"]
+
+
+def test_parts_of_a_trio_are_numbered_and_listed_as_the_piece_has_them(parts_run, bach_dir, tmp_path):
+    """The tenor a trio is laid out with is the model's, not the piece's: ``--parts 3`` is the trio's Bass, "4" and
+    unknown names list the trio's own parts, and naming all four voices keeps the tenor asked for."""
+    import musesynth
+    from musesynth.errors import BadRequest
+    from musesynth.generate.infill import parse_parts, read_input, whole_fill
+    from musesynth.generate.layout import satb_places
+
+    given = trio(bach_dir, tmp_path)
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    ids, added = satb_places(enc, read_input(enc, str(given)))
+    parts = enc.parts()
+    assert parse_parts("3", parts, ids, added) == [3] and parse_parts("1,T", parts, ids, added) == [0, 2]
+    assert parse_parts("S,A,B", parts, ids, added) == [] and parse_parts("S,A,T,B", parts, ids, added) == []
+    assert whole_fill("S,A,T,B", parts, ids, added) == [2] and whole_fill("S,A,B", parts, ids, added) == []
+    with pytest.raises(BadRequest, match=r"'4': the piece has no such part \(its parts: Soprano, Alto, Bass;"):
+        parse_parts("4", parts, ids, added)
+    made = musesynth.infill(given, "2-3", parts="S,A,T,B", model=str(parts_run), seed=4)[0]
+    assert [t.name for t in made.score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+
+
+def test_a_fill_written_as_more_voices_than_the_input_has_may_take_more_tokens():
+    from musesynth.generate.infill import Span, fill_budget
+
+    span = Span(np.zeros(0, np.int64), 0, 8, 100, 180)  # 80 tokens as given
+    assert fill_budget(span, 512, None) == 256  # half the context
+    assert fill_budget(span, 512, None, 2.0) == 384  # a duet written as four voices: up to three quarters
+    assert fill_budget(span, 512, 50, 2.0) == 50
+    short = Span(np.zeros(0, np.int64), 0, 2, 100, 150)
+    assert fill_budget(short, 512, None) == 182 and fill_budget(short, 512, None, 2.0) == 332

@@ -90,6 +90,7 @@ def test_roles_know_the_names_voices_go_by_in_other_scores():
                                                                                                        0, 4]
     assert [voice_role(n) for n in ("Sopran", "Alt", "Tenor", "Bass", "Dessus", "Taille", "Basse", "TENORE.")] == [
         0, 1, 2, 3, 0, 2, 3, 2]
+    assert [voice_role(n) for n in ("Dessus", "Haute-contre", "Taille", "Basse", "Ténor")] == [0, 1, 2, 3, 2]
 
 
 # ---------------------------------------------------------------------- the part rules

@@ -161,6 +161,32 @@ def test_a_continuation_keeps_its_primers_track_names(parts_run, bach_dir, tmp_p
     assert [t.name for t in made.score.tracks] == names
 
 
+def test_a_primers_missing_voices_are_the_files_not_its_openings(bach_dir, tmp_path):
+    """A voice that enters after the opening a primer is cut to is the file's: laid out in its place and kept. A
+    primer cut inside its header leaves the model its own header, and nothing is dropped."""
+    from musesynth.generate.prompt import primer_ids
+
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor",
+                                                                                       "Bass"])
+    score = symusic.Score(str(piece))
+    score.tracks = [t for t in score.tracks if t.note_num()]
+    tenor = score.tracks[2]
+    late = tenor.notes.numpy()
+    keep = late["time"] >= 16 * score.ticks_per_quarter
+    tenor.notes = symusic.Note.from_numpy(**{k: v[keep] for k, v in late.items()})  # enters after 16 beats
+    score.dump_midi(str(tmp_path / "late.mid"))
+    ids, drop, names = primer_ids(ENC, tmp_path / "late.mid", None, 3.0, 512)
+    assert drop.size == 0 and names == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert ENC.parts_of(ids)[0].tolist() == [0, 1, 2, 3]
+    score.tracks = [t for t in score.tracks if t.name != "Tenor"]
+    score.dump_midi(str(tmp_path / "trio.mid"))
+    ids, drop, names = primer_ids(ENC, tmp_path / "trio.mid", None, 3.0, 512)
+    assert drop.tolist() == [2] and names == ["Soprano", "Alto", "Bass"]
+    ids, drop, names = primer_ids(ENC, tmp_path / "trio.mid", 4, None, 512)
+    assert drop.size == 0 and names == [] and ids.size == 4 and ENC.bar_id not in ids
+
+
 def test_a_copied_bar_keeps_the_voice_rules():
     """An exact repeat copies a bar token by token; where the copy would break the voice rules with the notes
     before it (parallel fifths or octaves, a voice starting over its held note), it is given up there and the piece

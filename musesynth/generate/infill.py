@@ -147,18 +147,22 @@ def infilling(enc: Encoding) -> BarInfill:
     return inf
 
 
-def parse_parts(text: str, enc: Parts, ids: np.ndarray) -> list[int]:
-    """``"A,T,B"`` -> the piece's part indices: voices by letter or name (any case) or parts by number from 1."""
+def parse_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None = None) -> list[int]:
+    """``"A,T,B"`` -> the piece's part indices: voices by letter or name (any case) or parts by number from 1. An
+    ``added`` place (``satb_places``: a voice the piece lacks) is named by its voice only: the numbers and the
+    listing are the piece's own parts. Every part of the piece named: ``[]``, a plain fill (with any added voice
+    named: ``whole_fill``)."""
     role, _ = enc.parts_of(ids)
-    names = [ROLES[int(r)] if r < OTHER else f"Part {i + 1}" for i, r in enumerate(role)]
+    own = [i for i in range(role.size) if added is None or i not in added]
+    names = [ROLES[int(role[i])] if role[i] < OTHER else f"Part {i + 1}" for i in own]
     out: list[int] = []
     for w in (x.strip() for x in str(text).split(",")):
         if not w:
             continue
         lw = w.lower()
         hit = [i for i, r in enumerate(role) if r < OTHER and lw in (VOICES[r].lower(), VOICES[r][0].lower())]
-        if not hit and w.isascii() and w.isdigit() and 1 <= int(w) <= role.size:
-            hit = [int(w) - 1]
+        if not hit and w.isascii() and w.isdigit() and 1 <= int(w) <= len(own):
+            hit = [own[int(w) - 1]]
         if not hit:
             listed = literal(", ".join(names) or "none")
             raise BadRequest("parts", f"'{literal(w)}': the piece has no such part (its parts: {listed}; "
@@ -166,9 +170,19 @@ def parse_parts(text: str, enc: Parts, ids: np.ndarray) -> list[int]:
         out += [h for h in hit[:1] if h not in out]
     if not out:
         raise BadRequest("parts", "names no part (e.g. A,T,B)")
-    if len(out) == role.size:
+    if set(own) <= set(out):
         return []  # every part: a plain fill
     return sorted(out)
+
+
+def whole_fill(text: str | None, enc: Parts, ids: np.ndarray, added: np.ndarray) -> list[int]:
+    """The ``added`` places a plain fill keeps: those ``text`` (``--parts``) names besides every part of the piece
+    (``S,A,T,B`` on a trio keeps the tenor it asks for)."""
+    if text is None or not added.size:
+        return []
+    role, _ = enc.parts_of(ids)
+    asked = {w.strip().lower() for w in str(text).split(",")}
+    return [int(p) for p in added if {VOICES[int(role[p])].lower(), VOICES[int(role[p])][0].lower()} & asked]
 
 
 def find_span(enc: Encoding, ids: np.ndarray, first: int, end: int) -> Span:
@@ -181,8 +195,14 @@ def find_span(enc: Encoding, ids: np.ndarray, first: int, end: int) -> Span:
     return Span(ids, first, end, int(bars[first]), m)
 
 
-def fill_budget(span: Span, seq_len: int, max_tokens: int | None) -> int:
-    return max_tokens or min(seq_len // 2, 3 * (span.m - span.s) + 32)
+def fill_budget(span: Span, seq_len: int, max_tokens: int | None, scale: float = 1.0) -> int:
+    """Tokens a fill may take: 3 per token of the span as given, up to half the context. ``scale``: parts written
+    per part of the input (the voices ``satb_places`` added are written too), which may take up to three quarters
+    (an 8-bar fill of a duet's bass, written as four voices, ran out at half)."""
+    if max_tokens:
+        return max_tokens
+    cap = seq_len // 2 if scale <= 1 else seq_len * 3 // 4
+    return min(cap, int(3 * (span.m - span.s) * scale) + 32)
 
 
 def infill_prompt(enc: Encoding, span: Span, seq_len: int, budget: int) -> np.ndarray:
@@ -547,11 +567,16 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
         if parts is None:
             raise BadRequest("parts", f"needs a model that knows parts; {literal(ckpt)} reads the '{enc.name}' "
                                       f"encoding (leave {{parts}} out to rewrite every note in the bars)")
-        free = parse_parts(opt.parts, parts, span.ids)
+        free = parse_parts(opt.parts, parts, span.ids, padded)
+        keep = [p for p in free if p in padded] if free else whole_fill(opt.parts, parts, span.ids, padded)
+    else:
+        keep = []
+    drop = np.setdiff1d(padded, keep)  # added voices not asked for
     # the voices the input lacks are written too where others are (as the model learnt four), then dropped
     written = sorted({*free, *padded.tolist()}) if free else free
     seq_len = meta.model_config.seq_len
-    budget = fill_budget(span, seq_len, opt.max_tokens)
+    n_parts = declared_parts(enc, span.ids) or 1
+    budget = fill_budget(span, seq_len, opt.max_tokens, n_parts / max(n_parts - padded.size, 1))
     hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
     t0 = time.perf_counter()
     try:
@@ -566,8 +591,8 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     out = []
     for i, fill in enumerate(fills):
         q = merge(enc, span, given, kept, splice(enc, span, fill), free)
-        if padded.size and not free:  # a plain fill: the voices the input lacks are not the user's
-            q = drop_notes_of(q, padded)
+        if drop.size and not free:  # a plain fill: the voices the input lacks are not the user's unless asked
+            q = drop_notes_of(q, drop)
         res = bi.resolution
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "parts": part_names(enc, span.ids, free),

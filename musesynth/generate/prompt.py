@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import symusic
 
 from musesynth.data.key_frame import KeyFrame
 from musesynth.errors import BadRequest, MidiReadError
@@ -18,7 +19,7 @@ from musesynth.generate.model import Model
 from musesynth.generate.primer import clip_seconds
 from musesynth.generate.request import GenerationRequest
 from musesynth.tokenize import Encoding
-from musesynth.tokenize.midi_io import load_score, part_tracks
+from musesynth.tokenize.midi_io import VOICES, load_score, part_tracks, score_parts
 
 
 @dataclass
@@ -83,25 +84,42 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
     if path is None:
         return np.array([enc.bos_id]), added, []
     try:
-        score = load_score(path)
-        if seconds is not None:
-            score = clip_seconds(score, seconds)
+        whole = load_score(path)
+        score = clip_seconds(whole, seconds) if seconds is not None else whole
         ids = enc.encode(score)
     except MidiReadError as exc:
         raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: {exc}") from None
     except Exception as exc:  # a library bug on an odd file: this primer is skipped, like in `musesynth data`
         raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: failed to tokenize: "
                             f"{type(exc).__name__}: {exc}") from None
-    ids, added = satb_places(enc, ids)
+    laid, added, names = primer_layout(enc, ids, score, whole)
+    keep = tokens if tokens is not None else None if seconds is not None else seq_len // 2
+    cut = laid[:-1][:keep]  # drop EOS: the model continues the piece
     parts = enc.parts()
-    names = [] if parts is None else [score.tracks[i].name for i in part_tracks(score, parts.max_parts,
-                                                                              parts.drop_extra)[0]]
-    ids = ids[:-1]  # drop EOS: the model continues the piece
-    if tokens is not None:
-        ids = ids[:tokens]
-    elif seconds is None:
-        ids = ids[: min(seq_len // 2, ids.size)]
-    return ids, added, names
+    if parts is not None and not (cut == parts.bar_id).any():  # cut inside the header: the model writes its own
+        return ids[:-1][:keep], np.zeros(0, np.int64), []
+    return cut, added, names
+
+
+def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
+                  whole: symusic.Score) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``ids`` (the encoded ``score``: the opening of ``whole``, the file) in the places a parts model learnt
+    (``satb_places``), the places to drop from the piece (voices the file lacks: a voice that enters after a
+    short opening is the file's and stays), and the track names of the piece's parts (each voice's from the
+    file)."""
+    parts = enc.parts()
+    none = np.zeros(0, np.int64)
+    if parts is None:
+        return ids, none, []
+    laid, added = satb_places(enc, ids)
+    if not added.size:
+        read = part_tracks(score, parts.max_parts, parts.drop_extra)[0]
+        return ids, none, [score.tracks[i].name for i in read]
+    read = part_tracks(whole, parts.max_parts, parts.drop_extra)[0]
+    role = score_parts(whole, parts.max_parts, parts.drop_extra)[1].role
+    have = {int(r): whole.tracks[i].name for r, i in zip(role, read, strict=False)}
+    drop = added[~np.isin(added, list(have))]
+    return laid, drop, [have.get(p, "") for p in range(len(VOICES)) if p not in drop]
 
 
 def check_fits(rows: np.ndarray, seq_len: int, primer_tokens: int | None = None) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Any
 from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.harmonize import HarmonizeOptions, melody_score, parse_voices
 from musesynth.generate.infill import InfillOptions, parse_parts
+from musesynth.generate.layout import satb_places
 from musesynth.generate.run import flags
 from musesynth.studio.jobs import (
     FieldError,
@@ -78,7 +79,7 @@ def check_rewrite(body: dict[str, Any], enc: Encoding, model_id: str, primer: Pa
         if parts is None:
             raise FieldError("voices", f"{model_id} does not know parts, so it rewrites every voice: {PARTS_HELP}")
         try:
-            parse_parts(voices, parts, ids)
+            parse_parts(voices, parts, *satb_places(enc, ids))  # as infill reads it: a trio may add its tenor
         except BadRequest as exc:  # the page's field for the parts is "voices"
             raise FieldError("voices", exc.worded(page_name)) from None
 

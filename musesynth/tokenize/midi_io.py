@@ -236,14 +236,15 @@ class Parts:
 
 
 # The names the SATB voices go by in scores from elsewhere: Latin part-books (Cantus, Altus, Bassus), Italian
-# madrigals (Canto, Tenore, Basso), German (Sopran, Alt), French (Dessus, Taille, Basse), Spanish (Tiple, Bajo).
-# A fifth voice (Quinto, Sextus) and the medieval Contratenor, Triplum and Motetus have no one SATB range, so they
-# stay OTHER. Case and punctuation are ignored; the first word decides.
+# madrigals (Canto, Tenore, Basso), German (Sopran, Alt), French (Dessus, Haute-contre, Taille, Ténor, Basse),
+# Spanish (Bajo). Every voice of a language is listed, or a known voice would be placed above an unknown one (a
+# Basse read, a Ténor not: the bass would sit in the tenor's place). A fifth voice (Quinto, Sextus) and the
+# medieval Contratenor, Triplum and Motetus have no one SATB range, so they stay OTHER. Case and punctuation are
+# ignored; the first word decides.
 VOICE_NAMES = {
-    0: ("soprano", "sopranos", "soprani", "sopran", "canto", "cantus", "superius", "discantus", "diskant", "dessus",
-        "tiple"),
-    1: ("alto", "altos", "alti", "alt", "altus", "contralto"),
-    2: ("tenor", "tenors", "tenori", "tenore", "taille"),
+    0: ("soprano", "sopranos", "soprani", "sopran", "canto", "cantus", "superius", "discantus", "diskant", "dessus"),
+    1: ("alto", "altos", "alti", "alt", "altus", "contralto", "hautecontre"),
+    2: ("tenor", "tenors", "tenori", "tenore", "taille", "ténor"),
     3: ("bass", "basses", "bassi", "basso", "bassus", "basse", "bajo"),
 }
 _ROLE_OF = {name: role for role, names in VOICE_NAMES.items() for name in names}
