@@ -604,3 +604,14 @@ def test_a_fill_written_as_more_voices_than_the_input_has_may_take_more_tokens()
     assert fill_budget(span, 512, 50, 2.0) == 50
     short = Span(np.zeros(0, np.int64), 0, 2, 100, 150)
     assert fill_budget(short, 512, None) == 182 and fill_budget(short, 512, None, 2.0) == 332
+
+
+def test_a_voice_asked_for_keeps_its_track_when_the_fill_is_cut_short(parts_run, bach_dir, tmp_path):
+    """``--parts T`` on a trio with a budget of one token: the Tenor's track is there, empty, as the sidecar says
+    (before, the track was dropped while ``parts`` still named it)."""
+    import musesynth
+
+    made = musesynth.infill(trio(bach_dir, tmp_path), "2-3", parts="T", model=str(parts_run), seed=4,
+                            max_tokens=1)[0]
+    assert [t.name for t in made.score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert made.info["parts"] == ["Tenor"] and made.info["new_notes"] == made.score.tracks[2].note_num() == 0

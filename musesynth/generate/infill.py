@@ -345,12 +345,12 @@ class InputTracks:
     names: list[str]
     copied: list[symusic.Track]
     index: list[float] = field(default_factory=list)  # each part's, then each copied track's, place in the input
-    added: list[int] = field(default_factory=list)  # parts the input lacks (``satb_places``): kept only with notes
+    added: list[int] = field(default_factory=list)  # parts the input lacks (``satb_places``), not asked for: dropped
 
     def apply(self, out: symusic.Score) -> tuple[symusic.Score, list[str]]:
         """``out`` with the names and the copied tracks (each its own copy), its tracks in the input's order (a DAW
         session keeps its layout: a horn listed first stays first), a voice the input lacks only where it was
-        asked for; the copied tracks' names."""
+        asked for (or has notes); the copied tracks' names."""
         for track, name in zip(out.tracks, self.names, strict=False):  # part order: the parts read, declared first
             if name.strip():
                 track.name = name
@@ -572,6 +572,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     else:
         keep = []
     drop = np.setdiff1d(padded, keep)  # added voices not asked for
+    tracks.added = drop.tolist()  # a voice asked for keeps its track, even one the model left empty
     # the voices the input lacks are written too where others are (as the model learnt four), then dropped
     written = sorted({*free, *padded.tolist()}) if free else free
     seq_len = meta.model_config.seq_len
