@@ -615,3 +615,64 @@ def test_a_voice_asked_for_keeps_its_track_when_the_fill_is_cut_short(parts_run,
                             max_tokens=1)[0]
     assert [t.name for t in made.score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
     assert made.info["parts"] == ["Tenor"] and made.info["new_notes"] == made.score.tracks[2].note_num() == 0
+
+
+def horn_and_trio(bach_dir: Path, tmp_path: Path, lead_beats: int = 0) -> Path:
+    """A chorale's Soprano, Alto and Bass after a horn (the soprano an octave down), the voices entering
+    ``lead_beats`` after the horn's first note."""
+    given = symusic.Score(str(trio(bach_dir, tmp_path)))
+    tpq = given.ticks_per_quarter
+    s = given.tracks[0].notes.numpy()
+    horn = symusic.Track("Horn", 60)
+    horn.notes = symusic.Note.from_numpy(time=s["time"], duration=s["duration"], pitch=s["pitch"] - 12,
+                                         velocity=s["velocity"])
+    for t in given.tracks:
+        n = t.notes.numpy()
+        t.notes = symusic.Note.from_numpy(time=n["time"] + lead_beats * tpq, duration=n["duration"],
+                                          pitch=n["pitch"], velocity=n["velocity"])
+    given.tracks = [horn, *given.tracks]
+    given.dump_midi(str(tmp_path / "horn_trio.mid"))
+    return tmp_path / "horn_trio.mid"
+
+
+def test_an_instrument_beside_fewer_voices_is_copied_not_given_a_voices_place(parts_run, bach_dir, tmp_path):
+    """Soprano, Alto and Bass with a horn: read as four parts the horn took the bass's place and the bass the
+    tenor's (reviewer: the bass written at median MIDI 63.5). The voices are laid out in their places and the horn
+    is copied as it is, first as in the input; every note outside the rewritten bass is kept."""
+    import musesynth
+    from musesynth.generate.infill import read_input
+    from musesynth.generate.layout import satb_layout
+
+    given = horn_and_trio(bach_dir, tmp_path)
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    ids = read_input(enc, str(given))
+    assert enc.parts().parts_of(ids)[0].tolist() == [0, 1, 3, 4]  # the horn in the fourth place
+    lay = satb_layout(enc, ids)
+    assert lay.added.tolist() == [2] and lay.unheard.tolist() == [3]
+    assert enc.parts().parts_of(lay.ids)[0].tolist() == [0, 1, 2, 3]
+    made = musesynth.infill(given, "2-3", parts="B", model=str(parts_run), seed=1)[0]
+    assert [t.name for t in made.score.tracks] == ["Horn", "Soprano", "Alto", "Bass"]
+    assert made.info["unseen_tracks"] == ["Horn"]
+    src = symusic.Score(str(given))
+    for k in range(3):
+        a, b = src.tracks[k].notes.numpy(), made.score.tracks[k].notes.numpy()
+        assert np.allclose(a["time"] / src.ticks_per_quarter, b["time"] / made.score.ticks_per_quarter)
+        assert np.array_equal(a["pitch"], b["pitch"])
+
+
+def test_an_instrument_that_holds_the_time_line_keeps_the_layout_as_it_was(parts_run, bach_dir, tmp_path):
+    """Voices entering 3 beats after the horn: without the horn the encoding would read that rest as a pickup and
+    move every note, so the piece is read as it is (the horn in its place) and nothing moves."""
+    import musesynth
+    from musesynth.generate.infill import read_input
+    from musesynth.generate.layout import satb_layout
+
+    given = horn_and_trio(bach_dir, tmp_path, lead_beats=3)
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    ids = read_input(enc, str(given))
+    lay = satb_layout(enc, ids)
+    assert lay.unheard.size == 0 and lay.added.size == 0 and np.array_equal(lay.ids, ids)
+    made = musesynth.infill(given, "3-4", parts="B", model=str(parts_run), seed=1)[0]
+    src = symusic.Score(str(given))
+    a, b = src.tracks[0].notes.numpy(), made.score.tracks[0].notes.numpy()  # the horn, not rewritten
+    assert np.allclose(a["time"] / src.ticks_per_quarter, b["time"] / made.score.ticks_per_quarter)

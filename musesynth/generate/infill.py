@@ -52,7 +52,7 @@ from musesynth.data.files import why_unreadable
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MusesynthError, literal
-from musesynth.generate.layout import declared_parts, satb_places
+from musesynth.generate.layout import declared_parts, satb_layout
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import check_particles, decode_particles
@@ -394,14 +394,19 @@ def with_lead_in(score: symusic.Score, beats: float, pickup: Any) -> symusic.Sco
 
 
 def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int,
-                 added: np.ndarray | None = None) -> InputTracks:
+                 added: np.ndarray | None = None, unheard: np.ndarray | None = None) -> InputTracks:
     """The input's own tracks for the result (``InputTracks``), its notes with pitch, velocity and timing as given
     (``beats`` later, on the result's grid of ``tpq`` ticks per beat), so no note of the input is lost. ``added``:
-    the parts ``satb_places`` put among the input's (each placed before the input's next part)."""
+    the parts ``satb_layout`` put among the input's (each placed before the input's next part); ``unheard``: the
+    parts it left out (by their place among the parts read), copied as the unread tracks are."""
     parts = enc.parts()
     if parts is None:
         return InputTracks([], [])
     read, unseen = part_tracks(source, parts.max_parts, parts.drop_extra)
+    if unheard is not None and unheard.size:
+        out = set(unheard.tolist())
+        unseen = [read[k] for k in sorted(out)] + unseen
+        read = [r for k, r in enumerate(read) if k not in out]
     names: list[str] = [source.tracks[i].name for i in read]
     index: list[float] = [float(i) for i in read]
     for p in [] if added is None else sorted(added.tolist()):
@@ -554,13 +559,17 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     source = load_score(opt.input)  # read within `data`'s budget by read_input already
     check_stretches(enc, source, opt.input)
     bi = infilling(enc)
-    kept = uncapped_durations(enc, source, bi.decode_quantized(ids))
-    ids, padded = satb_places(enc, ids)  # the same notes in the same order: ``kept`` holds
+    as_read = bi.decode_quantized(ids)
+    kept = uncapped_durations(enc, source, as_read)
+    moved = time_line(enc, source, as_read)  # the layout keeps every note it keeps on its step
+    lay = satb_layout(enc, ids)
+    ids, padded = lay.ids, lay.added
+    if lay.notes is not None:  # the parts left out (a trio's horn) are copied as they are, with the unread tracks
+        kept = kept[lay.notes]
     span = find_span(enc, ids, first, end)
     given = bi.decode_quantized(span.ids)
-    moved = time_line(enc, source, given)
     lead = max(-moved, 0.0)  # a lead-in rest the result gives back (``with_lead_in``)
-    tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step, padded)
+    tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step, padded, lay.unheard)
     free = None
     if opt.parts is not None:
         parts = enc.parts()

@@ -3,11 +3,13 @@
 A part's NOTE tokens name its place in the header (``NOTE_67_P1``: the second part), not its role, and a model
 trained on four-voice chorales learnt the places: the second part sings like an alto whatever the header names
 it. So a trio of Soprano, Alto and Bass, read as three parts, had its bass written in the tenor's place and
-register. ``satb_places`` lays such a piece out as four parts with the missing voice's place empty; the callers
-let the model write that voice as it learnt to (in harmonize, infill and continuations) and drop it unless it
-was asked for."""
+register. ``satb_layout`` lays such a piece out as four parts with the missing voice's place empty (an instrument
+beside the voices left out); the callers let the model write that voice as it learnt to (in infill and
+continuations; harmonize writes all four itself) and drop it unless it was asked for."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,25 +17,58 @@ from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import OTHER, VOICES
 
 
-def satb_places(enc: Encoding, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The piece (token ids, natural order) laid out in the SATB places of a model of four parts, and the places
-    added (empty): the same notes in the same order, each in its voice's place (the shipped model's infill of 10
+@dataclass
+class Layout:
+    """A piece (token ids, natural order) in the places a model of four parts learnt: the places added (voices
+    the piece lacks, empty), the piece's parts left out (instruments and a voice's second track, by their index in
+    the piece's part order: a caller copies them as they are), and which of the piece's notes (in decoding order)
+    the laid-out piece holds (None: all, in the same order)."""
+
+    ids: np.ndarray
+    added: np.ndarray
+    unheard: np.ndarray
+    notes: np.ndarray | None = None
+
+
+def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
+    """The piece laid out in its voices' SATB places when some place is missing (the shipped model's infill of 10
     chorales without their tenor, ``--parts B``: the bass at median MIDI 59 read as three parts, 52 laid out as
-    four, as Bach's). Only a piece of SATB voices alone, fewer than four, is laid out again; any other comes back
-    as it is (no place added)."""
+    four, as Bach's). Beside the voices, an instrument or a voice's second track would take a voice's place (a
+    trio with a horn: the horn in the bass's, the bass in the tenor's), so where the model drops extra parts they
+    are left out, unless their notes hold the piece's time line (they open it before the voices, say): then, as a
+    piece of no SATB voices or of all four, it comes back as it is."""
     parts = enc.parts()
     none = np.zeros(0, np.int64)
+    same = Layout(ids, none, none)
     if parts is None or parts.max_parts < len(VOICES):
-        return ids, none
+        return same
     q = parts.decode_quantized(ids)
     role = np.asarray(q["role"], np.int64)
-    if not 0 < role.size < len(VOICES) or (role >= OTHER).any() or np.unique(role).size != role.size:
-        return ids, none
+    first = np.array([r < OTHER and r not in role[:i] for i, r in enumerate(role)], bool)  # each voice's own part
+    voices = role[first]
+    if not 0 < voices.size < len(VOICES) or not (first.all() or parts.drop_extra):
+        return same
+    part = np.asarray(q["part"], np.int64)
+    keep = first[part]
+    place = np.full(role.size, -1, np.int64)
+    place[first] = voices
     program = np.zeros(len(VOICES), np.int64)
-    program[role] = np.asarray(q["program"], np.int64)
-    q = {**q, "part": role[np.asarray(q["part"], np.int64)], "role": np.arange(len(VOICES), dtype=np.int64),
-         "program": program}
-    return parts.encode_quantized(q), np.setdiff1d(np.arange(len(VOICES)), role)
+    program[voices] = np.asarray(q["program"], np.int64)[first]
+    laid = parts.encode_quantized({**q, **{k: np.asarray(q[k])[keep] for k in ("onset", "pitch", "duration")},
+                                   "part": place[part[keep]], "role": np.arange(len(VOICES), dtype=np.int64),
+                                   "program": program})
+    if not first.all():
+        back = parts.decode_quantized(laid)
+        if not (np.array_equal(back["onset"], q["onset"][keep]) and back["offset"] == q["offset"]):
+            return same
+    return Layout(laid, np.setdiff1d(np.arange(len(VOICES)), voices), np.flatnonzero(~first),
+                  None if first.all() else keep)
+
+
+def satb_places(enc: Encoding, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``satb_layout``'s ids and added places."""
+    lay = satb_layout(enc, ids)
+    return lay.ids, lay.added
 
 
 def declared_parts(enc: Encoding, ids: np.ndarray) -> int | None:

@@ -14,7 +14,7 @@ from musesynth.data.key_frame import KeyFrame
 from musesynth.errors import BadRequest, MidiReadError
 from musesynth.generate.controls import HeaderTempo, apply_controls, check_controls
 from musesynth.generate.keys import parse_requested_key, primer_rows
-from musesynth.generate.layout import satb_places
+from musesynth.generate.layout import satb_layout
 from musesynth.generate.model import Model
 from musesynth.generate.primer import clip_seconds
 from musesynth.generate.request import GenerationRequest
@@ -111,13 +111,16 @@ def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
     none = np.zeros(0, np.int64)
     if parts is None:
         return ids, none, []
-    laid, added = satb_places(enc, ids)
+    lay = satb_layout(enc, ids)  # an instrument beside the voices is left out of the continuation
+    laid, added = lay.ids, lay.added
     if not added.size:
         read = part_tracks(score, parts.max_parts, parts.drop_extra)[0]
         return ids, none, [score.tracks[i].name for i in read]
     read = part_tracks(whole, parts.max_parts, parts.drop_extra)[0]
     role = score_parts(whole, parts.max_parts, parts.drop_extra)[1].role
-    have = {int(r): whole.tracks[i].name for r, i in zip(role, read, strict=False)}
+    have: dict[int, str] = {}
+    for r, i in zip(role.tolist(), read, strict=False):
+        have.setdefault(int(r), whole.tracks[i].name)  # a voice's own track, not its second
     drop = added[~np.isin(added, list(have))]
     return laid, drop, [have.get(p, "") for p in range(len(VOICES)) if p not in drop]
 
