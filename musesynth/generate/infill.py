@@ -543,6 +543,21 @@ class Infilling(WrittenScore):
         return tuple(self.info["span_beats"])
 
 
+def asked_parts(text: str | None, enc: Encoding, ckpt: str, span: Span,
+                padded: np.ndarray) -> tuple[list[int] | None, np.ndarray]:
+    """The parts ``--parts`` rewrites (None: not given; ``[]``: every part, a plain fill) and the ``padded`` places
+    (voices the piece lacks, ``satb_layout``) not asked for, which the result drops."""
+    if text is None:
+        return None, padded
+    parts = enc.parts()
+    if parts is None:
+        raise BadRequest("parts", f"needs a model that knows parts; {literal(ckpt)} reads the '{enc.name}' "
+                                  f"encoding (leave {{parts}} out to rewrite every note in the bars)")
+    free = parse_parts(text, parts, span.ids, padded)
+    keep = [p for p in free if p in padded] if free else whole_fill(text, parts, span.ids, padded)
+    return free, np.setdiff1d(padded, keep)
+
+
 def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = None,
                loaded: tuple[torch.nn.Module, Encoding, CheckpointMeta] | None = None) -> list[Infilling]:
     """``num_samples`` versions of the input with the bars asked for rewritten, in memory (``loaded``: a model
@@ -570,17 +585,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     given = bi.decode_quantized(span.ids)
     lead = max(-moved, 0.0)  # a lead-in rest the result gives back (``with_lead_in``)
     tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step, padded, lay.unheard)
-    free = None
-    if opt.parts is not None:
-        parts = enc.parts()
-        if parts is None:
-            raise BadRequest("parts", f"needs a model that knows parts; {literal(ckpt)} reads the '{enc.name}' "
-                                      f"encoding (leave {{parts}} out to rewrite every note in the bars)")
-        free = parse_parts(opt.parts, parts, span.ids, padded)
-        keep = [p for p in free if p in padded] if free else whole_fill(opt.parts, parts, span.ids, padded)
-    else:
-        keep = []
-    drop = np.setdiff1d(padded, keep)  # added voices not asked for
+    free, drop = asked_parts(opt.parts, enc, ckpt, span, padded)
     tracks.added = drop.tolist()  # a voice asked for keeps its track, even one the model left empty
     # the voices the input lacks are written too where others are (as the model learnt four), then dropped
     written = sorted({*free, *padded.tolist()}) if free else free
