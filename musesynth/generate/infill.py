@@ -148,10 +148,16 @@ def infilling(enc: Encoding) -> BarInfill:
 
 
 def parse_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None = None) -> list[int]:
-    """``"A,T,B"`` -> the piece's part indices: voices by letter or name (any case) or parts by number from 1. An
-    ``added`` place (``satb_places``: a voice the piece lacks) is named by its voice only: the numbers and the
-    listing are the piece's own parts. Every part of the piece named: ``[]``, a plain fill (with any added voice
-    named: ``whole_fill``)."""
+    """``"A,T,B"`` -> the piece's part indices (``named_parts``); every part of the piece named: ``[]``, a plain fill
+    (with any added voice named: ``whole_fill``)."""
+    out, own = named_parts(text, enc, ids, added)
+    return [] if set(own) <= set(out) else out
+
+
+def named_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None) -> tuple[list[int], list[int]]:
+    """The part indices ``text`` names (sorted): voices by letter or name (any case) or parts by number from 1; and
+    the piece's own parts. An ``added`` place (``satb_layout``: a voice the piece lacks) is named by its voice
+    only: the numbers and the listing are the piece's own parts."""
     role, _ = enc.parts_of(ids)
     own = [i for i in range(role.size) if added is None or i not in added]
     names = [ROLES[int(role[i])] if role[i] < OTHER else f"Part {i + 1}" for i in own]
@@ -170,9 +176,7 @@ def parse_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None
         out += [h for h in hit[:1] if h not in out]
     if not out:
         raise BadRequest("parts", "names no part (e.g. A,T,B)")
-    if set(own) <= set(out):
-        return []  # every part: a plain fill
-    return sorted(out)
+    return sorted(out), own
 
 
 def whole_fill(text: str | None, enc: Parts, ids: np.ndarray, added: np.ndarray) -> list[int]:
@@ -180,9 +184,7 @@ def whole_fill(text: str | None, enc: Parts, ids: np.ndarray, added: np.ndarray)
     (``S,A,T,B`` on a trio keeps the tenor it asks for)."""
     if text is None or not added.size:
         return []
-    role, _ = enc.parts_of(ids)
-    asked = {w.strip().lower() for w in str(text).split(",")}
-    return [int(p) for p in added if {VOICES[int(role[p])].lower(), VOICES[int(role[p])][0].lower()} & asked]
+    return [p for p in named_parts(text, enc, ids, added)[0] if p in added]
 
 
 def find_span(enc: Encoding, ids: np.ndarray, first: int, end: int) -> Span:
@@ -345,7 +347,7 @@ class InputTracks:
     names: list[str]
     copied: list[symusic.Track]
     index: list[float] = field(default_factory=list)  # each part's, then each copied track's, place in the input
-    added: list[int] = field(default_factory=list)  # parts the input lacks (``satb_places``), not asked for: dropped
+    dropped: list[int] = field(default_factory=list)  # parts the input lacks, not asked for: their empty tracks go
 
     def apply(self, out: symusic.Score) -> tuple[symusic.Score, list[str]]:
         """``out`` with the names and the copied tracks (each its own copy), its tracks in the input's order (a DAW
@@ -354,7 +356,7 @@ class InputTracks:
         for track, name in zip(out.tracks, self.names, strict=False):  # part order: the parts read, declared first
             if name.strip():
                 track.name = name
-        empty = {i for i in self.added if i < len(out.tracks) and not out.tracks[i].note_num()}
+        empty = {i for i in self.dropped if i < len(out.tracks) and not out.tracks[i].note_num()}
         out.tracks.extend(t.copy() for t in self.copied)
         order = np.argsort(self.index, kind="stable") if len(self.index) == len(out.tracks) else range(len(out.tracks))
         out.tracks = [out.tracks[i] for i in order if i not in empty]
@@ -393,12 +395,13 @@ def with_lead_in(score: symusic.Score, beats: float, pickup: Any) -> symusic.Sco
     return out
 
 
-def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int,
-                 added: np.ndarray | None = None, unheard: np.ndarray | None = None) -> InputTracks:
+def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int, added: np.ndarray | None = None,
+                 unheard: np.ndarray | None = None, dropped: np.ndarray | None = None) -> InputTracks:
     """The input's own tracks for the result (``InputTracks``), its notes with pitch, velocity and timing as given
     (``beats`` later, on the result's grid of ``tpq`` ticks per beat), so no note of the input is lost. ``added``:
-    the parts ``satb_layout`` put among the input's (each placed before the input's next part); ``unheard``: the
-    parts it left out (by their place among the parts read), copied as the unread tracks are."""
+    the parts ``satb_layout`` put among the input's (each placed before the input's next part), of which
+    ``dropped`` were not asked for; ``unheard``: the parts it left out (by their place among the parts read),
+    copied as the unread tracks are."""
     parts = enc.parts()
     if parts is None:
         return InputTracks([], [])
@@ -412,11 +415,9 @@ def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int,
     for p in [] if added is None else sorted(added.tolist()):
         names.insert(p, "")
         index.insert(p, index[p] - 0.5 if p < len(index) else max(index) + 0.5)
-    added_parts = [] if added is None else sorted(added.tolist())
-    if not unseen:
-        return InputTracks(names, [], index, added_parts)
     copied = [moved_track(source.tracks[i], source.ticks_per_quarter, beats, tpq) for i in unseen]
-    return InputTracks(names, copied, index + [float(i) for i in unseen], added_parts)
+    return InputTracks(names, copied, index + [float(i) for i in unseen],
+                       [] if dropped is None else dropped.tolist())
 
 
 def moved_track(given: symusic.Track, src_tpq: int, beats: float, tpq: int) -> symusic.Track:
@@ -578,15 +579,15 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     kept = uncapped_durations(enc, source, as_read)
     moved = time_line(enc, source, as_read)  # the layout keeps every note it keeps on its step
     lay = satb_layout(enc, ids)
-    ids, padded = lay.ids, lay.added
+    padded = lay.added
     if lay.notes is not None:  # the parts left out (a trio's horn) are copied as they are, with the unread tracks
         kept = kept[lay.notes]
-    span = find_span(enc, ids, first, end)
-    given = bi.decode_quantized(span.ids)
+    span = find_span(enc, lay.ids, first, end)
+    given = as_read if lay.ids is ids else bi.decode_quantized(span.ids)  # decoded once where nothing moved
     lead = max(-moved, 0.0)  # a lead-in rest the result gives back (``with_lead_in``)
-    tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step, padded, lay.unheard)
     free, drop = asked_parts(opt.parts, enc, ckpt, span, padded)
-    tracks.added = drop.tolist()  # a voice asked for keeps its track, even one the model left empty
+    # a voice asked for keeps its track, even one the model left empty
+    tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step, padded, lay.unheard, drop)
     # the voices the input lacks are written too where others are (as the model learnt four), then dropped
     written = sorted({*free, *padded.tolist()}) if free else free
     seq_len = meta.model_config.seq_len

@@ -140,7 +140,8 @@ def without_tracks(score: symusic.Score, parts: np.ndarray) -> symusic.Score:
     """``score`` without the tracks of ``parts`` (a parts encoding writes one track per declared part, in order):
     the voices a primer lacked, which the model wrote beside its own (``generate.layout``)."""
     if parts.size:
-        score.tracks = [t for i, t in enumerate(score.tracks) if i not in set(parts.tolist())]
+        gone = set(parts.tolist())
+        score.tracks = [t for i, t in enumerate(score.tracks) if i not in gone]
     return score
 
 
