@@ -583,7 +583,10 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     if lay.notes is not None:  # the parts left out (a trio's horn) are copied as they are, with the unread tracks
         kept = kept[lay.notes]
     span = find_span(enc, lay.ids, first, end)
-    given = as_read if lay.ids is ids else bi.decode_quantized(span.ids)  # decoded once where nothing moved
+    # decoded once where nothing moved; a horn's lead-in left out reads the voices as a pickup: the same steps,
+    # written on the input's time line
+    given = as_read if lay.ids is ids else {**bi.decode_quantized(span.ids), "offset": as_read["offset"],
+                                            "pickup": as_read["pickup"]}
     lead = max(-moved, 0.0)  # a lead-in rest the result gives back (``with_lead_in``)
     free, drop = asked_parts(opt.parts, enc, ckpt, span, padded)
     # a voice asked for keeps its track, even one the model left empty

@@ -35,8 +35,10 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     chorales without their tenor, ``--parts B``: the bass at median MIDI 59 read as three parts, 52 laid out as
     four, as Bach's). Beside the voices, an instrument or a voice's second track would take a voice's place (a
     trio with a horn: the horn in the bass's, the bass in the tenor's), so where the model drops extra parts they
-    are left out, unless their notes hold the piece's time line (they open it before the voices, say): then, as a
-    piece of no SATB voices or of all four, it comes back as it is."""
+    are left out (should the voices' notes then move, the piece comes back as it is, as one of no SATB voices or
+    of all four does). A horn's lead-in shorter than a bar is left out too: the voices then read as a pickup (the
+    same steps; only the decoded ``offset`` and ``pickup`` differ, so a caller writing the result on the input's
+    time line takes those from the input as read)."""
     parts = enc.parts()
     none = np.zeros(0, np.int64)
     same = Layout(ids, none, none)
@@ -57,10 +59,8 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     laid = parts.encode_quantized({**q, **{k: np.asarray(q[k])[keep] for k in ("onset", "pitch", "duration")},
                                    "part": place[part[keep]], "role": np.arange(len(VOICES), dtype=np.int64),
                                    "program": program})
-    if not first.all():
-        back = parts.decode_quantized(laid)
-        if not (np.array_equal(back["onset"], q["onset"][keep]) and back["offset"] == q["offset"]):
-            return same
+    if not first.all() and not np.array_equal(parts.decode_quantized(laid)["onset"], q["onset"][keep]):
+        return same
     return Layout(laid, np.setdiff1d(np.arange(len(VOICES)), voices), np.flatnonzero(~first),
                   None if first.all() else keep)
 
