@@ -563,6 +563,25 @@ def test_infill_of_a_trio_keeps_its_tracks_and_can_add_the_missing_voice(asked, 
         assert np.array_equal(s["pitch"][kept], n["pitch"][mine]), t.name
 
 
+def test_an_added_voice_sits_among_the_voices_in_the_files_own_order(parts_run, bach_dir, tmp_path):
+    """A trio listed bottom up (Bass, Alto, Soprano) with ``--parts T``: the Tenor's track comes between Bass and
+    Alto (before, it was put before the next part in SATB order, the Bass: first, under nothing); a trio without
+    its soprano gets the added Soprano first, beside the Alto."""
+    import musesynth
+
+    given = symusic.Score(str(trio(bach_dir, tmp_path)))
+    given.tracks = list(reversed(list(given.tracks)))
+    given.dump_midi(str(tmp_path / "reversed.mid"))
+    made = musesynth.infill(tmp_path / "reversed.mid", "2-3", parts="T", model=str(parts_run), seed=2)[0]
+    assert [t.name for t in made.score.tracks] == ["Bass", "Tenor", "Alto", "Soprano"]
+    low = symusic.Score(str(tmp_path / "reversed.mid"))
+    low.tracks = [t for t in low.tracks if t.name != "Soprano"]
+    low.tracks[1].name = "Tenor"  # Bass, Tenor: two voices listed bottom up
+    low.dump_midi(str(tmp_path / "low.mid"))
+    made = musesynth.infill(tmp_path / "low.mid", "2-3", parts="S", model=str(parts_run), seed=2)[0]
+    assert [t.name for t in made.score.tracks] == ["Bass", "Tenor", "Soprano"]
+
+
 def test_a_plain_fill_writes_only_the_parts_the_piece_has(parts_run, bach_dir, tmp_path):
     """A trio of parts the model cannot place (Soprano renamed "Melody": an instrument's name) is left as three
     parts, and a fill of every note in its bars writes no fourth part (before, a "Part 4" track came out)."""

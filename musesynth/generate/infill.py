@@ -414,10 +414,20 @@ def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int, a
     index: list[float] = [float(i) for i in read]
     for p in [] if added is None else sorted(added.tolist()):
         names.insert(p, "")
-        index.insert(p, index[p] - 0.5 if p < len(index) else max(index) + 0.5)
+        index.insert(p, between(index, p))
     copied = [moved_track(source.tracks[i], source.ticks_per_quarter, beats, tpq) for i in unseen]
     return InputTracks(names, copied, index + [float(i) for i in unseen],
                        [] if dropped is None else dropped.tolist())
+
+
+def between(index: list[float], p: int) -> float:
+    """A place in the input's track order for a part inserted at ``p`` of the parts (whose places are ``index``):
+    between its neighbours, so a voice the input lacks sits among the voices in the file's own direction (a file
+    listing Bass, Alto, Soprano gets its added Tenor between Bass and Alto)."""
+    if 0 < p < len(index):
+        return (index[p - 1] + index[p]) / 2
+    step = -0.5 if len(index) > 1 and index[0] > index[-1] else 0.5  # a file listing its voices bottom up
+    return index[p] - step if p == 0 else index[-1] + step
 
 
 def moved_track(given: symusic.Track, src_tpq: int, beats: float, tpq: int) -> symusic.Track:
