@@ -35,11 +35,14 @@ def infill_run(bach_dir, tmp_path_factory) -> Path:
 
 
 def notes_of(score: symusic.Score) -> np.ndarray:
+    """time, duration, pitch, velocity and track of every note"""
     parts = [t.notes.numpy() for t in score.tracks]
-    return np.stack([np.concatenate([p[k] for p in parts]) for k in ("time", "duration", "pitch")], 1).astype(np.int64)
+    cols = [np.concatenate([p[k] for p in parts]) for k in ("time", "duration", "pitch", "velocity")]
+    track = np.repeat(np.arange(len(parts)), [p["time"].size for p in parts])
+    return np.stack([*cols, track], 1).astype(np.int64)
 
 
-def as_set(rows: np.ndarray) -> set[tuple[int, int, int]]:
+def as_set(rows: np.ndarray) -> set[tuple[int, ...]]:
     return {tuple(int(x) for x in r) for r in rows}
 
 
@@ -79,13 +82,16 @@ def test_fim_windows_keep_their_length_and_read_back_in_time_order(infill_run):
 
 @pytest.mark.parametrize("bars", ["3-4", "1-2"])  # 1-2: the pickup bar of bwv1.6 is bar 1
 def test_infill_keeps_every_note_outside_the_span_exactly(bars, infill_run, bach_dir, tmp_path, capsys):
+    """The result is the input file with the span's notes rewritten: every other note is the file's own (time,
+    length, pitch and velocity, in its own ticks per beat), on its own track; before, the piece came back as the
+    encoding read it, one Piano track at velocity 80 and 480 ticks per beat."""
     piece = sorted(bach_dir.rglob("*.mid"))[0]
     png = [] if bars == "3-4" else ["--no-png"]
     rc = main(["infill", "-c", str(infill_run / "gru"), "--input", str(piece), "--bars", bars, "--num-samples", "3",
                "-t", "1.2", "-s", "3", "--no-wav", *png, "-o", str(tmp_path)])
     assert rc == 0
-    enc = get_encoding("meter", infill=True)
-    ref = notes_of(enc.decode(enc.encode_file(piece)))
+    src = symusic.Score(str(piece))
+    ref = notes_of(src)
     outs = sorted(tmp_path.glob("*.mid"))
     assert len(outs) == 3 and len(list(tmp_path.glob("*.png"))) == (3 if not png else 0)
     news = []
@@ -93,6 +99,7 @@ def test_infill_keeps_every_note_outside_the_span_exactly(bars, infill_run, bach
         info = json.loads(mid.with_suffix(".json").read_text())
         score = symusic.Score(str(mid))
         tpq = score.ticks_per_quarter
+        assert tpq == src.ticks_per_quarter and [t.name for t in score.tracks] == [t.name for t in src.tracks]
         s, e = (round(b * tpq) for b in info["span_beats"])
         got = notes_of(score)
         out_got, out_ref = (n[(n[:, 0] < s) | (n[:, 0] >= e)] for n in (got, ref))
@@ -102,6 +109,40 @@ def test_infill_keeps_every_note_outside_the_span_exactly(bars, infill_run, bach
         assert info["bars"] == bars and e > s and (inside[:, 0] >= 0).all()
         news.append(info["new_notes"])
     assert "new notes" in capsys.readouterr().out and max(news) > 0
+
+
+def test_infill_of_a_played_piece_keeps_its_timing_dynamics_pedal_and_tempo(infill_run, bach_dir, tmp_path):
+    """A piece as played (onsets off the grid, velocities 40-109, a sustain pedal, two tempos, a text marker): every
+    note outside the rewritten bars keeps its own time, length, pitch and velocity, the pedal, tempos and marker
+    are the file's, and the new notes take the velocity of the notes they replace (before, the whole piece came
+    back on the grid at velocity 80 and the tempo in the encoding's bins)."""
+    import musesynth
+
+    rng = np.random.default_rng(0)
+    src = symusic.Score(str(sorted(bach_dir.rglob("*.mid"))[1]))
+    tpq = src.ticks_per_quarter
+    src.tempos = [symusic.Tempo(0, 97), symusic.Tempo(tpq * 20, 83)]
+    for t in src.tracks:
+        a = t.notes.numpy()
+        late = np.maximum(a["time"] + rng.integers(-tpq // 20, tpq // 20, a["time"].size), 0)
+        t.notes = symusic.Note.from_numpy(time=late.astype(np.int32), duration=a["duration"], pitch=a["pitch"],
+                                          velocity=rng.integers(40, 110, a["time"].size).astype(np.int8))
+        t.controls.append(symusic.ControlChange(tpq * 2, 64, 127))
+    src.markers.append(symusic.TextMeta(tpq * 3, "verse"))
+    src.dump_midi(str(tmp_path / "played.mid"))
+    src = symusic.Score(str(tmp_path / "played.mid"))  # as the file holds it
+    made = musesynth.infill(tmp_path / "played.mid", "3-4", model=str(infill_run / "gru"), seed=1)[0]
+    out = made.score
+    lo, hi = (round(b * tpq) for b in made.info["span_beats"])
+    ref, got = notes_of(src), notes_of(out)
+    outside = lambda n: n[(n[:, 0] < lo - tpq // 20) | (n[:, 0] >= hi + tpq // 20)]  # noqa: E731 (clear of the grid)
+    assert as_set(outside(ref)) <= as_set(got) and made.info["new_notes"] > 0
+    new = np.array(sorted(as_set(got) - as_set(ref)))
+    assert ((new[:, 0] >= lo) & (new[:, 0] < hi)).all() and np.isin(new[:, 3], ref[:, 3]).all()
+    assert [(c.time, c.number, c.value) for t in out.tracks for c in t.controls] == [
+        (c.time, c.number, c.value) for t in src.tracks for c in t.controls]
+    assert [(x.time, x.mspq) for x in out.tempos] == [(x.time, x.mspq) for x in src.tempos]
+    assert "verse" in [m.text for m in out.markers]
 
 
 @pytest.mark.parametrize("bars, message", [("0-2", "bars count from 1"), ("4-2", "bars count from 1"),

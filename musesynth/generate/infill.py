@@ -4,15 +4,16 @@ The contract (``tests/test_infill.py`` checks it):
 
 - Bars are the encoding's bars counted from 1 (a pickup is bar 1); ``--bars 5-8`` rewrites bars 5 to 8,
   the span [S, E) from the start of bar 5 to the start of bar 9 (or the end of the last bar).
-- **Outside the span nothing changes**: every note that starts before S or at/after E is the input's as
-  the encoding reads it (onset, pitch, duration; for grid-aligned MIDI files, the input's notes, on one
-  track at velocity 80), with its full length also where that is longer than a DUR token holds (a final
-  note of 16 beats stays 16; ``uncapped_durations``). This includes notes that start before S and sound into
-  the span: they keep their durations (a rewritten part's, as far as the tokens read them, so the fill never
-  overlaps it). Meter, tempo, key signature and pickup are the input's throughout.
+- **Outside the span nothing changes**: the result is the input file itself (``infill_output``) with the
+  span's notes rewritten, so every note whose onset (on the encoding's grid) is before S or at/after E is the
+  file's own, on its own track: time, length, pitch and velocity, with the tracks' names, programs, controls
+  and pedals, the file's tempo map, meter, key signatures, markers and lyrics, and its ticks per beat. This
+  includes notes that start before S and sound into the span: they keep their durations (a rewritten part's
+  as far as the tokens read them, ``max_dur``, so the fill never overlaps it).
 - **Inside the span the notes are the model's**: the input's notes that start in [S, E) are replaced; a
   new note ends by E at the latest (cut there), and a new note on a pitch that is still sounding from a
   note held over S is dropped (one pitch cannot sound twice in MIDI). Fermatas in the span are the model's.
+  New notes lie on the grid, at the median velocity of the notes they replace.
   In a pickup bar (bar 1 of a piece with an upbeat) new notes start no earlier than the input's first note.
 
 **Chosen parts** (``--parts A,T,B``, a model of the parts encoding): only those parts' notes in the span are
@@ -52,6 +53,7 @@ from musesynth.data.files import why_unreadable
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MusesynthError, literal
+from musesynth.generate.infill_output import InputEdit, grid_shift
 from musesynth.generate.layout import declared_parts, satb_layout
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
@@ -69,7 +71,6 @@ from musesynth.tokenize.midi_io import (
     OTHER,
     VOICES,
     load_score,
-    part_tracks,
     score_notes,
     score_parts,
     stretch_over_cap,
@@ -338,115 +339,6 @@ def span_steps(enc: Encoding, span: Span) -> tuple[int, int]:
     return int(start[span.first]), int(end)
 
 
-@dataclass
-class InputTracks:
-    """What a parts model's result takes from the input itself: the input's names for the parts it read (in part
-    order), and the tracks it does not read (parts beyond its ``max_parts``: a chorale's horn or continuo, a
-    madrigal's fifth voice; drum tracks), their notes already on the result's time line."""
-
-    names: list[str]
-    copied: list[symusic.Track]
-    index: list[float] = field(default_factory=list)  # each part's, then each copied track's, place in the input
-    dropped: list[int] = field(default_factory=list)  # parts the input lacks, not asked for: their empty tracks go
-
-    def apply(self, out: symusic.Score) -> tuple[symusic.Score, list[str]]:
-        """``out`` with the names and the copied tracks (each its own copy), its tracks in the input's order (a DAW
-        session keeps its layout: a horn listed first stays first), a voice the input lacks only where it was
-        asked for (or has notes); the copied tracks' names."""
-        for track, name in zip(out.tracks, self.names, strict=False):  # part order: the parts read, declared first
-            if name.strip():
-                track.name = name
-        empty = {i for i in self.dropped if i < len(out.tracks) and not out.tracks[i].note_num()}
-        out.tracks.extend(t.copy() for t in self.copied)
-        order = np.argsort(self.index, kind="stable") if len(self.index) == len(out.tracks) else range(len(out.tracks))
-        out.tracks = [out.tracks[i] for i in order if i not in empty]
-        return out, [t.name.strip() or "(unnamed)" for t in self.copied]
-
-
-def time_line(enc: Encoding, source: symusic.Score, given: dict[str, Any]) -> float:
-    """Beats to add to an input time to place it on the time line the result is written on (``given``: the input as
-    decoded, whose first onset is where the encoding placed the first note): the encoding reads a lead-in rest
-    shorter than a bar (a first note on beat 4 of a 4/4 file) as a pickup and writes the result from it, so this
-    is negative there; 0 where the result keeps the input's times."""
-    parts = enc.parts()
-    inf = infilling(enc)
-    n = score_parts(source, parts.max_parts, parts.drop_extra)[0] if parts is not None else score_notes(source)
-    if not n.onset.size or not given["onset"].size:
-        return 0.0
-    placed = int(given["onset"].min()) - int(np.rint(n.onset.min() * inf.resolution / n.tpq))
-    return (placed - int(given["offset"])) / inf.resolution
-
-
-def with_lead_in(score: symusic.Score, beats: float, pickup: Any) -> symusic.Score:
-    """The result moved ``beats`` later, so every note is where the input had it (a lead-in rest the encoding read
-    as a pickup is given back); the tempo, key and meter at its start stay at time 0, and a pickup's own short
-    bar becomes part of the input's first bar again (the meter after it from time 0)."""
-    ticks = int(round(beats * score.ticks_per_quarter))
-    if ticks <= 0:
-        return score
-    out = score.shift_time(ticks)
-    for events in (out.tempos, out.key_signatures, out.time_signatures):
-        if len(events) and events[0].time == ticks:
-            events[0].time = 0
-    ts = out.time_signatures
-    if pickup is not None and len(ts) > 1:
-        ts[1].time = 0
-        out.time_signatures = list(ts)[1:]
-    return out
-
-
-def input_tracks(enc: Encoding, source: symusic.Score, beats: float, tpq: int, added: np.ndarray | None = None,
-                 unheard: np.ndarray | None = None, dropped: np.ndarray | None = None) -> InputTracks:
-    """The input's own tracks for the result (``InputTracks``), its notes with pitch, velocity and timing as given
-    (``beats`` later, on the result's grid of ``tpq`` ticks per beat), so no note of the input is lost. ``added``:
-    the parts ``satb_layout`` put among the input's (each placed before the input's next part), of which
-    ``dropped`` were not asked for; ``unheard``: the parts it left out (by their place among the parts read),
-    copied as the unread tracks are."""
-    parts = enc.parts()
-    if parts is None:
-        return InputTracks([], [])
-    read, unseen = part_tracks(source, parts.max_parts, parts.drop_extra)
-    if unheard is not None and unheard.size:
-        out = set(unheard.tolist())
-        unseen = [read[k] for k in sorted(out)] + unseen
-        read = [r for k, r in enumerate(read) if k not in out]
-    names: list[str] = [source.tracks[i].name for i in read]
-    index: list[float] = [float(i) for i in read]
-    for p in [] if added is None else sorted(added.tolist()):
-        names.insert(p, "")
-        index.insert(p, between(index, p))
-    copied = [moved_track(source.tracks[i], source.ticks_per_quarter, beats, tpq) for i in unseen]
-    return InputTracks(names, copied, index + [float(i) for i in unseen],
-                       [] if dropped is None else dropped.tolist())
-
-
-def between(index: list[float], p: int) -> float:
-    """A place in the input's track order for a part inserted at ``p`` of the parts (whose places are ``index``):
-    between its neighbours, so a voice the input lacks sits among the voices in the file's own direction (a file
-    listing Bass, Alto, Soprano gets its added Tenor between Bass and Alto)."""
-    if 0 < p < len(index):
-        return (index[p - 1] + index[p]) / 2
-    step = -0.5 if len(index) > 1 and index[0] > index[-1] else 0.5  # a file listing its voices bottom up
-    return index[p] - step if p == 0 else index[-1] + step
-
-
-def moved_track(given: symusic.Track, src_tpq: int, beats: float, tpq: int) -> symusic.Track:
-    """``given`` (a track of a score of ``src_tpq`` ticks per beat) ``beats`` later on a grid of ``tpq``: its
-    notes, and the controls, pitch bends and pedals that play them (a horn's swell, a guitar's bends, a piano's
-    sustain), each time rounded to the nearest tick (``beats`` >= 0)."""
-    at = lambda t: np.maximum(np.rint((t / src_tpq + beats) * tpq), 0).astype(np.int32)  # noqa: E731
-    span = lambda d: np.maximum(np.rint(d / src_tpq * tpq), 1).astype(np.int32)  # noqa: E731
-    track = symusic.Track(name=given.name, program=given.program, is_drum=given.is_drum)
-    a = given.notes.numpy()
-    track.notes = symusic.Note.from_numpy(time=at(a["time"]), duration=span(a["duration"]), pitch=a["pitch"],
-                                          velocity=a["velocity"])
-    c, b, p = given.controls.numpy(), given.pitch_bends.numpy(), given.pedals.numpy()
-    track.controls = symusic.ControlChange.from_numpy(time=at(c["time"]), number=c["number"], value=c["value"])
-    track.pitch_bends = symusic.PitchBend.from_numpy(time=at(b["time"]), value=b["value"])
-    track.pedals = symusic.Pedal.from_numpy(time=at(p["time"]), duration=span(p["duration"]))
-    return track
-
-
 def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
     """Refuse a piece the encoding would squeeze: a stretch over ``MAX_SILENCE_BEATS`` in which no note of the
     parts it reads starts or ends is shortened when read, which moves every later note, kept ones included."""
@@ -587,7 +479,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     bi = infilling(enc)
     as_read = bi.decode_quantized(ids)
     kept = uncapped_durations(enc, source, as_read)
-    moved = time_line(enc, source, as_read)  # the layout keeps every note it keeps on its step
+    shift = grid_shift(enc, source, as_read, bi.resolution)  # the layout keeps every note it keeps on its step
     lay = satb_layout(enc, ids)
     padded = lay.added
     if lay.notes is not None:  # the parts left out (a trio's horn) are copied as they are, with the unread tracks
@@ -597,10 +489,8 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     # written on the input's time line
     given = as_read if lay.ids is ids else {**bi.decode_quantized(span.ids), "offset": as_read["offset"],
                                             "pickup": as_read["pickup"]}
-    lead = max(-moved, 0.0)  # a lead-in rest the result gives back (``with_lead_in``)
     free, drop = asked_parts(opt.parts, enc, ckpt, span, padded)
-    # a voice asked for keeps its track, even one the model left empty
-    tracks = input_tracks(enc, source, moved + lead, bi.resolution * bi.ticks_per_step, padded, lay.unheard, drop)
+    edit = InputEdit.of(enc, source, lay, drop)  # a voice asked for keeps its track, even one left empty
     # the voices the input lacks are written too where others are (as the model learnt four), then dropped
     written = sorted({*free, *padded.tolist()}) if free else free
     seq_len = meta.model_config.seq_len
@@ -623,18 +513,16 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
         if drop.size and not free:  # a plain fill: the voices the input lacks are not the user's unless asked
             q = drop_notes_of(q, drop)
         res = bi.resolution
+        score, new = edit.apply(enc, source, q, (s, e), free, shift, res, bi.max_dur)
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "parts": part_names(enc, span.ids, free),
-                "model": meta.family, "span_beats": [(s - q["offset"]) / res + lead, (e - q["offset"]) / res + lead],
+                "model": meta.family, "span_beats": [(s - shift) / res, (e - shift) / res],
                 "prompt_tokens": prompt_tokens, "fill_tokens": int(fill.size),
                 "fill_complete": bool(fill.size and fill[-1] == bi.fill_end_id),
-                "notes": int(q["onset"].size), "new_notes": int(((q["onset"] >= s) & (q["onset"] < e)
-                                                             & (np.isin(q["part"], free) if free else True)).sum()),
+                "notes": int(sum(t.note_num() for t in score.tracks)), "new_notes": new,
                 "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
                              "particles": opt.particles},
-                "generation_seconds": round(dt, 3)}
-        score, unseen = tracks.apply(with_lead_in(bi.score_of(q), lead, q["pickup"]))
-        info["unseen_tracks"] = unseen
+                "generation_seconds": round(dt, 3), "unseen_tracks": edit.unseen(source)}
         info["seconds"] = seconds_of(score)
         which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""
         sp = opt.sampling

@@ -21,13 +21,18 @@ from musesynth.tokenize.midi_io import OTHER, VOICES
 class Layout:
     """A piece (token ids, natural order) in the places a model of four parts learnt: the places added (voices
     the piece lacks, empty), the piece's parts left out (instruments and a voice's second track, by their index in
-    the piece's part order: a caller copies them as they are), and which of the piece's notes (in decoding order)
-    the laid-out piece holds (None: all, in the same order)."""
+    the piece's part order: a caller copies them as they are), which of the piece's notes (in decoding order)
+    the laid-out piece holds (None: all, in the same order), and where each of the piece's parts went."""
 
     ids: np.ndarray
     added: np.ndarray
     unheard: np.ndarray
     notes: np.ndarray | None = None
+    places: np.ndarray | None = None  # each of the piece's parts' place in the laid-out piece (-1: left out)
+
+    def place_of(self, parts: int) -> np.ndarray:
+        """The laid-out place of each of the piece's ``parts`` parts (-1: left out)."""
+        return np.arange(parts, dtype=np.int64) if self.places is None else self.places
 
 
 def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
@@ -62,7 +67,7 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     if not first.all() and not np.array_equal(parts.decode_quantized(laid)["onset"], q["onset"][keep]):
         return same
     return Layout(laid, np.setdiff1d(np.arange(len(VOICES)), voices), np.flatnonzero(~first),
-                  None if first.all() else keep)
+                  None if first.all() else keep, place)
 
 
 def satb_places(enc: Encoding, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -292,6 +292,18 @@ def part_tracks(score: symusic.Score, max_parts: int, drop_extra: bool) -> tuple
     return ranked[:max_parts], ranked[max_parts:] + drums
 
 
+def track_slots(score: symusic.Score, max_parts: int, drop_extra: bool) -> np.ndarray:
+    """Each track's part as ``score_parts`` reads it (-1: a track it does not read: empty, drums, beyond
+    ``max_parts`` with ``drop_extra``; without it, those join the last part)."""
+    index = [i for i, t in enumerate(score.tracks) if not t.is_drum and len(t.notes)]
+    _, order = _part_order([score.tracks[i] for i in index], drop_extra)
+    slot = np.empty(len(index), np.int64)
+    slot[order] = np.arange(len(index)) if drop_extra else np.minimum(np.arange(len(index)), max_parts - 1)
+    out = np.full(len(score.tracks), -1, np.int64)
+    out[index] = np.where(slot < max_parts, slot, -1)
+    return out
+
+
 def score_parts(score: symusic.Score, max_parts: int, drop_extra: bool = False) -> tuple[Notes, Parts]:
     """``score_notes`` with each note's part (``Notes.part``), and the parts' roles and programs.
 
@@ -305,11 +317,10 @@ def score_parts(score: symusic.Score, max_parts: int, drop_extra: bool = False) 
     n = score_notes(score)
     tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
     role, order = _part_order(tracks, drop_extra)  # part i is track order[i]
-    slot = np.empty(len(tracks), np.int64)
-    slot[order] = np.arange(len(tracks)) if drop_extra else np.minimum(np.arange(len(tracks)), max_parts - 1)
-    n.part = np.repeat(slot, [len(t.notes) for t in tracks]).astype(np.int64)
+    read = [i for i, t in enumerate(score.tracks) if not t.is_drum and len(t.notes)]
+    n.part = np.repeat(track_slots(score, max_parts, drop_extra)[read], [len(t.notes) for t in tracks])
     if drop_extra and len(tracks) > max_parts:
-        n = drop_notes(n, n.part < max_parts)
+        n = drop_notes(n, n.part >= 0)
     keep = order[: max_parts]
     programs = np.array([tracks[i].program for i in keep], np.int64)
     return n, Parts(role=role[keep], program=programs)
