@@ -407,6 +407,17 @@ def test_a_primer_cut_by_seconds_keeps_its_meter_and_tempo_map(meter, tmp_path):
     assert [m.time > 0 for m in out.markers if m.text == GENERATED_MARKER] == [True]
 
 
+def test_a_primer_cut_past_its_end_is_the_whole_primer():
+    """--primer-seconds 1e6 (a tick past symusic's 32-bit clip) used to fail with a several-line TypeError."""
+    from conftest import make_score, scale_melody
+
+    from musesynth.generate.primer import clip_seconds
+
+    score = make_score(scale_melody(1, 40))
+    for seconds in (1e6, 1e12):
+        assert clip_seconds(score, seconds).note_num() == score.note_num()
+
+
 def test_tick_at_follows_the_tempo_map():
     from conftest import make_score
 

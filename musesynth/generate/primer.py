@@ -27,5 +27,6 @@ def tick_at(score: symusic.Score, seconds: float) -> int:
 
 
 def clip_seconds(score: symusic.Score, seconds: float) -> symusic.Score:
-    """The notes starting in the first ``seconds``, with the time signatures, keys and tempos kept."""
-    return score.clip(0, tick_at(score, seconds))
+    """The notes starting in the first ``seconds``, with the time signatures, keys and tempos kept (seconds past the
+    end: the whole piece; the tick is bounded so that symusic's 32-bit clip takes it)."""
+    return score.clip(0, min(tick_at(score, seconds), int(score.end()) + 1))
