@@ -599,7 +599,7 @@ def test_parts_of_a_trio_are_numbered_and_listed_as_the_piece_has_them(parts_run
     unknown names list the trio's own parts, and naming all four voices keeps the tenor asked for."""
     import musesynth
     from musesynth.errors import BadRequest
-    from musesynth.generate.infill import parse_parts, read_input, whole_fill
+    from musesynth.generate.infill import asked_parts, parse_parts, part_labels, read_input
     from musesynth.generate.layout import satb_places
 
     given = trio(bach_dir, tmp_path)
@@ -608,11 +608,47 @@ def test_parts_of_a_trio_are_numbered_and_listed_as_the_piece_has_them(parts_run
     parts = enc.parts()
     assert parse_parts("3", parts, ids, added) == [3] and parse_parts("1,T", parts, ids, added) == [0, 2]
     assert parse_parts("S,A,B", parts, ids, added) == [] and parse_parts("S,A,T,B", parts, ids, added) == []
-    assert whole_fill("S,A,T,B", parts, ids, added) == [2] and whole_fill("S,A,B", parts, ids, added) == []
+    labels = part_labels(parts, ids, added)
+    assert asked_parts("S,A,T,B", enc, "m", labels, added)[1].size == 0  # the tenor asked for is kept
+    assert asked_parts("S,A,B", enc, "m", labels, added)[1].tolist() == [2]
     with pytest.raises(BadRequest, match=r"'4': the piece has no such part \(its parts: Soprano, Alto, Bass;"):
         parse_parts("4", parts, ids, added)
     made = musesynth.infill(given, "2-3", parts="S,A,T,B", model=str(parts_run), seed=4)[0]
     assert [t.name for t in made.score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+
+
+def band(bach_dir: Path, tmp_path: Path) -> Path:
+    """A chorale's lines as a band: "Lead Vocal" (the soprano), "Piano" (the alto), "Bass" (program 33) and drums."""
+    given = symusic.Score(str(trio(bach_dir, tmp_path)))
+    for t, (name, program) in zip(given.tracks, [("Lead Vocal", 54), ("Piano", 0), ("Bass", 33)], strict=True):
+        t.name, t.program = name, program
+    kit = symusic.Track("Drums", 0, True)
+    kit.notes.extend(symusic.Note(int(t), 120, 36, 100) for t in given.tracks[0].notes.numpy()["time"][::2])
+    given.tracks.append(kit)
+    given.dump_midi(str(tmp_path / "band.mid"))
+    return tmp_path / "band.mid"
+
+
+def test_parts_are_named_and_numbered_as_the_files_tracks(parts_run, bach_dir, tmp_path):
+    """A band's "Bass" beside "Lead Vocal" and "Piano" is no choir missing three voices: before, it alone was laid
+    out and the others left out of the model's hearing, so ``--parts 1`` rewrote the Bass, "2" was refused
+    ("its parts: Bass") and a continuation dropped the vocal and piano. Now the parts are read as they are,
+    numbered in the file's track order and named by their tracks' names."""
+    import musesynth
+    from musesynth.errors import BadRequest
+    from musesynth.generate.infill import read_input
+    from musesynth.generate.layout import satb_layout
+
+    given = band(bach_dir, tmp_path)
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    lay = satb_layout(enc, read_input(enc, str(given)))
+    assert lay.unheard.size == 0 and lay.added.size == 0
+    for asked, name in (("1", "Lead Vocal"), ("2", "Piano"), ("piano", "Piano"), ("3", "Bass"), ("B", "Bass")):
+        made = musesynth.infill(given, "2-3", parts=asked, model=str(parts_run), seed=1)[0]
+        assert made.info["parts"] == [name] and made.info["unseen_tracks"] == ["Drums"], asked
+        assert [t.name for t in made.score.tracks] == ["Lead Vocal", "Piano", "Bass", "Drums"]
+    with pytest.raises(BadRequest, match=r"its parts: Lead Vocal, Piano, Bass; name a part by its voice \(B\), its "):
+        musesynth.infill(given, "2-3", parts="4", model=str(parts_run))
 
 
 def test_a_fill_written_as_more_voices_than_the_input_has_may_take_more_tokens():

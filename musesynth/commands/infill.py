@@ -30,7 +30,8 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--bars", required=True, help="bars to rewrite, counted from 1 (a pickup is bar 1), e.g. 5-8 "
                    "or 5; every note starting outside them is kept exactly")
     p.add_argument("--parts", help="rewrite only these parts in the bars, keeping every note of the others: voices "
-                   "by letter or name (S,A,T,B / soprano,bass, any case) or parts by number from 1, e.g. A,T,B; "
+                   "by letter or name (S,A,T,B / soprano,bass, any case), parts by their track's name (viola) or by "
+                   "number from 1 in the file's track order, e.g. A,T,B; "
                    "each rewritten part is one voice (a model of the parts encoding; default: every note in the "
                    "bars)")
     add_sampling_options(p, ending=False)

@@ -53,7 +53,7 @@ from musesynth.data.files import why_unreadable
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MusesynthError, literal
-from musesynth.generate.infill_output import InputEdit, grid_shift
+from musesynth.generate.infill_output import InputEdit, grid_shift, track_places
 from musesynth.generate.layout import declared_parts, satb_layout
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
@@ -75,7 +75,7 @@ from musesynth.tokenize.midi_io import (
     score_parts,
     stretch_over_cap,
 )
-from musesynth.tokenize.parts import ROLES, T_CHORD
+from musesynth.tokenize.parts import T_CHORD
 
 CLI_ALIASES = {"piece": "--input"}  # the API's keyword -> the CLI's flag, where they differ
 
@@ -148,44 +148,73 @@ def infilling(enc: Encoding) -> BarInfill:
     return inf
 
 
-def parse_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None = None) -> list[int]:
+@dataclass
+class PartLabels:
+    """How a user names the parts of the piece the model reads (in its part order, voices the file lacks
+    included): a part's number (its place among the file's tracks the model reads, from 1, as a DAW lists them;
+    0: a voice the file lacks), its voice (-1: none) and its label (the voice, else its track's name, else
+    "Part k")."""
+
+    number: list[int]
+    voice: list[int]
+    label: list[str]
+
+    def own(self) -> list[int]:
+        """The piece's own parts, in the file's order."""
+        return sorted((p for p, n in enumerate(self.number) if n), key=lambda p: self.number[p])
+
+
+def part_labels(enc: Parts, ids: np.ndarray, added: np.ndarray | None = None, source: symusic.Score | None = None,
+                places: np.ndarray | None = None) -> PartLabels:
+    """The parts of ``ids`` as the user knows them; with the input file ``source`` and each of its tracks' part
+    (``places``, ``infill_output.track_places``), by its tracks' order and names (without: in part order)."""
+    role, _ = enc.parts_of(ids)
+    lacking = set() if added is None else set(added.tolist())
+    order = [p for p in range(role.size) if p not in lacking]
+    names: dict[int, str] = {}
+    if source is not None and places is not None:
+        seen = list(dict.fromkeys(int(p) for p in places if p >= 0))  # first track of each part, file order
+        if sorted(seen) == order:
+            order = seen
+            names = {p: source.tracks[int(np.flatnonzero(places == p)[0])].name.strip() for p in seen}
+    number = [order.index(p) + 1 if p in order else 0 for p in range(role.size)]
+    voice = [int(r) if r < OTHER else -1 for r in role]
+    label = [VOICES[voice[p]] if voice[p] >= 0 else names.get(p) or f"Part {number[p]}" for p in range(role.size)]
+    return PartLabels(number, voice, label)
+
+
+def parse_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None = None,
+                labels: PartLabels | None = None) -> list[int]:
     """``"A,T,B"`` -> the piece's part indices (``named_parts``); every part of the piece named: ``[]``, a plain fill
-    (with any added voice named: ``whole_fill``)."""
-    out, own = named_parts(text, enc, ids, added)
+    (which keeps any added voice named: ``asked_parts``)."""
+    out, own = named_parts(text, labels or part_labels(enc, ids, added))
     return [] if set(own) <= set(out) else out
 
 
-def named_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None) -> tuple[list[int], list[int]]:
-    """The part indices ``text`` names (sorted): voices by letter or name (any case) or parts by number from 1; and
-    the piece's own parts. An ``added`` place (``satb_layout``: a voice the piece lacks) is named by its voice
-    only: the numbers and the listing are the piece's own parts."""
-    role, _ = enc.parts_of(ids)
-    own = [i for i in range(role.size) if added is None or i not in added]
-    names = [ROLES[int(role[i])] if role[i] < OTHER else f"Part {i + 1}" for i in own]
+def named_parts(text: str, labels: PartLabels) -> tuple[list[int], list[int]]:
+    """The part indices ``text`` names (sorted): voices by letter or name (any case), parts by their track's name
+    or by number from 1 (the file's track order); and the piece's own parts. A voice the piece lacks (added by
+    ``satb_layout``) is named by its voice only: the numbers and the listing are the piece's own parts."""
+    own = labels.own()
     out: list[int] = []
     for w in (x.strip() for x in str(text).split(",")):
         if not w:
             continue
         lw = w.lower()
-        hit = [i for i, r in enumerate(role) if r < OTHER and lw in (VOICES[r].lower(), VOICES[r][0].lower())]
+        hit = [p for p, v in enumerate(labels.voice) if v >= 0 and lw in (VOICES[v].lower(), VOICES[v][0].lower())]
+        hit = hit or [p for p in own if labels.label[p].lower() == lw]
         if not hit and w.isascii() and w.isdigit() and 1 <= int(w) <= len(own):
             hit = [own[int(w) - 1]]
         if not hit:
-            listed = literal(", ".join(names) or "none")
+            listed = literal(", ".join(labels.label[p] for p in own) or "none")
+            sung = ", ".join(VOICES[v][0] for v in sorted({v for v in labels.voice if v >= 0}))
+            by = f"its voice ({sung}), " if sung else ""
             raise BadRequest("parts", f"'{literal(w)}': the piece has no such part (its parts: {listed}; "
-                                 f"name a voice S, A, T, B or a part by number from 1)")
+                                 f"name a part by {by}its track's name or its number from 1)")
         out += [h for h in hit[:1] if h not in out]
     if not out:
         raise BadRequest("parts", "names no part (e.g. A,T,B)")
     return sorted(out), own
-
-
-def whole_fill(text: str | None, enc: Parts, ids: np.ndarray, added: np.ndarray) -> list[int]:
-    """The ``added`` places a plain fill keeps: those ``text`` (``--parts``) names besides every part of the piece
-    (``S,A,T,B`` on a trio keeps the tenor it asks for)."""
-    if text is None or not added.size:
-        return []
-    return [p for p in named_parts(text, enc, ids, added)[0] if p in added]
 
 
 def find_span(enc: Encoding, ids: np.ndarray, first: int, end: int) -> Span:
@@ -446,18 +475,18 @@ class Infilling(WrittenScore):
         return tuple(self.info["span_beats"])
 
 
-def asked_parts(text: str | None, enc: Encoding, ckpt: str, span: Span,
+def asked_parts(text: str | None, enc: Encoding, ckpt: str, labels: PartLabels | None,
                 padded: np.ndarray) -> tuple[list[int] | None, np.ndarray]:
     """The parts ``--parts`` rewrites (None: not given; ``[]``: every part, a plain fill) and the ``padded`` places
     (voices the piece lacks, ``satb_layout``) not asked for, which the result drops."""
     if text is None:
         return None, padded
-    parts = enc.parts()
-    if parts is None:
+    if enc.parts() is None or labels is None:
         raise BadRequest("parts", f"needs a model that knows parts; {literal(ckpt)} reads the '{enc.name}' "
                                   f"encoding (leave {{parts}} out to rewrite every note in the bars)")
-    free = parse_parts(text, parts, span.ids, padded)
-    keep = [p for p in free if p in padded] if free else whole_fill(text, parts, span.ids, padded)
+    out, own = named_parts(text, labels)
+    free = [] if set(own) <= set(out) else out
+    keep = [p for p in free if p in padded] if free else [p for p in out if p in padded]
     return free, np.setdiff1d(padded, keep)
 
 
@@ -489,7 +518,9 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     # written on the input's time line
     given = as_read if lay.ids is ids else {**bi.decode_quantized(span.ids), "offset": as_read["offset"],
                                             "pickup": as_read["pickup"]}
-    free, drop = asked_parts(opt.parts, enc, ckpt, span, padded)
+    places = track_places(enc, source, lay)
+    labels = part_labels(enc.parts(), span.ids, padded, source, places) if enc.parts() is not None else None
+    free, drop = asked_parts(opt.parts, enc, ckpt, labels, padded)
     edit = InputEdit.of(enc, source, lay, drop)  # a voice asked for keeps its track, even one left empty
     # the voices the input lacks are written too where others are (as the model learnt four), then dropped
     written = sorted({*free, *padded.tolist()}) if free else free
@@ -515,7 +546,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
         res = bi.resolution
         score, new = edit.apply(enc, source, q, (s, e), free, shift, res, bi.max_dur)
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
-                "parts": part_names(enc, span.ids, free),
+                "parts": [labels.label[p] for p in free] if free and labels else [],
                 "model": meta.family, "span_beats": [(s - shift) / res, (e - shift) / res],
                 "prompt_tokens": prompt_tokens, "fill_tokens": int(fill.size),
                 "fill_complete": bool(fill.size and fill[-1] == bi.fill_end_id),
@@ -524,7 +555,8 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
                              "particles": opt.particles},
                 "generation_seconds": round(dt, 3), "unseen_tracks": edit.unseen(source)}
         info["seconds"] = seconds_of(score)
-        which = "".join(n[0] if n in VOICES else f"P{n[5:]}" for n in info["parts"]) if free else ""
+        which = "".join(VOICES[labels.voice[p]][0] if labels.voice[p] >= 0 else f"P{labels.number[p]}"
+                        for p in free) if free and labels else ""
         sp = opt.sampling
         title = f"{meta.family} | {Path(info['input']).name} bars {info['bars']} | T={sp.temperature} " \
                 f"k={sp.top_k} p={sp.top_p} seed={seed}"
@@ -542,15 +574,6 @@ def run_infill(opt: InfillOptions, progress: Callable[[float], None] | None = No
         opt.validate()
         out_dir = check_writable_dir(opt.out_dir, "-o/--out-dir")  # before any work
         return write_scores(infillings(opt, progress), out_dir, opt)
-
-
-def part_names(enc: Encoding, ids: np.ndarray, free: list[int] | None) -> list[str]:
-    """Names of the rewritten parts (voices, or "Part k"); empty: every note in the bars was rewritten."""
-    e = enc.parts()
-    if not free or e is None:
-        return []
-    role, _ = e.parts_of(ids)
-    return [VOICES[int(role[p])] if p < role.size and role[p] < OTHER else f"Part {p + 1}" for p in free]
 
 
 def summarize(results: list[dict[str, Any]]) -> str:

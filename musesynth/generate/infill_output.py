@@ -43,6 +43,18 @@ def between(index: list[float], p: int) -> float:
     return index[p] - step if p == 0 else index[-1] + step
 
 
+def track_places(enc: Encoding, source: symusic.Score, lay: Layout) -> np.ndarray:
+    """Each track's part in the piece the model reads (``lay``: laid out), -1 for a track it does not read (drums,
+    parts beyond its ``max_parts``, an instrument the layout left out); 0 for every pitched track where the
+    encoding has no parts (one stream)."""
+    parts = enc.parts()
+    if parts is None:
+        return np.array([0 if not t.is_drum and len(t.notes) else -1 for t in source.tracks], np.int64)
+    slot = track_slots(source, parts.max_parts, parts.drop_extra)
+    places = lay.place_of(int(slot.max()) + 1 if slot.size else 0)
+    return np.where(slot >= 0, places[np.maximum(slot, 0)], -1)
+
+
 @dataclass
 class InputEdit:
     """How a result maps onto the input: each track's part in the piece the model read (-1: a track it does not
@@ -58,12 +70,9 @@ class InputEdit:
 
     @classmethod
     def of(cls, enc: Encoding, source: symusic.Score, lay: Layout, dropped: np.ndarray) -> InputEdit:
-        parts = enc.parts()
-        if parts is None:  # one stream of every pitched track
-            return cls(np.array([0 if not t.is_drum and len(t.notes) else -1 for t in source.tracks], np.int64))
-        slot = track_slots(source, parts.max_parts, parts.drop_extra)
-        places = lay.place_of(int(slot.max()) + 1 if slot.size else 0)
-        part = np.where(slot >= 0, places[np.maximum(slot, 0)], -1)
+        part = track_places(enc, source, lay)
+        if enc.parts() is None:
+            return cls(part)
         read = sorted({int(p) for p in part if p >= 0})
         index = [float(np.flatnonzero(part == p)[0]) for p in read]
         added = sorted(lay.added.tolist())

@@ -41,9 +41,11 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     four, as Bach's). Beside the voices, an instrument or a voice's second track would take a voice's place (a
     trio with a horn: the horn in the bass's, the bass in the tenor's), so where the model drops extra parts they
     are left out (should the voices' notes then move, the piece comes back as it is, as one of no SATB voices or
-    of all four does). A horn's lead-in shorter than a bar is left out too: the voices then read as a pickup (the
-    same steps; only the decoded ``offset`` and ``pickup`` differ, so a caller writing the result on the input's
-    time line takes those from the input as read)."""
+    of all four does, or one of a single voice among instruments: a band's "Bass" beside "Lead Vocal" and "Piano"
+    is no choir missing three voices, and leaving every other track out of the model's hearing lost them). A
+    horn's lead-in shorter than a bar is left out too: the voices then read as a pickup (the same steps; only the
+    decoded ``offset`` and ``pickup`` differ, so a caller writing the result on the input's time line takes those
+    from the input as read)."""
     parts = enc.parts()
     none = np.zeros(0, np.int64)
     same = Layout(ids, none, none)
@@ -54,6 +56,8 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     first = np.array([r < OTHER and r not in role[:i] for i, r in enumerate(role)], bool)  # each voice's own part
     voices = role[first]
     if not 0 < voices.size < len(VOICES) or not (first.all() or parts.drop_extra):
+        return same
+    if voices.size < 2 and not first.all():  # one "Bass" among a band's tracks: not a choir missing voices
         return same
     part = np.asarray(q["part"], np.int64)
     keep = first[part]
