@@ -73,7 +73,7 @@ vars(generate)["__signature__"] = _signature()
 def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, model: Model | str | Path | None = None,
               part: str | None = None, voices: str | None = None, key: str | None = None, num_samples: int = 1,
               seed: int | None = DEFAULT_SEED, particles: int = DEFAULT_PARTICLES, transpose: str | int = "auto",
-              top_line: bool = False, **dials: Any) -> list[Harmonization]:
+              top_line: bool = False, melody_voice: str | None = None, **dials: Any) -> list[Harmonization]:
     """The other voices written under a melody (`musesynth harmonize`): ``melody`` is a MIDI file (its one track,
     its Soprano, or ``part``), or ``chorale`` names a corpus chorale whose soprano is the melody. ``model``: a
     loaded parts model, a path, or None for the shipped parts model. Each ``Harmonization`` has ``.score`` (one
@@ -81,12 +81,14 @@ def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, m
     ``particles``: SMC particles per harmonisation (``harmonize --particles``, default 4; 1: plain masked
     sampling). ``transpose``: semitones the voices are written at, then moved back with the melody ("auto": only a
     melody outside its voice's range, by the fewest semitones that bring it in; 0: as it lies). ``top_line``: a
-    melody track with chords gives its top line (else it is refused)."""
+    melody track with chords gives its top line (else it is refused). ``melody_voice``: the melody's voice (S, A,
+    T, B; default: its track's voice name, else the Soprano, or the Bass for a line as low as a bass's)."""
     from musesynth.generate.harmonize import HarmonizeOptions, harmonizations
 
     path, loaded = _model_arg(model)
     opt = HarmonizeOptions(melody=None if melody is None else str(melody), chorale=chorale, checkpoint=path,
-                           part=part, voices=voices, key=key, num_samples=num_samples, seed=seed, particles=particles,
+                           part=part, melody_voice=melody_voice, voices=voices, key=key, num_samples=num_samples,
+                           seed=seed, particles=particles,
                            transpose=transpose, top_line=top_line, sampling=Sampling.of(dials), wav=False, png=False)
     return harmonizations(opt, loaded=loaded)
 

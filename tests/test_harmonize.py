@@ -71,6 +71,55 @@ def test_every_melody_note_comes_out_exactly_under_at_most_n_voices(case, parts_
         assert info["melody_notes"] == want.shape[0] and info["most_sounding"] <= len(voices)
 
 
+def test_a_bass_line_is_harmonised_as_the_bass_unless_told_otherwise(parts_run, bach_dir, tmp_path, capsys):
+    """A chorale's bass on a track named "Bassoon": before, any track not named for a voice was the Soprano, so the
+    voices were written 17 semitones up as a chorale and moved back down under it (a bass at MIDI 17, reported by
+    the fuzzing helper). Its median lies as low as a bass sings, so it is the Bass and the voices are written
+    above it, every note of it as given; ``--melody-voice S`` makes it the Soprano; a voice that is none is one
+    line."""
+    score = symusic.Score(str(sorted(bach_dir.rglob("*.mid"))[1]))
+    bass = next(t for t in score.tracks if t.name == "Bass").copy()
+    bass.name, bass.program = "Bassoon", 70
+    score.tracks = [bass]
+    melody = tmp_path / "bassoon.mid"
+    score.dump_midi(str(melody))
+    out = tmp_path / "out"
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "-s", "2", "--no-wav", "--no-png",
+                 "-o", str(out)]) == 0
+    assert "so it is the Bass (--melody-voice S" in capsys.readouterr().out
+    made = symusic.Score(str(next(out.glob("*.mid"))))
+    assert [t.name for t in made.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert np.array_equal(beats(made, made.tracks[3]), beats(score, bass))
+    info = json.loads(next(out.glob("*.json")).read_text())
+    assert info["melody_voice"] == "Bass" and info["melody_voice_from"] == "register" and info["melody_shift"] == 0
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--melody-voice", "soprano", "-s", "2",
+                 "--no-wav", "--no-png", "-o", str(tmp_path / "top"), "-q"]) == 0
+    info = json.loads(next((tmp_path / "top").glob("*.json")).read_text())
+    assert info["melody_voice"] == "Soprano" and info["melody_voice_from"] == "option"
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--melody-voice", "X",
+                 "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--melody-voice 'X' is no voice" in err and err.count("\n") == 1
+
+
+def test_written_voices_stay_within_their_ranges(parts_run, bach_dir):
+    """Each voice is written within its SATB range widened by 3 semitones (the masks of ``VoiceConstraint``): a
+    tenor at MIDI 112 and a bass at 17 came out under melodies no chorale has. Sampled hot, the tiny model's
+    voices would go anywhere."""
+    import musesynth
+    from musesynth.generate.voices import sung_pitches
+
+    assert [(int(p.min()), int(p.max())) for p in map(sung_pitches, range(4))] == [(57, 84), (50, 77), (45, 72),
+                                                                                   (35, 65)]
+    piece = sorted(bach_dir.rglob("*.mid"))[0]
+    for made in musesynth.harmonize(piece, part="Soprano", model=str(parts_run), seed=0, num_samples=4,
+                                    particles=1, temperature=3.0, top_k=0):
+        assert made.info["melody_shift"] == 0
+        for v, track in enumerate(made.score.tracks[1:], start=1):
+            pitch = track.notes.numpy()["pitch"]
+            assert pitch.size and np.isin(pitch, sung_pitches(v)).all(), (track.name, pitch.min(), pitch.max())
+
+
 def test_fewer_voices_are_those_of_the_four_voice_harmonisation(parts_run, tmp_path):
     """A model of four parts learnt a part's register from its place in the header: laid out as Soprano and Bass
     alone, the shipped model's bass sang in the alto's register. So it always writes all four voices and keeps the

@@ -28,8 +28,10 @@ def add_parser(sub: Subparsers) -> None:
     src.add_argument("--chorale", help="or a chorale of the music21 Bach corpus by name (e.g. bwv10.7), exported as "
                      "`musesynth corpus` does; its Soprano unless --part says another voice (no default)")
     p.add_argument("--part", help="the melody's track in a multi-track file: its name (any case) or its index "
-                   "from 0; a track named Soprano/Alto/Tenor/Bass keeps that voice, any other is the Soprano "
-                   "(default: the file's one track with notes, or its one track named Soprano)")
+                   "from 0 (default: the file's one track with notes, or its one track named Soprano)")
+    p.add_argument("--melody-voice", help="the voice the melody is: S, A, T or B (or soprano ... bass) (default: "
+                   "the voice its track is named for; a track of another name is the Soprano, or the Bass where "
+                   "its median note is F#3 or lower, a bass line)")
     p.add_argument("--voices", help="voices to write, e.g. A,T,B or alto,bass (default: the three SATB voices the "
                    "melody is not)")
     p.add_argument("--key", help="key of the piece, e.g. 'D major' (default: the melody's, found from its notes)")

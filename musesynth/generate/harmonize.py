@@ -78,6 +78,7 @@ class HarmonizeOptions:
     chorale: str | None = None  # instead of melody: a corpus chorale (e.g. bwv10.7), its Soprano by default
     checkpoint: str | None = None
     part: str | None = None
+    melody_voice: str | None = None  # the melody's voice (S, A, T, B); None: its track's name, else its register
     voices: str | None = None
     key: str | None = None
     num_samples: int = 1
@@ -102,6 +103,26 @@ class HarmonizeOptions:
             raise BadRequest("max_tokens", f"must be at least 1 (got {self.max_tokens})")
         check_particles(self.particles)
         self.transpose = parse_transpose(self.transpose)
+        if self.melody_voice is not None:
+            parse_voice(self.melody_voice)
+
+
+LOW_MELODY = 54  # a melody not named as a voice whose median pitch is at most F#3 is a bass line (a bassoon's)
+
+
+def parse_voice(text: str) -> int:
+    """"S" / "soprano" (any case) ... -> the voice's index; anything else is a one-line error."""
+    w = str(text).strip().lower()
+    for v, name in enumerate(VOICES):
+        if w in (name.lower(), name[0].lower()):
+            return v
+    raise BadRequest("melody_voice", f"'{literal(text)}' is no voice: S, A, T or B (or soprano, alto, tenor, bass)")
+
+
+def register_voice(pitch: np.ndarray) -> int:
+    """The voice of a melody its track does not name: the Bass for a line as low as a bass sings (median at most
+    ``LOW_MELODY``), else the Soprano (a tune on top)."""
+    return len(VOICES) - 1 if pitch.size and float(np.median(pitch)) <= LOW_MELODY else 0
 
 
 def parse_transpose(value: str | int) -> str | int:
@@ -204,7 +225,7 @@ def pick_track(score: symusic.Score, part: str | None, source: str) -> symusic.T
     return hit[0]
 
 
-def chorale_score(name: str, part: str | None) -> tuple[symusic.Score, int]:
+def chorale_score(name: str, part: str | None, as_voice: str | None = None) -> tuple[symusic.Score, int, str]:
     """A corpus chorale exported as `musesynth corpus` writes it, its Soprano (or ``part``) as the melody."""
     from musesynth.data.corpus import corpus_pieces, export_piece
 
@@ -213,11 +234,12 @@ def chorale_score(name: str, part: str | None) -> tuple[symusic.Score, int]:
     if src is None:
         raise MusesynthError(f"unknown chorale '{name}' (a name from the music21 Bach corpus, e.g. bwv10.7)")
     with tempfile.TemporaryDirectory() as tmp:
-        return melody_score(str(export_piece(src, Path(tmp) / f"{stem}.mid")), part or "Soprano")
+        return melody_score(str(export_piece(src, Path(tmp) / f"{stem}.mid")), part or "Soprano", as_voice)
 
 
-def melody_score(path: str, part: str | None) -> tuple[symusic.Score, int]:
-    """The melody as a one-track score, and its voice (the track's SATB role; Soprano for any other name)."""
+def melody_score(path: str, part: str | None, as_voice: str | None = None) -> tuple[symusic.Score, int, str]:
+    """The melody as a one-track score, its voice (``as_voice``; else the track's SATB role; else by its register,
+    ``register_voice``) and where that voice came from ("option", "name" or "register")."""
     p = Path(path)
     why = why_unreadable(p, literal(path))
     if why is not None:
@@ -228,14 +250,19 @@ def melody_score(path: str, part: str | None) -> tuple[symusic.Score, int]:
         raise BadRequest("melody", f"{literal(repr(os.fsdecode(p)))} cannot be used: {literal(exc)}") from None
     track = pick_track(score, part, os.fsdecode(p.name))
     role = voice_role(track.name)
-    voice = role if role < len(VOICES) else 0
+    if as_voice is not None:
+        voice, origin = parse_voice(as_voice), "option"
+    elif role < len(VOICES):
+        voice, origin = role, "name"
+    else:
+        voice, origin = register_voice(track.notes.numpy()["pitch"]), "register"
     one = score.copy()
     t = track.copy()
     t.name = VOICES[voice]
     one.tracks = [t]
     if not t.note_num():
         raise MusesynthError(f"the melody {os.fsdecode(p.name)} has no notes")
-    return one, voice
+    return one, voice, origin
 
 
 def parse_voices(text: str | None, melody_voice: int) -> list[int]:
@@ -449,11 +476,13 @@ class Melody:
     source: str
     shift: int
     top_line: dict[str, int] | None
+    voice_from: str = "name"  # where its voice came from: "option", "name" or "register"
 
 
 def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
     """The melody of ``opt`` read, checked, reduced to its top line if asked, and moved into its voice's range."""
-    score, voice = chorale_score(opt.chorale, opt.part) if opt.chorale else melody_score(opt.melody, opt.part)
+    score, voice, origin = (chorale_score(opt.chorale, opt.part, opt.melody_voice) if opt.chorale
+                            else melody_score(opt.melody, opt.part, opt.melody_voice))
     if score.note_num() > MAX_MELODY_NOTES:  # bounds the work before the melody is quantised (a MIDI bomb)
         raise MusesynthError(f"the melody has {score.note_num():,} notes; harmonize takes at most "
                              f"{MAX_MELODY_NOTES:,} (a chorale melody has 40-80)")
@@ -482,7 +511,7 @@ def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
         key = key_name(*moved_key(found, shift)) if found else None
     sk = melody_skeleton(parts, score.shift_pitch(shift), voice, voices, key, source)  # check_range: in MIDI
     sk.legato += legato
-    return Melody(sk, voice, voices, source, shift, top)
+    return Melody(sk, voice, voices, source, shift, top, origin)
 
 
 def check_no_zero_length(score: symusic.Score, source: str) -> None:
@@ -543,6 +572,7 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
         res = e.resolution
         found = e.key_of(sk.ids)
         info = {"melody": opt.chorale or os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
+                "melody_voice_from": mel.voice_from,
                 "voices": [VOICES[v] for v in voices], "checkpoint": meta.path, "model": meta.family,
                 "key": key_name(*moved_key(found, -shift)) if found else None,
                 "melody_shift": shift, "transpose": opt.transpose,
@@ -585,6 +615,9 @@ def summarize(results: list[dict[str, Any]]) -> str:
         done = "" if r["complete"] else " (cut by the token budget: --max-tokens)"
         lines.append(f"{r['midi']}  ({r['melody_notes']} melody notes, {r['notes']} notes in "
                      f"{', '.join([r['melody_voice'], *r['voices']])}{done})")
+        if r.get("melody_voice_from") == "register" and r["melody_voice"] != VOICES[0]:
+            lines.append(f"  the melody lies as low as a bass sings and its track names no voice, so it is the "
+                         f"{r['melody_voice']} (--melody-voice S to have it on top)")
         if r.get("melody_legato_cut"):
             lines.append(f"  {r['melody_legato_cut']} melody note(s) sounded on into the next (legato, at most "
                          f"{LEGATO_BEATS:g} beat) and were cut where it starts")

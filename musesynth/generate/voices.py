@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from musesynth.models.state import RowState
+from musesynth.theory import SATB_RANGES
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_FILL_END, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
 from musesynth.tokenize.midi_io import OTHER, PIANO_HIGH, PIANO_LOW
@@ -76,6 +77,16 @@ class Frame:
     phrases: np.ndarray | None = None  # fermata onsets to write (a PHRASE there and nowhere else); None: free
 
 
+RANGE_MARGIN = 3  # semitones a written voice may go beyond theory's SATB ranges (Bach's go a step or two past)
+
+
+def sung_pitches(role: int) -> np.ndarray:
+    """The pitches a voice of ``role`` may be written at: its SATB range widened by ``RANGE_MARGIN`` (a model
+    sampled in an odd context once wrote a tenor at MIDI 112 and a bass at 17 under melodies no chorale has)."""
+    lo, hi = SATB_RANGES[role]
+    return PITCHES[(PITCHES >= lo - RANGE_MARGIN) & (PITCHES <= hi + RANGE_MARGIN)]
+
+
 class VoiceConstraint(RowState):
     """The mask described in the module docstring (one state per sample, kept on the CPU)."""
 
@@ -98,7 +109,10 @@ class VoiceConstraint(RowState):
         self.dur_fixed = e.dur0 + np.minimum(fixed.duration, e.max_dur) - 1
         self.pos_ids = e.pos0 + np.arange(e.max_bar)
         self.dur_ids = e.dur0 + np.arange(e.max_dur)
-        self.part_notes = {p: e.note_token_id(PITCHES, p) for p in self.free}
+        roles = np.asarray(e.decode_quantized(frame.ids)["role"], np.int64)
+        self.voices = [p for p in self.free if p < roles.size and roles[p] < OTHER]  # SATB: the rest rule's parts
+        self.pitches = {p: sung_pitches(int(roles[p])) if p in self.voices else PITCHES for p in self.free}
+        self.part_notes = {p: e.note_token_id(self.pitches[p], p) for p in self.free}
         self.fixed_note = e.note_token_id(fixed.pitch, fixed.part) if fixed.size else np.zeros(0, np.int64)
         n = batch
         self.bar = np.full(n, frame.first_bar if frame.opened else frame.first_bar - 1, np.int64)
@@ -112,8 +126,6 @@ class VoiceConstraint(RowState):
         self.part_end = np.zeros((n, max(self.n_parts, 1)), np.int64)
         # a rest is counted from where the stream may start notes, or a melody's first note after a lead-in rest
         self.rest_from = max(frame.start, int(fixed.onset.min()) if fixed.size else frame.start)
-        roles = np.asarray(e.decode_quantized(frame.ids)["role"], np.int64)
-        self.voices = [p for p in self.free if p < roles.size and roles[p] < OTHER]  # SATB: the rest rule's parts
         self.max_rest = self.MAX_REST_BEATS * e.resolution
         self.open_part = np.full(n, -1, np.int64)  # a free NOTE waiting for its DUR
         self.phrased = np.zeros(n, bool)  # this onset's PHRASE is written
@@ -155,7 +167,8 @@ class VoiceConstraint(RowState):
             for p in self.free:
                 if last < rank[p] < limit and self.part_end[i, p] <= now:
                     other = np.arange(self.n_parts) != p
-                    bad = parallels(PITCHES, int(self.before[i, p]), self.before[i, other], self.cur[i, other])
+                    bad = parallels(self.pitches[p], int(self.before[i, p]), self.before[i, other],
+                                    self.cur[i, other])
                     m[self.part_notes[p][~bad]] = True
                     if p in self.voices and max(self.part_end[i, p], self.rest_from) + self.max_rest <= now:
                         rested.append(p)

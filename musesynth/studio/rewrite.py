@@ -111,7 +111,7 @@ def harmonize_options_from_request(body: dict[str, Any], base: HarmonizeOptions,
 
 
 def upload_melody_voice(path: Path, name: str) -> int:
-    """An uploaded melody's voice (its track's SATB name; Soprano for any other), read before the job is queued, so
+    """An uploaded melody's voice (its track's SATB name; else by its register), read before the job is queued, so
     an upload with several tracks and no Soprano is a field error on the page, not a failed job."""
     try:
         return melody_score(str(path), None)[1]
