@@ -700,6 +700,33 @@ def test_parts_are_named_and_numbered_as_the_files_tracks(parts_run, bach_dir, t
         musesynth.infill(given, "2-3", parts="4", model=str(parts_run))
 
 
+def test_a_plain_fill_of_one_line_parts_keeps_one_note_at_a_time(parts_run, bach_dir, tmp_path):
+    """A folk tune on one track named "Fiddle" and a chorale, bars 2-3 rewritten whole: every part played one note
+    at a time, so the fill does too (before, a plain fill wrote chords into a one-line tune; sampled hot, the tiny
+    model does so in every seed); a part with chords (a piano's) keeps them."""
+    import musesynth
+    from musesynth.generate.voices import most_sounding
+
+    tune = soprano_alone(sorted(bach_dir.rglob("*.mid"))[1], tmp_path / "fiddle.mid", "Fiddle")
+    for piece in (tune, sorted(bach_dir.rglob("*.mid"))[2]):
+        for made in musesynth.infill(piece, "2-3", model=str(parts_run), seed=3, num_samples=2, temperature=2.5,
+                                     top_k=0):
+            assert made.info["new_notes"] > 0
+            for t in made.score.tracks:
+                n = t.notes.numpy()
+                assert most_sounding(n["time"], n["duration"]) <= 1, t.name
+    piano = symusic.Score(str(tune))
+    chord = piano.tracks[0].notes[0].copy()
+    chord.pitch -= 4
+    piano.tracks[0].notes.append(chord)
+    piano.tracks[0].name = "Piano"
+    piano.dump_midi(str(tmp_path / "piano.mid"))
+    made = musesynth.infill(tmp_path / "piano.mid", "2-3", model=str(parts_run), seed=3, num_samples=3,
+                            temperature=2.5, top_k=0)
+    n = [m.score.tracks[0].notes.numpy() for m in made]
+    assert max(most_sounding(x["time"], x["duration"]) for x in n) > 1  # the fill may write chords there
+
+
 def test_a_fill_written_as_more_voices_than_the_input_has_may_take_more_tokens():
     from musesynth.generate.infill import Span, fill_budget
 

@@ -61,7 +61,7 @@ from musesynth.generate.particles import check_particles, decode_particles
 from musesynth.generate.request import cli_flag, fresh_seed
 from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
-from musesynth.generate.voices import PITCHES, Fixed, Frame, VoiceConstraint
+from musesynth.generate.voices import PITCHES, Fixed, Frame, VoiceConstraint, most_sounding
 from musesynth.outputs import WrittenScore, check_writable_dir
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import BarInfill, Parts
@@ -324,6 +324,18 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
     return [inf.transpose_ids(f, -shift, keys=False) for f in fills] if shift else fills, prompt.size
 
 
+def one_line_parts(enc: Encoding, q: dict[str, Any]) -> list[int]:
+    """Every part of a parts model's piece (``q``: as read, laid out), where each plays one note at a time (a
+    chorale's voices, a folk tune, a wind trio): a plain fill of them is written under the voice rules, one note
+    at a time per part (before, a fill wrote chords into a one-line tune); [] where a part plays chords (a
+    piano's: the fill keeps them)."""
+    if enc.parts() is None:
+        return []
+    n, part = len(q["role"]), np.asarray(q["part"], np.int64)
+    one = all(most_sounding(q["onset"][part == p], q["duration"][part == p]) <= 1 for p in range(n))
+    return list(range(n)) if n and one else []
+
+
 def parts_constraint(enc: Encoding, span: Span, free: list[int], batch: int) -> VoiceConstraint:
     """The fill's mask when only ``free`` parts are rewritten: the kept parts' notes in the span are fixed, a free
     part held over the span's start waits for its note to end, and every bar of the span is written."""
@@ -523,7 +535,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     free, drop = asked_parts(opt.parts, enc, ckpt, labels, padded)
     edit = InputEdit.of(enc, source, lay, drop)  # a voice asked for keeps its track, even one left empty
     # the voices the input lacks are written too where others are (as the model learnt four), then dropped
-    written = sorted({*free, *padded.tolist()}) if free else free
+    written = sorted({*free, *padded.tolist()}) if free else one_line_parts(enc, given)  # a plain fill: [] or all
     seq_len = meta.model_config.seq_len
     n_parts = declared_parts(enc, span.ids) or 1
     budget = fill_budget(span, seq_len, opt.max_tokens, n_parts / max(n_parts - padded.size, 1))
