@@ -9,6 +9,7 @@ import torch
 from musesynth.cli import main
 from musesynth.generate.voices import PITCHES, OneNotePerVoice, most_sounding, parallels
 from musesynth.tokenize import get_encoding
+from musesynth.tokenize.midi_io import OTHER
 
 ENC = get_encoding("parts", max_parts=4, drop_extra_parts=True)
 
@@ -141,6 +142,29 @@ def test_a_trio_primer_continues_as_a_trio_in_its_voices_places(parts_run, bach_
         given = score.tracks[2].notes.numpy()
         before = first["time"] / tpq < b
         assert before.any() and np.array_equal(first["pitch"][before], given["pitch"][: int(before.sum())])
+
+
+def test_an_instrument_that_played_one_line_in_the_primer_goes_on_as_one():
+    """Parts named for no voice (a wind trio) that played one note at a time in the primer go on one note at a
+    time (before, a trio's continuation put 3 notes at once in the bassoon), and an onset comes only where one of
+    them may start a note; a part that played chords (a piano's) keeps them."""
+    other = [ENC.part0 + OTHER, ENC.program0]
+    head = [ENC.bos_id, int(ENC.key_token_id(0, 0)), ENC.ts0 + ENC.default_ts, ENC.tempo0 + 18]
+    flute, bassoon = (int(ENC.note_token_id(72, 0)), int(ENC.note_token_id(74, 0))), int(ENC.note_token_id(48, 1))
+    two = ENC.dur0 + 23  # a DUR of two beats
+
+    def allowed(prefix: list[int]) -> np.ndarray:
+        c = OneNotePerVoice(ENC, np.array(prefix)[None], torch.device("cpu"))
+        grammar = torch.as_tensor(ENC.grammar()[prefix[-1]])[None]
+        return c.allowed(grammar, torch.tensor([prefix[-1]]))[0].numpy()
+
+    winds = [*head, *other, *other, ENC.bar_id, ENC.pos0, flute[0], two, bassoon, two]
+    ok = allowed(winds)  # both sound for two beats: no onset before beat 3
+    assert not ok[ENC.pos0 + 12] and not ok[ENC.pos0 + 23] and ok[ENC.pos0 + 24] and ok[ENC.bar_id]
+    ok = allowed([*winds[:-1], ENC.dur0 + 11, ENC.pos0 + 12])  # the bassoon's note was one beat: beat 2
+    assert not ok[ENC.note_token_id(PITCHES, 0)].any() and ok[ENC.note_token_id(50, 1)]
+    piano = [*head, *other, ENC.bar_id, ENC.pos0, flute[0], two, flute[1], two, ENC.pos0 + 12]
+    assert allowed(piano)[flute[0]]  # it played two notes at once: it may again
 
 
 def test_a_continuation_keeps_its_primers_track_names(parts_run, bach_dir, tmp_path):

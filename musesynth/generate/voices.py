@@ -295,11 +295,13 @@ class OneNotePerVoice(RowState):
     other part's, as the encoding writes it. (Without it
     the shipped model let the lower voices fall silent for good in about 1 piece in 16, a melody alone for
     dozens of beats: Bach's voices rest 4 beats or more about once in three chorales.) Other parts
-    (instruments) keep their chords. Vectorised over the batch; the prompt is replayed once to set the state."""
+    (instruments) keep their chords, unless the prompt (a primer) had them play one note at a time (a flute, a
+    bassoon line): those go on one note at a time (before, a wind trio's continuation put 3 notes at once in the
+    bassoon). Vectorised over the batch; the prompt is replayed once to set the state."""
 
     MAX_REST_BEATS = 4
     ROWS = ("bar_start", "bar_len", "pos", "started", "chorded", "last_rank", "open", "parts_seen", "end", "voice",
-            "last", "before", "cur")  # the per-sample state
+            "last", "before", "cur", "played", "chords", "mono")  # the per-sample state
 
     def __init__(self, enc: Parts, rows: np.ndarray, device: torch.device) -> None:
         e, typ = enc, enc.token_type
@@ -331,26 +333,46 @@ class OneNotePerVoice(RowState):
         self.perfect = t(PERFECT)
         self.last = torch.full((b, self.P), -1, dtype=torch.long, device=device)  # for the rule against parallels
         self.before, self.cur = self.last.clone(), self.last.clone()
+        self.played = torch.zeros(b, self.P, dtype=torch.bool, device=device)  # parts with a note in the prompt
+        self.chords = torch.zeros(b, self.P, dtype=torch.bool, device=device)  # ... with two at once there
+        self.mono = torch.zeros(b, self.P, dtype=torch.bool, device=device)
         for j in range(rows.shape[1]):  # the prompt, once (a primer's few hundred tokens)
             self.advance(t(rows[:, j]))
+        self.mono = self.played & ~self.chords  # an instrument that played one line goes on as one
 
 
     def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor | None:
         now = self.bar_start + self.pos
         r, last = self.rank_of_part[None, :], self.last_rank[:, None]
-        ok = torch.where(self.voice, (r > last) & (self.end <= now[:, None]), r >= last)  # (B, P)
+        one = self.voice | self.mono
+        ok = torch.where(one, (r > last) & (self.end <= now[:, None]), r >= last)  # (B, P)
         declared = (self.part_index[None, :] < self.parts_seen[:, None]) | (self.parts_seen == 0)[:, None]
-        ok &= declared | ~self.started[:, None]  # only the header's parts (a trio's continuation wrote a fourth)
+        declared |= ~self.started[:, None]
+        ok &= declared  # only the header's parts (a trio's continuation wrote a fourth)
         ok &= ~(self.chorded[:, None] & (r == 0))  # the CHORD closes the first-ranked part (an instrument's chord)
-        notes = ok.gather(1, self.part[None, :].expand(ok.shape[0], -1)) | ~self.is_note[None, :]
+        by_part = self.part[None, :].expand(ok.shape[0], -1)
+        notes = ok.gather(1, by_part) | ~self.is_note[None, :]
         notes &= ~self._parallels()
         no_chord = self.chorded | (self.last_rank > 0) | (self.pos < 0)  # one per onset, before the second part
         notes &= ~(self.is_chord[None, :] & no_chord[:, None])
         notes &= self._overdue(ok, now, allowed)
+        notes &= self._onsets(one, declared)
         if allowed is None:
             return notes
         both = allowed & notes
-        return torch.where(both.any(1, keepdim=True), both, allowed)
+        kept = allowed & (declared.gather(1, by_part) | ~self.is_note[None, :])  # else the grammar, header's parts
+        return torch.where(both.any(1, keepdim=True), both, torch.where(kept.any(1, keepdim=True), kept, allowed))
+
+    def _onsets(self, one: torch.Tensor, declared: torch.Tensor) -> torch.Tensor:
+        """(B, V): where an instrument goes on one note at a time (``mono``), a POS only at a time some part may
+        start a note (else the onset would have no note to write, and the grammar alone would choose one);
+        everything elsewhere (a chorale's voices as before)."""
+        rows = (self.mono & ~self.voice).any(1)
+        if not bool(rows.any()):
+            return torch.ones(1, self.is_pos.shape[0], dtype=torch.bool, device=self.is_pos.device)
+        at = self.bar_start[:, None] + self.pos_of.clamp(min=0)[None, :]  # (B, V): a POS token's time
+        can = declared[:, None, :] & (~one[:, None, :] | (self.end[:, None, :] <= at[:, :, None]))  # (B, V, P)
+        return ~(self.is_pos[None, :] & ~can.any(-1) & rows[:, None])
 
     def _overdue(self, ok: torch.Tensor, now: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
         """(B, V): where a voice has rested ``MAX_REST_BEATS`` or more and may sing at this step, only its notes,
@@ -384,6 +406,10 @@ class OneNotePerVoice(RowState):
     def advance(self, tok: torch.Tensor) -> None:
         bar, pos, note = self.is_bar[tok], self.is_pos[tok], self.is_note[tok]
         onset = bar | pos
+        k = self.part[tok][:, None]
+        busy = (self.end.gather(1, k)[:, 0] > self.bar_start + self.pos) | (self.cur.gather(1, k)[:, 0] >= 0)
+        self.chords.scatter_(1, k, (self.chords.gather(1, k)[:, 0] | (note & busy))[:, None])
+        self.played.scatter_(1, k, (self.played.gather(1, k)[:, 0] | note)[:, None])
         self.before = torch.where(onset[:, None], self.last, self.before)
         self.cur = torch.where(onset[:, None], -1, self.cur)
         k = self.part[tok][:, None]
