@@ -209,6 +209,21 @@ def test_melody_notes_off_the_grid_are_named_and_the_others_kept(parts_run, tmp_
     assert {(t / 480, d / 480, p) for t, d, p in notes[:4]} <= got
 
 
+def test_a_file_coarser_than_the_grid_counts_its_moved_notes():
+    """10 ticks per beat: a note at 0.3 beats moves to 1/3 (the grid's nearest), which the old tolerance of half a
+    file tick (0.6 of a step there) never counted (the fuzzing helper: 16 notes moved, 0 reported)."""
+    from musesynth.generate.harmonize import off_grid
+    from musesynth.tokenize.midi_io import Notes
+
+    def notes(onset: list[int], dur: list[int], tpq: int) -> Notes:
+        z, n = np.zeros(0, np.int64), len(onset)
+        return Notes(np.array(onset), np.array(dur), np.full(n, 60), np.full(n, 80), z, z.astype(float), tpq)
+
+    assert off_grid(notes([0, 3, 7, 10], [3, 4, 3, 10], 10), 12) == (3, 0.0)  # ends at 0.3, 0.7 and starts too
+    assert off_grid(notes([0, 5, 10], [5, 5, 10], 10), 12) == (0, 0.0)  # halves are on the grid
+    assert off_grid(notes([0, 83, 167], [83, 84, 833], 1000), 12) == (0, 0.0)  # twelfths at 1000 per beat
+
+
 def test_a_played_legato_is_cut_where_the_next_note_starts(parts_run, tmp_path, capsys):
     """Notes held an eighth of a beat into the next (a keyboard legato) are a melody, not chords: each is cut where
     the next starts, and said so; a note held a whole beat into the next is still refused (two lines)."""

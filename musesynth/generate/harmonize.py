@@ -387,7 +387,10 @@ def off_grid(n: Notes, resolution: int) -> tuple[int, float]:
     """How many notes start or end between the encoding's grid steps (a 32nd or a quintuplet on a grid of 12 per
     beat), and the first one's beat: quantising moves them, so the melody comes out as given except for these."""
     steps = np.r_[[n.onset, n.onset + n.duration]] * (resolution / n.tpq)
-    moved = (np.abs(steps - np.rint(steps)) > 0.5 * resolution / n.tpq).any(0)  # by more than half a file tick
+    # by more than half a file tick where file ticks are finer than the grid (1000 per beat: a twelfth is 83.3 ticks,
+    # on the grid); where they are coarser (10 per beat), any move is one the file could not make
+    tol = 0.5 * resolution / n.tpq if n.tpq > resolution else 1e-9
+    moved = (np.abs(steps - np.rint(steps)) > tol).any(0)
     return int(moved.sum()), float(n.onset[moved].min() / n.tpq) if moved.any() else 0.0
 
 
