@@ -158,13 +158,19 @@ def test_an_instrument_that_played_one_line_in_the_primer_goes_on_as_one():
         grammar = torch.as_tensor(ENC.grammar()[prefix[-1]])[None]
         return c.allowed(grammar, torch.tensor([prefix[-1]]))[0].numpy()
 
-    winds = [*head, *other, *other, ENC.bar_id, ENC.pos0, flute[0], two, bassoon, two]
+    beat = ENC.dur0 + 11
+    line = [x for _ in range(2) for pos in (0, 12, 24, 36)
+            for x in ([ENC.bar_id] if pos == 0 else []) + [ENC.pos0 + pos, flute[pos % 24 // 12], beat, bassoon, beat]]
+    winds = [*head, *other, *other, *line, ENC.bar_id, ENC.pos0, flute[0], two, bassoon, two]
     ok = allowed(winds)  # both sound for two beats: no onset before beat 3
     assert not ok[ENC.pos0 + 12] and not ok[ENC.pos0 + 23] and ok[ENC.pos0 + 24] and ok[ENC.bar_id]
-    ok = allowed([*winds[:-1], ENC.dur0 + 11, ENC.pos0 + 12])  # the bassoon's note was one beat: beat 2
+    ok = allowed([*winds[:-1], beat, ENC.pos0 + 12])  # the bassoon's note was one beat: beat 2
     assert not ok[ENC.note_token_id(PITCHES, 0)].any() and ok[ENC.note_token_id(50, 1)]
-    piano = [*head, *other, ENC.bar_id, ENC.pos0, flute[0], two, flute[1], two, ENC.pos0 + 12]
-    assert allowed(piano)[flute[0]]  # it played two notes at once: it may again
+    short = [*head, *other, *other, ENC.bar_id, ENC.pos0, flute[0], two, ENC.pos0 + 12]
+    assert allowed(short)[flute[1]]  # one note is no evidence of a line: an instrument may still play chords
+    piano = [*head, *other, *line[:-5], ENC.pos0 + 36, flute[0], beat, flute[1], beat, ENC.bar_id, ENC.pos0, flute[0],
+             beat]
+    assert allowed(piano)[flute[1]]  # it played two notes at once: it may again
 
 
 def test_a_continuation_keeps_its_primers_track_names(parts_run, bach_dir, tmp_path):

@@ -295,11 +295,12 @@ class OneNotePerVoice(RowState):
     other part's, as the encoding writes it. (Without it
     the shipped model let the lower voices fall silent for good in about 1 piece in 16, a melody alone for
     dozens of beats: Bach's voices rest 4 beats or more about once in three chorales.) Other parts
-    (instruments) keep their chords, unless the prompt (a primer) had them play one note at a time (a flute, a
-    bassoon line): those go on one note at a time (before, a wind trio's continuation put 3 notes at once in the
-    bassoon). Vectorised over the batch; the prompt is replayed once to set the state."""
+    (instruments) keep their chords, unless the prompt (a primer) had them play ``LINE_NOTES`` or more notes, one
+    at a time (a flute, a bassoon line): those go on one note at a time (before, a wind trio's continuation put
+    3 notes at once in the bassoon). Vectorised over the batch; the prompt is replayed once to set the state."""
 
     MAX_REST_BEATS = 4
+    LINE_NOTES = 8  # notes one at a time in the primer that make an instrument's part a line (one is no evidence)
     ROWS = ("bar_start", "bar_len", "pos", "started", "chorded", "last_rank", "open", "parts_seen", "end", "voice",
             "last", "before", "cur", "played", "chords", "mono")  # the per-sample state
 
@@ -333,12 +334,12 @@ class OneNotePerVoice(RowState):
         self.perfect = t(PERFECT)
         self.last = torch.full((b, self.P), -1, dtype=torch.long, device=device)  # for the rule against parallels
         self.before, self.cur = self.last.clone(), self.last.clone()
-        self.played = torch.zeros(b, self.P, dtype=torch.bool, device=device)  # parts with a note in the prompt
+        self.played = torch.zeros(b, self.P, dtype=torch.long, device=device)  # each part's notes in the prompt
         self.chords = torch.zeros(b, self.P, dtype=torch.bool, device=device)  # ... with two at once there
         self.mono = torch.zeros(b, self.P, dtype=torch.bool, device=device)
         for j in range(rows.shape[1]):  # the prompt, once (a primer's few hundred tokens)
             self.advance(t(rows[:, j]))
-        self.mono = self.played & ~self.chords  # an instrument that played one line goes on as one
+        self.mono = (self.played >= self.LINE_NOTES) & ~self.chords  # an instrument that played a line goes on so
 
 
     def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor | None:
@@ -409,7 +410,7 @@ class OneNotePerVoice(RowState):
         k = self.part[tok][:, None]
         busy = (self.end.gather(1, k)[:, 0] > self.bar_start + self.pos) | (self.cur.gather(1, k)[:, 0] >= 0)
         self.chords.scatter_(1, k, (self.chords.gather(1, k)[:, 0] | (note & busy))[:, None])
-        self.played.scatter_(1, k, (self.played.gather(1, k)[:, 0] | note)[:, None])
+        self.played.scatter_(1, k, (self.played.gather(1, k)[:, 0] + note.long())[:, None])
         self.before = torch.where(onset[:, None], self.last, self.before)
         self.cur = torch.where(onset[:, None], -1, self.cur)
         k = self.part[tok][:, None]
