@@ -742,6 +742,62 @@ def test_a_plain_fill_of_one_line_parts_keeps_one_note_at_a_time(parts_run, bach
     assert max(most_sounding(x["time"], x["duration"]) for x in n) > 1  # the fill may write chords there
 
 
+def test_an_added_voice_fills_the_files_empty_track_for_it_at_the_others_velocity(parts_run, bach_dir, tmp_path):
+    """A trio with an empty "Tenor" placeholder track, ``--parts T`` (reviewer): the tenor's notes went onto a second,
+    new Tenor track beside the empty one, at velocity 80 in a trio played at 40. Now they fill the placeholder,
+    at the other voices' velocity."""
+    import musesynth
+
+    given = symusic.Score(str(trio(bach_dir, tmp_path)))
+    for t in given.tracks:
+        n = t.notes.numpy()
+        t.notes = symusic.Note.from_numpy(time=n["time"], duration=n["duration"], pitch=n["pitch"],
+                                          velocity=np.full(n["pitch"].size, 40, np.int8))
+    given.tracks = [given.tracks[0], given.tracks[1], symusic.Track("Tenor", 0), given.tracks[2]]
+    given.dump_midi(str(tmp_path / "placeholder.mid"))
+    made = musesynth.infill(tmp_path / "placeholder.mid", "2-3", parts="T", model=str(parts_run), seed=2)[0]
+    assert [t.name for t in made.score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    tenor = made.score.tracks[2].notes.numpy()
+    assert tenor["pitch"].size and (tenor["velocity"] == 40).all()
+
+
+def test_the_studio_checks_parts_by_the_names_infill_takes(parts_run, bach_dir, tmp_path):
+    """The studio's "rewrite voices" field is checked as infill reads it: a quartet's "viola" is a part (before, the
+    page refused it, listing "Part 1 ... Part 4", while the CLI took it)."""
+    from musesynth.studio.jobs import FieldError
+    from musesynth.studio.rewrite import check_rewrite
+
+    score = symusic.Score(str(trio(bach_dir, tmp_path)))
+    for t, name in zip(score.tracks, ["Violin", "Viola", "Cello"], strict=True):
+        t.name = name
+    score.dump_midi(str(tmp_path / "strings.mid"))
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    check_rewrite({"voices": "viola,3"}, enc, "run/gru", tmp_path / "strings.mid", "strings.mid", (2, 3))
+    with pytest.raises(FieldError, match="its parts: Violin, Viola, Cello"):
+        check_rewrite({"voices": "horn"}, enc, "run/gru", tmp_path / "strings.mid", "strings.mid", (2, 3))
+
+
+def test_a_parts_new_notes_go_to_its_own_track_not_one_merged_into_it():
+    """A parts encoding that merges tracks beyond ``max_parts`` into the last part (reviewer: Piano, Soprano, Bass
+    read as 2 parts put the Bass's new notes on the Piano track, listed first): a part's own track is the one it
+    is read from first, and parts are numbered by it."""
+    from musesynth.generate.infill import part_labels
+    from musesynth.generate.infill_output import own_tracks
+    from musesynth.generate.layout import satb_layout
+
+    enc = get_encoding("parts", max_parts=2, drop_extra_parts=False)
+    score = symusic.Score(480)
+    for name, pitch in (("Piano", 60), ("Soprano", 72), ("Bass", 48)):
+        t = symusic.Track(name, 0)
+        t.notes.extend(symusic.Note(480 * i, 480, pitch, 80) for i in range(8))
+        score.tracks.append(t)
+    ids = enc.encode(score)
+    lay = satb_layout(enc, ids)
+    own = own_tracks(enc, score, lay)
+    assert own == {0: 1, 1: 2}  # Soprano's track, then Bass's (the Piano merged into the Bass's part)
+    assert part_labels(enc, lay.ids, lay.added, score, own).label == ["Soprano", "Bass"]
+
+
 def test_a_fill_written_as_more_voices_than_the_input_has_may_take_more_tokens():
     from musesynth.generate.infill import Span, fill_budget
 

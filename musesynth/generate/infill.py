@@ -53,8 +53,8 @@ from musesynth.data.files import why_unreadable
 from musesynth.data.key_frame import to_frame
 from musesynth.device import pick_device
 from musesynth.errors import BadRequest, MusesynthError, literal
-from musesynth.generate.infill_output import InputEdit, grid_shift, track_places
-from musesynth.generate.layout import declared_parts, satb_layout
+from musesynth.generate.infill_output import InputEdit, grid_shift, own_tracks
+from musesynth.generate.layout import Layout, declared_parts, satb_layout
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import check_particles, decode_particles
@@ -165,22 +165,26 @@ class PartLabels:
 
 
 def part_labels(enc: Parts, ids: np.ndarray, added: np.ndarray | None = None, source: symusic.Score | None = None,
-                places: np.ndarray | None = None) -> PartLabels:
-    """The parts of ``ids`` as the user knows them; with the input file ``source`` and each of its tracks' part
-    (``places``, ``infill_output.track_places``), by its tracks' order and names (without: in part order)."""
+                own: dict[int, int] | None = None) -> PartLabels:
+    """The parts of ``ids`` as the user knows them; with the input file ``source`` and each part's own track
+    (``infill_output.own_tracks``), by their tracks' order and names (without: in part order)."""
     role, _ = enc.parts_of(ids)
     lacking = set() if added is None else set(added.tolist())
     order = [p for p in range(role.size) if p not in lacking]
     names: dict[int, str] = {}
-    if source is not None and places is not None:
-        seen = list(dict.fromkeys(int(p) for p in places if p >= 0))  # first track of each part, file order
-        if sorted(seen) == order:
-            order = seen
-            names = {p: source.tracks[int(np.flatnonzero(places == p)[0])].name.strip() for p in seen}
+    if source is not None and own is not None and all(p in own for p in order):
+        order = sorted(order, key=lambda p: own[p])  # the file's track order
+        names = {p: source.tracks[own[p]].name.strip() for p in order}
     number = [order.index(p) + 1 if p in order else 0 for p in range(role.size)]
     voice = [int(r) if r < OTHER else -1 for r in role]
     label = [VOICES[voice[p]] if voice[p] >= 0 else names.get(p) or f"Part {number[p]}" for p in range(role.size)]
     return PartLabels(number, voice, label)
+
+
+def file_labels(enc: Encoding, source: symusic.Score, lay: Layout) -> PartLabels | None:
+    """The laid-out parts of the input file ``source`` as its user knows them (None: a model without parts)."""
+    parts = enc.parts()
+    return None if parts is None else part_labels(parts, lay.ids, lay.added, source, own_tracks(enc, source, lay))
 
 
 def parse_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None = None,
@@ -386,7 +390,7 @@ def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
     parts = enc.parts()
     n = score_parts(score, parts.max_parts, parts.drop_extra)[0] if parts is not None else score_notes(score)
     over = stretch_over_cap(n)
-    if over is None and parts is not None:  # the tracks a result copies as they are (``input_tracks``) count too
+    if over is None and parts is not None:  # the tracks the model does not read, kept as they are, count too
         every = score.copy()
         for t in every.tracks:
             t.is_drum = False
@@ -530,8 +534,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     # written on the input's time line
     given = as_read if lay.ids is ids else {**bi.decode_quantized(span.ids), "offset": as_read["offset"],
                                             "pickup": as_read["pickup"]}
-    places = track_places(enc, source, lay)
-    labels = part_labels(enc.parts(), span.ids, padded, source, places) if enc.parts() is not None else None
+    labels = file_labels(enc, source, lay)
     free, drop = asked_parts(opt.parts, enc, ckpt, labels, padded)
     edit = InputEdit.of(enc, source, lay, drop)  # a voice asked for keeps its track, even one left empty
     # the voices the input lacks are written too where others are (as the model learnt four), then dropped

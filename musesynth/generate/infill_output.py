@@ -17,7 +17,7 @@ import symusic
 
 from musesynth.generate.layout import Layout
 from musesynth.tokenize import Encoding
-from musesynth.tokenize.midi_io import VOICES, score_notes, score_parts, track_slots
+from musesynth.tokenize.midi_io import VOICES, part_tracks, score_notes, score_parts, track_slots, voice_role
 
 DEFAULT_VELOCITY = 80  # a new note where the input gives none to match (the encodings decode at 80)
 
@@ -55,6 +55,24 @@ def track_places(enc: Encoding, source: symusic.Score, lay: Layout) -> np.ndarra
     return np.where(slot >= 0, places[np.maximum(slot, 0)], -1)
 
 
+def own_tracks(enc: Encoding, source: symusic.Score, lay: Layout) -> dict[int, int]:
+    """Each laid-out part's own track (the track ``score_parts`` reads it from first; tracks merged into the last
+    part beyond ``max_parts`` are not its own), and for a voice the layout adds, an empty track of the file named
+    for that voice (a placeholder "Tenor": its notes go there, not onto a second Tenor track)."""
+    parts = enc.parts()
+    if parts is None:
+        return {}
+    read = part_tracks(source, parts.max_parts, parts.drop_extra)[0]
+    places = lay.place_of(len(read))
+    own = {int(places[k]): i for k, i in enumerate(read) if k < places.size and places[k] >= 0}
+    empty: dict[int, int] = {}
+    for i, t in enumerate(source.tracks):
+        if not t.is_drum and not len(t.notes):
+            empty.setdefault(voice_role(t.name), i)
+    own.update({p: empty[p] for p in lay.added.tolist() if p in empty})
+    return own
+
+
 @dataclass
 class InputEdit:
     """How a result maps onto the input: each track's part in the piece the model read (-1: a track it does not
@@ -64,6 +82,7 @@ class InputEdit:
 
     part: np.ndarray
     has_parts: bool = False  # a parts model (else one stream of every pitched track: part 0)
+    own: dict[int, int] = field(default_factory=dict)  # each part's own track (``own_tracks``)
     added: list[int] = field(default_factory=list)
     added_index: list[float] = field(default_factory=list)
     added_kept: list[bool] = field(default_factory=list)
@@ -73,16 +92,17 @@ class InputEdit:
         part = track_places(enc, source, lay)
         if enc.parts() is None:
             return cls(part)
+        own = own_tracks(enc, source, lay)
         read = sorted({int(p) for p in part if p >= 0})
-        index = [float(np.flatnonzero(part == p)[0]) for p in read]
-        added = sorted(lay.added.tolist())
+        index = [float(own.get(p, np.flatnonzero(part == p)[0])) for p in read]
+        added = sorted(p for p in lay.added.tolist() if p not in own)  # those with no track of the file's
         out = []
         for p in added:  # each before the input's next part, in part order
             k = int(np.searchsorted(read, p))
             out.append(between(index, k))
             read.insert(k, p)
             index.insert(k, out[-1])
-        return cls(part, True, added, out, [p not in set(dropped.tolist()) for p in added])
+        return cls(part, True, own, added, out, [p not in set(dropped.tolist()) for p in added])
 
     def unseen(self, source: symusic.Score) -> list[str]:
         """The names of the tracks with notes the model did not read (copied as they are)."""
@@ -109,6 +129,8 @@ class InputEdit:
         on, dur = ticks(q["onset"][new] - shift), np.maximum(ticks(q["duration"][new]), 1)
         pitch, part = q["pitch"][new], parts[new]
         target = self.targets(out, removed, pitch, part)
+        played = [t.notes.numpy()["velocity"] for t, p in zip(source.tracks, self.part, strict=True) if p >= 0]
+        everyone = np.concatenate(played) if played else np.zeros(0, np.int64)  # a voice the input lacks: theirs
         extra: dict[int, symusic.Track] = {}
         for p, kept in zip(self.added, self.added_kept, strict=True):
             if kept or (part == p).any():
@@ -117,7 +139,8 @@ class InputEdit:
             pick = target == t
             track = out.tracks[t] if t >= 0 else extra[-t - 1]
             vel = removed.get(t, (None, None))[1]
-            velocity = velocity_of(vel if vel is not None and vel.size else track.notes.numpy()["velocity"])
+            mine = track.notes.numpy()["velocity"]
+            velocity = velocity_of(vel if vel is not None and vel.size else mine if mine.size else everyone)
             add_notes(track, on[pick], dur[pick], pitch[pick], velocity)
         with_fermatas(out, q, s, e, shift, resolution)
         order = [(float(i), t) for i, t in enumerate(out.tracks)]
@@ -133,11 +156,11 @@ class InputEdit:
         target = np.empty(pitch.size, np.int64)
         for p in np.unique(part).tolist():
             tracks = np.flatnonzero(self.part == p)
+            if self.has_parts:
+                target[part == p] = self.own.get(p, tracks[0] if tracks.size else -p - 1)
+                continue
             if not tracks.size:
                 target[part == p] = -p - 1
-                continue
-            if self.has_parts:
-                target[part == p] = tracks[0]
                 continue
             cand = [int(t) for t in tracks if removed.get(int(t), (np.zeros(0),))[0].size] or tracks.tolist()
             mid = np.array([np.median(removed[t][0]) if removed.get(t, (np.zeros(0),))[0].size

@@ -11,8 +11,8 @@ from typing import Any
 
 from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.harmonize import HarmonizeOptions, melody_score, parse_voices
-from musesynth.generate.infill import InfillOptions, parse_parts
-from musesynth.generate.layout import satb_places
+from musesynth.generate.infill import InfillOptions, file_labels, parse_parts
+from musesynth.generate.layout import satb_layout
 from musesynth.generate.run import flags
 from musesynth.studio.jobs import (
     FieldError,
@@ -25,7 +25,7 @@ from musesynth.studio.jobs import (
 )
 from musesynth.studio.uploads import encode_within_budget
 from musesynth.tokenize import Encoding
-from musesynth.tokenize.midi_io import voice_role
+from musesynth.tokenize.midi_io import load_score, voice_role
 
 MODES = ("continue", "rewrite", "harmonize")
 INFILL_HELP = "pick a model trained on a dataset made with `musesynth data --infill` (the shipped bach-parts model)"
@@ -79,7 +79,8 @@ def check_rewrite(body: dict[str, Any], enc: Encoding, model_id: str, primer: Pa
         if parts is None:
             raise FieldError("voices", f"{model_id} does not know parts, so it rewrites every voice: {PARTS_HELP}")
         try:
-            parse_parts(voices, parts, *satb_places(enc, ids))  # as infill reads it: a trio may add its tenor
+            lay = satb_layout(enc, ids)  # as infill reads it: a trio may add its tenor, parts named as in the file
+            parse_parts(voices, parts, lay.ids, lay.added, file_labels(enc, load_score(primer), lay))
         except BadRequest as exc:  # the page's field for the parts is "voices"
             raise FieldError("voices", exc.worded(page_name)) from None
 
