@@ -102,6 +102,20 @@ def test_a_bass_line_is_harmonised_as_the_bass_unless_told_otherwise(parts_run, 
     assert "--melody-voice 'X' is no voice" in err and err.count("\n") == 1
 
 
+def test_the_melody_keeps_its_tracks_program(parts_run, bach_dir, tmp_path):
+    """A melody on a violin track (program 40) is harmonised: the melody's track keeps program 40 (before, every
+    track came out program 0, so a DAW played the violin line on a piano)."""
+    import musesynth
+
+    melody = soprano_alone(sorted(bach_dir.rglob("*.mid"))[1], tmp_path / "violin.mid", "Violin I")
+    score = symusic.Score(str(melody))
+    score.tracks[0].program = 40
+    score.dump_midi(str(melody))
+    made = musesynth.harmonize(melody, model=str(parts_run), seed=0, particles=1)[0]
+    assert [(t.name, t.program) for t in made.score.tracks] == [("Soprano", 40), ("Alto", 0), ("Tenor", 0),
+                                                                ("Bass", 0)]
+
+
 def test_written_voices_stay_within_their_ranges(parts_run, bach_dir):
     """Each voice is written within its SATB range widened by 3 semitones (the masks of ``VoiceConstraint``): a
     tenor at MIDI 112 and a bass at 17 came out under melodies no chorale has. Sampled hot, the tiny model's

@@ -480,6 +480,7 @@ class Melody:
     shift: int
     top_line: dict[str, int] | None
     voice_from: str = "name"  # where its voice came from: "option", "name" or "register"
+    program: int = 0  # the melody track's General MIDI program (a violin's 40), kept on its track
 
 
 def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
@@ -514,7 +515,7 @@ def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
         key = key_name(*moved_key(found, shift)) if found else None
     sk = melody_skeleton(parts, score.shift_pitch(shift), voice, voices, key, source)  # check_range: in MIDI
     sk.legato += legato
-    return Melody(sk, voice, voices, source, shift, top, origin)
+    return Melody(sk, voice, voices, source, shift, top, origin, int(score.tracks[0].program))
 
 
 def check_no_zero_length(score: symusic.Score, source: str) -> None:
@@ -572,6 +573,7 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
     for i, seq in enumerate(seqs):
         piece = np.asarray(seq[melody.size :], np.int64)
         q = moved_back(harmonized(parts, sk, piece), shift)
+        q["program"][np.searchsorted(sk.sung, sk.melody_part)] = mel.program  # the melody sounds as given
         res = e.resolution
         found = e.key_of(sk.ids)
         info = {"melody": opt.chorale or os.fsdecode(opt.melody), "melody_voice": VOICES[voice],
