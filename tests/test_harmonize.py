@@ -598,11 +598,12 @@ def test_a_piece_without_its_tenor_is_laid_out_in_the_places_the_model_learnt(pa
     shipped model's bass: median MIDI 59 against Bach's 52). Laid out as four, the bass is in the bass's place and
     the same notes come back in the same order; a quartet is left as it is."""
     from musesynth.generate.infill import read_input
-    from musesynth.generate.layout import satb_places
+    from musesynth.generate.layout import satb_layout
 
     enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
     ids = read_input(enc, str(trio(bach_dir, tmp_path)))
-    laid, added = satb_places(enc, ids)
+    lay = satb_layout(enc, ids)
+    laid, added = lay.ids, lay.added
     parts = enc.parts()
     before, after = parts.decode_quantized(ids), parts.decode_quantized(laid)
     assert before["role"].tolist() == [0, 1, 3] and after["role"].tolist() == [0, 1, 2, 3] and added.tolist() == [2]
@@ -610,8 +611,8 @@ def test_a_piece_without_its_tenor_is_laid_out_in_the_places_the_model_learnt(pa
         assert np.array_equal(before[k], after[k])
     assert np.array_equal(after["part"], np.array([0, 1, 3])[before["part"]])
     four = read_input(enc, str(next(p for p in sorted(bach_dir.rglob("*.mid")))))
-    same, none = satb_places(enc, four)
-    assert np.array_equal(same, four) and none.size == 0
+    same = satb_layout(enc, four)
+    assert np.array_equal(same.ids, four) and same.added.size == 0
 
 
 @pytest.mark.parametrize("asked, tracks", [("B", ["Soprano", "Alto", "Bass"]), (None, ["Soprano", "Alto", "Bass"]),
@@ -678,11 +679,12 @@ def test_parts_of_a_trio_are_numbered_and_listed_as_the_piece_has_them(parts_run
     import musesynth
     from musesynth.errors import BadRequest
     from musesynth.generate.infill import asked_parts, parse_parts, part_labels, read_input
-    from musesynth.generate.layout import satb_places
+    from musesynth.generate.layout import satb_layout
 
     given = trio(bach_dir, tmp_path)
     enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
-    ids, added = satb_places(enc, read_input(enc, str(given)))
+    lay = satb_layout(enc, read_input(enc, str(given)))
+    ids, added = lay.ids, lay.added
     parts = enc.parts()
     assert parse_parts("3", parts, ids, added) == [3] and parse_parts("1,T", parts, ids, added) == [0, 2]
     assert parse_parts("S,A,B", parts, ids, added) == [] and parse_parts("S,A,T,B", parts, ids, added) == []

@@ -56,6 +56,7 @@ from musesynth.tokenize.midi_io import (
     load_score,
     score_notes,
     stretch_over_cap,
+    voice_named,
     voice_role,
 )
 
@@ -65,7 +66,6 @@ from musesynth.tokenize.midi_io import (
 # 8 cut the long notes below Bach's band (docs/pretrained-parts-notes.md)
 DEFAULT_PARTICLES = 4
 
-LETTERS = {v[0]: i for i, v in enumerate(VOICES)}  # S A T B
 MAX_MELODY_NOTES = 5000
 LEGATO_BEATS = 0.25  # an overlap this short is a played legato, not a second line
 # The lowest bass and highest soprano note any voice sings (theory's SATB ranges, D2-A5)
@@ -112,10 +112,9 @@ LOW_MELODY = 54  # a melody not named as a voice whose median pitch is at most F
 
 def parse_voice(text: str) -> int:
     """"S" / "soprano" (any case) ... -> the voice's index; anything else is a one-line error."""
-    w = str(text).strip().lower()
-    for v, name in enumerate(VOICES):
-        if w in (name.lower(), name[0].lower()):
-            return v
+    v = voice_named(text)
+    if v is not None:
+        return v
     raise BadRequest("melody_voice", f"'{literal(text)}' is no voice: S, A, T or B (or soprano, alto, tenor, bass)")
 
 
@@ -271,8 +270,7 @@ def parse_voices(text: str | None, melody_voice: int) -> list[int]:
         return [v for v in range(len(VOICES)) if v != melody_voice]
     out = []
     for w in (w.strip() for w in text.split(",") if w.strip()):
-        v = LETTERS.get(w.upper()) if len(w) == 1 else next((i for i, n in enumerate(VOICES) if n.lower() == w.lower()),
-                                                            None)
+        v = voice_named(w)
         if v is None:
             raise BadRequest("voices", f"'{literal(w)}': unknown voice (S, A, T, B or Soprano, Alto, Tenor, Bass)")
         if v == melody_voice:

@@ -74,6 +74,7 @@ from musesynth.tokenize.midi_io import (
     score_notes,
     score_parts,
     stretch_over_cap,
+    voice_named,
 )
 from musesynth.tokenize.parts import T_CHORD
 
@@ -204,9 +205,9 @@ def named_parts(text: str, labels: PartLabels) -> tuple[list[int], list[int]]:
     for w in (x.strip() for x in str(text).split(",")):
         if not w:
             continue
-        lw = w.lower()
-        hit = [p for p, v in enumerate(labels.voice) if v >= 0 and lw in (VOICES[v].lower(), VOICES[v][0].lower())]
-        hit = hit or [p for p in own if labels.label[p].lower() == lw]
+        named = voice_named(w)
+        hit = [p for p, v in enumerate(labels.voice) if v >= 0 and v == named]
+        hit = hit or [p for p in own if labels.label[p].lower() == w.lower()]
         if not hit and w.isascii() and w.isdigit() and 1 <= int(w) <= len(own):
             hit = [own[int(w) - 1]]
         if not hit:
@@ -233,7 +234,7 @@ def find_span(enc: Encoding, ids: np.ndarray, first: int, end: int) -> Span:
 
 def fill_budget(span: Span, seq_len: int, max_tokens: int | None, scale: float = 1.0) -> int:
     """Tokens a fill may take: 3 per token of the span as given, up to half the context. ``scale``: parts written
-    per part of the input (the voices ``satb_places`` added are written too), which may take up to three quarters
+    per part of the input (the voices ``satb_layout`` added are written too), which may take up to three quarters
     (an 8-bar fill of a duet's bass, written as four voices, ran out at half)."""
     if max_tokens:
         return max_tokens
@@ -559,7 +560,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
         if drop.size and not free:  # a plain fill: the voices the input lacks are not the user's unless asked
             q = drop_notes_of(q, drop)
         res = bi.resolution
-        score, new = edit.apply(enc, source, q, (s, e), free, shift, res, bi.max_dur)
+        score, new = edit.apply(source, q, (s, e), free, shift, res, bi.max_dur)
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "parts": [labels.label[p] for p in free] if free and labels else [],
                 "model": meta.family, "span_beats": [(s - shift) / res, (e - shift) / res],

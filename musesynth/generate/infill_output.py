@@ -109,7 +109,7 @@ class InputEdit:
         return [t.name.strip() or "(unnamed)" for t, p in zip(source.tracks, self.part, strict=True)
                 if p < 0 and len(t.notes)]
 
-    def apply(self, enc: Encoding, source: symusic.Score, q: dict[str, Any], span: tuple[int, int],
+    def apply(self, source: symusic.Score, q: dict[str, Any], span: tuple[int, int],
               free: list[int] | None, shift: int, resolution: int, max_dur: int) -> tuple[symusic.Score, int]:
         """The input with the span's notes of the rewritten parts (``free``; None or []: every part) replaced by
         ``q``'s (the merged result, steps of ``resolution`` per beat, ``shift`` from the input's); the score and
@@ -162,9 +162,10 @@ class InputEdit:
             if not tracks.size:
                 target[part == p] = -p - 1
                 continue
-            cand = [int(t) for t in tracks if removed.get(int(t), (np.zeros(0),))[0].size] or tracks.tolist()
-            mid = np.array([np.median(removed[t][0]) if removed.get(t, (np.zeros(0),))[0].size
-                            else np.median(out.tracks[t].notes.numpy()["pitch"]) for t in cand])
+            replaced = [int(t) for t in tracks if int(t) in removed and removed[int(t)][0].size]
+            cand = replaced or tracks.tolist()
+            mid = np.array([np.median(removed[t][0] if t in replaced else out.tracks[t].notes.numpy()["pitch"])
+                            for t in cand])
             sel = part == p
             target[sel] = np.asarray(cand)[np.abs(pitch[sel][:, None] - mid[None, :]).argmin(1)]
         return target

@@ -74,12 +74,6 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
                   None if first.all() else keep, place)
 
 
-def satb_places(enc: Encoding, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``satb_layout``'s ids and added places."""
-    lay = satb_layout(enc, ids)
-    return lay.ids, lay.added
-
-
 def declared_parts(enc: Encoding, ids: np.ndarray) -> int | None:
     """How many parts the piece's header declares (None: an encoding without parts)."""
     parts = enc.parts()

@@ -104,7 +104,7 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
 def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
                   whole: symusic.Score) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``ids`` (the encoded ``score``: the opening of ``whole``, the file) in the places a parts model learnt
-    (``satb_places``), the places to drop from the piece (voices the file lacks: a voice that enters after a
+    (``satb_layout``), the places to drop from the piece (voices the file lacks: a voice that enters after a
     short opening is the file's and stays), and the track names of the piece's parts (each voice's from the
     file)."""
     parts = enc.parts()

@@ -302,7 +302,7 @@ class OneNotePerVoice(RowState):
     MAX_REST_BEATS = 4
     LINE_NOTES = 8  # notes one at a time in the primer that make an instrument's part a line (one is no evidence)
     ROWS = ("bar_start", "bar_len", "pos", "started", "chorded", "last_rank", "open", "parts_seen", "end", "voice",
-            "last", "before", "cur", "played", "chords", "mono")  # the per-sample state
+            "last", "before", "cur", "mono")  # the per-sample state
 
     def __init__(self, enc: Parts, rows: np.ndarray, device: torch.device) -> None:
         e, typ = enc, enc.token_type
@@ -334,12 +334,22 @@ class OneNotePerVoice(RowState):
         self.perfect = t(PERFECT)
         self.last = torch.full((b, self.P), -1, dtype=torch.long, device=device)  # for the rule against parallels
         self.before, self.cur = self.last.clone(), self.last.clone()
-        self.played = torch.zeros(b, self.P, dtype=torch.long, device=device)  # each part's notes in the prompt
-        self.chords = torch.zeros(b, self.P, dtype=torch.bool, device=device)  # ... with two at once there
+        played = torch.zeros(b, self.P, dtype=torch.long, device=device)  # each part's notes in the prompt
+        chords = torch.zeros(b, self.P, dtype=torch.bool, device=device)  # ... with two at once there
         self.mono = torch.zeros(b, self.P, dtype=torch.bool, device=device)
         for j in range(rows.shape[1]):  # the prompt, once (a primer's few hundred tokens)
-            self.advance(t(rows[:, j]))
-        self.mono = (self.played >= self.LINE_NOTES) & ~self.chords  # an instrument that played a line goes on so
+            tok = t(rows[:, j])
+            self._line_evidence(tok, played, chords)
+            self.advance(tok)
+        self.mono = (played >= self.LINE_NOTES) & ~chords  # an instrument that played a line goes on so
+
+    def _line_evidence(self, tok: torch.Tensor, played: torch.Tensor, chords: torch.Tensor) -> None:
+        """Counts ``tok`` (a prompt token, before ``advance`` reads it) into each part's notes (``played``) and marks
+        a part whose note starts while its last still sounds or beside another at its onset (``chords``)."""
+        note, k = self.is_note[tok], self.part[tok][:, None]
+        busy = (self.end.gather(1, k)[:, 0] > self.bar_start + self.pos) | (self.cur.gather(1, k)[:, 0] >= 0)
+        chords.scatter_(1, k, (chords.gather(1, k)[:, 0] | (note & busy))[:, None])
+        played.scatter_(1, k, (played.gather(1, k)[:, 0] + note.long())[:, None])
 
 
     def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor | None:
@@ -407,10 +417,6 @@ class OneNotePerVoice(RowState):
     def advance(self, tok: torch.Tensor) -> None:
         bar, pos, note = self.is_bar[tok], self.is_pos[tok], self.is_note[tok]
         onset = bar | pos
-        k = self.part[tok][:, None]
-        busy = (self.end.gather(1, k)[:, 0] > self.bar_start + self.pos) | (self.cur.gather(1, k)[:, 0] >= 0)
-        self.chords.scatter_(1, k, (self.chords.gather(1, k)[:, 0] | (note & busy))[:, None])
-        self.played.scatter_(1, k, (self.played.gather(1, k)[:, 0] + note.long())[:, None])
         self.before = torch.where(onset[:, None], self.last, self.before)
         self.cur = torch.where(onset[:, None], -1, self.cur)
         k = self.part[tok][:, None]

@@ -258,6 +258,13 @@ def voice_role(name: str) -> int:
     return _ROLE_OF.get(first, OTHER)
 
 
+def voice_named(word: str) -> int | None:
+    """The voice a user names by letter or name, any case (``"t"``, ``"Tenor"``); None for any other word (unlike
+    ``voice_role``, which reads a track's name, "Tenor Sax" included)."""
+    w = str(word).strip().lower()
+    return next((v for v, name in enumerate(VOICES) if w in (name.lower(), name[0].lower())), None)
+
+
 def drop_notes(n: Notes, keep: np.ndarray) -> Notes:
     """``n`` with only the notes where ``keep`` holds (tempo, meter, keys and fermatas unchanged)."""
     return replace(n, onset=n.onset[keep], duration=n.duration[keep], pitch=n.pitch[keep],
