@@ -10,6 +10,7 @@ from musesynth.cli import main
 from musesynth.generate.voices import PITCHES, OneNotePerVoice, most_sounding, parallels
 from musesynth.tokenize import get_encoding
 from musesynth.tokenize.midi_io import OTHER
+from musesynth.tokenize.parts import T_PART, T_PROGRAM
 
 ENC = get_encoding("parts", max_parts=4, drop_extra_parts=True)
 
@@ -22,7 +23,9 @@ def test_a_voice_waits_for_its_note_to_end_and_parts_come_from_the_first_to_the_
     q = ENC.decode_quantized(ids[: bar + 1])
     start = int(ENC.bar_times(ids)[0][1])
     allowed = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([ENC.bar_id]))[0].numpy()
-    assert allowed[~ENC.is_note].all()  # only notes are narrowed
+    header = np.isin(ENC.token_type, (T_PART, T_PROGRAM))
+    assert allowed[~ENC.is_note & ~header].all()  # only notes are narrowed, and the header's tokens
+    assert not allowed[header].any()  # mid-piece they declare no part
     c.advance(torch.tensor([ENC.pos0]))  # POS_0 of bar 2
     allowed = c.allowed(torch.ones(1, len(ENC.vocab), dtype=torch.bool), torch.tensor([ENC.pos0]))[0].numpy()
     for part in range(4):
@@ -282,3 +285,52 @@ def test_after_a_lead_in_rest_the_rest_rule_counts_from_the_melodys_first_note()
         c.advance(torch.tensor([tok]))
     ok = c.allowed(None, torch.tensor([0]))[0].numpy()
     assert ok[ENC.pos0 + 24] and ok[ENC.bar_id]  # nothing forced: the onset may close
+
+
+def test_parts_are_declared_in_the_header_only():
+    """A wind trio's continuation wrote ``TEMPO PART_Other PROGRAM_0`` after its bars (the grammar lets a PART follow
+    a tempo change) and then a fourth part's notes, a "Part 4" track the header never declared. Once the piece has
+    begun, PART and PROGRAM are masked and declare nothing; before it, the first BAR waits for a declared part."""
+    other = [ENC.part0 + OTHER, ENC.program0]
+    head = [ENC.bos_id, int(ENC.key_token_id(0, 0)), ENC.ts0 + ENC.default_ts, ENC.tempo0 + 18]
+    ones = torch.ones(1, len(ENC.vocab), dtype=torch.bool)
+    c = OneNotePerVoice(ENC, np.array([*head, *other, *other, *other, ENC.bar_id, ENC.pos0])[None], torch.device("cpu"))
+    ok = c.allowed(ones, torch.tensor([ENC.pos0]))[0].numpy()
+    assert not ok[ENC.part0 + OTHER] and not ok[ENC.program0]
+    c.advance(torch.tensor([ENC.part0 + OTHER]))  # had it come, it declares nothing
+    assert int(c.parts_seen[0]) == 3
+    bare = OneNotePerVoice(ENC, np.array(head)[None], torch.device("cpu"))
+    ok = bare.allowed(ones, torch.tensor([head[-1]]))[0].numpy()
+    assert not ok[ENC.bar_id] and ok[ENC.part0]
+    c = OneNotePerVoice(ENC, np.array([*head, *other])[None], torch.device("cpu"))
+    assert c.allowed(ones, torch.tensor([ENC.program0]))[0].numpy()[ENC.bar_id]
+
+
+def test_positions_move_forward_inside_the_bar_and_nothing_comes_before_the_first_bar():
+    """The grammar lets a POS follow any note: the shipped meter model wrote ``POS_27 ... POS_6`` in one bar (notes
+    that decode as starting before those already written) and a trio's continuation ``POS_156`` in a bar of 48
+    steps (dropped on decoding). In free generation a POS comes after the bar's last one and inside the bar's
+    time signature, and before the first BAR only the header."""
+    from musesynth.generate.bar_grammar import BarGrammar
+
+    meter = get_encoding("meter")
+    head = [meter.bos_id, int(meter.key_token_id(0, 0)), meter.ts0 + meter.default_ts, meter.tempo0 + 18]
+    note, beat = meter.vocab.id("NOTE_60"), meter.dur0 + 11
+
+    def allowed(prefix: list[int]) -> np.ndarray:
+        c = BarGrammar(meter, np.array(prefix)[None], torch.device("cpu"))
+        return c.allowed(torch.ones(1, len(meter.vocab), dtype=torch.bool), torch.tensor([prefix[-1]]))[0].numpy()
+
+    bar = [*head, meter.bar_id, meter.pos0 + 24, note, beat]
+    ok = allowed(bar)
+    assert not ok[meter.pos0:meter.pos0 + 25].any() and ok[meter.pos0 + 25:meter.pos0 + 48].all()
+    assert not ok[meter.pos0 + 48:meter.pos0 + meter.max_bar].any() and ok[meter.bar_id]
+    assert allowed([*bar, meter.bar_id])[meter.pos0]  # a new bar starts again from 0
+    three = [tuple(s) for s in meter.ts_sig.tolist()].index((3, 4))
+    ok = allowed([*head, meter.bar_id, meter.ts0 + three])  # a bar of 3/4: 36 steps
+    assert ok[meter.pos0 + 35] and not ok[meter.pos0 + 36]
+    ok = allowed(head)
+    assert not ok[meter.pos0:meter.pos0 + meter.max_bar].any() and not ok[note] and ok[meter.bar_id]
+    c = BarGrammar(meter, np.array(bar)[None], torch.device("cpu"))  # as it decodes: a token at a time
+    c.advance(torch.tensor([meter.pos0 + 30]))
+    assert not c.allowed(None, torch.tensor([0]))[0, meter.pos0 + 30].item()

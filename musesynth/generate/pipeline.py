@@ -18,6 +18,7 @@ import symusic
 
 from musesynth.atomic import atomic_write
 from musesynth.errors import BadRequest, MusesynthError
+from musesynth.generate.bar_grammar import bar_grammar
 from musesynth.generate.key_guide import row_key
 from musesynth.generate.midi_out import daw_ready, seconds_of
 from musesynth.generate.model import Model
@@ -101,7 +102,7 @@ def decode_prompt(model: Model, prompt: Prompt, request: GenerationRequest) -> l
     tempo = copy.deepcopy(prompt.tempo)  # decoding moves its state: the prompt's stays fresh for another decode
     if tempo is not None and n > 1:
         tempo.reindex(np.repeat(np.arange(len(prompt.model_rows)), n))
-    constraint = chain(tempo, voices)
+    constraint = chain(tempo, bar_grammar(model.encoding, rows, model.device), voices)
     if n == 1:
         seqs = decode(model.net, rows, spec, request.sampling, request.seed, request.length, constraint)
     else:  # each piece the heaviest of its n particles, resampled by how well they keep the voice rules

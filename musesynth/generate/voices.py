@@ -35,7 +35,7 @@ from musesynth.theory import SATB_RANGES
 from musesynth.tokenize.base import Parts
 from musesynth.tokenize.meter import T_BAR, T_DUR, T_EOS, T_FILL_END, T_NOTE, T_PHRASE, T_POS, T_TIMESIG
 from musesynth.tokenize.midi_io import OTHER, PIANO_HIGH, PIANO_LOW
-from musesynth.tokenize.parts import T_CHORD, T_PART
+from musesynth.tokenize.parts import T_CHORD, T_PART, T_PROGRAM
 
 PITCHES = np.arange(PIANO_LOW, PIANO_HIGH + 1)  # the piano's pitches, as the parts encoding's NOTE blocks hold them
 PERFECT = (0, 7)  # unisons/octaves and fifths, compound ones too
@@ -297,7 +297,11 @@ class OneNotePerVoice(RowState):
     dozens of beats: Bach's voices rest 4 beats or more about once in three chorales.) Other parts
     (instruments) keep their chords, unless the prompt (a primer) had them play ``LINE_NOTES`` or more notes, one
     at a time (a flute, a bassoon line): those go on one note at a time (before, a wind trio's continuation put
-    3 notes at once in the bassoon). Vectorised over the batch; the prompt is replayed once to set the state."""
+    3 notes at once in the bassoon). Parts are declared in the header only: a PART or PROGRAM after the first BAR
+    (which the grammar allows after a tempo change, and decoding ignores) is masked (a wind trio's continuation
+    declared a fourth part mid-piece, then wrote it as an undeclared "Part 4"), and the first BAR comes after at
+    least one part is declared (every training piece declares its parts). Vectorised over the batch; the
+    prompt is replayed once to set the state."""
 
     MAX_REST_BEATS = 4
     LINE_NOTES = 8  # notes one at a time in the primer that make an instrument's part a line (one is no evidence)
@@ -312,6 +316,7 @@ class OneNotePerVoice(RowState):
         self.is_pos, self.is_dur = t(typ == T_POS, torch.bool), t(typ == T_DUR, torch.bool)
         self.is_ts, self.is_part = t(typ == T_TIMESIG, torch.bool), t(typ == T_PART, torch.bool)
         self.is_chord = t(typ == T_CHORD, torch.bool)
+        self.is_header = t(np.isin(typ, (T_PART, T_PROGRAM)), torch.bool)  # declares a part: before the first BAR
         self.closes = t(np.isin(typ, (T_POS, T_BAR, T_EOS)), torch.bool)  # tokens that end an onset's notes
         self.max_rest = self.MAX_REST_BEATS * e.resolution
         self.part = t(np.maximum(e.part_of, 0))
@@ -368,6 +373,8 @@ class OneNotePerVoice(RowState):
         notes &= ~(self.is_chord[None, :] & no_chord[:, None])
         notes &= self._overdue(ok, now, allowed)
         notes &= self._onsets(one, declared)
+        notes &= ~(self.is_header[None, :] & self.started[:, None])  # mid-piece they declare nothing
+        notes &= ~(self.is_bar[None, :] & (~self.started & (self.parts_seen == 0))[:, None])  # a part first
         if allowed is None:
             return notes
         both = allowed & notes
@@ -437,7 +444,7 @@ class OneNotePerVoice(RowState):
         cur = self.end.gather(1, k[:, None])[:, 0]
         self.end.scatter_(1, k[:, None], torch.where(held, now + self.dur_of[tok], cur)[:, None])
         self.open = torch.where(note, self.part[tok], torch.where(self.is_dur[tok], -1, self.open))
-        named = self.is_part[tok] & (self.parts_seen < self.P)
+        named = self.is_part[tok] & ~self.started & (self.parts_seen < self.P)
         at = self.parts_seen.clamp(max=self.P - 1)
         cur_v = self.voice.gather(1, at[:, None])[:, 0]
         self.voice.scatter_(1, at[:, None], torch.where(named, self.role[tok] < OTHER, cur_v)[:, None])
