@@ -615,6 +615,59 @@ def test_a_piece_without_its_tenor_is_laid_out_in_the_places_the_model_learnt(pa
     assert np.array_equal(same.ids, four) and same.added.size == 0
 
 
+def test_a_trio_of_instruments_is_laid_out_by_register(parts_run, bach_dir, tmp_path):
+    """A chorale's Soprano, Alto and Bass on a Flute, an Oboe and a Bassoon (no track named for a voice) were read in
+    places 0-2: the shipped model rewrote the bassoon's bars 2-5 at median MIDI 59.5 (the tenor's register; Bach's
+    notes there: 51.3) and continued it at 58.1. By register they are the Soprano, Alto and Bass, as the named trio
+    is (51.9 and 50.6 now): the same laid-out piece, the tracks' names and order kept, the tenor the model writes
+    beside them dropped. A trio listed from the bottom, or one whose part plays chords, is left as it is."""
+    import musesynth
+    from musesynth.generate.infill import read_input
+    from musesynth.generate.layout import satb_layout
+
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    (tmp_path / "w").mkdir()
+    winds = trio(bach_dir, tmp_path / "w", ("Flute", "Oboe", "Bassoon"))
+    voices = trio(bach_dir, tmp_path)
+    lay, named = satb_layout(enc, read_input(enc, str(winds))), satb_layout(enc, read_input(enc, str(voices)))
+    assert lay.place_of(3).tolist() == [0, 1, 3] and lay.added.tolist() == [2]
+    assert np.array_equal(lay.ids, named.ids)
+    made = musesynth.generate(musesynth.load_model(parts_run, "cpu"), primer=winds, length=150, seed=0)[0]
+    assert [t.name for t in made.score.tracks] == ["Flute", "Oboe", "Bassoon"]
+    out = tmp_path / "fill"
+    assert main(["infill", "-c", str(parts_run), "--input", str(winds), "--bars", "2-3", "--parts", "bassoon",
+                 "-s", "1", "--no-wav", "--no-png", "-o", str(out), "-q"]) == 0
+    assert [t.name for t in symusic.Score(str(next(out.glob("*.mid")))).tracks] == ["Flute", "Oboe", "Bassoon"]
+    score = symusic.Score(str(winds))
+    score.tracks = score.tracks[::-1]  # Bassoon, Oboe, Flute
+    score.dump_midi(str(tmp_path / "up.mid"))
+    up = read_input(enc, str(tmp_path / "up.mid"))
+    assert np.array_equal(satb_layout(enc, up).ids, up)
+    score = symusic.Score(str(winds))
+    first = score.tracks[1].notes[0]
+    score.tracks[1].notes.append(symusic.Note(first.time, first.duration, first.pitch - 3, 80))  # the oboe's chord
+    score.dump_midi(str(tmp_path / "chord.mid"))
+    chord = read_input(enc, str(tmp_path / "chord.mid"))
+    assert np.array_equal(satb_layout(enc, chord).ids, chord)
+
+
+def test_the_lowest_of_instrument_lines_is_the_bass_unless_it_lies_in_the_middle_voices():
+    """A chorale's bass may sit at a median of 55, nearer the tenor's middle (58.5) than the bass's (50): as the
+    lowest line of three it is still the Bass. A trio of high lines (three flutes) is Soprano, Alto, Tenor."""
+    from musesynth.generate.layout import register_roles
+
+    def roles(*medians: int) -> list[int]:
+        part = np.repeat(np.arange(len(medians)), 4)
+        q = {"part": part, "pitch": np.repeat(medians, 4), "onset": np.tile(np.arange(4) * 12, len(medians)),
+             "duration": np.full(part.size, 12)}
+        return register_roles(q, np.full(len(medians), 4)).tolist()
+
+    assert roles(72, 64, 55) == [0, 1, 3]
+    assert roles(79, 74, 67) == [0, 1, 2]
+    assert roles(70, 50) == [0, 3]
+    assert roles(50, 70) == [4, 4]  # listed from the bottom: as read
+
+
 @pytest.mark.parametrize("asked, tracks", [("B", ["Soprano", "Alto", "Bass"]), (None, ["Soprano", "Alto", "Bass"]),
                                            ("T", ["Soprano", "Alto", "Tenor", "Bass"])])
 def test_infill_of_a_trio_keeps_its_tracks_and_can_add_the_missing_voice(asked, tracks, parts_run, bach_dir,

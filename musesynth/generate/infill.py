@@ -166,9 +166,11 @@ class PartLabels:
 
 
 def part_labels(enc: Parts, ids: np.ndarray, added: np.ndarray | None = None, source: symusic.Score | None = None,
-                own: dict[int, int] | None = None) -> PartLabels:
+                own: dict[int, int] | None = None, instruments: bool = False) -> PartLabels:
     """The parts of ``ids`` as the user knows them; with the input file ``source`` and each part's own track
-    (``infill_output.own_tracks``), by their tracks' order and names (without: in part order)."""
+    (``infill_output.own_tracks``), by their tracks' order and names (without: in part order). ``instruments``: the
+    piece's own parts sing no voice (laid out by register: a Flute, Oboe and Bassoon are named so, not Soprano,
+    Alto and Bass; a voice the layout added keeps its name)."""
     role, _ = enc.parts_of(ids)
     lacking = set() if added is None else set(added.tolist())
     order = [p for p in range(role.size) if p not in lacking]
@@ -177,7 +179,7 @@ def part_labels(enc: Parts, ids: np.ndarray, added: np.ndarray | None = None, so
         order = sorted(order, key=lambda p: own[p])  # the file's track order
         names = {p: source.tracks[own[p]].name.strip() for p in order}
     number = [order.index(p) + 1 if p in order else 0 for p in range(role.size)]
-    voice = [int(r) if r < OTHER else -1 for r in role]
+    voice = [int(r) if r < OTHER and not (instruments and number[p]) else -1 for p, r in enumerate(role)]
     label = [VOICES[voice[p]] if voice[p] >= 0 else names.get(p) or f"Part {number[p]}" for p in range(role.size)]
     return PartLabels(number, voice, label)
 
@@ -185,7 +187,8 @@ def part_labels(enc: Parts, ids: np.ndarray, added: np.ndarray | None = None, so
 def file_labels(enc: Encoding, source: symusic.Score, lay: Layout) -> PartLabels | None:
     """The laid-out parts of the input file ``source`` as its user knows them (None: a model without parts)."""
     parts = enc.parts()
-    return None if parts is None else part_labels(parts, lay.ids, lay.added, source, own_tracks(enc, source, lay))
+    return None if parts is None else part_labels(parts, lay.ids, lay.added, source, own_tracks(enc, source, lay),
+                                                  lay.by_register)
 
 
 def parse_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None = None,

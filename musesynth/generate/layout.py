@@ -10,11 +10,16 @@ continuations; harmonize writes all four itself) and drop it unless it was asked
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
+from musesynth.theory import SATB_RANGES
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.midi_io import OTHER, VOICES
+
+CENTRES = np.array([(lo + hi) / 2 for lo, hi in SATB_RANGES])  # each voice's place, by the middle of its range
+INVERSION = 2  # semitones a part's median may lie above the one listed before it and still read as below it
 
 
 @dataclass
@@ -29,6 +34,7 @@ class Layout:
     unheard: np.ndarray
     notes: np.ndarray | None = None
     places: np.ndarray | None = None  # each of the piece's parts' place in the laid-out piece (-1: left out)
+    by_register: bool = False  # the piece's parts are instruments, placed by register (``register_roles``)
 
     def place_of(self, parts: int) -> np.ndarray:
         """The laid-out place of each of the piece's ``parts`` parts (-1: left out)."""
@@ -53,6 +59,9 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
         return same
     q = parts.decode_quantized(ids)
     role = np.asarray(q["role"], np.int64)
+    by_register = bool((role == OTHER).all())
+    if by_register:
+        role = register_roles(q, role)
     first = np.array([r < OTHER and r not in role[:i] for i, r in enumerate(role)], bool)  # each voice's own part
     voices = role[first]
     if not 0 < voices.size < len(VOICES) or not (first.all() or parts.drop_extra):
@@ -71,7 +80,31 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     if not first.all() and not np.array_equal(parts.decode_quantized(laid)["onset"], q["onset"][keep]):
         return same
     return Layout(laid, np.setdiff1d(np.arange(len(VOICES)), voices), np.flatnonzero(~first),
-                  None if first.all() else keep, place)
+                  None if first.all() else keep, place, by_register)
+
+
+def register_roles(q: dict, role: np.ndarray) -> np.ndarray:
+    """The voices of a piece of instrument lines (a wind trio, a string quartet; no track named for a voice) by
+    register, when it lists them top first: the top line is the Soprano and the lowest the Bass unless it lies
+    nearer the middle voices (above the alto's middle, below the tenor's: a chorale's bass may sit at 55, nearer
+    the tenor's 58.5 than the bass's 50), a middle line the voice nearest (a Flute, Oboe and Bassoon: Soprano,
+    Alto and Bass); ``role`` as it is otherwise (a part that plays chords, more parts than voices, parts listed
+    from the bottom)."""
+    from musesynth.generate.voices import most_sounding
+
+    n, part = role.size, np.asarray(q["part"], np.int64)
+    if not 1 < n <= len(VOICES):
+        return role
+    pitch = np.asarray(q["pitch"], np.float64)
+    if any(not (part == p).any() or most_sounding(q["onset"][part == p], q["duration"][part == p]) > 1
+           for p in range(n)):
+        return role
+    median = np.array([np.median(pitch[part == p]) for p in range(n)])
+    if (np.diff(median) > INVERSION).any():
+        return role
+    ways = [c for c in combinations(range(len(VOICES)), n)  # the outer lines are the outer voices where they can be
+            if (c[0] == 0 or median[0] < CENTRES[1]) and (c[-1] == len(VOICES) - 1 or median[-1] > CENTRES[2])]
+    return np.array(min(ways, key=lambda c: np.abs(median - CENTRES[list(c)]).sum()), np.int64)
 
 
 def declared_parts(enc: Encoding, ids: np.ndarray) -> int | None:

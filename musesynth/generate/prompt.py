@@ -19,7 +19,7 @@ from musesynth.generate.model import Model
 from musesynth.generate.primer import clip_seconds
 from musesynth.generate.request import GenerationRequest
 from musesynth.tokenize import Encoding
-from musesynth.tokenize.midi_io import VOICES, load_score, part_tracks, score_parts
+from musesynth.tokenize.midi_io import OTHER, VOICES, load_score, part_tracks, score_parts
 
 
 @dataclass
@@ -116,11 +116,14 @@ def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
     if not added.size:
         read = part_tracks(score, parts.max_parts, parts.drop_extra)[0]
         return ids, none, [score.tracks[i].name for i in read]
+    read = part_tracks(score, parts.max_parts, parts.drop_extra)[0]
+    have = {int(p): score.tracks[i].name for p, i in zip(lay.place_of(len(read)).tolist(), read, strict=False)
+            if p >= 0}  # each part's place: its voice's, or its register's (a bassoon's the bass's)
     read = part_tracks(whole, parts.max_parts, parts.drop_extra)[0]
     role = score_parts(whole, parts.max_parts, parts.drop_extra)[1].role
-    have: dict[int, str] = {}
     for r, i in zip(role.tolist(), read, strict=False):
-        have.setdefault(int(r), whole.tracks[i].name)  # a voice's own track, not its second
+        if r < OTHER:
+            have.setdefault(int(r), whole.tracks[i].name)  # a voice's own track (not its second) entering later
     drop = added[~np.isin(added, list(have))]
     return laid, drop, [have.get(p, "") for p in range(len(VOICES)) if p not in drop]
 
