@@ -962,3 +962,24 @@ def test_a_lead_in_an_instrument_plays_before_fewer_voices_is_left_out_and_kept_
     assert np.allclose(a["time"][outside(a, src.ticks_per_quarter)] / src.ticks_per_quarter,
                        b["time"][outside(b, made.score.ticks_per_quarter)] / made.score.ticks_per_quarter)
     assert [(t.time, t.numerator, t.denominator) for t in made.score.time_signatures][:1] == [(0, 4, 4)]
+
+
+def test_a_drum_track_or_an_empty_one_chosen_as_the_melody_is_named_in_its_error(bach_dir, tmp_path, capsys):
+    """``--part Drums`` said "unknown part" with a listing that left the drums out, and ``--part 1`` (the chorales'
+    empty duplicate Soprano) said "the melody has no notes"; each now says what the track is and lists the tracks
+    to choose from. ``--part soprano`` takes the Soprano track with notes, whichever of the two comes first."""
+    score = symusic.Score(str(sorted(bach_dir.rglob("*.mid"))[1]))
+    drums = symusic.Track(name="Drums", program=0, is_drum=True)
+    drums.notes.append(symusic.Note(0, 480, 36, 100))
+    empty = next(t for t in score.tracks if not t.note_num())
+    score.tracks = [empty, *[t for t in score.tracks if t.note_num()], drums]
+    melody = tmp_path / "band.mid"
+    score.dump_midi(str(melody))
+    for part, said in [("Drums", "--part 'Drums': is a drum track: it has no melody to harmonise (tracks: 0:Soprano, "),
+                       ("0", "--part 0:Soprano: that track of band.mid has no notes (tracks with notes: 1:Soprano, "),
+                       ("9", "drum tracks are not counted")]:
+        assert main(["harmonize", "--melody", str(melody), "--part", part, "-o", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+    assert main(["harmonize", "--melody", str(melody), "--part", "soprano", "--no-wav", "--no-png", "-s", "1",
+                 "-o", str(tmp_path / "out"), "-q"]) == 0

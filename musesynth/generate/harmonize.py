@@ -215,13 +215,26 @@ def pick_track(score: symusic.Score, part: str | None, source: str) -> symusic.T
     if part.strip().lstrip("-").isdigit():
         i = int(part)
         if not 0 <= i < len(tracks):
+            drums = "; drum tracks are not counted" if len(tracks) < len(score.tracks) else ""
             raise BadRequest("part", f"{literal(part)}: unknown part in {literal(source)}, it has {len(tracks)} tracks "
-                                     f"(tracks: {literal(names)})")
-        return tracks[i]
+                                     f"(tracks: {literal(names)}{drums})")
+        return with_melody(tracks[i], f"{i}:{tracks[i].name or '(unnamed)'}", tracks, source)
     hit = [t for t in tracks if t.name.strip().lower() == part.strip().lower()]
     if not hit:
-        raise BadRequest("part", f"'{literal(part)}': unknown part in {literal(source)} (tracks: {literal(names)})")
-    return hit[0]
+        drums = any(t.is_drum and t.name.strip().lower() == part.strip().lower() for t in score.tracks)
+        what = "is a drum track: it has no melody to harmonise" if drums else f"unknown part in {literal(source)}"
+        raise BadRequest("part", f"'{literal(part)}': {what} (tracks: {literal(names)})")
+    hit.sort(key=lambda t: not t.note_num())  # of two tracks so named (the chorales' empty duplicate Soprano)
+    return with_melody(hit[0], hit[0].name, tracks, source)
+
+
+def with_melody(track: symusic.Track, label: str, tracks: list[symusic.Track], source: str) -> symusic.Track:
+    """``track``, the melody a user chose, if it has notes (else a one-line error naming those that do)."""
+    if track.note_num():
+        return track
+    playing = ", ".join(f"{i}:{t.name or '(unnamed)'}" for i, t in enumerate(tracks) if t.note_num()) or "none"
+    raise BadRequest("part", f"{literal(label)}: that track of {literal(source)} has no notes (tracks with notes: "
+                             f"{literal(playing)})")
 
 
 def chorale_score(name: str, part: str | None, as_voice: str | None = None) -> tuple[symusic.Score, int, str]:
