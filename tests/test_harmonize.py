@@ -620,7 +620,8 @@ def test_a_trio_of_instruments_is_laid_out_by_register(parts_run, bach_dir, tmp_
     places 0-2: the shipped model rewrote the bassoon's bars 2-5 at median MIDI 59.5 (the tenor's register; Bach's
     notes there: 51.3) and continued it at 58.1. By register they are the Soprano, Alto and Bass, as the named trio
     is (51.9 and 50.6 now): the same laid-out piece, the tracks' names and order kept, the tenor the model writes
-    beside them dropped. A trio listed from the bottom, or one whose part plays chords, is left as it is."""
+    beside them dropped. Listed from the bottom, they are laid out by their medians the same way; a trio whose
+    part plays chords is left as it is."""
     import musesynth
     from musesynth.generate.infill import read_input
     from musesynth.generate.layout import satb_layout
@@ -641,14 +642,56 @@ def test_a_trio_of_instruments_is_laid_out_by_register(parts_run, bach_dir, tmp_
     score = symusic.Score(str(winds))
     score.tracks = score.tracks[::-1]  # Bassoon, Oboe, Flute
     score.dump_midi(str(tmp_path / "up.mid"))
-    up = read_input(enc, str(tmp_path / "up.mid"))
-    assert np.array_equal(satb_layout(enc, up).ids, up)
+    up = satb_layout(enc, read_input(enc, str(tmp_path / "up.mid")))
+    assert up.place_of(3).tolist() == [3, 1, 0] and np.array_equal(up.ids, named.ids)
     score = symusic.Score(str(winds))
     first = score.tracks[1].notes[0]
     score.tracks[1].notes.append(symusic.Note(first.time, first.duration, first.pitch - 3, 80))  # the oboe's chord
     score.dump_midi(str(tmp_path / "chord.mid"))
     chord = read_input(enc, str(tmp_path / "chord.mid"))
     assert np.array_equal(satb_layout(enc, chord).ids, chord)
+
+
+def test_a_quartet_listed_from_the_cello_is_rewritten_and_continued_in_its_lines_places(parts_run, bach_dir,
+                                                                                       tmp_path):
+    """A string quartet listed Cello, Viola, Violin II, Violin I was read with its cello in the soprano's place:
+    the shipped model rewrote the cello's bars 2-5 at median MIDI 72 (Bach's notes: 50.7), now 52.6. Its notes
+    come back in the laid-out order (violin first at an onset), so infill keeps every other note exactly and a
+    continuation names each line's track by its own line (before, the Violin I's line came out named Cello)."""
+    import musesynth
+    from musesynth.generate.infill import read_input
+    from musesynth.generate.layout import satb_layout
+
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor",
+                                                                                       "Bass"])
+    score = symusic.Score(str(piece))
+    score.tracks = [t for t in score.tracks if t.note_num()][::-1]
+    names = ["Cello", "Viola", "Violin II", "Violin I"]
+    for t, name, program in zip(score.tracks, names, (42, 41, 40, 40), strict=True):
+        t.name, t.program = name, program
+    quartet = tmp_path / "quartet.mid"
+    score.dump_midi(str(quartet))
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    ids = read_input(enc, str(quartet))
+    lay = satb_layout(enc, ids)
+    assert lay.place_of(4).tolist() == [3, 2, 1, 0] and lay.added.size == 0 and lay.notes is not None
+    parts = enc.parts()
+    before, after = parts.decode_quantized(ids), parts.decode_quantized(lay.ids)
+    assert np.array_equal(before["pitch"][lay.notes], after["pitch"])
+    out = tmp_path / "fill"
+    assert main(["infill", "-c", str(parts_run), "--input", str(quartet), "--bars", "2-3", "--parts", "cello",
+                 "-s", "1", "--no-wav", "--no-png", "-o", str(out), "-q"]) == 0
+    made = symusic.Score(str(next(out.glob("*.mid"))))
+    assert [t.name for t in made.tracks] == names
+    for given, back in zip(score.tracks[1:], made.tracks[1:], strict=True):
+        assert np.array_equal(beats(score, given), beats(made, back))
+    cont = musesynth.generate(musesynth.load_model(parts_run, "cpu"), primer=quartet, length=60, seed=0)[0]
+    tracks = {t.name: t for t in cont.score.tracks}
+    for given in score.tracks:  # each track opens with its own line's notes
+        n, g = tracks[given.name].notes.numpy(), given.notes.numpy()
+        assert tracks[given.name].program == given.program
+        assert np.array_equal(n["pitch"][:4], g["pitch"][:4]), given.name
 
 
 def test_the_lowest_of_instrument_lines_is_the_bass_unless_it_lies_in_the_middle_voices():
@@ -665,7 +708,8 @@ def test_the_lowest_of_instrument_lines_is_the_bass_unless_it_lies_in_the_middle
     assert roles(72, 64, 55) == [0, 1, 3]
     assert roles(79, 74, 67) == [0, 1, 2]
     assert roles(70, 50) == [0, 3]
-    assert roles(50, 70) == [4, 4]  # listed from the bottom: as read
+    assert roles(50, 70) == [3, 0]  # listed from the bottom: by the medians
+    assert roles(64, 66, 50) == [0, 1, 3]  # two lines crossing a little keep the order listed
 
 
 @pytest.mark.parametrize("asked, tracks", [("B", ["Soprano", "Alto", "Bass"]), (None, ["Soprano", "Alto", "Bass"]),

@@ -26,8 +26,10 @@ INVERSION = 2  # semitones a part's median may lie above the one listed before i
 class Layout:
     """A piece (token ids, natural order) in the places a model of four parts learnt: the places added (voices
     the piece lacks, empty), the piece's parts left out (instruments and a voice's second track, by their index in
-    the piece's part order: a caller copies them as they are), which of the piece's notes (in decoding order)
-    the laid-out piece holds (None: all, in the same order), and where each of the piece's parts went."""
+    the piece's part order: a caller copies them as they are), which of the piece's notes (their indices in its
+    decoding order, in the laid-out piece's order: a quartet listed from the cello writes its notes at an onset
+    from the violin now) the laid-out piece holds (None: all, in the same order), and where each of the piece's
+    parts went."""
 
     ids: np.ndarray
     added: np.ndarray
@@ -64,32 +66,37 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
         role = register_roles(q, role)
     first = np.array([r < OTHER and r not in role[:i] for i, r in enumerate(role)], bool)  # each voice's own part
     voices = role[first]
-    if not 0 < voices.size < len(VOICES) or not (first.all() or parts.drop_extra):
+    if not voices.size or np.array_equal(voices, np.arange(len(VOICES))) or not (first.all() or parts.drop_extra):
         return same
     if voices.size < 2 and not first.all():  # one "Bass" among a band's tracks: not a choir missing voices
         return same
     part = np.asarray(q["part"], np.int64)
-    keep = first[part]
     place = np.full(role.size, -1, np.int64)
     place[first] = voices
+    held = np.flatnonzero(first[part])  # the notes laid out, in the order the laid-out piece writes them
+    held = held[parts.note_order(q["onset"][held], place[part[held]], q["pitch"][held])]
     program = np.zeros(len(VOICES), np.int64)
     program[voices] = np.asarray(q["program"], np.int64)[first]
-    laid = parts.encode_quantized({**q, **{k: np.asarray(q[k])[keep] for k in ("onset", "pitch", "duration")},
-                                   "part": place[part[keep]], "role": np.arange(len(VOICES), dtype=np.int64),
+    laid = parts.encode_quantized({**q, **{k: np.asarray(q[k])[held] for k in ("onset", "pitch", "duration")},
+                                   "part": place[part[held]], "role": np.arange(len(VOICES), dtype=np.int64),
                                    "program": program})
-    if not first.all() and not np.array_equal(parts.decode_quantized(laid)["onset"], q["onset"][keep]):
+    same_order = held.size == part.size and bool((held == np.arange(held.size)).all())
+    back = parts.decode_quantized(laid)
+    if not same_order and not (np.array_equal(back["onset"], q["onset"][held])
+                               and np.array_equal(back["pitch"], q["pitch"][held])):
         return same
     return Layout(laid, np.setdiff1d(np.arange(len(VOICES)), voices), np.flatnonzero(~first),
-                  None if first.all() else keep, place, by_register)
+                  None if same_order else held, place, by_register)
 
 
 def register_roles(q: dict, role: np.ndarray) -> np.ndarray:
     """The voices of a piece of instrument lines (a wind trio, a string quartet; no track named for a voice) by
-    register, when it lists them top first: the top line is the Soprano and the lowest the Bass unless it lies
-    nearer the middle voices (above the alto's middle, below the tenor's: a chorale's bass may sit at 55, nearer
-    the tenor's 58.5 than the bass's 50), a middle line the voice nearest (a Flute, Oboe and Bassoon: Soprano,
-    Alto and Bass); ``role`` as it is otherwise (a part that plays chords, more parts than voices, parts listed
-    from the bottom)."""
+    register: the top line is the Soprano and the lowest the Bass unless it lies nearer the middle voices (above
+    the alto's middle, below the tenor's: a chorale's bass may sit at 55, nearer the tenor's 58.5 than the bass's
+    50), a middle line the voice nearest (a Flute, Oboe and Bassoon: Soprano, Alto and Bass). Lines are taken
+    from the top in the order listed where their medians agree with it (two violins crossing keep their order),
+    else by their medians (a quartet listed Cello first: read in places 0-3, its cello was rewritten at median
+    MIDI 72); ``role`` as it is where a part plays chords or there are more parts than voices."""
     from musesynth.generate.voices import most_sounding
 
     n, part = role.size, np.asarray(q["part"], np.int64)
@@ -100,11 +107,13 @@ def register_roles(q: dict, role: np.ndarray) -> np.ndarray:
            for p in range(n)):
         return role
     median = np.array([np.median(pitch[part == p]) for p in range(n)])
-    if (np.diff(median) > INVERSION).any():
-        return role
+    top = np.arange(n) if not (np.diff(median) > INVERSION).any() else np.argsort(-median, kind="stable")
+    m = median[top]
     ways = [c for c in combinations(range(len(VOICES)), n)  # the outer lines are the outer voices where they can be
-            if (c[0] == 0 or median[0] < CENTRES[1]) and (c[-1] == len(VOICES) - 1 or median[-1] > CENTRES[2])]
-    return np.array(min(ways, key=lambda c: np.abs(median - CENTRES[list(c)]).sum()), np.int64)
+            if (c[0] == 0 or m[0] < CENTRES[1]) and (c[-1] == len(VOICES) - 1 or m[-1] > CENTRES[2])]
+    out = np.empty(n, np.int64)
+    out[top] = min(ways, key=lambda c: np.abs(m - CENTRES[list(c)]).sum())
+    return out
 
 
 def declared_parts(enc: Encoding, ids: np.ndarray) -> int | None:

@@ -113,10 +113,9 @@ def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
         return ids, none, []
     lay = satb_layout(enc, ids)  # an instrument beside the voices is left out of the continuation
     laid, added = lay.ids, lay.added
-    if not added.size:
-        read = part_tracks(score, parts.max_parts, parts.drop_extra)[0]
-        return ids, none, [score.tracks[i].name for i in read]
     read = part_tracks(score, parts.max_parts, parts.drop_extra)[0]
+    if laid is ids:
+        return ids, none, [score.tracks[i].name for i in read]
     have = {int(p): score.tracks[i].name for p, i in zip(lay.place_of(len(read)).tolist(), read, strict=False)
             if p >= 0}  # each part's place: its voice's, or its register's (a bassoon's the bass's)
     read = part_tracks(whole, parts.max_parts, parts.drop_extra)[0]
