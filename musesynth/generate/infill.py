@@ -61,7 +61,7 @@ from musesynth.generate.particles import check_particles, decode_particles
 from musesynth.generate.request import cli_flag, fresh_seed
 from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
-from musesynth.generate.voices import PITCHES, Fixed, Frame, VoiceConstraint, most_sounding
+from musesynth.generate.voices import PITCHES, Fixed, Frame, VoiceConstraint, one_line
 from musesynth.outputs import WrittenScore, check_writable_dir
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import BarInfill, Parts
@@ -75,6 +75,7 @@ from musesynth.tokenize.midi_io import (
     score_parts,
     stretch_over_cap,
     voice_named,
+    voice_role,
 )
 from musesynth.tokenize.parts import T_CHORD
 
@@ -166,11 +167,11 @@ class PartLabels:
 
 
 def part_labels(enc: Parts, ids: np.ndarray, added: np.ndarray | None = None, source: symusic.Score | None = None,
-                own: dict[int, int] | None = None, instruments: bool = False) -> PartLabels:
+                own: dict[int, int] | None = None) -> PartLabels:
     """The parts of ``ids`` as the user knows them; with the input file ``source`` and each part's own track
-    (``infill_output.own_tracks``), by their tracks' order and names (without: in part order). ``instruments``: the
-    piece's own parts sing no voice (laid out by register: a Flute, Oboe and Bassoon are named so, not Soprano,
-    Alto and Bass; a voice the layout added keeps its name)."""
+    (``infill_output.own_tracks``), by their tracks' order and names (without: in part order). A track named for
+    no voice keeps its name, even where the layout gave it a voice's place (a wind trio laid out by register:
+    Flute, Oboe and Bassoon, which S, A and B name too)."""
     role, _ = enc.parts_of(ids)
     lacking = set() if added is None else set(added.tolist())
     order = [p for p in range(role.size) if p not in lacking]
@@ -179,16 +180,16 @@ def part_labels(enc: Parts, ids: np.ndarray, added: np.ndarray | None = None, so
         order = sorted(order, key=lambda p: own[p])  # the file's track order
         names = {p: source.tracks[own[p]].name.strip() for p in order}
     number = [order.index(p) + 1 if p in order else 0 for p in range(role.size)]
-    voice = [int(r) if r < OTHER and not (instruments and number[p]) else -1 for p, r in enumerate(role)]
-    label = [VOICES[voice[p]] if voice[p] >= 0 else names.get(p) or f"Part {number[p]}" for p in range(role.size)]
+    voice = [int(r) if r < OTHER else -1 for r in role]
+    own_name = [names.get(p, "") if voice_role(names.get(p, "")) == OTHER else "" for p in range(role.size)]
+    label = [own_name[p] or (VOICES[voice[p]] if voice[p] >= 0 else f"Part {number[p]}") for p in range(role.size)]
     return PartLabels(number, voice, label)
 
 
 def file_labels(enc: Encoding, source: symusic.Score, lay: Layout) -> PartLabels | None:
     """The laid-out parts of the input file ``source`` as its user knows them (None: a model without parts)."""
     parts = enc.parts()
-    return None if parts is None else part_labels(parts, lay.ids, lay.added, source, own_tracks(enc, source, lay),
-                                                  lay.by_register)
+    return None if parts is None else part_labels(parts, lay.ids, lay.added, source, own_tracks(enc, source, lay))
 
 
 def parse_parts(text: str, enc: Parts, ids: np.ndarray, added: np.ndarray | None = None,
@@ -214,7 +215,8 @@ def named_parts(text: str, labels: PartLabels) -> tuple[list[int], list[int]]:
         if not hit and w.isascii() and w.isdigit() and 1 <= int(w) <= len(own):
             hit = [own[int(w) - 1]]
         if not hit:
-            listed = literal(", ".join(labels.label[p] for p in own) or "none")
+            listed = literal(", ".join(labels.label[p] + (f" ({VOICES[labels.voice[p]][0]})" if labels.voice[p] >= 0
+                                   and labels.label[p] != VOICES[labels.voice[p]] else "") for p in own) or "none")
             sung = ", ".join(VOICES[v][0] for v in sorted({v for v in labels.voice if v >= 0}))
             by = f"its voice ({sung}), " if sung else ""
             raise BadRequest("parts", f"'{literal(w)}': the piece has no such part (its parts: {listed}; "
@@ -337,10 +339,12 @@ def one_line_parts(enc: Encoding, q: dict[str, Any]) -> list[int]:
     chorale's voices, a folk tune, a wind trio): a plain fill of them is written under the voice rules, one note
     at a time per part (before, a fill wrote chords into a one-line tune); [] where a part plays chords (a
     piano's: the fill keeps them)."""
-    if enc.parts() is None:
+    parts = enc.parts()
+    if parts is None:
         return []
     n, part = len(q["role"]), np.asarray(q["part"], np.int64)
-    one = all(most_sounding(q["onset"][part == p], q["duration"][part == p]) <= 1 for p in range(n))
+    legato = parts.resolution // 4  # a note held a 16th into the next is still one line (DAW or played legato)
+    one = all(one_line(q["onset"][part == p], q["duration"][part == p], legato) for p in range(n))
     return list(range(n)) if n and one else []
 
 

@@ -61,9 +61,10 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
         return same
     q = parts.decode_quantized(ids)
     role = np.asarray(q["role"], np.int64)
-    by_register = bool((role == OTHER).all())
+    by_register = bool((role == OTHER).any() and (role < OTHER).sum() <= 1)
     if by_register:
-        role = register_roles(q, role)
+        role = register_roles(q, role, parts.resolution // 4)
+        by_register = bool((role < OTHER).all())
     first = np.array([r < OTHER and r not in role[:i] for i, r in enumerate(role)], bool)  # each voice's own part
     voices = role[first]
     if not voices.size or np.array_equal(voices, np.arange(len(VOICES))) or not (first.all() or parts.drop_extra):
@@ -89,30 +90,37 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
                   None if same_order else held, place, by_register)
 
 
-def register_roles(q: dict, role: np.ndarray) -> np.ndarray:
-    """The voices of a piece of instrument lines (a wind trio, a string quartet; no track named for a voice) by
-    register: the top line is the Soprano and the lowest the Bass unless it lies nearer the middle voices (above
-    the alto's middle, below the tenor's: a chorale's bass may sit at 55, nearer the tenor's 58.5 than the bass's
-    50), a middle line the voice nearest (a Flute, Oboe and Bassoon: Soprano, Alto and Bass). Lines are taken
-    from the top in the order listed where their medians agree with it (two violins crossing keep their order),
-    else by their medians (a quartet listed Cello first: read in places 0-3, its cello was rewritten at median
-    MIDI 72); ``role`` as it is where a part plays chords or there are more parts than voices."""
-    from musesynth.generate.voices import most_sounding
+def register_roles(q: dict, role: np.ndarray, legato: int) -> np.ndarray:
+    """The voices of a piece of instrument lines (a wind trio, a string quartet; no track named for a voice, or one:
+    a trio's output with the tenor ``--parts T`` added) by register: the top line is the Soprano and the lowest the
+    Bass unless it lies nearer the middle voices (above the alto's middle, below the tenor's: a chorale's bass may
+    sit at 55, nearer the tenor's 58.5 than the bass's 50), a middle line the voice nearest (a Flute, Oboe and
+    Bassoon: Soprano, Alto and Bass), a named voice in its own place. Lines are taken from the top in the order
+    listed where their medians agree with it (two violins crossing keep their order), else by their medians (a
+    quartet listed Cello first: read in places 0-3, its cello was rewritten at median MIDI 72); ``role`` as it is
+    where a part plays chords (held up to ``legato`` steps into the next note counts as one line) or there are
+    more parts than voices."""
+    from musesynth.generate.voices import one_line
 
     n, part = role.size, np.asarray(q["part"], np.int64)
-    if not 1 < n <= len(VOICES):
+    if not 1 < n <= len(VOICES) or any(not one_line(q["onset"][part == p], q["duration"][part == p], legato)
+                                       for p in range(n)):
         return role
     pitch = np.asarray(q["pitch"], np.float64)
-    if any(not (part == p).any() or most_sounding(q["onset"][part == p], q["duration"][part == p]) > 1
-           for p in range(n)):
+    free = np.flatnonzero(role >= OTHER)
+    median = np.array([np.median(pitch[part == p]) if (part == p).any() else np.nan for p in free])
+    if np.isnan(median).any():
         return role
-    median = np.array([np.median(pitch[part == p]) for p in range(n)])
-    top = np.arange(n) if not (np.diff(median) > INVERSION).any() else np.argsort(-median, kind="stable")
+    listed = not (np.diff(median) > INVERSION).any()
+    top = np.arange(free.size) if listed else np.argsort(-median, kind="stable")
     m = median[top]
-    ways = [c for c in combinations(range(len(VOICES)), n)  # the outer lines are the outer voices where they can be
-            if (c[0] == 0 or m[0] < CENTRES[1]) and (c[-1] == len(VOICES) - 1 or m[-1] > CENTRES[2])]
-    out = np.empty(n, np.int64)
-    out[top] = min(ways, key=lambda c: np.abs(m - CENTRES[list(c)]).sum())
+    places = [p for p in range(len(VOICES)) if p not in role]
+    ways = list(combinations(places, free.size))
+    outer = [c for c in ways  # the outer lines are the outer voices where they can be
+             if (c[0] == 0 or m[0] < CENTRES[1] or 0 not in places)
+             and (c[-1] == len(VOICES) - 1 or m[-1] > CENTRES[2] or len(VOICES) - 1 not in places)]
+    out = role.copy()
+    out[free[top]] = min(outer or ways, key=lambda c: np.abs(m - CENTRES[list(c)]).sum())
     return out
 
 

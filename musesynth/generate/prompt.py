@@ -19,7 +19,10 @@ from musesynth.generate.model import Model
 from musesynth.generate.primer import clip_seconds
 from musesynth.generate.request import GenerationRequest
 from musesynth.tokenize import Encoding
+from musesynth.tokenize.base import Parts
+from musesynth.tokenize.meter import T_BAR
 from musesynth.tokenize.midi_io import OTHER, VOICES, load_score, part_tracks, score_parts
+from musesynth.tokenize.parts import T_PART, T_PROGRAM
 
 
 @dataclass
@@ -116,15 +119,35 @@ def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
     read = part_tracks(score, parts.max_parts, parts.drop_extra)[0]
     if laid is ids:
         return ids, none, [score.tracks[i].name for i in read]
-    have = {int(p): score.tracks[i].name for p, i in zip(lay.place_of(len(read)).tolist(), read, strict=False)
+    have = {int(p): score.tracks[i] for p, i in zip(lay.place_of(len(read)).tolist(), read, strict=False)
             if p >= 0}  # each part's place: its voice's, or its register's (a bassoon's the bass's)
     read = part_tracks(whole, parts.max_parts, parts.drop_extra)[0]
     role = score_parts(whole, parts.max_parts, parts.drop_extra)[1].role
     for r, i in zip(role.tolist(), read, strict=False):
         if r < OTHER:
-            have.setdefault(int(r), whole.tracks[i].name)  # a voice's own track (not its second) entering later
+            have.setdefault(int(r), whole.tracks[i])  # a voice's own track (not its second) entering later
+    if lay.by_register and not np.isin(added, list(have)).all():  # an instrument entering later: by register too
+        whole_lay = satb_layout(enc, enc.encode(whole))
+        for p, i in zip(whole_lay.place_of(len(read)).tolist(), read, strict=False):
+            if whole_lay.by_register and p >= 0 and whole.tracks[i].name not in {t.name for t in have.values()}:
+                have.setdefault(int(p), whole.tracks[i])
     drop = added[~np.isin(added, list(have))]
-    return laid, drop, [have.get(p, "") for p in range(len(VOICES)) if p not in drop]
+    later = {p: have[p].program for p in added.tolist() if p in have}  # entering later: the file's programs
+    return with_programs(parts, laid, later), drop, [have[p].name if p in have else "" for p in range(len(VOICES))
+                                                      if p not in drop]
+
+
+def with_programs(parts: Parts, ids: np.ndarray, programs: dict[int, int]) -> np.ndarray:
+    """``ids`` with the header's PROGRAM of each part in ``programs`` (its place -> a General MIDI program): a
+    voice or instrument entering after the primer plays its own track's program (it came out as program 0)."""
+    typ = parts.token_type[ids]
+    bar = np.flatnonzero(typ == T_BAR)
+    at = np.flatnonzero(typ[: bar[0] if bar.size else ids.size] == T_PART) + 1
+    out = ids.copy()
+    for p, program in programs.items():
+        if p < at.size and at[p] < ids.size and typ[at[p]] == T_PROGRAM:
+            out[at[p]] = parts.program0 + program
+    return out
 
 
 def check_fits(rows: np.ndarray, seq_len: int, primer_tokens: int | None = None) -> np.ndarray:

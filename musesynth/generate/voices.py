@@ -284,6 +284,19 @@ def most_sounding(onset: np.ndarray, duration: np.ndarray) -> int:
     return int(np.cumsum(d[order]).max())
 
 
+def one_line(onset: np.ndarray, duration: np.ndarray, legato: int) -> bool:
+    """Whether a part plays one note at a time, a note held up to ``legato`` past the next one's start counting as
+    ended there (legato playing: a trio's lines each held a 16th of a beat longer, as a DAW or a player does, read
+    as chords, so the trio was not laid out as voices)."""
+    o = np.argsort(onset, kind="stable")
+    start, end = onset[o], onset[o] + duration[o]
+    if (np.diff(start) == 0).any():
+        return False  # two notes struck at once: a chord
+    nxt = np.r_[start[1:], np.iinfo(np.int64).max]
+    end = np.where((end > nxt) & (end - nxt <= legato), nxt, end)
+    return most_sounding(start, end - start) <= 1
+
+
 class OneNotePerVoice(RowState):
     """Free generation (a continuation, a piece from nothing) with a parts model: a part the header names as a
     voice (Soprano, Alto, Tenor, Bass) starts a note only when its last note has ended, never moves in parallel
