@@ -846,10 +846,14 @@ def test_parts_of_a_trio_are_numbered_and_listed_as_the_piece_has_them(parts_run
 
 
 def band(bach_dir: Path, tmp_path: Path) -> Path:
-    """A chorale's lines as a band: "Lead Vocal" (the soprano), "Piano" (the alto), "Bass" (program 33) and drums."""
+    """A chorale's lines as a band: "Lead Vocal" (the soprano), "Piano" (the alto, with a few chords: a band's
+    piano; a piano playing one line would be laid out by register, as a trio of instruments), "Bass" (program 33)
+    and drums."""
     given = symusic.Score(str(trio(bach_dir, tmp_path)))
     for t, (name, program) in zip(given.tracks, [("Lead Vocal", 54), ("Piano", 0), ("Bass", 33)], strict=True):
         t.name, t.program = name, program
+    piano = given.tracks[1]
+    piano.notes.extend(symusic.Note(n.time, n.duration, n.pitch - 3, n.velocity) for n in list(piano.notes)[:4])
     kit = symusic.Track("Drums", 0, True)
     kit.notes.extend(symusic.Note(int(t), 120, 36, 100) for t in given.tracks[0].notes.numpy()["time"][::2])
     given.tracks.append(kit)
