@@ -266,7 +266,7 @@ class FillConstraint:
     than ``bar_len``), exactly ``n_bars`` bar lines, then FILL_END (which may come wherever a bar line could)."""
 
     def __init__(self, enc: Encoding, n_bars: int, bar_len: int, batch: int, device: torch.device,
-                 n_parts: int | None = None) -> None:
+                 n_parts: int | None = None, open_first: bool = False) -> None:
         inf = infilling(enc)
         typ = torch.as_tensor(inf.token_type, device=device)
         self.keep = torch.isin(typ, torch.tensor([T_BAR, T_POS, T_NOTE, T_DUR, T_PHRASE, T_CHORD], device=device))
@@ -282,6 +282,7 @@ class FillConstraint:
         self.count = torch.zeros(batch, dtype=torch.long, device=device)
         self.first = True  # the middle opens with the span's first bar line (the prompt ends inside the prefix)
         self.last = torch.full((batch,), -1, dtype=torch.long, device=device)  # position in the bar so far
+        self.open_first = open_first  # the first bar opens with POS_0 (``opens_full_bar``)
 
     def allowed(self, allowed: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor:
         if self.first:
@@ -290,6 +291,10 @@ class FillConstraint:
             return only
         base = (allowed & self.keep) if allowed is not None else self.keep.expand(prev.shape[0], -1).clone()
         base &= ~(self.is_pos[None, :] & (self.pos[None, :] <= self.last[:, None]))
+        if self.open_first:
+            waiting = ((self.count == 1) & (self.last < 0))[:, None]
+            base &= ~(waiting & (self.is_pos & (self.pos > 0))[None, :])
+            base[:, self.bar] &= ~waiting[:, 0]
         done = self.count >= self.n
         can_end = base[:, self.bar].clone()
         base[:, self.bar] &= ~done
@@ -318,7 +323,8 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
     ids, shift = to_frame(enc, span.ids, key_frames) if key_frames else (span.ids, 0)
     constraint: FillConstraint | VoiceConstraint = (
         parts_constraint(enc, replace(span, ids=ids), free, num_samples * particles) if free
-        else FillConstraint(enc, span.n_bars, bar_len, num_samples, device, declared_parts(enc, ids)))
+        else FillConstraint(enc, span.n_bars, bar_len, num_samples, device, declared_parts(enc, ids),
+                            opens_full_bar(span, inf.decode_quantized(span.ids))))
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
     # no repeat copier (a fill is short) and no ending ramp: the constraint decides where a fill ends
     spec = DecodeSpec(enc.grammar(), inf.fill_end_id, seq_len, keys=enc.key_spec())
@@ -359,12 +365,20 @@ def parts_constraint(enc: Encoding, span: Span, free: list[int], batch: int) -> 
     kept = inside & ~np.isin(q["part"], free)
     fixed = Fixed.of(e, q["onset"][kept], q["part"][kept], q["pitch"][kept], q["duration"][kept])
     frame = Frame(span.ids, span.first, span.n_bars, opened=False, timesigs=False, start=max(s, int(q["offset"])),
-                  end=end, min_bars=span.n_bars, close_id=infilling(enc).fill_end_id)
+                  end=end, min_bars=span.n_bars, close_id=infilling(enc).fill_end_id,
+                  open_at=s if opens_full_bar(span, q) and not kept.any() else None)
     c = VoiceConstraint(e, frame, fixed, free, batch)
     held = (q["onset"] < s) & (q["onset"] + q["duration"] > s) & np.isin(q["part"], free)
     for p, until in zip(q["part"][held].tolist(), (q["onset"] + q["duration"])[held].tolist(), strict=True):
         c.hold(p, until)
     return c
+
+
+def opens_full_bar(span: Span, q: dict[str, Any]) -> bool:
+    """Whether the span opens the piece with a full bar (no pickup: a note at time 0), which a plain fill must open
+    with a note too: with no bar before it, the model read bar 1 as the pickup most chorales have (the shipped
+    model's ``--bars 1`` of bwv10.7 wrote every voice's one note on beat 4, seeds 1-5, and on 7 of 8 chorales)."""
+    return span.first == 0 and int(q["offset"]) == 0 and bool((np.asarray(q["onset"]) == 0).any())
 
 
 def splice(enc: Encoding, span: Span, fill: np.ndarray) -> np.ndarray:

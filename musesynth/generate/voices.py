@@ -75,6 +75,7 @@ class Frame:
     min_bars: int  # bar lines to write before the stream may close
     close_id: int  # EOS or FILL_END
     phrases: np.ndarray | None = None  # fermata onsets to write (a PHRASE there and nowhere else); None: free
+    open_at: int | None = None  # the first onset comes here, none later (bar 1 of a piece with no pickup)
 
 
 RANGE_MARGIN = 3  # semitones a written voice may go beyond theory's SATB ranges (Bach's go a step or two past)
@@ -184,10 +185,13 @@ class VoiceConstraint(RowState):
             k = np.arange(pos + 1, int(self.bar_len[b]))
             t = self.bar_start[b] + k
             ok = (t < f.end) & (t >= f.start)
+            waiting = f.open_at is not None and self.bar_start[b] + pos < f.open_at
+            if waiting:  # without a bar before it the model took bar 1 for a pickup: notes on beat 4 only
+                ok &= t <= f.open_at
             if due is not None:
                 ok &= t <= due
             m[self.pos_ids[k[ok]]] = True
-            if b < self.last_bar and (due is None or self.bar_start[b + 1] <= due):
+            if b < self.last_bar and (due is None or self.bar_start[b + 1] <= due) and not waiting:
                 m[e.bar_id] = True
             if due is None and self.bars_written[i] >= f.min_bars:
                 m[f.close_id] = True
