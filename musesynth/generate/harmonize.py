@@ -422,10 +422,12 @@ def full_durations(enc: Parts, score: symusic.Score, d: dict[str, Any]) -> np.nd
 
 
 def melody_constraint(enc: Parts, sk: Skeleton, batch: int) -> VoiceConstraint:
-    """Every melody note and fermata as given, the other voices free under it, bars and meter as the melody's."""
+    """Every melody note and fermata as given, the other voices free under it (from its first note: in a 3/4 tune
+    entering on beat 3 the voices sang beats 1 and 2 alone, as no chorale's do), bars and meter as the melody's."""
     fixed = Fixed.of(enc, sk.onset, np.full(sk.onset.size, sk.melody_part), sk.pitch, sk.duration)
     free = [p for p in range(sk.roles.size) if p != sk.melody_part]  # all: the ones not asked for are dropped after
-    frame = Frame(sk.ids, 0, int((sk.ids == enc.bar_id).sum()), opened=True, timesigs=True, start=sk.offset,
+    start = max(sk.offset, int(sk.onset.min())) if sk.onset.size else sk.offset
+    frame = Frame(sk.ids, 0, int((sk.ids == enc.bar_id).sum()), opened=True, timesigs=True, start=start,
                   end=int((sk.onset + sk.duration).max()), min_bars=0, close_id=enc.eos_id,
                   phrases=enc.decode_quantized(sk.ids)["phrase_step"])
     return VoiceConstraint(enc, frame, fixed, free, batch)
