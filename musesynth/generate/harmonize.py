@@ -494,6 +494,7 @@ class Melody:
     top_line: dict[str, int] | None
     voice_from: str = "name"  # where its voice came from: "option", "name" or "register"
     program: int = 0  # the melody track's General MIDI program (a violin's 40), kept on its track
+    tempos: tuple[np.ndarray, np.ndarray, int] | None = None  # the file's tempo map: ticks, quarter-note BPM, tpq
 
 
 def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
@@ -528,7 +529,20 @@ def read_melody(opt: HarmonizeOptions, parts: Parts, ckpt: str) -> Melody:
         key = key_name(*moved_key(found, shift)) if found else None
     sk = melody_skeleton(parts, score.shift_pitch(shift), voice, voices, key, source)  # check_range: in MIDI
     sk.legato += legato
-    return Melody(sk, voice, voices, source, shift, top, origin, int(score.tracks[0].program))
+    tm = score.tempos.numpy()
+    tempos = (tm["time"].astype(np.int64), np.asarray(tm["mspq"], np.float64), score.ticks_per_quarter)
+    return Melody(sk, voice, voices, source, shift, top, origin, int(score.tracks[0].program), tempos)
+
+
+def with_tempos(score: symusic.Score, tempos: tuple[np.ndarray, np.ndarray, int] | None) -> symusic.Score:
+    """``score`` (on the melody's beats) with the melody file's own tempo map: the encoding keeps tempos in bins
+    (100 BPM came back as 100.91, 150 as 151.2), so the voices drifted against the user's track in a DAW."""
+    if tempos is None or not tempos[0].size:
+        return score
+    time, mspq, tpq = tempos
+    score.tempos = symusic.Tempo.from_numpy(time=np.rint(time * score.ticks_per_quarter / tpq).astype(np.int32),
+                                            mspq=mspq.astype(np.int32))
+    return score
 
 
 def check_no_zero_length(score: symusic.Score, source: str) -> None:
@@ -606,7 +620,7 @@ def harmonizations(opt: HarmonizeOptions, progress: Callable[[float], None] | No
                 "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
                              "particles": opt.particles},
                 "generation_seconds": round(dt, 3), "encoding": enc.name}
-        written = e.score_of(q)
+        written = with_tempos(e.score_of(q), mel.tempos)
         info["seconds"] = seconds_of(written)
         s = opt.sampling
         title = f"{meta.family} | {source} harmonized ({names}) | T={s.temperature} k={s.top_k} p={s.top_p} " \
