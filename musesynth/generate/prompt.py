@@ -97,9 +97,12 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
                             f"{type(exc).__name__}: {exc}") from None
     laid, added, names = primer_layout(enc, ids, score, whole)
     keep = tokens if tokens is not None else None if seconds is not None else seq_len // 2
-    cut = laid[:-1][:keep]  # drop EOS: the model continues the piece
     parts = enc.parts()
-    if parts is not None and not (cut == parts.bar_id).any():  # cut inside the header: the model writes its own
+    bar = np.flatnonzero(laid == parts.bar_id) if parts is not None else np.zeros(0, np.int64)
+    if keep is not None and bar.size:  # a cut inside a parts header keeps it whole, up to the first bar line
+        keep = max(keep, int(bar[0]) + 1)  # (its parts half declared, the model declared others: "Part 1" tracks)
+    cut = laid[:-1][:keep]  # drop EOS: the model continues the piece
+    if parts is not None and not (cut == parts.bar_id).any():  # a primer with no notes: the model writes its own
         return ids[:-1][:keep], np.zeros(0, np.int64), []
     return cut, added, names
 
