@@ -298,3 +298,28 @@ def test_bar_one_of_a_piece_without_a_pickup_is_filled_from_its_first_beat(infil
     assert ok[parts.pos0] and not ok[parts.pos0 + 1:parts.pos0 + 48].any() and not ok[parts.bar_id]
     made = musesynth.infill(piece, "1", model=str(parts_run), seed=0)[0]
     assert min(n.time for t in made.score.tracks for n in t.notes) == 0
+
+
+def test_a_fill_of_a_short_last_bar_ends_where_the_piece_does(parts_run, bach_dir):
+    """A chorale with a pickup ends on a short bar (bwv1.6: 3 beats): a fill of it lasted to its meter's full bar,
+    beat 81 in a piece of 80 (fuzzing helper). The span of a last bar ends where the piece does, so no new note
+    starts or lasts past the input's end."""
+    import musesynth
+    from musesynth.generate.infill import find_span, read_input, span_steps
+
+    parts = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    for piece in sorted(bach_dir.rglob("*.mid")):
+        ids = read_input(parts, str(piece))
+        q = parts.decode_quantized(ids)
+        start, length = parts.bar_times(ids)
+        end = int((q["onset"] + q["duration"]).max())
+        if q["offset"] > 0 and end < start[-1] + length[-1]:
+            break
+    else:
+        pytest.skip("no chorale with a short last bar in the test corpus")
+    n = start.size
+    assert span_steps(parts, find_span(parts, ids, n - 1, n)) == (int(start[-1]), end)
+    made = musesynth.infill(piece, str(n), model=str(parts_run), seed=1, temperature=1.5)[0]
+    given = symusic.Score(str(piece))
+    last = max(n.time + n.duration for t in given.tracks for n in t.notes) / given.ticks_per_quarter
+    assert max(n.time + n.duration for t in made.score.tracks for n in t.notes) / made.score.ticks_per_quarter <= last

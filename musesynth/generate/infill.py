@@ -400,10 +400,17 @@ def splice(enc: Encoding, span: Span, fill: np.ndarray) -> np.ndarray:
 
 
 def span_steps(enc: Encoding, span: Span) -> tuple[int, int]:
-    """The span [S, E) in grid steps (times as in ``decode_quantized``)."""
-    start, length = infilling(enc).bar_times(span.ids)
-    end = start[span.end] if span.end < start.size else start[-1] + length[-1]
-    return int(start[span.first]), int(end)
+    """The span [S, E) in grid steps (times as in ``decode_quantized``). A span that takes in the last bar ends where
+    the piece does, when that is sooner than the bar's meter says (bwv1.6's last bar is 3 beats, after its
+    pickup: a fill of it lasted to beat 81 in a piece of 80)."""
+    inf = infilling(enc)
+    start, length = inf.bar_times(span.ids)
+    if span.end < start.size:
+        return int(start[span.first]), int(start[span.end])
+    q = inf.decode_quantized(span.ids)
+    ends = np.asarray(q["onset"]) + np.asarray(q["duration"])
+    last = start[-1] + length[-1]
+    return int(start[span.first]), int(min(last, ends.max()) if ends.size and ends.max() > start[-1] else last)
 
 
 def check_stretches(enc: Encoding, score: symusic.Score, path: str) -> None:
