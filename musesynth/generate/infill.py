@@ -311,7 +311,8 @@ class FillConstraint:
 
 def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int, sampling: Sampling,
                  num_samples: int, seed: int, seq_len: int, key_frames: tuple[int, ...] = (),
-                 free: list[int] | None = None, particles: int = 1) -> tuple[list[np.ndarray], int]:
+                 free: list[int] | None = None, particles: int = 1,
+                 durations: np.ndarray | None = None) -> tuple[list[np.ndarray], int]:
     """Each sample's middle tokens (FILL_END included when it was written), and the prompt's length. A
     key-relative model reads the piece in its frame (``data.key_frame``) and its fills move back. With ``free``
     (parts of a parts model) only those parts are written; the others' notes in the span are fixed, and with
@@ -322,7 +323,7 @@ def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int,
     bar_len = int(length[span.first : span.end].min())
     ids, shift = to_frame(enc, span.ids, key_frames) if key_frames else (span.ids, 0)
     constraint: FillConstraint | VoiceConstraint = (
-        parts_constraint(enc, replace(span, ids=ids), free, num_samples * particles) if free
+        parts_constraint(enc, replace(span, ids=ids), free, num_samples * particles, durations) if free
         else FillConstraint(enc, span.n_bars, bar_len, num_samples, device, declared_parts(enc, ids),
                             opens_full_bar(span, inf.decode_quantized(span.ids))))
     prompt = infill_prompt(enc, find_span(enc, ids, span.first, span.end), seq_len, budget)
@@ -354,9 +355,11 @@ def one_line_parts(enc: Encoding, q: dict[str, Any]) -> list[int]:
     return list(range(n)) if n and one else []
 
 
-def parts_constraint(enc: Encoding, span: Span, free: list[int], batch: int) -> VoiceConstraint:
+def parts_constraint(enc: Encoding, span: Span, free: list[int], batch: int,
+                     durations: np.ndarray | None = None) -> VoiceConstraint:
     """The fill's mask when only ``free`` parts are rewritten: the kept parts' notes in the span are fixed, a free
-    part held over the span's start waits for its note to end, and every bar of the span is written."""
+    part held over the span's start waits for its note to end (at its full length, ``durations``: the notes' own,
+    in decoding order; else as decoded, at most the 8 beats a DUR holds), and every bar of the span is written."""
     e = enc.parts()
     assert e is not None
     q = e.decode_quantized(span.ids)
@@ -368,8 +371,10 @@ def parts_constraint(enc: Encoding, span: Span, free: list[int], batch: int) -> 
                   end=end, min_bars=span.n_bars, close_id=infilling(enc).fill_end_id,
                   open_at=s if opens_full_bar(span, q) and not kept.any() else None)
     c = VoiceConstraint(e, frame, fixed, free, batch)
-    held = (q["onset"] < s) & (q["onset"] + q["duration"] > s) & np.isin(q["part"], free)
-    for p, until in zip(q["part"][held].tolist(), (q["onset"] + q["duration"])[held].tolist(), strict=True):
+    length = q["duration"] if durations is None or durations.size != q["onset"].size else \
+        np.maximum(durations, q["duration"])
+    held = (q["onset"] < s) & (q["onset"] + length > s) & np.isin(q["part"], free)
+    for p, until in zip(q["part"][held].tolist(), (q["onset"] + length)[held].tolist(), strict=True):
         c.hold(p, until)
     return c
 
@@ -453,11 +458,13 @@ def uncapped_durations(enc: Encoding, score: symusic.Score, q0: dict[str, Any]) 
 
 
 def merge(enc: Encoding, span: Span, q0: dict[str, Any], durations: np.ndarray, spliced: np.ndarray,
-          free: list[int] | None = None) -> dict[str, Any]:
+          free: list[int] | None = None, lines: list[int] | None = None) -> dict[str, Any]:
     """The input's content (``q0``: ``span.ids`` decoded, once for every fill; ``durations``: its notes' own,
     ``uncapped_durations``) with the span's notes and fermatas taken from ``spliced``, by the module's rules; with
     ``free`` (a parts model's parts) only those parts' notes in the span are taken, and a pitch clashes with a
-    held note of its own part only."""
+    held note of its own part only. A note held into the span keeps its full length (a 10-beat pedal point was cut
+    to the 8 beats a DUR holds), except in a part written one note at a time (``lines``), where it ends by that
+    part's next new note (never before its decoded end, which the fill was written against)."""
     q1 = infilling(enc).decode_quantized(spliced)
     part0 = q0.get("part", np.zeros(q0["onset"].size, np.int64))
     part1 = q1.get("part", np.zeros(q1["onset"].size, np.int64))
@@ -466,15 +473,16 @@ def merge(enc: Encoding, span: Span, q0: dict[str, Any], durations: np.ndarray, 
     if free:
         outside |= ~np.isin(part0, free)
     on0, pi0, du0, pa0 = q0["onset"][outside], q0["pitch"][outside], q0["duration"][outside], part0[outside]
-    # as long as in the file; a rewritten part's note, whose end the fill was written against, reaches into the
-    # span no further than it did as decoded
-    full = durations[outside]
-    into = (on0 < s) & (on0 + full > s) & (np.isin(pa0, free) if free else True)
-    du0 = np.where(into, np.maximum(du0, np.minimum(full, s - on0)), full)
     new = (q1["onset"] >= max(s, q0["offset"])) & (q1["onset"] < e)  # nothing before a pickup's first beat
     if free:
         new &= np.isin(part1, free)
     on1, pi1, pa1 = q1["onset"][new], q1["pitch"][new], part1[new]
+    full = durations[outside]  # as long as in the file
+    into = (on0 < s) & (on0 + full > s) & (np.isin(pa0, free) if free else True)
+    never = np.iinfo(np.int64).max // 2
+    nxt = np.where((pa1[None, :] == pa0[:, None]) & (on1[None, :] > on0[:, None]) & np.isin(pa0, lines or [])[:, None],
+                   on1[None, :], never).min(1) if on1.size else np.full(on0.size, never)
+    du0 = np.where(into, np.maximum(du0, np.minimum(full, nxt - on0)), full)
     du1 = np.minimum(q1["duration"][new], e - on1)
     held = (on0 < s) & (on0 + du0 > s)
     clash = ((pi1[:, None] == pi0[held][None, :]) & (pa1[:, None] == pa0[held][None, :])
@@ -575,7 +583,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     t0 = time.perf_counter()
     try:
         fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, seed, seq_len,
-                                            meta.key_frames, written, opt.particles)
+                                            meta.key_frames, written, opt.particles, kept)
     finally:
         if hook is not None:
             hook.remove()
@@ -584,11 +592,11 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     stem = os.fsdecode(Path(opt.input).stem)
     out = []
     for i, fill in enumerate(fills):
-        q = merge(enc, span, given, kept, splice(enc, span, fill), free)
+        q = merge(enc, span, given, kept, splice(enc, span, fill), free, written)
         if drop.size and not free:  # a plain fill: the voices the input lacks are not the user's unless asked
             q = drop_notes_of(q, drop)
         res = bi.resolution
-        score, new = edit.apply(source, q, (s, e), free, shift, res, bi.max_dur)
+        score, new = edit.apply(source, q, (s, e), free, shift, res, bi.max_dur, written)
         info = {"input": os.fsdecode(opt.input), "bars": f"{first + 1}-{end}", "checkpoint": meta.path,
                 "parts": [labels.label[p] for p in free] if free and labels else [],
                 "model": meta.family, "span_beats": [(s - shift) / res, (e - shift) / res],

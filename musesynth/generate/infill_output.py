@@ -109,25 +109,28 @@ class InputEdit:
         return [t.name.strip() or "(unnamed)" for t, p in zip(source.tracks, self.part, strict=True)
                 if p < 0 and len(t.notes)]
 
-    def apply(self, source: symusic.Score, q: dict[str, Any], span: tuple[int, int],
-              free: list[int] | None, shift: int, resolution: int, max_dur: int) -> tuple[symusic.Score, int]:
+    def apply(self, source: symusic.Score, q: dict[str, Any], span: tuple[int, int], free: list[int] | None,
+              shift: int, resolution: int, max_dur: int, lines: list[int] | None = None) -> tuple[symusic.Score, int]:
         """The input with the span's notes of the rewritten parts (``free``; None or []: every part) replaced by
         ``q``'s (the merged result, steps of ``resolution`` per beat, ``shift`` from the input's); the score and
-        how many notes came from the fill."""
+        how many notes came from the fill. ``lines``: the parts written one note at a time (``cut_span``)."""
         out = source.copy()
         tpq = out.ticks_per_quarter
         s, e = span
         parts = q.get("part", np.zeros(q["onset"].size, np.int64))
         new = (q["onset"] >= s) & (q["onset"] < e) & (np.isin(parts, free) if free else True)
         rewritten = np.unique(self.part[self.part >= 0]) if not free else np.asarray(free)
-        removed = {}  # track -> the notes the fill replaces (pitch, velocity)
-        for i, track in enumerate(out.tracks):
-            if self.part[i] < 0 or self.part[i] not in rewritten or not len(track.notes):
-                continue
-            track.notes, removed[i] = cut_span(track.notes.numpy(), tpq, resolution, shift, s, e, max_dur)
         ticks = lambda steps: np.rint(steps * tpq / resolution).astype(np.int64)  # noqa: E731
         on, dur = ticks(q["onset"][new] - shift), np.maximum(ticks(q["duration"][new]), 1)
         pitch, part = q["pitch"][new], parts[new]
+        removed = {}  # track -> the notes the fill replaces (pitch, velocity)
+        for i, track in enumerate(out.tracks):
+            p = self.part[i]
+            if p < 0 or p not in rewritten or not len(track.notes):
+                continue
+            line = lines is not None and p in lines
+            until = (int(on[part == p].min()) if (part == p).any() else None) if line else -1
+            track.notes, removed[i] = cut_span(track.notes.numpy(), tpq, resolution, shift, s, e, max_dur, until)
         target = self.targets(out, removed, pitch, part)
         played = [t.notes.numpy()["velocity"] for t, p in zip(source.tracks, self.part, strict=True) if p >= 0]
         everyone = np.concatenate(played) if played else np.zeros(0, np.int64)  # a voice the input lacks: theirs
@@ -179,19 +182,23 @@ class InputEdit:
         return int(out.tracks[int(near)].program)
 
 
-def cut_span(notes: Any, tpq: int, resolution: int, shift: int, s: int, e: int,
-             max_dur: int) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
+def cut_span(notes: Any, tpq: int, resolution: int, shift: int, s: int, e: int, max_dur: int,
+             until: int | None = -1) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
     """A rewritten track without its notes whose onset step falls in [s, e), and those notes' pitches and
-    velocities. A note held into the span keeps its length as far as the tokens read it (``max_dur`` steps; a
-    longer one stops there, or at ``s``), so the fill, written against it, never overlaps it."""
+    velocities. A note held into the span keeps its full length (a 10-beat pedal point was cut to the 8 beats a DUR
+    holds), except in a part written one note at a time: there it ends by the part's first new note (``until``,
+    ticks; None: the fill wrote none), never before the end the tokens read (``max_dur`` steps, at least ``s``),
+    which the fill was written against. ``until`` -1: a part of chords, whose fill may sound over it."""
     scale = resolution / tpq
     step = np.rint(notes["time"] * scale).astype(np.int64) + shift
     end = np.rint((notes["time"] + notes["duration"]) * scale).astype(np.int64) + shift
     inside = (step >= s) & (step < e)
-    over = (step < s) & (end > s) & (end - step > max_dur)
     dur = notes["duration"].astype(np.int64).copy()
-    cap = np.maximum(step + max_dur, s)
-    dur[over] = np.maximum(np.rint((cap[over] - shift) / scale).astype(np.int64) - notes["time"][over], 1)
+    over = (step < s) & (end > s) & (end - step > max_dur) & (until is not None and until >= 0)
+    if over.any():
+        read = np.rint((np.maximum(step + max_dur, s) - shift) / scale).astype(np.int64)  # the end the tokens read
+        stop = np.maximum(np.minimum(notes["time"] + dur, until), read)
+        dur[over] = np.maximum(stop[over] - notes["time"][over], 1)
     keep = ~inside
     kept = symusic.Note.from_numpy(time=notes["time"][keep], duration=dur[keep].astype(np.int32),
                                    pitch=notes["pitch"][keep], velocity=notes["velocity"][keep])
