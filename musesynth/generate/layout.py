@@ -62,8 +62,9 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     q = parts.decode_quantized(ids)
     role = np.asarray(q["role"], np.int64)
     by_register = bool((role == OTHER).any() and (role < OTHER).sum() <= 1)
+    chordal = np.zeros(role.size, bool)  # parts placed by register that play chords: Other in the header
     if by_register:
-        role = register_roles(q, role, parts.resolution // 4)
+        role, chordal = register_roles(q, role, parts.resolution // 4)
         by_register = bool((role < OTHER).all())
     first = np.array([r < OTHER and r not in role[:i] for i, r in enumerate(role)], bool)  # each voice's own part
     voices = role[first]
@@ -78,9 +79,10 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     held = held[parts.note_order(q["onset"][held], place[part[held]], q["pitch"][held])]
     program = np.zeros(len(VOICES), np.int64)
     program[voices] = np.asarray(q["program"], np.int64)[first]
+    header = np.arange(len(VOICES), dtype=np.int64)
+    header[place[chordal & first]] = OTHER  # a piano's right hand keeps its chords where the soprano would sing
     laid = parts.encode_quantized({**q, **{k: np.asarray(q[k])[held] for k in ("onset", "pitch", "duration")},
-                                   "part": place[part[held]], "role": np.arange(len(VOICES), dtype=np.int64),
-                                   "program": program})
+                                   "part": place[part[held]], "role": header, "program": program})
     same_order = held.size == part.size and bool((held == np.arange(held.size)).all())
     back = parts.decode_quantized(laid)
     if not same_order and not (np.array_equal(back["onset"], q["onset"][held])
@@ -90,27 +92,32 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
                   None if same_order else held, place, by_register)
 
 
-def register_roles(q: dict, role: np.ndarray, legato: int) -> np.ndarray:
-    """The voices of a piece of instrument lines (a wind trio, a string quartet; no track named for a voice, or one:
-    a trio's output with the tenor ``--parts T`` added) by register: the top line is the Soprano and the lowest the
-    Bass unless it lies nearer the middle voices (above the alto's middle, below the tenor's: a chorale's bass may
-    sit at 55, nearer the tenor's 58.5 than the bass's 50), a middle line the voice nearest (a Flute, Oboe and
-    Bassoon: Soprano, Alto and Bass), a named voice in its own place. Lines are taken from the top in the order
-    listed where their medians agree with it (two violins crossing keep their order), else by their medians (a
-    quartet listed Cello first: read in places 0-3, its cello was rewritten at median MIDI 72); ``role`` as it is
-    where a part plays chords (held up to ``legato`` steps into the next note counts as one line) or there are
-    more parts than voices."""
+def register_roles(q: dict, role: np.ndarray, legato: int) -> tuple[np.ndarray, np.ndarray]:
+    """The places of a piece of instrument parts (a wind trio, a string quartet, a piano's two hands; no track named
+    for a voice, or one: a trio's output with the tenor ``--parts T`` added) by register, and which of them play
+    chords. The top part takes the Soprano's place and the lowest the Bass's unless it lies nearer the middle
+    voices (above the alto's middle, below the tenor's: a chorale's bass may sit at 55, nearer the tenor's 58.5
+    than the bass's 50), a middle part the place nearest (a Flute, Oboe and Bassoon: Soprano, Alto and Bass), a
+    named voice its own. Parts are taken from the top in the order listed where their medians agree with it (two
+    violins crossing keep their order), else by their medians (a quartet listed Cello first: read in places 0-3,
+    its cello was rewritten at median MIDI 72). A part that plays chords (held up to ``legato`` steps into the
+    next note is still one line) is placed too, as long as some part plays one line (a piano's right hand in
+    chords over its left hand's bass line: the left hand was read in the alto's place and a fill left it silent
+    for 8 beats); ``role`` as it is where every part plays chords or there are more parts than voices."""
     from musesynth.generate.voices import one_line
 
     n, part = role.size, np.asarray(q["part"], np.int64)
-    if not 1 < n <= len(VOICES) or any(not one_line(q["onset"][part == p], q["duration"][part == p], legato)
-                                       for p in range(n)):
-        return role
+    none = np.zeros(n, bool)
+    if not 1 < n <= len(VOICES):
+        return role, none
+    chordal = np.array([not one_line(q["onset"][part == p], q["duration"][part == p], legato) for p in range(n)])
+    if chordal[role >= OTHER].all():
+        return role, none
     pitch = np.asarray(q["pitch"], np.float64)
     free = np.flatnonzero(role >= OTHER)
     median = np.array([np.median(pitch[part == p]) if (part == p).any() else np.nan for p in free])
     if np.isnan(median).any():
-        return role
+        return role, none
     listed = not (np.diff(median) > INVERSION).any()
     top = np.arange(free.size) if listed else np.argsort(-median, kind="stable")
     m = median[top]
@@ -121,7 +128,7 @@ def register_roles(q: dict, role: np.ndarray, legato: int) -> np.ndarray:
              and (c[-1] == len(VOICES) - 1 or m[-1] > CENTRES[2] or len(VOICES) - 1 not in places)]
     out = role.copy()
     out[free[top]] = min(outer or ways, key=lambda c: np.abs(m - CENTRES[list(c)]).sum())
-    return out
+    return out, chordal & (role >= OTHER)
 
 
 def declared_parts(enc: Encoding, ids: np.ndarray) -> int | None:
