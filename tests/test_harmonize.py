@@ -656,7 +656,7 @@ def test_a_trio_of_instruments_is_laid_out_by_register(parts_run, bach_dir, tmp_
 def test_a_quartet_listed_from_the_cello_is_rewritten_and_continued_in_its_lines_places(parts_run, bach_dir,
                                                                                        tmp_path):
     """A string quartet listed Cello, Viola, Violin II, Violin I was read with its cello in the soprano's place:
-    the shipped model rewrote the cello's bars 2-5 at median MIDI 72 (Bach's notes: 50.7), now 52.6. Its notes
+    the shipped model rewrote the cello's bars 2-5 at median MIDI 70.5 (Bach's notes: 50.7), now 52.6. Its notes
     come back in the laid-out order (violin first at an onset), so infill keeps every other note exactly and a
     continuation names each line's track by its own line (before, the Violin I's line came out named Cello)."""
     import musesynth

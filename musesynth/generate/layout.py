@@ -100,7 +100,7 @@ def register_roles(q: dict, role: np.ndarray, legato: int) -> tuple[np.ndarray, 
     than the bass's 50), a middle part the place nearest (a Flute, Oboe and Bassoon: Soprano, Alto and Bass), a
     named voice its own. Parts are taken from the top in the order listed where their medians agree with it (two
     violins crossing keep their order), else by their medians (a quartet listed Cello first: read in places 0-3,
-    its cello was rewritten at median MIDI 72). A part that plays chords (held up to ``legato`` steps into the
+    its cello was rewritten at median MIDI 70.5). A part that plays chords (held up to ``legato`` steps into the
     next note is still one line) is placed too, as long as some part plays one line (a piano's right hand in
     chords over its left hand's bass line: the left hand was read in the alto's place and a fill left it silent
     for 8 beats); ``role`` as it is where every part plays chords or there are more parts than voices."""
