@@ -106,7 +106,13 @@ def two_sample(a: WindowSet, b: WindowSet, n_windows: int | None = None, repeats
             y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
             offset = 0 if paired else a.piece.max() + 1
             groups = np.r_[a.piece[ia], b.piece[ib] + offset]
-            cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed * 1000 + r)
+            # as many folds as each side's drawn windows come from pieces (4 windows of 10 pieces: 4 at most;
+            # StratifiedGroupKFold refuses more folds than a class has members, which ended `evaluate` with a
+            # traceback where a model wrote only a few windows)
+            kr = min(k, np.unique(a.piece[ia]).size, np.unique(b.piece[ib]).size)
+            if kr < 2:
+                continue
+            cv = StratifiedGroupKFold(n_splits=kr, shuffle=True, random_state=seed * 1000 + r)
             per: dict[str, list[float]] = {}
             for tr, te in cv.split(x, y, groups):
                 if np.unique(y[tr]).size < 2 or np.unique(y[te]).size < 2:
