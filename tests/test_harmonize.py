@@ -658,7 +658,8 @@ def test_a_quartet_listed_from_the_cello_is_rewritten_and_continued_in_its_lines
     """A string quartet listed Cello, Viola, Violin II, Violin I was read with its cello in the soprano's place:
     the shipped model rewrote the cello's bars 2-5 at median MIDI 70.5 (Bach's notes: 50.7), now 52.6. Its notes
     come back in the laid-out order (violin first at an onset), so infill keeps every other note exactly and a
-    continuation names each line's track by its own line (before, the Violin I's line came out named Cello)."""
+    continuation names each line's track by its own line (before, the Violin I's line came out named Cello), in
+    the file's track order."""
     import musesynth
     from musesynth.generate.infill import read_input
     from musesynth.generate.layout import satb_layout
@@ -688,6 +689,7 @@ def test_a_quartet_listed_from_the_cello_is_rewritten_and_continued_in_its_lines
     for given, back in zip(score.tracks[1:], made.tracks[1:], strict=True):
         assert np.array_equal(beats(score, given), beats(made, back))
     cont = musesynth.generate(musesynth.load_model(parts_run, "cpu"), primer=quartet, length=60, seed=0)[0]
+    assert [t.name for t in cont.score.tracks] == names  # in the file's order (it came back Violin I first)
     tracks = {t.name: t for t in cont.score.tracks}
     for given in score.tracks:  # each track opens with its own line's notes
         n, g = tracks[given.name].notes.numpy(), given.notes.numpy()

@@ -17,7 +17,7 @@ import numpy as np
 import symusic
 
 from musesynth.atomic import atomic_write
-from musesynth.errors import BadRequest, MusesynthError
+from musesynth.errors import BadRequest, MidiReadError, MusesynthError
 from musesynth.generate.bar_grammar import bar_grammar
 from musesynth.generate.key_guide import row_key
 from musesynth.generate.midi_out import daw_ready, seconds_of
@@ -28,6 +28,7 @@ from musesynth.generate.request import GenerationRequest
 from musesynth.generate.sampling import DecodeSpec, Sampling, chain, decode, ending_ramp
 from musesynth.generate.voices import OneNotePerVoice
 from musesynth.tokenize import Encoding
+from musesynth.tokenize.midi_io import load_score
 
 
 @dataclass
@@ -122,7 +123,8 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
            dt: float) -> GeneratedPiece:
     enc, path = model.encoding, request.primer.path
     meter_source = None if enc.writes_meter else path  # an encoding that writes its meter keeps it
-    score = daw_ready(named(without_tracks(enc.decode(seq), prompt.added), prompt.names), meter_source,
+    score = named(without_tracks(enc.decode(seq), prompt.added), prompt.names)
+    score = daw_ready(in_file_order(score, path) if enc.parts() is not None else score, meter_source,
                       prompt.boundary)
     used = {**asdict(request.sampling), "ending": resolved_ending(request.sampling, enc, row),
             "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache,
@@ -153,6 +155,24 @@ def named(score: symusic.Score, names: list[str]) -> symusic.Score:
         for track, name in zip(score.tracks, names, strict=True):
             if name.strip():
                 track.name = name
+    return score
+
+
+def in_file_order(score: symusic.Score, primer: Path | None) -> symusic.Score:
+    """``score`` (a parts model's continuation, its tracks in part order: top voice first) with its tracks in the
+    primer file's order, matched by name (a quartet listed Cello first came back Violin I first); a track of no
+    name in the file keeps its place after those."""
+    if primer is None or len(score.tracks) < 2:
+        return score
+    try:
+        listed = [t.name for t in load_score(primer).tracks if t.name.strip()]
+    except MidiReadError:
+        return score
+    rank: dict[str, int] = {}
+    for i, name in enumerate(listed):
+        rank.setdefault(name, i)
+    key = sorted((rank.get(t.name, len(listed)), i) for i, t in enumerate(score.tracks))
+    score.tracks = [score.tracks[i] for _, i in key]
     return score
 
 
