@@ -1132,3 +1132,25 @@ def test_a_pianos_left_hand_under_right_hand_chords_is_read_as_the_bass(parts_ru
     cont = musesynth.generate(musesynth.load_model(parts_run, "cpu"), primer=tmp_path / "piano.mid", length=60,
                               primer_seconds=4.0, seed=1)[0]
     assert [t.name for t in cont.score.tracks] == ["Piano RH", "Piano LH"]
+
+
+def test_the_final_chord_is_held_with_the_melodys_last_note(parts_run, bach_dir, tmp_path):
+    """The melody's last note of 16 beats (a fermata) reads as 8 in tokens: the shipped model moved the voices on
+    for 3-5 beats under it and stopped, leaving 11 beats of melody alone (review helper, bwv10.7). Every voice
+    now sings at the melody's last onset (or holds a note into it), nothing starts after it, and that chord lasts
+    as long as the melody."""
+    melody = soprano_alone(sorted(bach_dir.rglob("*.mid"))[1], tmp_path / "tune.mid", "Melody")
+    score = symusic.Score(str(melody))
+    last = score.tracks[0].notes[-1]
+    last.duration = 16 * score.ticks_per_quarter
+    score.dump_midi(str(melody))
+    out = tmp_path / "out"
+    assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "-s", "1", "--num-samples", "2",
+                 "--no-wav", "--no-png", "-o", str(out), "-q"]) == 0
+    for mid in sorted(out.glob("*.mid")):
+        made = symusic.Score(str(mid))
+        q = made.ticks_per_quarter
+        start, end = last.time / score.ticks_per_quarter, (last.time + last.duration) / score.ticks_per_quarter
+        for t in made.tracks:
+            n = max(t.notes, key=lambda x: x.time)
+            assert n.time / q <= start and (n.time + n.duration) / q == end, t.name

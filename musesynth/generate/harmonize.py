@@ -429,7 +429,8 @@ def melody_constraint(enc: Parts, sk: Skeleton, batch: int) -> VoiceConstraint:
     start = max(sk.offset, int(sk.onset.min())) if sk.onset.size else sk.offset
     frame = Frame(sk.ids, 0, int((sk.ids == enc.bar_id).sum()), opened=True, timesigs=True, start=start,
                   end=int((sk.onset + sk.duration).max()), min_bars=0, close_id=enc.eos_id,
-                  phrases=enc.decode_quantized(sk.ids)["phrase_step"])
+                  phrases=enc.decode_quantized(sk.ids)["phrase_step"],
+                  final=int(sk.onset.max()) if sk.onset.size else None)
     return VoiceConstraint(enc, frame, fixed, free, batch)
 
 
@@ -441,6 +442,10 @@ def harmonized(enc: Parts, sk: Skeleton, piece: np.ndarray) -> dict[str, Any]:
     on = np.r_[q["onset"][keep], sk.onset]
     pi = np.r_[q["pitch"][keep], sk.pitch]
     du = np.r_[q["duration"][keep], sk.duration]
+    if sk.onset.size:  # the final chord is held with the melody's last note (its fermata read as at most 8 beats)
+        last, end, k = int(sk.onset.max()), int((sk.onset + sk.duration).max()), int(keep.sum())
+        final = (on[:k] <= last) & (on[:k] + du[:k] > last)  # a voice's note sounding at the last onset
+        du[:k] = np.where(final, np.maximum(du[:k], end - on[:k]), du[:k])
     pa = np.searchsorted(sk.sung, np.r_[q["part"][keep], np.full(sk.onset.size, sk.melody_part)])
     order = enc.note_order(on, pa, pi)
     return {**q0, "offset": sk.offset, "pickup": sk.pickup, "onset": on[order], "pitch": pi[order],

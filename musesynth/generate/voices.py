@@ -76,6 +76,7 @@ class Frame:
     close_id: int  # EOS or FILL_END
     phrases: np.ndarray | None = None  # fermata onsets to write (a PHRASE there and nowhere else); None: free
     open_at: int | None = None  # the first onset comes here, none later (bar 1 of a piece with no pickup)
+    final: int | None = None  # the last onset: every voice sings there and nothing starts after it (a final chord)
 
 
 RANGE_MARGIN = 3  # semitones a written voice may go beyond theory's SATB ranges (Bach's go a step or two past)
@@ -171,7 +172,8 @@ class VoiceConstraint(RowState):
                     bad = parallels(self.pitches[p], int(self.before[i, p]), self.before[i, other],
                                     self.cur[i, other])
                     m[self.part_notes[p][~bad]] = True
-                    if p in self.voices and max(self.part_end[i, p], self.rest_from) + self.max_rest <= now:
+                    if p in self.voices and (max(self.part_end[i, p], self.rest_from) + self.max_rest <= now
+                                             or now == f.final):
                         rested.append(p)
         if pending and rank[fx.part[j]] >= last:
             m[self.fixed_note[j]] = True
@@ -188,6 +190,8 @@ class VoiceConstraint(RowState):
             waiting = f.open_at is not None and self.bar_start[b] + pos < f.open_at
             if waiting:  # without a bar before it the model took bar 1 for a pickup: notes on beat 4 only
                 ok &= t <= f.open_at
+            if f.final is not None:
+                ok &= t <= f.final
             if due is not None:
                 ok &= t <= due
             m[self.pos_ids[k[ok]]] = True
