@@ -210,14 +210,14 @@ def test_a_primers_missing_voices_are_the_files_not_its_openings(bach_dir, tmp_p
     keep = late["time"] >= 16 * score.ticks_per_quarter
     tenor.notes = symusic.Note.from_numpy(**{k: v[keep] for k, v in late.items()})  # enters after 16 beats
     score.dump_midi(str(tmp_path / "late.mid"))
-    ids, drop, names = primer_ids(ENC, tmp_path / "late.mid", None, 3.0, 512)
+    ids, drop, names, _ = primer_ids(ENC, tmp_path / "late.mid", None, 3.0, 512)
     assert drop.size == 0 and names == ["Soprano", "Alto", "Tenor", "Bass"]
     assert ENC.parts_of(ids)[0].tolist() == [0, 1, 2, 3]
     score.tracks = [t for t in score.tracks if t.name != "Tenor"]
     score.dump_midi(str(tmp_path / "trio.mid"))
-    ids, drop, names = primer_ids(ENC, tmp_path / "trio.mid", None, 3.0, 512)
+    ids, drop, names, _ = primer_ids(ENC, tmp_path / "trio.mid", None, 3.0, 512)
     assert drop.tolist() == [2] and names == ["Soprano", "Alto", "Bass"]
-    ids, drop, names = primer_ids(ENC, tmp_path / "trio.mid", 4, None, 512)
+    ids, drop, names, _ = primer_ids(ENC, tmp_path / "trio.mid", 4, None, 512)
     assert drop.tolist() == [2] and names == ["Soprano", "Alto", "Bass"] and ids[-1] == ENC.bar_id
     assert ENC.parts_of(ids)[0].tolist() == [0, 1, 2, 3] and (ids == ENC.bar_id).sum() == 1
 

@@ -17,7 +17,7 @@ import numpy as np
 import symusic
 
 from musesynth.atomic import atomic_write
-from musesynth.errors import BadRequest, MidiReadError, MusesynthError
+from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.bar_grammar import bar_grammar
 from musesynth.generate.key_guide import row_key
 from musesynth.generate.midi_out import daw_ready, seconds_of
@@ -28,7 +28,6 @@ from musesynth.generate.request import GenerationRequest
 from musesynth.generate.sampling import DecodeSpec, Sampling, chain, decode, ending_ramp
 from musesynth.generate.voices import OneNotePerVoice
 from musesynth.tokenize import Encoding
-from musesynth.tokenize.midi_io import load_score
 
 
 @dataclass
@@ -124,7 +123,7 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
     enc, path = model.encoding, request.primer.path
     meter_source = None if enc.writes_meter else path  # an encoding that writes its meter keeps it
     score = named(without_tracks(enc.decode(seq), prompt.added), prompt.names)
-    score = daw_ready(in_file_order(score, path) if enc.parts() is not None else score, meter_source,
+    score = daw_ready(in_file_order(score, prompt.listed) if enc.parts() is not None else score, meter_source,
                       prompt.boundary)
     used = {**asdict(request.sampling), "ending": resolved_ending(request.sampling, enc, row),
             "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache,
@@ -158,16 +157,10 @@ def named(score: symusic.Score, names: list[str]) -> symusic.Score:
     return score
 
 
-def in_file_order(score: symusic.Score, primer: Path | None) -> symusic.Score:
+def in_file_order(score: symusic.Score, listed: list[str]) -> symusic.Score:
     """``score`` (a parts model's continuation, its tracks in part order: top voice first) with its tracks in the
-    primer file's order, matched by name (a quartet listed Cello first came back Violin I first); a track of no
-    name in the file keeps its place after those."""
-    if primer is None or len(score.tracks) < 2:
-        return score
-    try:
-        listed = [t.name for t in load_score(primer).tracks if t.name.strip()]
-    except MidiReadError:
-        return score
+    primer file's order (``listed``: its named tracks), matched by name (a quartet listed Cello first came back
+    Violin I first); a track of no name in the file keeps its place after those."""
     rank: dict[str, int] = {}
     for i, name in enumerate(listed):
         rank.setdefault(name, i)

@@ -39,6 +39,7 @@ class Prompt:
     tempo: HeaderTempo | None
     added: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # voices a parts primer lacks
     names: list[str] = field(default_factory=list)  # a parts primer's track names, in part order
+    listed: list[str] = field(default_factory=list)  # the primer file's named tracks, in its order
 
 
 def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
@@ -51,7 +52,7 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     key = parse_requested_key(enc, c.key)
     tempo_token = check_controls(enc, c.composer, c.tempo)
     p = request.primer
-    ids, added, names = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
+    ids, added, names, listed = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
     rows = primer_rows(enc, ids, key, meta.key_prior, request.num_samples, seed)
     rows = apply_controls(enc, rows, c.composer, c.tempo, meta.composer_prior, seed)
     frame = KeyFrame(enc, meta.key_frames)
@@ -59,7 +60,7 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     ctl = enc.header_controls()
     tempo = HeaderTempo(ctl, tempo_token, model_rows, model.device) if ctl and tempo_token is not None else None
     boundary = enc.end_beats(ids) if p.path is not None else None
-    return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo, added, names)
+    return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo, added, names, listed)
 
 
 def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
@@ -73,19 +74,20 @@ def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
     tempo = HeaderTempo(ctl, first.token, model_rows, model.device) if ctl and first is not None else None
     assert all(np.array_equal(p.added, prompts[0].added) for p in prompts), "one part layout per batch"
     return Prompt(rows, model_rows, frame, prompts[0].primer_tokens, prompts[0].boundary, tempo, prompts[0].added,
-                  prompts[0].names)
+                  prompts[0].names, prompts[0].listed)
 
 
 def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: float | None,
-               seq_len: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+               seq_len: int) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Token ids of the primer: BOS alone without a file; else the file's opening, cut by seconds or tokens
     (neither: half the model context). A parts model reads a primer of fewer SATB voices in the places it learnt
     (``generate.layout``): a trio's bass continued in the tenor's register, beside a fourth part. Also returns
     the parts so added, whose notes the model writes and the piece drops, and the names of the primer's tracks
-    read as parts (in part order; none for other encodings), which the piece's tracks keep."""
+    read as parts (in part order; none for other encodings), which the piece's tracks keep, and the file's named
+    tracks in its order (a parts model's piece keeps that order: ``pipeline.in_file_order``)."""
     added = np.zeros(0, np.int64)
     if path is None:
-        return np.array([enc.bos_id]), added, []
+        return np.array([enc.bos_id]), added, [], []
     try:
         whole = load_score(path)
         score = clip_seconds(whole, seconds) if seconds is not None else whole
@@ -96,6 +98,7 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
         raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: failed to tokenize: "
                             f"{type(exc).__name__}: {exc}") from None
     laid, added, names = primer_layout(enc, ids, score, whole)
+    listed = [t.name for t in whole.tracks if t.name.strip()]
     keep = tokens if tokens is not None else None if seconds is not None else seq_len // 2
     parts = enc.parts()
     bar = np.flatnonzero(laid == parts.bar_id) if parts is not None else np.zeros(0, np.int64)
@@ -103,8 +106,8 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
         keep = max(keep, int(bar[0]) + 1)  # (its parts half declared, the model declared others: "Part 1" tracks)
     cut = laid[:-1][:keep]  # drop EOS: the model continues the piece
     if parts is not None and not (cut == parts.bar_id).any():  # a primer with no notes: the model writes its own
-        return ids[:-1][:keep], np.zeros(0, np.int64), []
-    return cut, added, names
+        return ids[:-1][:keep], np.zeros(0, np.int64), [], listed
+    return cut, added, names, listed
 
 
 def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
