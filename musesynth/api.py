@@ -44,17 +44,20 @@ def load_model(path: str | Path | None = None, device: str = "auto") -> Model:
 def generate(model: Model | None = None, primer: str | Path | None = None, length: int = DEFAULT_LENGTH, *,
              primer_tokens: int | None = None, primer_seconds: float | None = None, num_samples: int = 1,
              seed: int | None = DEFAULT_SEED, key: str | None = None, composer: str | None = None,
-             tempo: float | None = None, particles: int = 1, **dials: Any) -> list[Piece]:
+             tempo: float | None = None, particles: int = 1, transpose: str | int = "auto",
+             **dials: Any) -> list[Piece]:
     """New pieces: each continues ``primer`` (a MIDI file; None: from nothing) by up to ``length`` tokens.
     Scores are DAW-ready like the CLI's: the primer's meter, a piano track, a marker where generation starts.
     ``key``, ``composer``, ``tempo`` (BPM) are `musesynth generate`'s --key, --composer, --tempo; ``seed``
     defaults to 0 (the same pieces each call; None: a fresh seed, in ``piece.seed``). The sampling dials are
     keywords too (``Sampling``'s fields: temperature, top_k, top_p, repeat_bias, key_strength, ending). ``particles``
-    (parts models): SMC particles per piece, weighed by the voice rules (``generate --particles``)."""
+    (parts models): SMC particles per piece, weighed by the voice rules (``generate --particles``). ``transpose``:
+    semitones the model reads the primer at, the new notes moved back ("auto": only a parts primer whose parts
+    stray past their voices' ranges; 0: as it lies)."""
     request = GenerationRequest(
         primer=Primer(Path(primer) if primer is not None else None, primer_tokens, primer_seconds),
         controls=Controls(key, composer, tempo), sampling=Sampling.of(dials), length=length,
-        num_samples=num_samples, seed=seed, particles=particles).validate()
+        num_samples=num_samples, seed=seed, particles=particles, transpose=transpose).validate()
     return generate_pieces(model or load_model(), request)
 
 
@@ -95,12 +98,15 @@ def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, m
 
 def infill(piece: str | Path | symusic.Score, bars: str, *, parts: str | None = None,
            model: Model | str | Path | None = None, num_samples: int = 1, seed: int | None = DEFAULT_SEED,
-           particles: int = 1, max_tokens: int | None = None, **dials: Any) -> list[Infilling]:
+           particles: int = 1, max_tokens: int | None = None, transpose: str | int = "auto",
+           **dials: Any) -> list[Infilling]:
     """Chosen bars rewritten with the music before and after them kept (`musesynth infill`): ``piece`` is a MIDI
     file or a score; ``bars`` as "5-8" or "5" (counted from 1); ``parts`` (a parts model) as "A,T,B" rewrites only
     those voices there, every other note exactly as it was (None: every note in the bars). ``model``: a loaded
     model, a path, or None for the shipped parts model. Each ``Infilling`` has ``.score``, ``.tokens`` (the
-    fill), ``.info`` (``info["span_beats"]``: where the new bars lie) and ``.save(path)``."""
+    fill), ``.info`` (``info["span_beats"]``: where the new bars lie) and ``.save(path)``. ``transpose``: semitones
+    the bars are written at, the new notes moved back ("auto": only a piece whose parts stray past their voices'
+    ranges; 0: as it lies)."""
     from musesynth.generate.infill import InfillOptions, infillings
 
     where, loaded = _model_arg(model)
@@ -113,7 +119,7 @@ def infill(piece: str | Path | symusic.Score, bars: str, *, parts: str | None = 
             path = Path(piece)
         opt = InfillOptions(checkpoint=where, input=str(path), bars=bars, parts=parts, sampling=Sampling.of(dials),
                             seed=seed, num_samples=num_samples, particles=particles, max_tokens=max_tokens,
-                            wav=False, png=False)
+                            transpose=transpose, wav=False, png=False)
         try:
             out = infillings(opt, loaded=loaded)
         except MusesynthError as exc:

@@ -194,3 +194,4 @@ def test_a_note_of_ten_beats_held_into_a_plain_fill_keeps_its_length(parts_run, 
     q = made.ticks_per_quarter
     long = [n for n in s.notes if n.pitch == 67 and n.duration / q == 10]
     assert long and not any(long[0].time < n.time < long[0].time + 10 * q for n in s.notes)
+

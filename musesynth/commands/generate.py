@@ -46,6 +46,11 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="pieces per primer, "
                    "generated as one batch (default %(default)s)")
     add_particles_option(p, d.particles)
+    p.add_argument("--transpose", default=d.transpose, help="semitones the model reads the primer at, its new notes "
+                   "moved back, so the piece sounds at the primer's pitch: auto (default) moves only a parts "
+                   "model's primer whose voices' parts stray more than a minor third past their ranges (a flute duet "
+                   "an octave above the soprano and alto: read an octave down), by the fewest semitones that bring "
+                   "them in; 0: as it lies")
     add_output_options(p, d.out_dir)
     add_device_option(p)
     p.add_argument("--no-cache", action="store_true", help="naive decoding (re-run the prefix every token)")

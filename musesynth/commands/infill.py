@@ -44,6 +44,11 @@ def add_parser(sub: Subparsers) -> None:
                    "parts' notes unlikely give way to copies of those that lead to them; time grows with the number")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget of a fill (default: 3x the span's "
                    "tokens + 32, at most half the model context)")
+    p.add_argument("--transpose", default=d.transpose, help="semitones to write the bars at, the piece moved with "
+                   "them and the new notes moved back after, so the piece sounds where it was: auto (default) moves "
+                   "only a piece whose voices' parts stray more than a minor third past their ranges (a flute duet "
+                   "an octave above the soprano and alto: written an octave down), by the fewest semitones that "
+                   "bring them in; 0: as it lies")
     add_output_options(p, d.out_dir)
     add_device_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

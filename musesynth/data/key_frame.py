@@ -113,10 +113,13 @@ def pieces_to_frame(enc: Encoding, tokens: np.ndarray, offsets: np.ndarray,
 @dataclass
 class KeyFrame:
     """A model's key frame around sampling: ``to_model`` moves prompt rows into it, ``to_user`` brings the
-    sampled sequences back to each row's key. The identity for models trained in written keys."""
+    sampled sequences back to each row's key. The identity for models trained in written keys. ``register``:
+    semitones the rows move first (``generate.ranges.piece_shift``: a flute duet's primer read an octave down,
+    where the model learnt voices), the new notes moving back with the frame's shift."""
 
     enc: Encoding
     frames: tuple[int, ...]  # the model's frame tonics (``CheckpointMeta.key_frames``); () for written keys
+    register: int = 0
     shifts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rows: np.ndarray | None = None
     model_len: int = 0  # tokens of a row in the frame
@@ -124,9 +127,11 @@ class KeyFrame:
     def to_model(self, rows: np.ndarray) -> np.ndarray:
         rows = np.atleast_2d(np.asarray(rows, np.int64))
         self.rows, self.model_len = rows, rows.shape[1]
+        self.shifts = np.zeros(rows.shape[0], np.int64)
+        moved = check_keyed(self.enc).transpose_ids(rows, self.register) if self.register else rows
         if not self.frames:
-            return rows
-        framed = [to_frame(self.enc, r, self.frames) for r in rows]
+            return moved
+        framed = [to_frame(self.enc, r, self.frames) for r in moved]
         self.shifts = np.array([s for _, s in framed], np.int64)
         out = np.stack([f for f, _ in framed])
         self.model_len = out.shape[1]
@@ -135,8 +140,8 @@ class KeyFrame:
     def to_user(self, seqs: list[np.ndarray]) -> list[np.ndarray]:
         """Each sequence in its row's key: the row (the user's primer and header) as it was, the new tokens'
         notes moved back."""
-        if not self.frames or self.rows is None:
+        if not (self.frames or self.register) or self.rows is None:
             return seqs
         keyed = check_keyed(self.enc)
-        return [np.r_[row, keyed.transpose_ids(s[self.model_len :], -shift, keys=False)]
+        return [np.r_[row, keyed.transpose_ids(s[self.model_len :], -(shift + self.register), keys=False)]
                 for row, s, shift in zip(self.rows, seqs, self.shifts)]

@@ -40,6 +40,7 @@ from musesynth.errors import BadRequest, MidiReadError, MusesynthError, literal
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import check_particles, decode_particles
+from musesynth.generate.ranges import HIGHEST, LOWEST, fit_shift, parse_transpose
 from musesynth.generate.request import fresh_seed
 from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
@@ -68,8 +69,6 @@ DEFAULT_PARTICLES = 4
 
 MAX_MELODY_NOTES = 5000
 LEGATO_BEATS = 0.25  # an overlap this short is a played legato, not a second line
-# The lowest bass and highest soprano note any voice sings (theory's SATB ranges, D2-A5)
-LOWEST, HIGHEST = min(lo for lo, _ in SATB_RANGES), max(hi for _, hi in SATB_RANGES)  # any voice's range
 
 
 @dataclass
@@ -124,20 +123,6 @@ def register_voice(pitch: np.ndarray) -> int:
     return len(VOICES) - 1 if pitch.size and float(np.median(pitch)) <= LOW_MELODY else 0
 
 
-def parse_transpose(value: str | int) -> str | int:
-    """"auto" or a whole number of semitones (a string from the command line or a form is read as one)."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    try:
-        n = int(value.strip()) if isinstance(value, str) else value
-    except ValueError:
-        n = None
-    if isinstance(n, bool) or not isinstance(n, int) or abs(n) > 127:
-        raise BadRequest("transpose", f"must be auto or a whole number of semitones from -127 to 127 "
-                                      f"(got {literal(repr(value))})")
-    return n
-
-
 def melody_shift(pitch: np.ndarray, voice: int, transpose: str | int) -> int:
     """Semitones to write the harmony at, the melody moved with it and everything moved back after, so the melody
     comes out as given: ``transpose`` itself when a number; with "auto", 0 for a melody inside its voice's range
@@ -149,10 +134,9 @@ def melody_shift(pitch: np.ndarray, voice: int, transpose: str | int) -> int:
         return int(transpose)
     lo, hi = int(pitch.min()), int(pitch.max())
     vlo, vhi = SATB_RANGES[voice]
-    shifts = range(LOWEST - lo, HIGHEST - hi + 1)
-    if (vlo <= lo and hi <= vhi) or not shifts:
+    if vlo <= lo and hi <= vhi:
         return 0
-    return min(shifts, key=lambda k: (max(vlo - lo - k, 0) + max(hi + k - vhi, 0), abs(k)))
+    return fit_shift([(lo, hi, voice)], LOWEST - lo, HIGHEST - hi)
 
 
 def top_line(score: symusic.Score) -> tuple[symusic.Score, int, int]:

@@ -58,6 +58,7 @@ from musesynth.generate.layout import Layout, declared_parts, satb_layout
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import check_particles, decode_particles
+from musesynth.generate.ranges import parse_transpose, piece_shift
 from musesynth.generate.request import cli_flag, fresh_seed
 from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
@@ -99,6 +100,7 @@ class InfillOptions:
     num_samples: int = 1
     particles: int = 1  # with ``parts``: SMC particles per version (``generate.particles``); 1: plain masked sampling
     max_tokens: int | None = None  # the fill's budget; None: 3 x the span's tokens + 32, at most half the context
+    transpose: str | int = "auto"  # semitones the fill is written at, then moved back (``ranges.piece_shift``)
     out_dir: str = "infilled"
     wav: bool = True
     png: bool = True
@@ -112,6 +114,7 @@ class InfillOptions:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise BadRequest("max_tokens", f"must be at least 1 (got {self.max_tokens})")
         check_particles(self.particles)
+        self.transpose = parse_transpose(self.transpose)
         if self.particles > 1 and self.parts is None:
             raise BadRequest("particles", "weighs a fill by the kept parts' notes in the bars: give {parts}")
 
@@ -311,17 +314,20 @@ class FillConstraint:
 
 def sample_fills(model: torch.nn.Module, enc: Encoding, span: Span, budget: int, sampling: Sampling,
                  num_samples: int, seed: int, seq_len: int, key_frames: tuple[int, ...] = (),
-                 free: list[int] | None = None, particles: int = 1,
-                 durations: np.ndarray | None = None) -> tuple[list[np.ndarray], int]:
+                 free: list[int] | None = None, particles: int = 1, durations: np.ndarray | None = None,
+                 transpose: int = 0) -> tuple[list[np.ndarray], int]:
     """Each sample's middle tokens (FILL_END included when it was written), and the prompt's length. A
     key-relative model reads the piece in its frame (``data.key_frame``) and its fills move back. With ``free``
     (parts of a parts model) only those parts are written; the others' notes in the span are fixed, and with
-    ``particles`` > 1 each sample is the heaviest of that many SMC particles (``generate.particles``)."""
+    ``particles`` > 1 each sample is the heaviest of that many SMC particles (``generate.particles``). The model
+    reads the piece ``transpose`` semitones higher (``ranges.piece_shift``), and its fills move back."""
     device = next(model.parameters()).device
     inf = infilling(enc)
     start, length = inf.bar_times(span.ids)
     bar_len = int(length[span.first : span.end].min())
-    ids, shift = to_frame(enc, span.ids, key_frames) if key_frames else (span.ids, 0)
+    ids = inf.transpose_ids(span.ids, transpose) if transpose else span.ids
+    ids, shift = to_frame(enc, ids, key_frames) if key_frames else (ids, 0)
+    shift += transpose
     constraint: FillConstraint | VoiceConstraint = (
         parts_constraint(enc, replace(span, ids=ids), free, num_samples * particles, durations) if free
         else FillConstraint(enc, span.n_bars, bar_len, num_samples, device, declared_parts(enc, ids),
@@ -579,11 +585,12 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     seq_len = meta.model_config.seq_len
     n_parts = declared_parts(enc, span.ids) or 1
     budget = fill_budget(span, seq_len, opt.max_tokens, n_parts / max(n_parts - padded.size, 1))
+    moved = piece_shift(given, opt.transpose)
     hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
     t0 = time.perf_counter()
     try:
         fills, prompt_tokens = sample_fills(model, enc, span, budget, opt.sampling, opt.num_samples, seed, seq_len,
-                                            meta.key_frames, written, opt.particles, kept)
+                                            meta.key_frames, written, opt.particles, kept, moved)
     finally:
         if hook is not None:
             hook.remove()
@@ -605,7 +612,8 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
                 "notes": int(sum(t.note_num() for t in score.tracks)), "new_notes": new,
                 "sampling": {**asdict(opt.sampling), "seed": seed, "num_samples": opt.num_samples,
                              "particles": opt.particles},
-                "generation_seconds": round(dt, 3), "unseen_tracks": edit.unseen(source)}
+                "generation_seconds": round(dt, 3), "unseen_tracks": edit.unseen(source),
+                "shift": moved, "transpose": opt.transpose}
         info["seconds"] = seconds_of(score)
         which = "".join(VOICES[labels.voice[p]][0] if labels.voice[p] >= 0 else f"P{labels.number[p]}"
                         for p in free) if free and labels else ""
@@ -634,6 +642,12 @@ def summarize(results: list[dict[str, Any]]) -> str:
         done = "" if r["fill_complete"] else " (fill cut by the token budget, completed with empty bars)"
         who = f" in {', '.join(r['parts'])}" if r.get("parts") else ""
         lines.append(f"{r['midi']}  (bars {r['bars']}{who}: {r['new_notes']} new notes{done})")
+        if r.get("shift"):
+            k = r["shift"]
+            why = "its parts lie outside the voices' ranges, so " if r.get("transpose") == "auto" else \
+                f"--transpose {k}: "
+            lines.append(f"  {why}the bars were written {abs(k)} semitone(s) {'higher' if k > 0 else 'lower'} and "
+                         f"moved back: the piece sounds where it was")
         if r.get("unseen_tracks"):
             lines.append(f"  kept as in the input, beyond the parts the model reads (it did not hear them): "
                          f"{', '.join(r['unseen_tracks'])}")

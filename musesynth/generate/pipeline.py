@@ -49,6 +49,7 @@ class PieceInfo:
     composer: str | None = None
     time_signature: str | None = None
     tempo: float | None = None
+    shift: int = 0  # semitones the model read the primer at, its notes moved back (``ranges.piece_shift``)
     midi: str | None = None  # the files, once written
     wav: str | None = None
     png: str | None = None
@@ -134,7 +135,7 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
         primer=os.fsdecode(path) if path is not None else None, primer_tokens=int(row.size),
         generated_tokens=int(seq.size - row.size), notes=int(score.note_num()),
         seconds=seconds_of(score), sampling=used,
-        generation_seconds=round(dt, 3), **header)
+        generation_seconds=round(dt, 3), shift=prompt.frame.register, **header)
     return GeneratedPiece(seq, score, info, prompt.boundary)
 
 

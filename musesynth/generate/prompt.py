@@ -17,6 +17,7 @@ from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.layout import satb_layout
 from musesynth.generate.model import Model
 from musesynth.generate.primer import clip_seconds
+from musesynth.generate.ranges import parse_transpose, piece_shift
 from musesynth.generate.request import GenerationRequest
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
@@ -55,7 +56,7 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     ids, added, names, listed = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
     rows = primer_rows(enc, ids, key, meta.key_prior, request.num_samples, seed)
     rows = apply_controls(enc, rows, c.composer, c.tempo, meta.composer_prior, seed)
-    frame = KeyFrame(enc, meta.key_frames)
+    frame = KeyFrame(enc, meta.key_frames, register_shift(enc, ids, request.transpose, p.path is not None))
     model_rows = check_fits(frame.to_model(rows), model.seq_len, len(ids))
     ctl = enc.header_controls()
     tempo = HeaderTempo(ctl, tempo_token, model_rows, model.device) if ctl and tempo_token is not None else None
@@ -66,7 +67,8 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
 def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
     """Prompts of equal length and header tempo (each from ``build_prompt``) as one batch, decoded together."""
     rows = np.concatenate([p.rows for p in prompts])
-    frame = KeyFrame(model.encoding, model.meta.key_frames)
+    assert len({p.frame.register for p in prompts}) == 1, "one register per batch"
+    frame = KeyFrame(model.encoding, model.meta.key_frames, prompts[0].frame.register)
     model_rows = frame.to_model(rows)
     first = prompts[0].tempo
     assert len({None if p.tempo is None else p.tempo.token for p in prompts}) == 1, "one header tempo per batch"
@@ -75,6 +77,20 @@ def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
     assert all(np.array_equal(p.added, prompts[0].added) for p in prompts), "one part layout per batch"
     return Prompt(rows, model_rows, frame, prompts[0].primer_tokens, prompts[0].boundary, tempo, prompts[0].added,
                   prompts[0].names, prompts[0].listed)
+
+
+def register_shift(enc: Encoding, ids: np.ndarray, transpose: str | int, primed: bool) -> int:
+    """Semitones the model reads the primer at (``ranges.piece_shift``: with "auto", a parts primer whose voices'
+    parts stray past their ranges, a flute duet an octave up, is continued an octave down and moved back; the
+    shipped model went on with the duet at the soprano's and alto's pitch)."""
+    transpose = parse_transpose(transpose)
+    parts = enc.parts()
+    if transpose == "auto":
+        return piece_shift(parts.decode_quantized(ids), "auto") if parts is not None and primed else 0
+    if transpose and enc.keyed() is None:
+        raise BadRequest("transpose", f"moves the notes the model reads; the '{enc.name}' encoding cannot move them "
+                                      f"(leave {{transpose}} at auto or 0)")
+    return int(transpose)
 
 
 def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: float | None,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from musesynth.errors import BadRequest
 from musesynth.generate.particles import check_particles
+from musesynth.generate.ranges import parse_transpose
 from musesynth.generate.sampling import Sampling
 
 DEFAULT_LENGTH = 512  # new tokens per piece: about 12 bars of chorale with the shipped model
@@ -59,6 +60,7 @@ class GenerationRequest:
     exact_repeats: bool = True  # a repeat mark copies its bar exactly (False: --free-repeats)
     use_cache: bool = True  # False: naive decoding (--no-cache)
     particles: int = 1  # parts models: SMC particles per piece, weighed by the voice rules (``generate.particles``)
+    transpose: str | int = "auto"  # semitones a primer is read at, the new notes moved back (``ranges.piece_shift``)
 
     def validate(self) -> GenerationRequest:
         """Every check that needs no model (the encoding's are ``prompt.build_prompt``'s)."""
@@ -67,6 +69,7 @@ class GenerationRequest:
             raise BadRequest("length", f"must be at most {MAX_LENGTH:,} tokens (got {self.length:,})")
         whole("num_samples", self.num_samples, 1)
         check_particles(self.particles)
+        parse_transpose(self.transpose)
         if self.seed is not None:
             whole("seed", self.seed, 0, "must be a whole number, 0 or more")
             if self.seed >= MAX_SEED:

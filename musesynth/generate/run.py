@@ -57,6 +57,7 @@ class GenerateOptions:
     composer: str | None = None  # e.g. "palestrina": a composer the checkpoint's vocabulary knows
     tempo: float | None = None  # BPM: the header tempo (meter encoding)
     particles: int = 1  # parts models: SMC particles per piece (``generate.particles``)
+    transpose: str | int = "auto"  # semitones a primer is read at, the new notes moved back (``ranges.piece_shift``)
 
     def request(self, primer: Path | None = None) -> GenerationRequest:
         """The request for one primer file (None: no primer; the cut still comes from these options, so a cut
@@ -65,7 +66,7 @@ class GenerateOptions:
             primer=Primer(primer, self.primer_tokens, self.primer_seconds),
             controls=Controls(self.key, self.composer, self.tempo), sampling=self.sampling, length=self.length,
             num_samples=self.num_samples, seed=self.seed, exact_repeats=not self.free_repeats,
-            use_cache=not self.no_cache, particles=self.particles)
+            use_cache=not self.no_cache, particles=self.particles, transpose=self.transpose)
 
     def validate(self) -> None:
         """The request's checks (worded with the CLI's flags) and the soundfont."""
@@ -248,6 +249,11 @@ def summarize(results: list[dict[str, Any]]) -> str:
             lines.append(f"  wav: {r['wav'] or 'not written - ' + r['wav_skipped']}")
         if r["png"]:
             lines.append(f"  png: {r['png']}")
+        if r.get("shift"):
+            k = r["shift"]
+            lines.append(f"  the model read the primer {abs(k)} semitone(s) {'higher' if k > 0 else 'lower'} (its "
+                         f"parts lie outside the voices' ranges, or --transpose) and its notes moved back: the piece "
+                         f"sounds at the primer's pitch")
         if r["notes"] == 0:
             lines.append("  warning: this piece has no notes (try a higher --top-k or --temperature)")
         elif r.get("primer") and r["generated_tokens"] <= 1:

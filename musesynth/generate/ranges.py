@@ -1,0 +1,75 @@
+"""Writing a piece in its voices' ranges: the semitones `harmonize` and `infill` move a piece by before the model
+writes (and move its new notes back by after), so a melody or parts above a choir's range (a fiddle tune, a flute
+duet) are heard in the register the model learnt, and come back as they were.
+
+The shipped model learnt four voices within theory's SATB ranges. Asked to rewrite the second flute of a duet an
+octave above the soprano and alto, it wrote the new line an octave low (median MIDI 70-72 under a first flute at
+86); harmonised a fiddle tune up to E6, it wrote a soprano it never saw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from musesynth.errors import BadRequest, literal
+from musesynth.theory import SATB_RANGES
+from musesynth.tokenize.midi_io import OTHER, PIANO_HIGH, PIANO_LOW
+
+# the lowest bass and highest soprano note any voice sings (D2-A5)
+LOWEST, HIGHEST = min(lo for lo, _ in SATB_RANGES), max(hi for _, hi in SATB_RANGES)
+SLACK = 3  # semitones a part may stray past its voice's range before a piece is moved (chorale basses reach C2)
+
+
+def parse_transpose(value: str | int) -> str | int:
+    """"auto" or a whole number of semitones (a string from the command line or a form is read as one)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        n = None
+    if isinstance(n, bool) or not isinstance(n, int) or abs(n) > 127:
+        raise BadRequest("transpose", f"must be auto or a whole number of semitones from -127 to 127 "
+                                      f"(got {literal(repr(value))})")
+    return n
+
+
+def outside(lines: list[tuple[int, int, int]], shift: int) -> int:
+    """Semitones that ``lines`` ((lowest, highest, voice) each) lie outside their voices' ranges, moved by ``shift``."""
+    return sum(max(SATB_RANGES[v][0] - lo - shift, 0) + max(hi + shift - SATB_RANGES[v][1], 0) for lo, hi, v in lines)
+
+
+def fit_shift(lines: list[tuple[int, int, int]], low: int, high: int) -> int:
+    """The shift in [``low``, ``high``] that leaves the fewest semitones of ``lines`` outside their voices' ranges,
+    the smallest such; 0 where there is none."""
+    shifts = range(low, high + 1)
+    if not shifts:
+        return 0
+    return min(shifts, key=lambda k: (outside(lines, k), abs(k)))
+
+
+def piece_lines(q: dict[str, Any]) -> list[tuple[int, int, int]]:
+    """(lowest, highest, voice) of each part of a decoded parts piece (``decode_quantized``) that sings a voice
+    (its header role; a part that plays chords, Other, has no voice's range)."""
+    if "part" not in q or not len(q["pitch"]):
+        return []
+    pitch, part = np.asarray(q["pitch"], np.int64), np.asarray(q["part"], np.int64)
+    roles = [int(r) for r in q["role"]]
+    return [(int(pitch[part == p].min()), int(pitch[part == p].max()), r) for p, r in enumerate(roles)
+            if r < OTHER and (part == p).any()]
+
+
+def piece_shift(q: dict[str, Any], transpose: str | int) -> int:
+    """Semitones to write a piece's new notes at (``infill``): ``transpose`` itself when a number; with "auto", 0
+    unless a voice's part strays more than ``SLACK`` semitones past its range (none of the 410
+    chorales does, and 3 of the 500 JS Fakes), else the fewest semitones that bring the parts in, every
+    note staying on the piano. A flute duet an octave above the soprano and alto is written an octave down."""
+    if transpose != "auto":
+        return int(transpose)
+    lines = piece_lines(q)
+    if not lines or not any(max(SATB_RANGES[v][0] - lo, hi - SATB_RANGES[v][1]) > SLACK for lo, hi, v in lines):
+        return 0
+    pitch = np.asarray(q["pitch"], np.int64)
+    return fit_shift(lines, PIANO_LOW - int(pitch.min()), PIANO_HIGH - int(pitch.max()))
