@@ -222,6 +222,42 @@ def test_a_primers_missing_voices_are_the_files_not_its_openings(bach_dir, tmp_p
     assert ENC.parts_of(ids)[0].tolist() == [0, 1, 2, 3] and (ids == ENC.bar_id).sum() == 1
 
 
+def test_instruments_entering_after_the_primer_keep_their_places_by_track(bach_dir, tmp_path):
+    """Instruments placed by register, one entering after a short primer (review helper): a second "Horn" (or a
+    track with no name) was taken for the first and dropped; a Bassoon entering under a Clarinet lost its place to
+    it, since the Clarinet was lowest in the primer alone (the continuation had no bassoon). Now the file's
+    layout places all of them: the Bassoon in the bass's place, the Clarinet in the tenor's."""
+    from musesynth.generate.prompt import primer_ids
+
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor",
+                                                                                       "Bass"])
+    given = symusic.Score(str(piece))
+    given.tracks = [t for t in given.tracks if t.note_num()]
+
+    def winds(keep: tuple[int, ...], names: tuple[str, ...], programs: tuple[int, ...]) -> str:
+        score = given.copy()
+        score.tracks = [score.tracks[i] for i in keep]
+        for t, name, program in zip(score.tracks, names, programs, strict=True):
+            t.name, t.program = name, program
+        low = score.tracks[-1].notes.numpy()
+        late = low["time"] >= 16 * score.ticks_per_quarter  # the lowest enters after 16 beats
+        score.tracks[-1].notes = symusic.Note.from_numpy(**{k: v[late] for k, v in low.items()})
+        path = tmp_path / f"{'-'.join(names) or 'unnamed'}.mid"
+        score.dump_midi(str(path))
+        return str(path)
+
+    ids, drop, names, _ = primer_ids(ENC, winds((0, 1, 3), ("Flute", "Horn", "Horn"), (73, 60, 60)), None, 3.0, 512)
+    assert drop.tolist() == [2] and names == ["Flute", "Horn", "Horn"]
+    ids, drop, names, _ = primer_ids(ENC, winds((0, 1, 3), ("", "", ""), (73, 68, 70)), None, 3.0, 512)
+    assert drop.tolist() == [2] and len(names) == 3
+    ids, drop, names, _ = primer_ids(ENC, winds((0, 2, 3), ("Flute", "Clarinet", "Bassoon"), (73, 71, 70)), None,
+                                     3.0, 512)
+    assert drop.tolist() == [1] and names == ["Flute", "Clarinet", "Bassoon"]
+    header = ids[: int(np.flatnonzero(ids == ENC.bar_id)[0])]
+    programs = [ENC.vocab.tokens[i] for i in header if ENC.token_type[i] == T_PROGRAM]
+    assert programs == ["PROGRAM_73", "PROGRAM_0", "PROGRAM_71", "PROGRAM_70"]  # the alto dropped from the piece
+
 def test_a_copied_bar_keeps_the_voice_rules():
     """An exact repeat copies a bar token by token; where the copy would break the voice rules with the notes
     before it (parallel fifths or octaves, a voice starting over its held note), it is given up there and the piece

@@ -43,7 +43,7 @@ class Layout:
         return np.arange(parts, dtype=np.int64) if self.places is None else self.places
 
 
-def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
+def satb_layout(enc: Encoding, ids: np.ndarray, places: np.ndarray | None = None) -> Layout:
     """The piece laid out in its voices' SATB places when some place is missing (the shipped model's infill of 10
     chorales without their tenor, ``--parts B``: the bass at median MIDI 59 read as three parts, 52 laid out as
     four, as Bach's). Beside the voices, an instrument or a voice's second track would take a voice's place (a
@@ -53,7 +53,9 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     is no choir missing three voices, and leaving every other track out of the model's hearing lost them). A
     horn's lead-in shorter than a bar is left out too: the voices then read as a pickup (the same steps; only the
     decoded ``offset`` and ``pickup`` differ, so a caller writing the result on the input's time line takes those
-    from the input as read)."""
+    from the input as read). ``places``: the place of each of the piece's parts, where the piece's instruments are
+    placed by register (a primer's, as the whole file places them: a bassoon entering later takes the bass's place,
+    not a clarinet that is lowest in the primer alone)."""
     parts = enc.parts()
     none = np.zeros(0, np.int64)
     same = Layout(ids, none, none)
@@ -65,6 +67,8 @@ def satb_layout(enc: Encoding, ids: np.ndarray) -> Layout:
     chordal = np.zeros(role.size, bool)  # parts placed by register that play chords: Other in the header
     if by_register:
         role, chordal = register_roles(q, role, parts.resolution // 4)
+        if places is not None and places.size == role.size and (role < OTHER).all():
+            role = places
         by_register = bool((role < OTHER).all())
     first = np.array([r < OTHER and r not in role[:i] for i, r in enumerate(role)], bool)  # each voice's own part
     voices = role[first]

@@ -137,26 +137,32 @@ def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
     if parts is None:
         return ids, none, []
     lay = satb_layout(enc, ids)  # an instrument beside the voices is left out of the continuation
-    laid, added = lay.ids, lay.added
     read = part_tracks(score, parts.max_parts, parts.drop_extra)[0]
-    if laid is ids:
+    if lay.ids is ids:
         return ids, none, [score.tracks[i].name for i in read]
-    have = {int(p): score.tracks[i] for p, i in zip(lay.place_of(len(read)).tolist(), read, strict=False)
-            if p >= 0}  # each part's place: its voice's, or its register's (a bassoon's the bass's)
-    read = part_tracks(whole, parts.max_parts, parts.drop_extra)[0]
+    wread = part_tracks(whole, parts.max_parts, parts.drop_extra)[0]
+    whole_lay = satb_layout(enc, enc.encode(whole)) if lay.by_register and len(wread) > len(read) else None
+    if whole_lay is not None and whole_lay.by_register:  # an instrument entering later: the file's places for all
+        place = dict(zip(wread, whole_lay.place_of(len(wread)).tolist(), strict=False))
+        places = np.array([place.get(i, -1) for i in read], np.int64)
+        if (places >= 0).all() and len(set(places.tolist())) == places.size:
+            lay = satb_layout(enc, ids, places)  # a clarinet lowest in the primer is no bass under a bassoon
+    laid, added = lay.ids, lay.added
+    # each part's place (its voice's, or its register's: a bassoon's the bass's) -> its track's index, the same in
+    # the primer and the file (a clip keeps every track); tracks are told apart by index (two named "Horn", or none)
+    have = {int(p): i for p, i in zip(lay.place_of(len(read)).tolist(), read, strict=False) if p >= 0}
     role = score_parts(whole, parts.max_parts, parts.drop_extra)[1].role
-    for r, i in zip(role.tolist(), read, strict=False):
+    for r, i in zip(role.tolist(), wread, strict=False):
         if r < OTHER:
-            have.setdefault(int(r), whole.tracks[i])  # a voice's own track (not its second) entering later
-    if lay.by_register and not np.isin(added, list(have)).all():  # an instrument entering later: by register too
-        whole_lay = satb_layout(enc, enc.encode(whole))
-        for p, i in zip(whole_lay.place_of(len(read)).tolist(), read, strict=False):
-            if whole_lay.by_register and p >= 0 and whole.tracks[i].name not in {t.name for t in have.values()}:
-                have.setdefault(int(p), whole.tracks[i])
+            have.setdefault(int(r), i)  # a voice's own track (not its second) entering later
+    if whole_lay is not None and whole_lay.by_register:  # an instrument entering later: by register too
+        for p, i in zip(whole_lay.place_of(len(wread)).tolist(), wread, strict=False):
+            if p >= 0 and i not in have.values():
+                have.setdefault(int(p), i)
     drop = added[~np.isin(added, list(have))]
-    later = {p: have[p].program for p in added.tolist() if p in have}  # entering later: the file's programs
-    return with_programs(parts, laid, later), drop, [have[p].name if p in have else "" for p in range(len(VOICES))
-                                                      if p not in drop]
+    later = {p: whole.tracks[have[p]].program for p in added.tolist() if p in have}  # the file's programs
+    return with_programs(parts, laid, later), drop, [whole.tracks[have[p]].name if p in have else ""
+                                                      for p in range(len(VOICES)) if p not in drop]
 
 
 def with_programs(parts: Parts, ids: np.ndarray, programs: dict[int, int]) -> np.ndarray:
