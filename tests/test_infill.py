@@ -277,7 +277,7 @@ def test_bar_one_of_a_piece_without_a_pickup_is_filled_from_its_first_beat(infil
     import torch
 
     import musesynth
-    from musesynth.generate.infill import FillConstraint, find_span, parts_constraint, read_input
+    from musesynth.generate.infill import FillConstraint, find_span, infilling, parts_constraint, read_input
 
     enc = encoding_from_vocab(json.loads((infill_run / "ds" / "vocab.json").read_text()))
     c = FillConstraint(enc, n_bars=1, bar_len=48, batch=1, device=torch.device("cpu"), open_first=True)
@@ -296,6 +296,7 @@ def test_bar_one_of_a_piece_without_a_pickup_is_filled_from_its_first_beat(infil
     voices.advance(torch.tensor([parts.bar_id]))
     ok = voices.allowed(None, torch.tensor([parts.bar_id]))[0].numpy()
     assert ok[parts.pos0] and not ok[parts.pos0 + 1:parts.pos0 + 48].any() and not ok[parts.bar_id]
+    assert not ok[infilling(parts).fill_end_id]  # nor closed empty (review helper)
     made = musesynth.infill(piece, "1", model=str(parts_run), seed=0)[0]
     assert min(n.time for t in made.score.tracks for n in t.notes) == 0
 

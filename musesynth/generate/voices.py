@@ -197,7 +197,7 @@ class VoiceConstraint(RowState):
             m[self.pos_ids[k[ok]]] = True
             if b < self.last_bar and (due is None or self.bar_start[b + 1] <= due) and not waiting:
                 m[e.bar_id] = True
-            if due is None and self.bars_written[i] >= f.min_bars:
+            if due is None and self.bars_written[i] >= f.min_bars and not waiting:  # a fill of bar 1 has a note
                 m[f.close_id] = True
         if not m.any():
             m[f.close_id] = True
