@@ -97,6 +97,7 @@ def two_sample(a: WindowSet, b: WindowSet, n_windows: int | None = None, repeats
         return out | {"accuracy": nan, "std": nan, "judges": {}}
     rng = np.random.default_rng(seed)
     scores: dict[str, list[float]] = {}
+    used: list[int] = []  # the folds each repeat ran (fewer where its drawn windows come from fewer pieces)
     # One thread: a few hundred windows fit in well under a second on one core, while OpenMP's spinning workers
     # slow the fits many times over when the other core is busy (seen: minutes per test on a loaded machine).
     with threadpool_limits(limits=1, user_api="openmp"):
@@ -110,11 +111,12 @@ def two_sample(a: WindowSet, b: WindowSet, n_windows: int | None = None, repeats
             # StratifiedGroupKFold refuses more folds than a class has members, which ended `evaluate` with a
             # traceback where a model wrote only a few windows)
             kr = min(k, np.unique(a.piece[ia]).size, np.unique(b.piece[ib]).size)
-            if kr < 2:
-                continue
-            cv = StratifiedGroupKFold(n_splits=kr, shuffle=True, random_state=seed * 1000 + r)
+            missed = 2 * k  # the fits ``fits`` counted for this repeat, ticked off as they run or are skipped
+            if kr >= 2:
+                used.append(kr)
+            cv = StratifiedGroupKFold(n_splits=max(kr, 2), shuffle=True, random_state=seed * 1000 + r)
             per: dict[str, list[float]] = {}
-            for tr, te in cv.split(x, y, groups):
+            for tr, te in cv.split(x, y, groups) if kr >= 2 else ():
                 if np.unique(y[tr]).size < 2 or np.unique(y[te]).size < 2:
                     continue
                 prob = np.zeros(len(te))
@@ -125,11 +127,16 @@ def two_sample(a: WindowSet, b: WindowSet, n_windows: int | None = None, repeats
                         p = judge.predict_proba(x[te])[:, 1]
                     prob += p / 2
                     per.setdefault(name, []).append(balanced_accuracy_score(y[te], p > 0.5))
+                    missed -= 1
                     if tick is not None:
                         tick()
                 per.setdefault(VOTE, []).append(balanced_accuracy_score(y[te], prob > 0.5))
+            for _ in range(missed if tick is not None else 0):  # the progress bar ends full
+                tick()
             for name, v in per.items():
                 scores.setdefault(name, []).append(float(np.mean(v)))
+    if used:
+        out["folds"] = int(min(used))
     if not scores:
         return out | {"accuracy": nan, "std": nan, "judges": {}}
     judges = {name: {"accuracy": float(np.mean(v)), "std": float(np.std(v))} for name, v in scores.items()}
