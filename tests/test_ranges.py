@@ -113,3 +113,29 @@ def test_a_shift_needs_an_encoding_that_moves_notes():
     meter = get_encoding("meter")
     assert register_shift(meter, np.array([meter.bos_id]), "auto", True) == 0  # auto moves parts models' primers
     assert register_shift(meter, np.array([meter.bos_id]), "-2", True) == -2
+
+
+def test_a_descant_above_its_soprano_is_not_moved(parts_run, bach_dir, tmp_path):
+    """A Flute an octave above a named Soprano takes the alto's place; moving the piece to bring it into the alto's
+    range (7 semitones down) put the Soprano's fill at 82-84, above the flute (review helper). Lines out of the
+    voices' order are read where they lie."""
+    from musesynth.generate.infill import read_input
+    from musesynth.generate.layout import satb_layout
+    from musesynth.generate.ranges import piece_shift
+    from musesynth.tokenize import encoding_from_vocab
+
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor",
+                                                                                       "Bass"])
+    score = symusic.Score(str(piece))
+    score.tracks = [t for t in score.tracks if t.note_num() and t.name in ("Soprano", "Bass")]
+    flute = score.tracks[0].copy()
+    flute.name, flute.program = "Flute", 73
+    flute.shift_pitch(12, inplace=True)
+    score.tracks.append(flute)
+    score.tracks[1].name, score.tracks[1].program = "Cello", 42  # one voice named: the others placed by register
+    score.dump_midi(str(tmp_path / "descant.mid"))
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    lay = satb_layout(enc, read_input(enc, str(tmp_path / "descant.mid")))
+    assert lay.place_of(3).tolist() == [0, 3, 1]  # the flute in the alto's place
+    assert piece_shift(enc.parts().decode_quantized(lay.ids), "auto") == 0

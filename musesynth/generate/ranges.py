@@ -61,6 +61,16 @@ def piece_lines(q: dict[str, Any]) -> list[tuple[int, int, int]]:
             if r < OTHER and (part == p).any()]
 
 
+def crossed(q: dict[str, Any]) -> bool:
+    """Whether a voice's part lies above a higher voice's (by median): the piece's lines are out of the voices'
+    order, which no transposition mends."""
+    pitch, part = np.asarray(q["pitch"], np.float64), np.asarray(q["part"], np.int64)
+    medians = [(r, float(np.median(pitch[part == p]))) for p, r in enumerate(int(x) for x in q["role"])
+               if r < OTHER and (part == p).any()]
+    by_voice = [m for _, m in sorted(medians)]
+    return any(b > a for a, b in zip(by_voice, by_voice[1:], strict=False))
+
+
 def piece_shift(q: dict[str, Any], transpose: str | int) -> int:
     """Semitones to write a piece's new notes at (``infill``): ``transpose`` itself when a number; with "auto", 0
     unless a voice's part strays more than ``SLACK`` semitones past its range (none of the 410
@@ -70,6 +80,8 @@ def piece_shift(q: dict[str, Any], transpose: str | int) -> int:
         return int(transpose)
     lines = piece_lines(q)
     if not lines or not any(max(SATB_RANGES[v][0] - lo, hi - SATB_RANGES[v][1]) > SLACK for lo, hi, v in lines):
+        return 0
+    if crossed(q):  # a flute above its Soprano, in the alto's place: no shift brings both in (one moved up to 84)
         return 0
     pitch = np.asarray(q["pitch"], np.int64)
     return fit_shift(lines, PIANO_LOW - int(pitch.min()), PIANO_HIGH - int(pitch.max()))
