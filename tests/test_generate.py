@@ -442,3 +442,31 @@ def test_fixed_shape_step_for_cuda_graphs_gives_the_same_tokens():
     assert len(a) == len(b) == 2
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
+
+
+def test_the_generated_from_here_marker_stands_where_the_new_music_starts(bach_dir):
+    """The marker (and the piano roll's line and colours) stood at the primer's last onset: a primer that ended
+    on a whole chord (every primer cut by seconds) had that chord drawn as generated (the shipped model's bwv10.7,
+    60 tokens: marker at beat 7, new notes from 8). It now stands at the first note that is not the primer's,
+    never before the primer's last onset."""
+    import musesynth
+    from musesynth.generate.midi_out import GENERATED_MARKER
+
+    model = musesynth.load_model()
+    piece = sorted(bach_dir.rglob("*.mid"))[0]
+    enc = model.encoding
+    moved = 0
+    for cut in [{"primer_tokens": n} for n in range(30, 90, 12)] + [{"primer_seconds": s} for s in (2.5, 4, 6)]:
+        made = musesynth.generate(model, piece, 40, seed=1, **cut)[0]
+        s = made.score
+        tpq = s.ticks_per_quarter
+        marker = [m.time / tpq for m in s.markers if m.text == GENERATED_MARKER]
+        primer = enc.decode(made.tokens[: made.info.primer_tokens])
+        had = {(n.time / primer.ticks_per_quarter, n.pitch) for t in primer.tracks for n in t.notes}
+        notes = [(n.time / tpq, n.pitch) for t in s.tracks for n in t.notes]
+        new = [t for t, p in notes if (t, p) not in had]
+        last = max(t for t, _ in had)
+        assert made.boundary == min(new) and made.boundary >= last
+        assert marker == ([made.boundary] if made.boundary > 0 else [])
+        moved += made.boundary > last
+    assert moved >= 3  # a primer cut by seconds ends on a whole onset

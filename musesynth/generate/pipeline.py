@@ -124,8 +124,9 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
     enc, path = model.encoding, request.primer.path
     meter_source = None if enc.writes_meter else path  # an encoding that writes its meter keeps it
     score = named(without_tracks(enc.decode(seq), prompt.added), prompt.names)
+    boundary = first_new_beat(score, without_tracks(enc.decode(row), prompt.added), prompt.boundary)
     score = daw_ready(in_file_order(score, prompt.listed) if enc.parts() is not None else score, meter_source,
-                      prompt.boundary)
+                      boundary)
     used = {**asdict(request.sampling), "ending": resolved_ending(request.sampling, enc, row),
             "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache,
             "particles": request.particles}
@@ -136,7 +137,28 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
         generated_tokens=int(seq.size - row.size), notes=int(score.note_num()),
         seconds=seconds_of(score), sampling=used,
         generation_seconds=round(dt, 3), shift=prompt.frame.register, **header)
-    return GeneratedPiece(seq, score, info, prompt.boundary)
+    return GeneratedPiece(seq, score, info, boundary)
+
+
+def first_new_beat(score: symusic.Score, primer: symusic.Score, primer_end: float | None) -> float | None:
+    """Where the generated music starts (beats): the first onset of a note that is not the primer's (``score`` and
+    ``primer`` decoded alike), else ``primer_end`` (the primer's last onset; None without a primer). The marker
+    and the piano roll's line stood at the primer's last onset, its chord drawn as generated, and a primer of one
+    onset at beat 0 had none."""
+    if primer_end is None:
+        return None
+
+    def keys(s: symusic.Score) -> np.ndarray:
+        n = [t.notes.numpy() for t in s.tracks if len(t.notes)]
+        return np.concatenate([a["time"].astype(np.int64) * 128 + a["pitch"] for a in n]) if n else np.zeros(0, int)
+
+    full, (old, count) = np.unique(keys(score), return_counts=True), np.unique(keys(primer), return_counts=True)
+    at = np.searchsorted(old, full[0])
+    had = np.zeros(full[0].size, np.int64)
+    hit = (at < old.size) & (old[np.minimum(at, max(old.size - 1, 0))] == full[0]) if old.size else at < 0
+    had[hit] = count[at[hit]]
+    new = full[0][full[1] > had]
+    return float(new.min() // 128) / score.ticks_per_quarter if new.size else primer_end
 
 
 def without_tracks(score: symusic.Score, parts: np.ndarray) -> symusic.Score:
