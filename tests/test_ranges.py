@@ -42,9 +42,9 @@ def test_a_duet_above_the_choir_is_rewritten_in_the_voices_range_and_moved_back(
     enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
     for path, shift in ((high, -10), (low, 0)):
         lay = satb_layout(enc, read_input(enc, str(path)))
-        assert piece_shift(enc.parts().decode_quantized(lay.ids), "auto") == shift
+        assert piece_shift(enc.parts().decode_quantized(lay.ids), "auto", 3) == shift
     for piece in sorted(bach_dir.rglob("*.mid")):  # no chorale moves
-        assert piece_shift(enc.parts().decode_quantized(read_input(enc, str(piece))), "auto") == 0
+        assert piece_shift(enc.parts().decode_quantized(read_input(enc, str(piece))), "auto", 3) == 0
     made = {}
     for path, shift in ((high, "auto"), (high, "-12"), (low, "0")):
         out = tmp_path / f"{path.stem}{shift}"
@@ -138,4 +138,38 @@ def test_a_descant_above_its_soprano_is_not_moved(parts_run, bach_dir, tmp_path)
     enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
     lay = satb_layout(enc, read_input(enc, str(tmp_path / "descant.mid")))
     assert lay.place_of(3).tolist() == [0, 3, 1]  # the flute in the alto's place
-    assert piece_shift(enc.parts().decode_quantized(lay.ids), "auto") == 0
+    assert piece_shift(enc.parts().decode_quantized(lay.ids), "auto", 3) == 0
+
+
+def test_a_solo_line_an_explicit_shift_and_a_key_are_read_right(parts_run, bach_dir, tmp_path, capsys):
+    """Fuzzing helper: (1) a solo flute an octave above a soprano (laid out as no voice) was never moved, its fill
+    written at median 74-75 under a line at 85; it is read as the voice its register says. (2) ``--transpose 127``
+    was accepted and the new notes came back folded to the piano's edges (MIDI 22-32 in a piece at 55-73): a shift
+    that moves a note off the piano is refused in one line. (3) ``generate --key`` moves the primer after the
+    shift was worked out from it: a duet moved up to F# major was read 6 semitones too high."""
+    import musesynth
+    from musesynth.errors import BadRequest
+    from musesynth.generate.ranges import piece_shift
+
+    high = duet(bach_dir, tmp_path / "high.mid", 12)
+    solo = symusic.Score(str(high))
+    solo.tracks = solo.tracks[:1]
+    solo.dump_midi(str(tmp_path / "solo.mid"))
+    from musesynth.generate.infill import read_input
+    from musesynth.tokenize import encoding_from_vocab
+
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    q = enc.parts().decode_quantized(read_input(enc, str(tmp_path / "solo.mid")))
+    assert q["role"].tolist() == [4] and piece_shift(q, "auto", 3) < 0
+    with pytest.raises(BadRequest, match=r"\+127 moves notes off the piano: the piece spans MIDI"):
+        piece_shift(q, 127, 3)
+    assert piece_shift(q, -12, 3) == -12
+    for args in (["infill", "--input", str(high), "--bars", "3"], ["generate", "--primer", str(high), "-n", "20"]):
+        assert main([*args, "-c", str(parts_run), "--transpose", "127", "--no-wav", "-o", str(tmp_path / "x")]) == 2
+        assert "--transpose +127 moves notes off the piano" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    model = musesynth.load_model(parts_run, "cpu")
+    key = musesynth.generate(model, primer=high, length=20, primer_seconds=6, seed=3, key="F# major")[0]
+    moved = musesynth.generate(model, primer=high, length=20, primer_seconds=6, seed=3)[0]
+    assert key.info.key == "F# major" and moved.info.key != "F# major"
+    assert key.info.shift < moved.info.shift - 3  # read lower by about as much as the key moved it up

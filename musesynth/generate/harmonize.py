@@ -40,7 +40,7 @@ from musesynth.errors import BadRequest, MidiReadError, MusesynthError, literal
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import check_particles, decode_particles
-from musesynth.generate.ranges import HIGHEST, LOWEST, fit_shift, parse_transpose
+from musesynth.generate.ranges import HIGHEST, LOWEST, fit_shift, parse_transpose, register_voice
 from musesynth.generate.request import fresh_seed
 from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
@@ -106,7 +106,6 @@ class HarmonizeOptions:
             parse_voice(self.melody_voice)
 
 
-LOW_MELODY = 54  # a melody not named as a voice whose median pitch is at most F#3 is a bass line (a bassoon's)
 
 
 def parse_voice(text: str) -> int:
@@ -115,12 +114,6 @@ def parse_voice(text: str) -> int:
     if v is not None:
         return v
     raise BadRequest("melody_voice", f"'{literal(text)}' is no voice: S, A, T or B (or soprano, alto, tenor, bass)")
-
-
-def register_voice(pitch: np.ndarray) -> int:
-    """The voice of a melody its track does not name: the Bass for a line as low as a bass sings (median at most
-    ``LOW_MELODY``), else the Soprano (a tune on top)."""
-    return len(VOICES) - 1 if pitch.size and float(np.median(pitch)) <= LOW_MELODY else 0
 
 
 def melody_shift(pitch: np.ndarray, voice: int, transpose: str | int) -> int:

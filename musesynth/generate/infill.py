@@ -585,7 +585,7 @@ def infillings(opt: InfillOptions, progress: Callable[[float], None] | None = No
     seq_len = meta.model_config.seq_len
     n_parts = declared_parts(enc, span.ids) or 1
     budget = fill_budget(span, seq_len, opt.max_tokens, n_parts / max(n_parts - padded.size, 1))
-    moved = piece_shift(given, opt.transpose)
+    moved = piece_shift(given, opt.transpose, bi.resolution // 4)
     hook = model.register_forward_hook(call_counter(progress, budget + 1)) if progress is not None else None
     t0 = time.perf_counter()
     try:

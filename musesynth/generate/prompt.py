@@ -17,7 +17,7 @@ from musesynth.generate.keys import parse_requested_key, primer_rows
 from musesynth.generate.layout import satb_layout
 from musesynth.generate.model import Model
 from musesynth.generate.primer import clip_seconds
-from musesynth.generate.ranges import parse_transpose, piece_shift
+from musesynth.generate.ranges import on_piano, parse_transpose, piece_shift
 from musesynth.generate.request import GenerationRequest
 from musesynth.tokenize import Encoding
 from musesynth.tokenize.base import Parts
@@ -56,7 +56,8 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     ids, added, names, listed = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
     rows = primer_rows(enc, ids, key, meta.key_prior, request.num_samples, seed)
     rows = apply_controls(enc, rows, c.composer, c.tempo, meta.composer_prior, seed)
-    frame = KeyFrame(enc, meta.key_frames, register_shift(enc, ids, request.transpose, p.path is not None))
+    # read from the primer as --key moved it (a flute duet moved up to F# major strays further)
+    frame = KeyFrame(enc, meta.key_frames, register_shift(enc, rows[0], request.transpose, p.path is not None))
     model_rows = check_fits(frame.to_model(rows), model.seq_len, len(ids))
     ctl = enc.header_controls()
     tempo = HeaderTempo(ctl, tempo_token, model_rows, model.device) if ctl and tempo_token is not None else None
@@ -86,11 +87,12 @@ def register_shift(enc: Encoding, ids: np.ndarray, transpose: str | int, primed:
     transpose = parse_transpose(transpose)
     parts = enc.parts()
     if transpose == "auto":
-        return piece_shift(parts.decode_quantized(ids), "auto") if parts is not None and primed else 0
+        return piece_shift(parts.decode_quantized(ids), "auto", parts.resolution // 4) if parts and primed else 0
     if transpose and enc.keyed() is None:
         raise BadRequest("transpose", f"moves the notes the model reads; the '{enc.name}' encoding cannot move them "
                                       f"(leave {{transpose}} at auto or 0)")
-    return int(transpose)
+    notes = [t.notes.numpy()["pitch"] for t in enc.decode(ids).tracks] if transpose else []
+    return on_piano(np.concatenate(notes) if notes else np.zeros(0, np.int64), int(transpose))
 
 
 def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: float | None,

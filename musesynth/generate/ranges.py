@@ -19,6 +19,7 @@ from musesynth.tokenize.midi_io import OTHER, PIANO_HIGH, PIANO_LOW
 
 # the lowest bass and highest soprano note any voice sings (D2-A5)
 LOWEST, HIGHEST = min(lo for lo, _ in SATB_RANGES), max(hi for _, hi in SATB_RANGES)
+LOW_MELODY = 54  # a melody not named as a voice whose median pitch is at most F#3 is a bass line (a bassoon's)
 SLACK = 3  # semitones a part may stray past its voice's range before a piece is moved (chorale basses reach C2)
 
 
@@ -36,6 +37,12 @@ def parse_transpose(value: str | int) -> str | int:
     return n
 
 
+def register_voice(pitch: np.ndarray) -> int:
+    """The voice of a melody its track does not name: the Bass for a line as low as a bass sings (median at most
+    ``LOW_MELODY``), else the Soprano (a tune on top)."""
+    return len(SATB_RANGES) - 1 if pitch.size and float(np.median(pitch)) <= LOW_MELODY else 0
+
+
 def outside(lines: list[tuple[int, int, int]], shift: int) -> int:
     """Semitones that ``lines`` ((lowest, highest, voice) each) lie outside their voices' ranges, moved by ``shift``."""
     return sum(max(SATB_RANGES[v][0] - lo - shift, 0) + max(hi + shift - SATB_RANGES[v][1], 0) for lo, hi, v in lines)
@@ -50,13 +57,19 @@ def fit_shift(lines: list[tuple[int, int, int]], low: int, high: int) -> int:
     return min(shifts, key=lambda k: (outside(lines, k), abs(k)))
 
 
-def piece_lines(q: dict[str, Any]) -> list[tuple[int, int, int]]:
+def piece_lines(q: dict[str, Any], legato: int) -> list[tuple[int, int, int]]:
     """(lowest, highest, voice) of each part of a decoded parts piece (``decode_quantized``) that sings a voice
-    (its header role; a part that plays chords, Other, has no voice's range)."""
+    (its header role; a part that plays chords, Other, has no voice's range). A piece of one instrument playing one
+    line (a solo flute, a fiddle tune: laid out as no voice) is the voice its register says (``register_voice``),
+    as harmonize reads a melody (a solo flute an octave above a soprano was never moved; review helper)."""
     if "part" not in q or not len(q["pitch"]):
         return []
+    from musesynth.generate.voices import one_line
+
     pitch, part = np.asarray(q["pitch"], np.int64), np.asarray(q["part"], np.int64)
     roles = [int(r) for r in q["role"]]
+    if len(roles) == 1 and roles[0] >= OTHER and one_line(q["onset"], q["duration"], legato):
+        roles = [register_voice(pitch)]
     return [(int(pitch[part == p].min()), int(pitch[part == p].max()), r) for p, r in enumerate(roles)
             if r < OTHER and (part == p).any()]
 
@@ -71,17 +84,28 @@ def crossed(q: dict[str, Any]) -> bool:
     return any(b > a for a, b in zip(by_voice, by_voice[1:], strict=False))
 
 
-def piece_shift(q: dict[str, Any], transpose: str | int) -> int:
-    """Semitones to write a piece's new notes at (``infill``): ``transpose`` itself when a number; with "auto", 0
-    unless a voice's part strays more than ``SLACK`` semitones past its range (none of the 410
-    chorales does, and 3 of the 500 JS Fakes), else the fewest semitones that bring the parts in, every
-    note staying on the piano. A flute duet an octave above the soprano and alto is written an octave down."""
+def piece_shift(q: dict[str, Any], transpose: str | int, legato: int) -> int:
+    """Semitones to write a piece's new notes at (``infill``, ``generate``): ``transpose`` itself when a number
+    (refused where it moves a note off the piano: the new notes came back folded to its edges); with "auto", 0
+    unless a voice's part strays more than ``SLACK`` semitones past its range (none of the 410 chorales does, and 3
+    of the 500 JS Fakes), else the fewest semitones that bring the parts in, every note staying on the piano. A
+    flute duet an octave above the soprano and alto is written an octave down. ``legato``: grid steps a note may
+    sound into the next one's and still be one line (``voices.one_line``)."""
+    pitch = np.asarray(q["pitch"], np.int64)
     if transpose != "auto":
-        return int(transpose)
-    lines = piece_lines(q)
+        return on_piano(pitch, int(transpose))
+    lines = piece_lines(q, legato)
     if not lines or not any(max(SATB_RANGES[v][0] - lo, hi - SATB_RANGES[v][1]) > SLACK for lo, hi, v in lines):
         return 0
     if crossed(q):  # a flute above its Soprano, in the alto's place: no shift brings both in (one moved up to 84)
         return 0
-    pitch = np.asarray(q["pitch"], np.int64)
     return fit_shift(lines, PIANO_LOW - int(pitch.min()), PIANO_HIGH - int(pitch.max()))
+
+
+def on_piano(pitch: np.ndarray, shift: int) -> int:
+    """``shift``, where it keeps every note of ``pitch`` on the piano (MIDI 21-108), else a one-line error."""
+    if shift and pitch.size and not (PIANO_LOW <= int(pitch.min()) + shift and int(pitch.max()) + shift <= PIANO_HIGH):
+        lo, hi = int(pitch.min()), int(pitch.max())
+        raise BadRequest("transpose", f"{shift:+d} moves notes off the piano: the piece spans MIDI {lo}-{hi}, so a "
+                                      f"shift from {PIANO_LOW - lo:+d} to {PIANO_HIGH - hi:+d} (or auto)")
+    return shift
