@@ -194,6 +194,25 @@ def test_a_continuation_keeps_its_primers_track_names(parts_run, bach_dir, tmp_p
     assert [t.name for t in made.score.tracks] == names
 
 
+def test_a_continuation_keeps_its_primers_track_order_by_track_not_name(parts_run, bach_dir, tmp_path):
+    """Four tracks all named "Strings", listed from the cello: matched by name, they came back top voice first
+    (review helper). Each comes back in its own track's place."""
+    import musesynth
+
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor",
+                                                                                       "Bass"])
+    score = symusic.Score(str(piece))
+    score.tracks = [t for t in score.tracks if t.note_num()][::-1]  # Bass, Tenor, Alto, Soprano
+    for t in score.tracks:
+        t.name, t.program = "Strings", 48
+    score.dump_midi(str(tmp_path / "strings.mid"))
+    made = musesynth.generate(musesynth.load_model(parts_run, "cpu"), primer=tmp_path / "strings.mid", length=60,
+                              primer_seconds=4, seed=0)[0]
+    tpq, q = made.score.ticks_per_quarter, score.ticks_per_quarter
+    firsts = [(t.notes[0].time / tpq, t.notes[0].pitch) for t in made.score.tracks]
+    assert firsts == [(t.notes[0].time / q, t.notes[0].pitch) for t in score.tracks]
+
 def test_a_primers_missing_voices_are_the_files_not_its_openings(bach_dir, tmp_path):
     """A voice that enters after the opening a primer is cut to is the file's: laid out in its place and kept. A
     primer cut inside its header keeps the whole header, up to the first bar line (before, the model declared its

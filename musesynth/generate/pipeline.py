@@ -125,7 +125,7 @@ def finish(model: Model, request: GenerationRequest, prompt: Prompt, row: np.nda
     meter_source = None if enc.writes_meter else path  # an encoding that writes its meter keeps it
     score = named(without_tracks(enc.decode(seq), prompt.added), prompt.names)
     boundary = first_new_beat(score, without_tracks(enc.decode(row), prompt.added), prompt.boundary)
-    score = daw_ready(in_file_order(score, prompt.listed) if enc.parts() is not None else score, meter_source,
+    score = daw_ready(in_file_order(score, prompt.tracks) if enc.parts() is not None else score, meter_source,
                       boundary)
     used = {**asdict(request.sampling), "ending": resolved_ending(request.sampling, enc, row),
             "seed": request.seed, "num_samples": request.num_samples, "cache": request.use_cache,
@@ -180,15 +180,12 @@ def named(score: symusic.Score, names: list[str]) -> symusic.Score:
     return score
 
 
-def in_file_order(score: symusic.Score, listed: list[str]) -> symusic.Score:
+def in_file_order(score: symusic.Score, tracks: list[int]) -> symusic.Score:
     """``score`` (a parts model's continuation, its tracks in part order: top voice first) with its tracks in the
-    primer file's order (``listed``: its named tracks), matched by name (a quartet listed Cello first came back
-    Violin I first); a track of no name in the file keeps its place after those."""
-    rank: dict[str, int] = {}
-    for i, name in enumerate(listed):
-        rank.setdefault(name, i)
-    key = sorted((rank.get(t.name, len(listed)), i) for i, t in enumerate(score.tracks))
-    score.tracks = [score.tracks[i] for _, i in key]
+    primer file's order (``tracks``: each part's track index in the file; a quartet listed Cello first came back
+    Violin I first). By index, not name: four tracks named "Strings" listed from the cello came back top first."""
+    if len(tracks) == len(score.tracks):
+        score.tracks = [score.tracks[i] for i in np.argsort(np.asarray(tracks), kind="stable")]
     return score
 
 

@@ -40,7 +40,7 @@ class Prompt:
     tempo: HeaderTempo | None
     added: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # voices a parts primer lacks
     names: list[str] = field(default_factory=list)  # a parts primer's track names, in part order
-    listed: list[str] = field(default_factory=list)  # the primer file's named tracks, in its order
+    tracks: list[int] = field(default_factory=list)  # each part's track in the primer file (``primer_ids``)
 
 
 def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
@@ -53,7 +53,7 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     key = parse_requested_key(enc, c.key)
     tempo_token = check_controls(enc, c.composer, c.tempo)
     p = request.primer
-    ids, added, names, listed = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
+    ids, added, names, tracks = primer_ids(enc, p.path, p.tokens, p.seconds, model.seq_len)
     rows = primer_rows(enc, ids, key, meta.key_prior, request.num_samples, seed)
     rows = apply_controls(enc, rows, c.composer, c.tempo, meta.composer_prior, seed)
     # read from the primer as --key moved it (a flute duet moved up to F# major strays further)
@@ -62,7 +62,7 @@ def build_prompt(request: GenerationRequest, model: Model) -> Prompt:
     ctl = enc.header_controls()
     tempo = HeaderTempo(ctl, tempo_token, model_rows, model.device) if ctl and tempo_token is not None else None
     boundary = enc.end_beats(ids) if p.path is not None else None
-    return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo, added, names, listed)
+    return Prompt(rows, model_rows, frame, int(rows.shape[1]), boundary, tempo, added, names, tracks)
 
 
 def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
@@ -77,7 +77,7 @@ def batch_prompts(prompts: list[Prompt], model: Model) -> Prompt:
     tempo = HeaderTempo(ctl, first.token, model_rows, model.device) if ctl and first is not None else None
     assert all(np.array_equal(p.added, prompts[0].added) for p in prompts), "one part layout per batch"
     return Prompt(rows, model_rows, frame, prompts[0].primer_tokens, prompts[0].boundary, tempo, prompts[0].added,
-                  prompts[0].names, prompts[0].listed)
+                  prompts[0].names, prompts[0].tracks)
 
 
 def register_shift(enc: Encoding, ids: np.ndarray, transpose: str | int, primed: bool) -> int:
@@ -96,13 +96,13 @@ def register_shift(enc: Encoding, ids: np.ndarray, transpose: str | int, primed:
 
 
 def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: float | None,
-               seq_len: int) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+               seq_len: int) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
     """Token ids of the primer: BOS alone without a file; else the file's opening, cut by seconds or tokens
     (neither: half the model context). A parts model reads a primer of fewer SATB voices in the places it learnt
     (``generate.layout``): a trio's bass continued in the tenor's register, beside a fourth part. Also returns
     the parts so added, whose notes the model writes and the piece drops, and the names of the primer's tracks
-    read as parts (in part order; none for other encodings), which the piece's tracks keep, and the file's named
-    tracks in its order (a parts model's piece keeps that order: ``pipeline.in_file_order``)."""
+    read as parts (in part order; none for other encodings), which the piece's tracks keep, and their tracks'
+    indices in the file (a parts model's piece keeps the file's order: ``pipeline.in_file_order``)."""
     added = np.zeros(0, np.int64)
     if path is None:
         return np.array([enc.bos_id]), added, [], []
@@ -115,8 +115,7 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
     except Exception as exc:  # a library bug on an odd file: this primer is skipped, like in `musesynth data`
         raise MidiReadError(f"cannot use primer {os.fsdecode(path)!r}: failed to tokenize: "
                             f"{type(exc).__name__}: {exc}") from None
-    laid, added, names = primer_layout(enc, ids, score, whole)
-    listed = [t.name for t in whole.tracks if t.name.strip()]
+    laid, added, names, tracks = primer_layout(enc, ids, score, whole)
     keep = tokens if tokens is not None else None if seconds is not None else seq_len // 2
     parts = enc.parts()
     bar = np.flatnonzero(laid == parts.bar_id) if parts is not None else np.zeros(0, np.int64)
@@ -124,24 +123,24 @@ def primer_ids(enc: Encoding, path: Path | None, tokens: int | None, seconds: fl
         keep = max(keep, int(bar[0]) + 1)  # (its parts half declared, the model declared others: "Part 1" tracks)
     cut = laid[:-1][:keep]  # drop EOS: the model continues the piece
     if parts is not None and not (cut == parts.bar_id).any():  # a primer with no notes: the model writes its own
-        return ids[:-1][:keep], np.zeros(0, np.int64), [], listed
-    return cut, added, names, listed
+        return ids[:-1][:keep], np.zeros(0, np.int64), [], []
+    return cut, added, names, tracks
 
 
 def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
-                  whole: symusic.Score) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                  whole: symusic.Score) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
     """``ids`` (the encoded ``score``: the opening of ``whole``, the file) in the places a parts model learnt
     (``satb_layout``), the places to drop from the piece (voices the file lacks: a voice that enters after a
     short opening is the file's and stays), and the track names of the piece's parts (each voice's from the
-    file)."""
+    file) and their tracks' indices in the file (``len(whole.tracks)`` for a part the model adds)."""
     parts = enc.parts()
     none = np.zeros(0, np.int64)
     if parts is None:
-        return ids, none, []
+        return ids, none, [], []
     lay = satb_layout(enc, ids)  # an instrument beside the voices is left out of the continuation
     read = part_tracks(score, parts.max_parts, parts.drop_extra)[0]
     if lay.ids is ids:
-        return ids, none, [score.tracks[i].name for i in read]
+        return ids, none, [score.tracks[i].name for i in read], list(read)
     wread = part_tracks(whole, parts.max_parts, parts.drop_extra)[0]
     whole_lay = satb_layout(enc, enc.encode(whole)) if lay.by_register and len(wread) > len(read) else None
     if whole_lay is not None and whole_lay.by_register:  # an instrument entering later: the file's places for all
@@ -163,8 +162,9 @@ def primer_layout(enc: Encoding, ids: np.ndarray, score: symusic.Score,
                 have.setdefault(int(p), i)
     drop = added[~np.isin(added, list(have))]
     later = {p: whole.tracks[have[p]].program for p in added.tolist() if p in have}  # the file's programs
-    return with_programs(parts, laid, later), drop, [whole.tracks[have[p]].name if p in have else ""
-                                                      for p in range(len(VOICES)) if p not in drop]
+    kept = [p for p in range(len(VOICES)) if p not in drop]
+    return (with_programs(parts, laid, later), drop, [whole.tracks[have[p]].name if p in have else "" for p in kept],
+            [have.get(p, len(whole.tracks)) for p in kept])
 
 
 def with_programs(parts: Parts, ids: np.ndarray, programs: dict[int, int]) -> np.ndarray:
