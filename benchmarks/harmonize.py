@@ -25,6 +25,7 @@ from pathlib import Path  # noqa: E402
 from musesynth.errors import MusesynthError  # noqa: E402
 from musesynth.evaluate.harmonization import BenchOptions, format_benchmark, run_benchmark  # noqa: E402
 from musesynth.generate.harmonize import DEFAULT_PARTICLES  # noqa: E402
+from musesynth.generate.sampling import Sampling  # noqa: E402
 
 
 def main() -> int:
@@ -41,6 +42,8 @@ def main() -> int:
                     "(harmonize --particles, default %(default)s; 1: plain masked sampling)")
     ap.add_argument("--splits", default="test", help="the dataset splits harmonised and judged, e.g. test,val (the "
                     "held-out chorales `evaluate`'s classifier judges with: 92 instead of 39, so its controls pass)")
+    ap.add_argument("-t", "--temperature", type=float, default=1.0, help="harmonize's -t (default %(default)s)")
+    ap.add_argument("-p", "--top-p", type=float, default=1.0, help="harmonize's -p (default %(default)s)")
     ap.add_argument("--json", help="write every figure to this JSON file")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -48,7 +51,8 @@ def main() -> int:
         r = run_benchmark(BenchOptions(args.checkpoint, args.dataset, seeds=args.seeds, limit=args.limit,
                                        unconditioned=not args.no_unconditioned, particles=args.particles,
                                        splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()),
-                                       windows=tuple(int(w) for w in args.windows.split(","))))
+                                       windows=tuple(int(w) for w in args.windows.split(",")),
+                                       sampling=Sampling(temperature=args.temperature, top_p=args.top_p)))
     except MusesynthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -183,7 +183,8 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
     seq_len = meta.model_config.seq_len
     out: dict[str, Any] = {"checkpoint": opt.checkpoint, "dataset": opt.dataset, "chorales": len(pieces),
                            "splits": list(opt.splits),
-                           "seeds": opt.seeds, "particles": opt.particles}
+                           "seeds": opt.seeds, "particles": opt.particles,
+                           "sampling": {"temperature": opt.sampling.temperature, "top_p": opt.sampling.top_p}}
     out["nll"] = atb_nll(model, parts, pieces, seq_len, rnn)
     log(f"NLL of Bach's A/T/B given the soprano: {out['nll']['per_token_melody_first']:.3f} nats per token "
         f"({out['nll']['per_16th_melody_first']:.3f} per 16th); without the melody first "
