@@ -24,7 +24,7 @@ from pathlib import Path  # noqa: E402
 
 from musesynth.errors import MusesynthError  # noqa: E402
 from musesynth.evaluate.harmonization import BenchOptions, format_benchmark, run_benchmark  # noqa: E402
-from musesynth.generate.harmonize import DEFAULT_PARTICLES  # noqa: E402
+from musesynth.generate.harmonize import DEFAULT_PARTICLES, HARMONIZE_TEMPERATURE  # noqa: E402
 from musesynth.generate.sampling import Sampling  # noqa: E402
 
 
@@ -42,7 +42,8 @@ def main() -> int:
                     "(harmonize --particles, default %(default)s; 1: plain masked sampling)")
     ap.add_argument("--splits", default="test", help="the dataset splits harmonised and judged, e.g. test,val (the "
                     "held-out chorales `evaluate`'s classifier judges with: 92 instead of 39, so its controls pass)")
-    ap.add_argument("-t", "--temperature", type=float, default=1.0, help="harmonize's -t (default %(default)s)")
+    ap.add_argument("-t", "--temperature", type=float, default=HARMONIZE_TEMPERATURE, help="harmonize's -t "
+                    "(default %(default)s, harmonize's; the free pieces are sampled at generate's defaults)")
     ap.add_argument("-p", "--top-p", type=float, default=1.0, help="harmonize's -p (default %(default)s)")
     ap.add_argument("--json", help="write every figure to this JSON file")
     args = ap.parse_args()

@@ -85,14 +85,16 @@ def harmonize(melody: str | Path | None = None, *, chorale: str | None = None, m
     sampling). ``transpose``: semitones the voices are written at, then moved back with the melody ("auto": only a
     melody outside its voice's range, by the fewest semitones that bring it in; 0: as it lies). ``top_line``: a
     melody track with chords gives its top line (else it is refused). ``melody_voice``: the melody's voice (S, A,
-    T, B; default: its track's voice name, else the Soprano, or the Bass for a line as low as a bass's)."""
-    from musesynth.generate.harmonize import HarmonizeOptions, harmonizations
+    T, B; default: its track's voice name, else the Soprano, or the Bass for a line as low as a bass's). The
+    sampling dials are keywords too; ``temperature`` defaults to harmonize's 0.85."""
+    from musesynth.generate.harmonize import HARMONIZE_TEMPERATURE, HarmonizeOptions, harmonizations
 
     path, loaded = _model_arg(model)
     opt = HarmonizeOptions(melody=None if melody is None else str(melody), chorale=chorale, checkpoint=path,
                            part=part, melody_voice=melody_voice, voices=voices, key=key, num_samples=num_samples,
                            seed=seed, particles=particles,
-                           transpose=transpose, top_line=top_line, sampling=Sampling.of(dials), wav=False, png=False)
+                           transpose=transpose, top_line=top_line, wav=False, png=False,
+                           sampling=Sampling.of({"temperature": HARMONIZE_TEMPERATURE, **dials}))
     return harmonizations(opt, loaded=loaded)
 
 

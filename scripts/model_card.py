@@ -85,8 +85,9 @@ def harmonization_rows(h: dict) -> list[str]:
     u = h.get("unconditioned_voice_leading") or {}
     rows = [
         "", f"## Harmonisation (`benchmarks/harmonize.py`: the {h['chorales']} {'+'.join(h.get('splits', ['test']))}"
-        f"-split sopranos, {h['seeds']} seed(s) each, {h.get('particles', 1)} particle(s) each, beside Bach's own "
-        "harmonisations)", "",
+        f"-split sopranos, {h['seeds']} seed(s) each, {h.get('particles', 1)} particle(s) each"
+        f"{', temperature {:g}'.format(h['sampling']['temperature']) if 'sampling' in h else ''}, beside Bach's own "
+        "harmonisations; the model's own pieces at generate's defaults)", "",
         "| measure | harmonisations | Bach | the model's own pieces |", "|---|---:|---:|---:|",
         f"| NLL of Bach's alto, tenor and bass given the soprano (nats per A/T/B token / per 16th) | "
         f"{n['per_token_melody_first']:.3f} / {n['per_16th_melody_first']:.3f} | | read left to right: "

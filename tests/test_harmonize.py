@@ -1154,3 +1154,26 @@ def test_the_final_chord_is_held_with_the_melodys_last_note(parts_run, bach_dir,
         for t in made.tracks:
             n = max(t.notes, key=lambda x: x.time)
             assert n.time / q <= start and (n.time + n.duration) / q == end, t.name
+
+
+def test_harmonize_samples_a_little_colder_than_free_pieces(parts_run, tmp_path):
+    """harmonize's default temperature is its own (0.85: nearer Bach on every measure of the harmonisation
+    benchmark), in the CLI, the API and a studio job that leaves the dial out; -t sets it as before."""
+    import musesynth
+    from musesynth.generate.harmonize import HARMONIZE_TEMPERATURE, HarmonizeOptions
+    from musesynth.studio.rewrite import harmonize_options_from_request
+
+    assert HARMONIZE_TEMPERATURE == 0.85
+    melody = write(tmp_path, [(480 * i, 480, p) for i, p in enumerate([67, 69, 71, 72])])
+    for extra, want in (([], 0.85), (["-t", "1"], 1.0)):
+        out = tmp_path / f"out{len(extra)}"
+        assert main(["harmonize", "-c", str(parts_run), "--melody", str(melody), "--particles", "1", "-s", "0",
+                     "--no-wav", "--no-png", "-o", str(out), "-q", *extra]) == 0
+        assert json.loads(next(out.glob("*.json")).read_text())["sampling"]["temperature"] == want
+    made = musesynth.harmonize(melody, model=str(parts_run), particles=1)[0]
+    assert made.info["sampling"]["temperature"] == 0.85
+    assert musesynth.harmonize(melody, model=str(parts_run), particles=1, temperature=1.0)[0].info[
+        "sampling"]["temperature"] == 1.0
+    base = HarmonizeOptions(melody=str(melody))
+    assert harmonize_options_from_request({"seed": 1}, base).sampling.temperature == 0.85
+    assert harmonize_options_from_request({"seed": 1, "temperature": 0.5}, base).sampling.temperature == 0.5

@@ -38,7 +38,7 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("-c", "--checkpoint", default=None, help="run folder (uses best.pt) or checkpoint of a model "
                    "trained on a dataset made with `musesynth data --encoding parts` (default: the shipped parts "
                    "model, musesynth/pretrained/bach-parts)")
-    add_sampling_options(p, ending=False)
+    add_sampling_options(p, ending=False, defaults=d.sampling)
     p.add_argument("-s", "--seed", type=int, default=None, help="same seed, same harmonisation (default: a fresh "
                    "seed, printed so the result can be made again)")
     p.add_argument("--num-samples", type=int, default=d.num_samples, help="harmonisations to write, sampled as one "

@@ -18,13 +18,16 @@ def add_command(sub: Subparsers, name: str, summary: str, example: str) -> argpa
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_sampling_options(p: argparse.ArgumentParser, short: bool = True, ending: bool = True) -> None:
+def add_sampling_options(p: argparse.ArgumentParser, short: bool = True, ending: bool = True,
+                         defaults: Sampling | None = None) -> None:
     """The sampling dials, built from ``Sampling``'s fields (default, range, help); ``short``: with their short
-    flags (-t, -k, -p); ``ending`` False where a piece's end is not the sampler's to choose (infill)."""
+    flags (-t, -k, -p); ``ending`` False where a piece's end is not the sampler's to choose (infill); ``defaults``: a
+    command's own (harmonize's temperature)."""
     g = p.add_argument_group("sampling")
     for name, (default, dial) in Sampling.dials().items():
         if name == "ending" and not ending:
             continue
+        default = getattr(defaults, name) if defaults is not None else default
         flag = "--" + name.replace("_", "-")
         names = (dial.short, flag) if short and dial.short else (flag,)
         shown = "" if default is None else "; default %(default)s"

@@ -58,7 +58,7 @@ class BenchOptions:
     limit: int = 0  # test chorales to use (0: all)
     unconditioned: bool = True  # also the model's own pieces, for the classifier's yardstick
     windows: tuple[int, ...] = (8, 16)
-    sampling: Sampling = field(default_factory=Sampling)
+    sampling: Sampling = field(default_factory=Sampling)  # the harmonisations'; free pieces use generate's defaults
     device: str = "cpu"
     particles: int = DEFAULT_PARTICLES  # harmonize --particles: SMC particles per harmonisation (1: masked sampling)
     # the dataset splits whose chorales are harmonised and judged; ("test", "val") gives the classifier the held-out
@@ -227,7 +227,7 @@ def run_benchmark(opt: BenchOptions, log: Callable[[str], None] = print) -> dict
     out["voice_leading"] = voice_leading_report(made, bach)
     sets = {"harmonizations": made}
     if opt.unconditioned:
-        request = GenerateOptions(num_samples=len(pieces), seed=0, sampling=opt.sampling).request()
+        request = GenerateOptions(num_samples=len(pieces), seed=0).request()  # the yardstick: generate's defaults
         free = [piece_from_score(g.score) for g in generate_pieces(Model(*loaded), request)]
         sets["unconditioned"] = free
         out["unconditioned_voice_leading"] = voice_leading_report(free, bach)["generated"]

@@ -195,9 +195,10 @@ def check_sampling(sampling: Sampling, vocab_size: int) -> None:
         raise exc.named(cli_flag) from None
 
 
-def sampling_from_request(body: dict[str, Any]) -> Sampling:
-    """The sampling dials (``Sampling``'s fields, by name), checked by ``Sampling.validate`` (the CLI's messages)."""
-    values = {name: number(body, name, int if dial.whole else float, default)
+def sampling_from_request(body: dict[str, Any], base: Sampling | None = None) -> Sampling:
+    """The sampling dials (``Sampling``'s fields, by name), checked by ``Sampling.validate`` (the CLI's messages);
+    a dial left out is ``base``'s (a mode's own defaults: harmonize's temperature), else ``Sampling``'s."""
+    values = {name: number(body, name, int if dial.whole else float, default if base is None else getattr(base, name))
               for name, (default, dial) in Sampling.dials().items()}
     try:
         return Sampling(**values).validate()

@@ -100,8 +100,9 @@ def harmonize_options_from_request(body: dict[str, Any], base: HarmonizeOptions,
     if not isinstance(top, bool):
         got = repr(top) if isinstance(top, str) else json_type(top)
         raise FieldError("top_line", f"top line must be true or false (got {got})")
-    opt = replace(base, voices=voices, seed=seed_from_request(body), sampling=sampling_from_request(body),
-                  num_samples=1, particles=number(body, "particles", int, base.particles), top_line=top)
+    opt = replace(base, voices=voices, seed=seed_from_request(body),
+                  sampling=sampling_from_request(body, base.sampling), num_samples=1,
+                  particles=number(body, "particles", int, base.particles), top_line=top)
     with flags(names=page_name):
         opt.validate()
     try:
