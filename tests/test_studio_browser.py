@@ -240,6 +240,7 @@ def test_harmonise_a_typed_melody_and_rewrite_voices_with_the_shipped_model(page
     expect(page.locator("input[name=mode][value=harmonize]")).to_be_checked()  # typing a melody picks the mode
     expect(page.locator("#model")).to_have_value(SHIPPED_PARTS)  # ... and a model that can harmonise
     expect(page.locator("#generate")).to_have_text("Harmonise")
+    expect(page.locator("#temperature")).to_have_value("0.85")  # harmonize's own default, until the box is edited
     expect(page.locator("#voice-S")).not_to_be_checked()
     page.fill("#particles", "2")  # the best of two drafts (a model with voices; greyed out for others)
     page.check("#top-line")  # a melody with chords would give its top line (this one has none)
@@ -259,12 +260,14 @@ def test_harmonise_a_typed_melody_and_rewrite_voices_with_the_shipped_model(page
     assert [n.pitch for n in score.tracks[0].notes] == [67, 67, 69, 71, 72, 71, 69, 69, 67, 66, 67]
     assert all(t.note_num() for t in score.tracks[1:])
     assert studio.jobs.all()[0].options.top_line is True
+    assert studio.jobs.all()[0].options.sampling.temperature == 0.85
 
     name = sorted(p.relative_to(bach_dir).as_posix() for p in bach_dir.rglob("*.mid"))[4]
     page.select_option("#corpus-piece", name)
     expect(page.locator("#primer-info")).to_contain_text(f"primer: {name} (")
     page.check("#mode-rewrite")
     expect(page.locator("#top-line-box")).to_be_hidden()  # harmonising only
+    expect(page.locator("#temperature")).to_have_value("1")  # back to the sampler's default
     page.uncheck("#voice-S")
     page.uncheck("#voice-B")
     page.fill("#bars-first", "2")

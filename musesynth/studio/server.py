@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from musesynth.errors import BadRequest, MusesynthError
 from musesynth.generate.controls import check_controls
-from musesynth.generate.harmonize import HarmonizeOptions
+from musesynth.generate.harmonize import HARMONIZE_TEMPERATURE, HarmonizeOptions
 from musesynth.generate.infill import InfillOptions
 from musesynth.generate.pipeline import require_voices
 from musesynth.generate.prompt import primer_ids
@@ -116,7 +116,8 @@ class Studio:
             "corpus": sorted(self.corpus.pieces()), "keys": KEYS, "max_upload_bytes": MAX_UPLOAD_BYTES,
             "defaults": {"length": d.length, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p,
                          "repeat_bias": s.repeat_bias, "key_strength": s.key_strength, "ending": s.ending,
-                         "seed": None, "max_seed": MAX_SEED, "primer_seconds": 4, "max_length": MAX_LENGTH},
+                         "seed": None, "max_seed": MAX_SEED, "primer_seconds": 4, "max_length": MAX_LENGTH,
+                         "harmonize_temperature": HARMONIZE_TEMPERATURE},
         }
 
     def model(self, model_id: str) -> ModelEntry:
