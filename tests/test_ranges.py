@@ -173,3 +173,38 @@ def test_a_solo_line_an_explicit_shift_and_a_key_are_read_right(parts_run, bach_
     moved = musesynth.generate(model, primer=high, length=20, primer_seconds=6, seed=3)[0]
     assert key.info.key == "F# major" and moved.info.key != "F# major"
     assert key.info.shift < moved.info.shift - 3  # read lower by about as much as the key moved it up
+
+
+def test_a_quartet_two_parts_of_one_voice_and_a_shift_without_primer(parts_run, bach_dir, tmp_path):
+    """Review helper: (1) four instruments listed from the top keep the header's Other roles (the layout leaves
+    them as they are), so a flute quartet an octave up was never moved; their registers place them. (2) Two parts
+    of one voice (Soprano Recorder 1 and 2) were taken for lines out of the voices' order. (3) An explicit shift
+    without a primer moved nothing the user gave and left the model's own key wrong."""
+    from musesynth.errors import BadRequest
+    from musesynth.generate.infill import read_input
+    from musesynth.generate.prompt import register_shift
+    from musesynth.generate.ranges import piece_shift
+    from musesynth.tokenize import encoding_from_vocab
+
+    enc = encoding_from_vocab(json.loads((parts_run.parent / "ds" / "vocab.json").read_text()))
+    piece = next(p for p in sorted(bach_dir.rglob("*.mid"))
+                 if [t.name for t in symusic.Score(str(p)).tracks if t.note_num()] == ["Soprano", "Alto", "Tenor",
+                                                                                       "Bass"])
+    score = symusic.Score(str(piece))
+    score.tracks = [t for t in score.tracks if t.note_num()]
+    for i, t in enumerate(score.tracks):
+        t.name, t.program = f"Flute {i + 1}", 73
+        t.shift_pitch(12, inplace=True)
+    score.dump_midi(str(tmp_path / "quartet.mid"))
+    q = enc.parts().decode_quantized(read_input(enc, str(tmp_path / "quartet.mid")))
+    assert piece_shift(q, "auto", 3) <= -10
+    two = symusic.Score(str(piece))
+    two.tracks = [t for t in two.tracks if t.note_num()][:2]
+    for i, t in enumerate(two.tracks):
+        t.name = f"Soprano Recorder {i + 1}"
+        t.shift_pitch(14, inplace=True)
+    two.dump_midi(str(tmp_path / "recorders.mid"))
+    q = enc.parts().decode_quantized(read_input(enc, str(tmp_path / "recorders.mid")))
+    assert q["role"].tolist() == [0, 0] and piece_shift(q, "auto", 3) < 0
+    with pytest.raises(BadRequest, match="moves a primer"):
+        register_shift(enc, np.array([enc.bos_id]), 3, False)

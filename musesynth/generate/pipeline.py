@@ -158,7 +158,7 @@ def first_new_beat(score: symusic.Score, primer: symusic.Score, primer_end: floa
     hit = (at < old.size) & (old[np.minimum(at, max(old.size - 1, 0))] == full[0]) if old.size else at < 0
     had[hit] = count[at[hit]]
     new = full[0][full[1] > had]
-    return float(new.min() // 128) / score.ticks_per_quarter if new.size else primer_end
+    return max(float(new.min() // 128) / score.ticks_per_quarter, primer_end) if new.size else primer_end
 
 
 def without_tracks(score: symusic.Score, parts: np.ndarray) -> symusic.Score:

@@ -88,6 +88,8 @@ def register_shift(enc: Encoding, ids: np.ndarray, transpose: str | int, primed:
     parts = enc.parts()
     if transpose == "auto":
         return piece_shift(parts.decode_quantized(ids), "auto", parts.resolution // 4) if parts and primed else 0
+    if transpose and not primed:
+        raise BadRequest("transpose", "moves a primer: give one with {primer} (or leave {transpose} at auto)")
     if transpose and enc.keyed() is None:
         raise BadRequest("transpose", f"moves the notes the model reads; the '{enc.name}' encoding cannot move them "
                                       f"(leave {{transpose}} at auto or 0)")

@@ -70,6 +70,10 @@ def piece_lines(q: dict[str, Any], legato: int) -> list[tuple[int, int, int]]:
     roles = [int(r) for r in q["role"]]
     if len(roles) == 1 and roles[0] >= OTHER and one_line(q["onset"], q["duration"], legato):
         roles = [register_voice(pitch)]
+    elif roles and min(roles) >= OTHER:  # instruments the layout kept as they were (a quartet listed from the top)
+        from musesynth.generate.layout import register_roles
+
+        roles = [int(r) for r in register_roles(q, np.asarray(roles, np.int64), legato)[0]]
     return [(int(pitch[part == p].min()), int(pitch[part == p].max()), r) for p, r in enumerate(roles)
             if r < OTHER and (part == p).any()]
 
@@ -80,8 +84,7 @@ def crossed(q: dict[str, Any]) -> bool:
     pitch, part = np.asarray(q["pitch"], np.float64), np.asarray(q["part"], np.int64)
     medians = [(r, float(np.median(pitch[part == p]))) for p, r in enumerate(int(x) for x in q["role"])
                if r < OTHER and (part == p).any()]
-    by_voice = [m for _, m in sorted(medians)]
-    return any(b > a for a, b in zip(by_voice, by_voice[1:], strict=False))
+    return any(m2 > m1 for r1, m1 in medians for r2, m2 in medians if r2 > r1)  # two parts of one voice may cross
 
 
 def piece_shift(q: dict[str, Any], transpose: str | int, legato: int) -> int:
