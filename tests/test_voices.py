@@ -276,6 +276,14 @@ def test_instruments_entering_after_the_primer_keep_their_places_by_track(bach_d
     header = ids[: int(np.flatnonzero(ids == ENC.bar_id)[0])]
     programs = [ENC.vocab.tokens[i] for i in header if ENC.token_type[i] == T_PROGRAM]
     assert programs == ["PROGRAM_73", "PROGRAM_0", "PROGRAM_71", "PROGRAM_70"]  # the alto dropped from the piece
+    # four instruments listed from the top, the lowest entering late: the whole file's places too (a file of four
+    # was left as it was, so the primer's own layout put the Clarinet in the bass's place)
+    ids, drop, names, _ = primer_ids(ENC, winds((0, 1, 2, 3), ("Flute", "Oboe", "Clarinet", "Bassoon"),
+                                                (73, 68, 71, 70)), None, 3.0, 512)
+    assert drop.size == 0 and names == ["Flute", "Oboe", "Clarinet", "Bassoon"]
+    header = ids[: int(np.flatnonzero(ids == ENC.bar_id)[0])]
+    programs = [ENC.vocab.tokens[i] for i in header if ENC.token_type[i] == T_PROGRAM]
+    assert programs == ["PROGRAM_73", "PROGRAM_68", "PROGRAM_71", "PROGRAM_70"]
 
 def test_a_copied_bar_keeps_the_voice_rules():
     """An exact repeat copies a bar token by token; where the copy would break the voice rules with the notes
