@@ -38,7 +38,7 @@ from musesynth.errors import MusesynthError
 from musesynth.evaluate.judge import format_judge, judge_report
 from musesynth.evaluate.music_stats import Piece, piece_from_score
 from musesynth.evaluate.voice_leading import format_voice_leading, voice_leading_report
-from musesynth.generate.harmonize import DEFAULT_PARTICLES, HARMONIZE_TEMPERATURE, HarmonizeOptions, harmonizations
+from musesynth.generate.harmonize import DEFAULT_PARTICLES, HarmonizeOptions, harmonizations
 from musesynth.generate.model import Model
 from musesynth.generate.pipeline import generate_pieces
 from musesynth.generate.run import GenerateOptions
@@ -59,7 +59,7 @@ class BenchOptions:
     unconditioned: bool = True  # also the model's own pieces, for the classifier's yardstick
     windows: tuple[int, ...] = (8, 16)
     # the harmonisations' (harmonize's defaults); the free pieces use generate's
-    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=HARMONIZE_TEMPERATURE))
+    sampling: Sampling = field(default_factory=lambda: HarmonizeOptions().sampling)
     device: str = "cpu"
     particles: int = DEFAULT_PARTICLES  # harmonize --particles: SMC particles per harmonisation (1: masked sampling)
     # the dataset splits whose chorales are harmonised and judged; ("test", "val") gives the classifier the held-out

@@ -112,11 +112,13 @@ def two_sample(a: WindowSet, b: WindowSet, n_windows: int | None = None, repeats
             # traceback where a model wrote only a few windows)
             kr = min(k, np.unique(a.piece[ia]).size, np.unique(b.piece[ib]).size)
             missed = 2 * k  # the fits ``fits`` counted for this repeat, ticked off as they run or are skipped
+            splits = ()
             if kr >= 2:
                 used.append(kr)
-            cv = StratifiedGroupKFold(n_splits=max(kr, 2), shuffle=True, random_state=seed * 1000 + r)
+                cv = StratifiedGroupKFold(n_splits=kr, shuffle=True, random_state=seed * 1000 + r)
+                splits = cv.split(x, y, groups)
             per: dict[str, list[float]] = {}
-            for tr, te in cv.split(x, y, groups) if kr >= 2 else ():
+            for tr, te in splits:
                 if np.unique(y[tr]).size < 2 or np.unique(y[te]).size < 2:
                     continue
                 prob = np.zeros(len(te))

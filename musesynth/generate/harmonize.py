@@ -40,7 +40,7 @@ from musesynth.errors import BadRequest, MidiReadError, MusesynthError, literal
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import check_particles, decode_particles
-from musesynth.generate.ranges import HIGHEST, LOWEST, fit_shift, parse_transpose, register_voice
+from musesynth.generate.ranges import HIGHEST, LOWEST, fit_shift, moved_by, parse_transpose, register_voice
 from musesynth.generate.request import fresh_seed
 from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
@@ -653,7 +653,7 @@ def summarize(results: list[dict[str, Any]]) -> str:
             auto = r.get("transpose") == "auto"
             voice = r["melody_voice"].lower()
             why = f"the melody lies outside the {voice}'s range, so " if auto else f"--transpose {k}: "
-            lines.append(f"  {why}the voices were written {abs(k)} semitone(s) {'higher' if k > 0 else 'lower'} and "
+            lines.append(f"  {why}the voices were written {moved_by(k)} and "
                          f"moved back with the melody: the melody is as given, the other voices sound "
                          f"{'lower' if k > 0 else 'higher'} than a choir's")
         if r.get("melody_off_grid"):

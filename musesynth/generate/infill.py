@@ -58,7 +58,7 @@ from musesynth.generate.layout import Layout, declared_parts, satb_layout
 from musesynth.generate.midi_out import seconds_of
 from musesynth.generate.model import checkpoint_or_shipped
 from musesynth.generate.particles import check_particles, decode_particles
-from musesynth.generate.ranges import parse_transpose, piece_shift
+from musesynth.generate.ranges import moved_by, parse_transpose, piece_shift
 from musesynth.generate.request import cli_flag, fresh_seed
 from musesynth.generate.run import call_counter, check_sample_options, flags, write_scores
 from musesynth.generate.sampling import DecodeSpec, Sampling, decode
@@ -646,7 +646,7 @@ def summarize(results: list[dict[str, Any]]) -> str:
             k = r["shift"]
             why = "its parts lie outside the voices' ranges, so " if r.get("transpose") == "auto" else \
                 f"--transpose {k}: "
-            lines.append(f"  {why}the bars were written {abs(k)} semitone(s) {'higher' if k > 0 else 'lower'} and "
+            lines.append(f"  {why}the bars were written {moved_by(k)} and "
                          f"moved back: the piece sounds where it was")
         if r.get("unseen_tracks"):
             lines.append(f"  kept as in the input, beyond the parts the model reads (it did not hear them): "

@@ -72,9 +72,9 @@ def satb_layout(enc: Encoding, ids: np.ndarray, places: np.ndarray | None = None
         by_register = bool((role < OTHER).all())
     first = np.array([r < OTHER and r not in role[:i] for i, r in enumerate(role)], bool)  # each voice's own part
     voices = role[first]
-    if by_register and first.all() and np.array_equal(voices, np.arange(len(VOICES))):
-        return Layout(ids, none, none, None, voices, True)  # four instruments from the top: as they are, by register
-    if not voices.size or np.array_equal(voices, np.arange(len(VOICES))) or not (first.all() or parts.drop_extra):
+    if np.array_equal(voices, np.arange(len(VOICES))):  # four instruments from the top: as they are, by register
+        return Layout(ids, none, none, None, voices, True) if by_register and first.all() else same
+    if not voices.size or not (first.all() or parts.drop_extra):
         return same
     if voices.size < 2 and not first.all():  # one "Bass" among a band's tracks: not a choir missing voices
         return same

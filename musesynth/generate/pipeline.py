@@ -152,12 +152,13 @@ def first_new_beat(score: symusic.Score, primer: symusic.Score, primer_end: floa
         n = [t.notes.numpy() for t in s.tracks if len(t.notes)]
         return np.concatenate([a["time"].astype(np.int64) * 128 + a["pitch"] for a in n]) if n else np.zeros(0, int)
 
-    full, (old, count) = np.unique(keys(score), return_counts=True), np.unique(keys(primer), return_counts=True)
-    at = np.searchsorted(old, full[0])
-    had = np.zeros(full[0].size, np.int64)
-    hit = (at < old.size) & (old[np.minimum(at, max(old.size - 1, 0))] == full[0]) if old.size else at < 0
-    had[hit] = count[at[hit]]
-    new = full[0][full[1] > had]
+    full, n = np.unique(keys(score), return_counts=True)
+    old, count = np.unique(keys(primer), return_counts=True)
+    had = np.zeros(full.size, np.int64)  # how many of each (onset, pitch) the primer holds
+    if old.size:
+        at = np.minimum(np.searchsorted(old, full), old.size - 1)
+        had = np.where(old[at] == full, count[at], 0)
+    new = full[n > had]
     return max(float(new.min() // 128) / score.ticks_per_quarter, primer_end) if new.size else primer_end
 
 

@@ -43,6 +43,11 @@ def register_voice(pitch: np.ndarray) -> int:
     return len(SATB_RANGES) - 1 if pitch.size and float(np.median(pitch)) <= LOW_MELODY else 0
 
 
+def moved_by(shift: int) -> str:
+    """How a summary says a shift: "10 semitone(s) lower"."""
+    return f"{abs(shift)} semitone(s) {'higher' if shift > 0 else 'lower'}"
+
+
 def outside(lines: list[tuple[int, int, int]], shift: int) -> int:
     """Semitones that ``lines`` ((lowest, highest, voice) each) lie outside their voices' ranges, moved by ``shift``."""
     return sum(max(SATB_RANGES[v][0] - lo - shift, 0) + max(hi + shift - SATB_RANGES[v][1], 0) for lo, hi, v in lines)

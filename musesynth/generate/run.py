@@ -16,6 +16,7 @@ from musesynth.data.files import find_midi_files, why_unreadable
 from musesynth.errors import BadRequest, MidiReadError, MusesynthError
 from musesynth.generate.model import Model
 from musesynth.generate.pipeline import GeneratedPiece, generate_pieces, with_files
+from musesynth.generate.ranges import moved_by
 from musesynth.generate.render import piano_roll, render_wav
 from musesynth.generate.request import DEFAULT_LENGTH, Controls, GenerationRequest, Primer, cli_flag
 from musesynth.generate.sampling import Sampling
@@ -251,7 +252,7 @@ def summarize(results: list[dict[str, Any]]) -> str:
             lines.append(f"  png: {r['png']}")
         if r.get("shift"):
             k = r["shift"]
-            lines.append(f"  the model read the primer {abs(k)} semitone(s) {'higher' if k > 0 else 'lower'} (its "
+            lines.append(f"  the model read the primer {moved_by(k)} (its "
                          f"parts lie outside the voices' ranges, or --transpose) and its notes moved back: the piece "
                          f"sounds at the primer's pitch")
         if r["notes"] == 0:
